@@ -1,0 +1,53 @@
+//! # fastnet-proto
+//!
+//! The sans-IO core of fastnet: framing decoders and encoders, fixed-capacity
+//! buffers over caller-owned storage, and (soon) a connection state machine.
+//! It never touches a socket or a clock, never allocates, and builds for
+//! bare-metal targets (`#![no_std]`).
+//!
+//! ```
+//! use fastnet_proto::codec::{Decoded, Decoder, DelimiterDecoder, DelimiterEncoder, Encoder};
+//!
+//! // Frame two lines, then decode them back.
+//! let enc = DelimiterEncoder::lines(1024).unwrap();
+//! let mut wire = heapless::Vec::<u8, 64>::new();
+//! enc.encode_heapless(b"hello", &mut wire).unwrap();
+//! enc.encode_heapless(b"world", &mut wire).unwrap();
+//!
+//! let mut dec = DelimiterDecoder::lines(1024).unwrap();
+//! let mut buf: &mut [u8] = &mut wire;
+//! let mut lines = heapless::Vec::<heapless::String<8>, 2>::new();
+//! while let Ok(Decoded::Frame(frame)) = dec.decode(buf) {
+//!     let line = core::str::from_utf8(frame.payload(buf)).unwrap();
+//!     lines.push(line.try_into().unwrap()).unwrap();
+//!     buf = &mut buf[frame.consumed..];
+//! }
+//! assert_eq!(lines, ["hello", "world"]);
+//! ```
+//!
+//! ## Layers
+//!
+//! - [`codec`]: one decoder and one encoder per framing (delimiter/lines,
+//!   fixed length, length field, varint length, COBS, raw) and a run-time
+//!   choice among them.
+//! - [`Buffer`]: a linear buffer over `[u8; N]` / `&mut [u8]` with
+//!   commit/consume/compact and no hidden growth.
+//! - [`Error`] / [`DecodeError`]: one small error enum for the crate.
+//!
+//! ## Features
+//!
+//! - `alloc`: `Vec`-backed conveniences ([`codec::Encoder::encode_vec`]).
+//! - `bytes`: decode from `BytesMut`, encode into `BufMut`.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+mod buffer;
+pub mod codec;
+mod error;
+
+pub use buffer::Buffer;
+pub use error::{DecodeError, Error};
