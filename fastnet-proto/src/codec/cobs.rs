@@ -1,6 +1,840 @@
-//! COBS framing (stub, being written).
-#![allow(missing_docs, dead_code)]
-#[derive(Debug, Clone)]
-pub struct CobsDecoder;
-#[derive(Debug, Clone)]
-pub struct CobsEncoder;
+//! COBS framing: Consistent Overhead Byte Stuffing, frames ended by `0x00`.
+//!
+//! # Wire format
+//!
+//! A frame is the COBS encoding of its payload followed by one `0x00`. The
+//! encoding has no zero bytes: it is a sequence of groups, each a code byte
+//! `c` in `1..=255` followed by `c - 1` non-zero data bytes. After each group
+//! a zero is implied, unless `c == 0xFF` (a full run of 254 data bytes) or
+//! the group ends the frame. For example `[11 22 00 33]` goes on the wire as
+//! `03 11 22 02 33 00`, and an empty payload as `01 00`.
+//!
+//! This is a delimiter codec with delimiter `0x00` plus an in-place
+//! transform: the decoder scans for the `0x00` (resumably, each byte once),
+//! then undoes the stuffing inside the caller's buffer, where the payload
+//! ends up at the front of the frame. A decoded payload is never longer than
+//! its encoding, so the rewrite only ever moves bytes backwards.
+//!
+//! A lone `0x00` (an empty encoding, e.g. a sync byte between frames) is not
+//! a frame and is skipped. A frame whose code byte runs past the frame's end
+//! is reported as [`Error::InvalidCobs`]; its `0x00` still marks where the
+//! next frame begins, so the error is recoverable.
+
+use super::{Decoded, Decoder, Encoder, Envelope, Frame, Oversize};
+use crate::{DecodeError, Error};
+
+/// The code byte of a full group: 254 data bytes and no implied zero.
+const FULL_CODE: u8 = 0xFF;
+/// Data bytes in a full group.
+const FULL_RUN: usize = FULL_CODE as usize - 1;
+
+/// Checks a maximum frame length for COBS: room for the smallest real frame,
+/// a code byte and the `0x00`.
+const fn check_cobs_max_frame(max_frame: usize) -> Result<(), Error> {
+    if max_frame < 2 {
+        Err(Error::InvalidConfig {
+            reason: "COBS max_frame must be at least 2 (a code byte and the 0x00)",
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Undoes COBS in place: `buf` holds one frame's encoded bytes without its
+/// `0x00`. On success the payload is `buf[..n]` for the returned `n`.
+///
+/// The write position never passes the read position, so the rewrite is safe
+/// in place; on error `buf` may be partly rewritten.
+fn unstuff_in_place(buf: &mut [u8]) -> Result<usize, Error> {
+    let end = buf.len();
+    let mut read = 0;
+    let mut write = 0;
+    // Invariant: write <= read.
+    while let Some(&code) = buf.get(read) {
+        let run_end = read + usize::from(code);
+        // A zero code cannot occur (the scan stopped at the first 0x00), but
+        // it would never advance, so it is refused rather than trusted.
+        if code == 0 || run_end > end {
+            return Err(Error::InvalidCobs { pos: read, code });
+        }
+        // Data bytes `read + 1..run_end` move to `write..`, backwards.
+        buf.copy_within(read + 1..run_end, write);
+        write += usize::from(code) - 1;
+        read = run_end;
+        if read < end && code != FULL_CODE {
+            // write < read here: the group had a code byte that is not copied.
+            if let Some(slot) = buf.get_mut(write) {
+                *slot = 0;
+            }
+            write += 1;
+        }
+    }
+    Ok(write)
+}
+
+/// Decodes `0x00`-terminated COBS frames in place.
+///
+/// The maximum frame length counts the frame on the wire: the encoded bytes
+/// plus the `0x00`. Oversize is reported as soon as `max_frame` bytes are
+/// buffered without a `0x00` among them. The search is resumable: each byte
+/// is examined once, then each frame's bytes once more to undo the stuffing.
+///
+/// Payloads are delivered at the front of their frame (`start` is always 0);
+/// the frame's bytes in the caller's buffer are rewritten to hold them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CobsDecoder {
+    max_frame: usize,
+    oversize: Oversize,
+    /// Bytes at the front of the buffer already searched for a `0x00`.
+    scanned: usize,
+    /// Discarding an oversized frame up to its `0x00`.
+    discarding: bool,
+}
+
+impl CobsDecoder {
+    /// A decoder that closes on oversize.
+    ///
+    /// `max_frame` must be at least 2, the smallest real frame (`01 00`).
+    pub fn new(max_frame: usize) -> Result<Self, Error> {
+        check_cobs_max_frame(max_frame)?;
+        Ok(CobsDecoder {
+            max_frame,
+            oversize: Oversize::Close,
+            scanned: 0,
+            discarding: false,
+        })
+    }
+
+    /// Sets the oversize policy.
+    #[must_use]
+    pub fn oversize(mut self, policy: Oversize) -> Self {
+        self.oversize = policy;
+        self
+    }
+}
+
+impl Decoder for CobsDecoder {
+    fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        if self.discarding {
+            // Everything before `src` was dropped, so nothing here was
+            // searched yet; bytes without a 0x00 are dropped as they come.
+            return Ok(match memchr::memchr(0, src) {
+                Some(i) => {
+                    self.discarding = false;
+                    self.scanned = 0;
+                    Decoded::Skip(i + 1)
+                }
+                None if src.is_empty() => Decoded::NeedMore { frame_len: None },
+                None => Decoded::Skip(src.len()),
+            });
+        }
+        let limit = src.len().min(self.max_frame);
+        let found = src
+            .get(self.scanned..limit)
+            .and_then(|rest| memchr::memchr(0, rest))
+            .map(|i| self.scanned + i);
+        if let Some(zero) = found {
+            self.scanned = 0;
+            if zero == 0 {
+                // A lone 0x00: an empty encoding, not a frame.
+                return Ok(Decoded::Skip(1));
+            }
+            let consumed = zero + 1;
+            let Some(encoded) = src.get_mut(..zero) else {
+                // Unreachable: `zero` is an index into `src`.
+                return Ok(Decoded::Skip(consumed));
+            };
+            return match unstuff_in_place(encoded) {
+                Ok(len) => Ok(Decoded::Frame(Frame {
+                    consumed,
+                    start: 0,
+                    end: len,
+                })),
+                Err(error) => Err(DecodeError::recoverable(error, consumed)),
+            };
+        }
+        self.scanned = self.scanned.max(limit);
+        if src.len() < self.max_frame {
+            return Ok(Decoded::NeedMore { frame_len: None });
+        }
+        // `max_frame` bytes and no 0x00 among them: the frame is at least
+        // one byte too long.
+        let error = Error::FrameTooLarge {
+            len: (self.max_frame as u64).saturating_add(1),
+            max: self.max_frame,
+        };
+        match self.oversize {
+            Oversize::Close => Err(DecodeError::fatal(error)),
+            Oversize::Skip => {
+                self.discarding = true;
+                let consumed = self.scanned;
+                self.scanned = 0;
+                Err(DecodeError::recoverable(error, consumed))
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        self.scanned = 0;
+        self.discarding = false;
+    }
+
+    fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+}
+
+/// The groups of a payload's minimal COBS encoding: `(code, data)` with
+/// `data` borrowed from the payload.
+#[derive(Clone, Debug)]
+struct Groups<'a> {
+    /// The payload not yet grouped; `None` once the last group is out.
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Groups<'a> {
+    fn new(payload: &'a [u8]) -> Self {
+        Groups {
+            rest: Some(payload),
+        }
+    }
+}
+
+impl<'a> Iterator for Groups<'a> {
+    type Item = (u8, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.rest?;
+        let (window, after) = rest.split_at(rest.len().min(FULL_RUN));
+        match memchr::memchr(0, window) {
+            Some(i) => {
+                // A run of `i` bytes, then a zero the code byte implies. What
+                // follows the zero (possibly nothing) is the next group.
+                let data = window.get(..i).unwrap_or(&[]);
+                self.rest = rest.get(i + 1..);
+                Some((i as u8 + 1, data))
+            }
+            None if window.len() == FULL_RUN => {
+                // A full run implies no zero; end here if nothing follows
+                // (minimal encoding: no trailing empty group).
+                self.rest = if after.is_empty() { None } else { Some(after) };
+                Some((FULL_CODE, window))
+            }
+            None => {
+                // The last group: under 254 bytes and no zero.
+                self.rest = None;
+                Some((window.len() as u8 + 1, window))
+            }
+        }
+    }
+}
+
+/// Writes payloads as minimal COBS followed by `0x00`.
+///
+/// COBS rewrites the payload, so there is no zero-copy [`Envelope`]:
+/// [`Encoder::envelope`] returns `Ok(None)` and [`Encoder::encode_with`]
+/// streams the frame as code bytes interleaved with borrowed runs of the
+/// payload. Any payload can be encoded; it is refused only if the encoded
+/// frame (with its `0x00`) is longer than `max_frame`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CobsEncoder {
+    max_frame: usize,
+}
+
+impl CobsEncoder {
+    /// An encoder with the same limit as [`CobsDecoder::new`] (`max_frame`
+    /// ≥ 2).
+    pub fn new(max_frame: usize) -> Result<Self, Error> {
+        check_cobs_max_frame(max_frame)?;
+        Ok(CobsEncoder { max_frame })
+    }
+
+    /// The exact encoded frame length, refused if over the maximum.
+    fn check(&self, payload: &[u8]) -> Result<usize, Error> {
+        let len = encoded_frame_len(payload);
+        if len > self.max_frame {
+            return Err(Error::PayloadTooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        Ok(len)
+    }
+}
+
+/// Payload plus one byte per group plus the `0x00`.
+fn encoded_frame_len(payload: &[u8]) -> usize {
+    Groups::new(payload).fold(1usize, |n, (_, data)| n.saturating_add(1 + data.len()))
+}
+
+impl Encoder for CobsEncoder {
+    fn encoded_len(&self, payload: &[u8]) -> Result<usize, Error> {
+        self.check(payload)
+    }
+
+    fn envelope(&self, payload: &[u8]) -> Result<Option<Envelope>, Error> {
+        self.check(payload)?;
+        Ok(None)
+    }
+
+    fn encode_with<F: FnMut(&[u8])>(&self, payload: &[u8], mut put: F) -> Result<usize, Error> {
+        let len = self.check(payload)?;
+        for (code, data) in Groups::new(payload) {
+            put(&[code]);
+            if !data.is_empty() {
+                put(data);
+            }
+        }
+        put(&[0]);
+        Ok(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::vec;
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::codec::testutil::*;
+    use proptest::prelude::*;
+
+    fn encode(payload: &[u8]) -> Vec<u8> {
+        let enc = CobsEncoder::new(usize::MAX).unwrap();
+        let mut wire = Vec::new();
+        let n = enc
+            .encode_with(payload, |p| wire.extend_from_slice(p))
+            .unwrap();
+        assert_eq!(n, wire.len());
+        assert_eq!(enc.encoded_len(payload), Ok(n));
+        wire
+    }
+
+    fn decoder() -> CobsDecoder {
+        CobsDecoder::new(4096).unwrap()
+    }
+
+    /// A plain, allocating COBS decoder of one frame's encoded bytes (no
+    /// 0x00), written independently of the in-place one.
+    fn reference_decode(encoded: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < encoded.len() {
+            let code = encoded[i];
+            let n = usize::from(code);
+            if code == 0 || i + n > encoded.len() {
+                return Err(Error::InvalidCobs { pos: i, code });
+            }
+            out.extend_from_slice(&encoded[i + 1..i + n]);
+            i += n;
+            if code != 0xFF && i < encoded.len() {
+                out.push(0);
+            }
+        }
+        Ok(out)
+    }
+
+    /// What a whole stream must decode to, by the reference decoder, with
+    /// frames up to `max` bytes on the wire and oversize skipped.
+    fn reference_stream(input: &[u8], max: usize) -> Outcome {
+        let mut out = Outcome {
+            frames: Vec::new(),
+            errors: Vec::new(),
+            fatal: false,
+        };
+        let mut rest = input;
+        while !rest.is_empty() {
+            match rest.iter().position(|&b| b == 0) {
+                Some(z) if z < max => {
+                    if z > 0 {
+                        match reference_decode(&rest[..z]) {
+                            Ok(f) => out.frames.push(f),
+                            Err(e) => out.errors.push(e),
+                        }
+                    }
+                    rest = &rest[z + 1..];
+                }
+                found if rest.len() >= max => {
+                    out.errors.push(Error::FrameTooLarge {
+                        len: max as u64 + 1,
+                        max,
+                    });
+                    rest = match found {
+                        Some(z) => &rest[z + 1..],
+                        None => &[],
+                    };
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
+    fn seq(range: core::ops::RangeInclusive<u8>) -> Vec<u8> {
+        range.collect()
+    }
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    /// (payload, wire) pairs: the Wikipedia examples and a few more.
+    fn vectors() -> Vec<(Vec<u8>, Vec<u8>)> {
+        vec![
+            (vec![], vec![0x01, 0x00]),
+            (vec![0x00], vec![0x01, 0x01, 0x00]),
+            (vec![0x00, 0x00], vec![0x01, 0x01, 0x01, 0x00]),
+            (vec![0x00, 0x11, 0x00], vec![0x01, 0x02, 0x11, 0x01, 0x00]),
+            (
+                vec![0x11, 0x22, 0x00, 0x33],
+                vec![0x03, 0x11, 0x22, 0x02, 0x33, 0x00],
+            ),
+            (
+                vec![0x11, 0x22, 0x33, 0x44],
+                vec![0x05, 0x11, 0x22, 0x33, 0x44, 0x00],
+            ),
+            (
+                vec![0x11, 0x00, 0x00, 0x00],
+                vec![0x02, 0x11, 0x01, 0x01, 0x01, 0x00],
+            ),
+            // 01..FE: one full group, no trailing empty group.
+            (
+                seq(0x01..=0xFE),
+                cat(&[&[0xFF], &seq(0x01..=0xFE), &[0x00]]),
+            ),
+            // 00..FE: a leading zero, then a full group.
+            (
+                seq(0x00..=0xFE),
+                cat(&[&[0x01, 0xFF], &seq(0x01..=0xFE), &[0x00]]),
+            ),
+            // 01..FF: a full group, then the last byte.
+            (
+                seq(0x01..=0xFF),
+                cat(&[&[0xFF], &seq(0x01..=0xFE), &[0x02, 0xFF, 0x00]]),
+            ),
+            // 02..FF 00: a full group, then a zero (an empty group).
+            (
+                cat(&[&seq(0x02..=0xFF), &[0x00]]),
+                cat(&[&[0xFF], &seq(0x02..=0xFF), &[0x01, 0x01, 0x00]]),
+            ),
+            // 03..FF 00 01: a full group, then 00 01.
+            (
+                cat(&[&seq(0x03..=0xFF), &[0x00, 0x01]]),
+                cat(&[&[0xFE], &seq(0x03..=0xFF), &[0x02, 0x01, 0x00]]),
+            ),
+        ]
+    }
+
+    #[test]
+    fn known_vectors_encode() {
+        for (payload, wire) in vectors() {
+            assert_eq!(encode(&payload), wire, "payload {payload:02x?}");
+            // And through the slice convenience.
+            let enc = CobsEncoder::new(wire.len()).unwrap();
+            let mut buf = vec![0xAA; wire.len()];
+            assert_eq!(enc.encode(&payload, &mut buf), Ok(wire.len()));
+            assert_eq!(buf, wire);
+        }
+    }
+
+    #[test]
+    fn known_vectors_decode() {
+        for (payload, wire) in vectors() {
+            let mut d = decoder();
+            let mut buf = wire.clone();
+            assert_eq!(
+                d.decode(&mut buf),
+                Ok(Decoded::Frame(Frame {
+                    consumed: wire.len(),
+                    start: 0,
+                    end: payload.len()
+                })),
+                "wire {wire:02x?}"
+            );
+            // Decoded in place, at the front of the frame.
+            assert_eq!(&buf[..payload.len()], &payload[..]);
+            assert_eq!(decode_bytewise(&mut decoder(), &wire).frames, [payload]);
+        }
+    }
+
+    #[test]
+    fn payload_without_zeros() {
+        let payload = b"hello, serial world";
+        let wire = encode(payload);
+        assert_eq!(wire.len(), payload.len() + 2);
+        assert_eq!(wire[0], payload.len() as u8 + 1);
+        assert_eq!(&wire[1..wire.len() - 1], payload);
+        assert_eq!(
+            decode_whole(&mut decoder(), &wire).frames,
+            [payload.to_vec()]
+        );
+    }
+
+    #[test]
+    fn long_non_zero_runs() {
+        for (run, codes) in [
+            (253usize, &[0xFEu8][..]),
+            (254, &[0xFF]),
+            (255, &[0xFF, 0x02]),
+            (508, &[0xFF, 0xFF]),
+            (509, &[0xFF, 0xFF, 0x02]),
+        ] {
+            let payload: Vec<u8> = (0..run).map(|i| (i % 255) as u8 + 1).collect();
+            let wire = encode(&payload);
+            assert_eq!(wire.len(), run + codes.len() + 1, "run {run}");
+            let found: Vec<u8> = Groups::new(&payload).map(|(c, _)| c).collect();
+            assert_eq!(found, codes, "run {run}");
+            assert_eq!(wire.iter().position(|&b| b == 0), Some(wire.len() - 1));
+            // The run alone, then with a zero on each side.
+            let mut padded = vec![0];
+            padded.extend_from_slice(&payload);
+            padded.push(0);
+            let mut stream = wire.clone();
+            stream.extend_from_slice(&encode(&padded));
+            for chunks in [&[stream.len()][..], &[1], &[7, 100]] {
+                let out = decode_chunked(&mut decoder(), &stream, chunks);
+                assert_eq!(out.frames, [payload.clone(), padded.clone()], "run {run}");
+                assert!(out.errors.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn empty_payload() {
+        assert_eq!(encode(&[]), [0x01, 0x00]);
+        let mut d = decoder();
+        assert_eq!(
+            d.decode(&mut [0x01, 0x00]),
+            Ok(Decoded::Frame(Frame {
+                consumed: 2,
+                start: 0,
+                end: 0
+            }))
+        );
+    }
+
+    #[test]
+    fn lone_zeros_are_skipped() {
+        let mut d = decoder();
+        assert_eq!(d.decode(&mut [0x00, 0x01]), Ok(Decoded::Skip(1)));
+        let input = [0x00, 0x00, 0x01, 0x00, 0x00, 0x02, 0x11, 0x00, 0x00];
+        for out in [
+            decode_whole(&mut decoder(), &input),
+            decode_bytewise(&mut decoder(), &input),
+        ] {
+            assert_eq!(out.frames, [vec![], vec![0x11]]);
+            assert!(out.errors.is_empty());
+        }
+    }
+
+    #[test]
+    fn frame_of_exactly_max_is_accepted_and_max_plus_one_refused() {
+        // 4 payload bytes: 1 code byte + 4 + 0x00 = 6 on the wire.
+        let payload = [1u8, 2, 3, 4];
+        let wire = encode(&payload);
+        assert_eq!(wire.len(), 6);
+        let mut d = CobsDecoder::new(6).unwrap();
+        assert_eq!(decode_whole(&mut d, &wire).frames, [payload.to_vec()]);
+        let mut d = CobsDecoder::new(6).unwrap();
+        assert_eq!(decode_bytewise(&mut d, &wire).frames, [payload.to_vec()]);
+
+        let wire = encode(&[1, 2, 3, 4, 5]);
+        for out in [
+            decode_whole(&mut CobsDecoder::new(6).unwrap(), &wire),
+            decode_bytewise(&mut CobsDecoder::new(6).unwrap(), &wire),
+        ] {
+            assert!(out.frames.is_empty());
+            assert_eq!(out.errors, [Error::FrameTooLarge { len: 7, max: 6 }]);
+            assert!(out.fatal);
+        }
+
+        // The smallest maximum still carries an empty payload.
+        let mut d = CobsDecoder::new(2).unwrap();
+        assert_eq!(
+            decode_whole(&mut d, &[1, 0, 0, 1, 0]).frames,
+            [vec![], vec![]]
+        );
+    }
+
+    #[test]
+    fn oversize_fails_fast_without_the_zero() {
+        let mut d = CobsDecoder::new(4).unwrap();
+        assert_eq!(
+            d.decode(&mut [5, 1, 2]),
+            Ok(Decoded::NeedMore { frame_len: None })
+        );
+        assert_eq!(
+            d.decode(&mut [5, 1, 2, 3]),
+            Err(DecodeError::fatal(Error::FrameTooLarge { len: 5, max: 4 }))
+        );
+    }
+
+    #[test]
+    fn encoder_refuses_over_max() {
+        let e = CobsEncoder::new(6).unwrap();
+        assert_eq!(e.encoded_len(&[1, 2, 3, 4]), Ok(6));
+        assert_eq!(e.encoded_len(&[0, 0, 0, 0]), Ok(6));
+        assert_eq!(
+            e.encoded_len(&[1, 2, 3, 4, 5]),
+            Err(Error::PayloadTooLarge { len: 7, max: 6 })
+        );
+        // 254 + 1 bytes need two code bytes: 258 on the wire.
+        let e = CobsEncoder::new(257).unwrap();
+        assert_eq!(e.encoded_len(&[7; 254]), Ok(256));
+        assert_eq!(
+            e.encoded_len(&[7; 255]),
+            Err(Error::PayloadTooLarge { len: 258, max: 257 })
+        );
+        assert_eq!(
+            e.envelope(&[7; 255]),
+            Err(Error::PayloadTooLarge { len: 258, max: 257 })
+        );
+        let mut buf = [9u8; 300];
+        assert!(e.encode(&[7; 255], &mut buf).is_err());
+        assert_eq!(buf, [9; 300], "a refused payload writes nothing");
+        let mut calls = 0;
+        assert!(e.encode_with(&[7; 255], |_| calls += 1).is_err());
+        assert_eq!(calls, 0);
+    }
+
+    #[test]
+    fn invalid_cobs_is_recoverable_and_the_next_frame_delivered() {
+        // 03 needs two data bytes; only one before the 0x00.
+        let mut d = decoder();
+        assert_eq!(
+            d.decode(&mut [0x03, 0x11, 0x00, 0x01, 0x00]),
+            Err(DecodeError::recoverable(
+                Error::InvalidCobs { pos: 0, code: 3 },
+                3
+            ))
+        );
+        // A bad code byte after a good group (already partly rewritten).
+        let input = [
+            0x02, 0x11, 0x05, 0x22, 0x00, // bad: 05 at offset 2
+            0x02, 0x33, 0x00, // good
+        ];
+        for chunks in [&[input.len()][..], &[1], &[2, 3]] {
+            let out = decode_chunked(&mut decoder(), &input, chunks);
+            assert_eq!(out.errors, [Error::InvalidCobs { pos: 2, code: 5 }]);
+            assert_eq!(out.frames, [vec![0x33]]);
+            assert!(!out.fatal);
+        }
+    }
+
+    #[test]
+    fn frames_before_a_bad_one_are_delivered() {
+        let mut input = encode(b"one");
+        input.extend_from_slice(&encode(&[0, 2, 0]));
+        input.extend_from_slice(&[0xFF, 1, 2, 0]);
+        input.extend_from_slice(&encode(b"two"));
+        let out = decode_whole(&mut decoder(), &input);
+        assert_eq!(
+            out.frames,
+            [b"one".to_vec(), vec![0, 2, 0], b"two".to_vec()]
+        );
+        assert_eq!(out.errors, [Error::InvalidCobs { pos: 0, code: 0xFF }]);
+    }
+
+    #[test]
+    fn skip_resumes_after_the_oversized_frame_in_any_chunking() {
+        let mut input = encode(b"ab");
+        input.extend_from_slice(&encode(b"0123456789"));
+        input.extend_from_slice(&encode(b"cd"));
+        input.extend_from_slice(&[0x00]);
+        input.extend_from_slice(&encode(&[0; 8]));
+        input.extend_from_slice(&encode(b""));
+        for chunks in [&[input.len()][..], &[1], &[3, 7], &[5], &[2, 1, 9]] {
+            let mut d = CobsDecoder::new(6).unwrap().oversize(Oversize::Skip);
+            let out = decode_chunked(&mut d, &input, chunks);
+            assert_eq!(
+                out.frames,
+                [b"ab".to_vec(), b"cd".to_vec(), vec![]],
+                "chunks {chunks:?}"
+            );
+            assert_eq!(out.errors, [Error::FrameTooLarge { len: 7, max: 6 }; 2]);
+            assert!(!out.fatal);
+        }
+    }
+
+    #[test]
+    fn skip_reports_once_and_drops_as_it_goes() {
+        let mut d = CobsDecoder::new(3).unwrap().oversize(Oversize::Skip);
+        assert_eq!(
+            d.decode(&mut [9, 9, 9, 9]),
+            Err(DecodeError::recoverable(
+                Error::FrameTooLarge { len: 4, max: 3 },
+                3
+            ))
+        );
+        assert_eq!(d.decode(&mut []), Ok(Decoded::NeedMore { frame_len: None }));
+        assert_eq!(d.decode(&mut [9, 9]), Ok(Decoded::Skip(2)));
+        assert_eq!(d.decode(&mut [9, 0, 2, 7, 0]), Ok(Decoded::Skip(2)));
+        assert_eq!(
+            d.decode(&mut [2, 7, 0]),
+            Ok(Decoded::Frame(Frame {
+                consumed: 3,
+                start: 0,
+                end: 1
+            }))
+        );
+    }
+
+    #[test]
+    fn no_rescan_the_scan_position_advances() {
+        let mut d = CobsDecoder::new(1000).unwrap();
+        let mut buf = vec![0xFF];
+        buf.extend_from_slice(&[b'x'; 254]);
+        buf.push(0x0A);
+        assert!(matches!(d.decode(&mut buf), Ok(Decoded::NeedMore { .. })));
+        assert_eq!(d.scanned, 256);
+        buf.extend_from_slice(&[b'y'; 9]);
+        buf.push(0);
+        assert_eq!(
+            d.decode(&mut buf),
+            Ok(Decoded::Frame(Frame {
+                consumed: 266,
+                start: 0,
+                end: 263
+            }))
+        );
+        assert_eq!(d.scanned, 0);
+        assert_eq!(&buf[..254], &[b'x'; 254][..]);
+        assert_eq!(&buf[254..263], &[b'y'; 9][..]);
+    }
+
+    #[test]
+    fn reset_forgets_partial_state() {
+        let mut d = CobsDecoder::new(3).unwrap().oversize(Oversize::Skip);
+        assert!(d.decode(&mut [1, 1, 1]).is_err());
+        d.reset();
+        assert_eq!(d, CobsDecoder::new(3).unwrap().oversize(Oversize::Skip));
+        assert_eq!(d.max_frame(), 3);
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        assert!(matches!(
+            CobsDecoder::new(0),
+            Err(Error::InvalidConfig { .. })
+        ));
+        assert!(CobsDecoder::new(1).is_err());
+        assert!(CobsDecoder::new(2).is_ok());
+        assert!(CobsEncoder::new(1).is_err());
+        assert!(CobsEncoder::new(2).is_ok());
+    }
+
+    #[test]
+    fn no_envelope_and_runs_are_borrowed() {
+        let e = CobsEncoder::new(64).unwrap();
+        let payload = [1u8, 2, 3, 0, 4, 5];
+        assert_eq!(e.envelope(&payload), Ok(None));
+        let range = payload.as_ptr_range();
+        let mut pieces = Vec::new();
+        e.encode_with(&payload, |p| {
+            if p.len() > 1 {
+                // A run of data goes out straight from the payload.
+                assert!(range.contains(&p.as_ptr()));
+            }
+            pieces.push(p.to_vec());
+        })
+        .unwrap();
+        assert_eq!(
+            pieces,
+            [vec![4], vec![1, 2, 3], vec![3], vec![4, 5], vec![0]]
+        );
+    }
+
+    #[test]
+    fn heapless_encoding() {
+        let e = CobsEncoder::new(64).unwrap();
+        let mut v = heapless::Vec::<u8, 8>::new();
+        assert_eq!(e.encode_heapless(&[0x11, 0x22, 0x00, 0x33], &mut v), Ok(6));
+        assert_eq!(&v[..], [0x03, 0x11, 0x22, 0x02, 0x33, 0x00]);
+        assert_eq!(
+            e.encode_heapless(&[1, 2, 3], &mut v),
+            Err(Error::BufferTooSmall {
+                needed: 5,
+                capacity: 2
+            })
+        );
+    }
+
+    /// Payloads rich in zeros and in long non-zero runs.
+    fn payload() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![
+                3 => proptest::collection::vec(any::<u8>(), 0..8),
+                2 => proptest::collection::vec(Just(0u8), 1..4),
+                2 => proptest::collection::vec(1u8..=255, 0..600),
+                1 => (250usize..=260).prop_map(|n| vec![0x5A; n]),
+            ],
+            0..4,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    /// Arbitrary wire bytes, biased to zeros and small code bytes so that
+    /// both valid and invalid frames occur.
+    fn wire_bytes() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![3 => Just(0u8), 4 => 1u8..6, 2 => any::<u8>()],
+            0..300,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn roundtrip_in_any_chunking(payloads in proptest::collection::vec(payload(), 0..8),
+                                     chunks in proptest::collection::vec(1usize..700, 1..8)) {
+            let enc = CobsEncoder::new(4096).unwrap();
+            let wire = encode_all(&enc, &payloads);
+            let mut d = CobsDecoder::new(4096).unwrap();
+            let out = decode_chunked(&mut d, &wire, &chunks);
+            prop_assert!(out.errors.is_empty());
+            prop_assert_eq!(out.frames, payloads);
+        }
+
+        #[test]
+        fn encoding_is_minimal_cobs(payload in payload()) {
+            let wire = encode(&payload);
+            // One 0x00, at the end.
+            prop_assert_eq!(wire.iter().position(|&b| b == 0), Some(wire.len() - 1));
+            // Minimal overhead: one code byte per started 254-byte run.
+            let least = payload.len() + 2;
+            prop_assert!(wire.len() >= least);
+            prop_assert!(wire.len() <= least + payload.len() / 254);
+            prop_assert_eq!(reference_decode(&wire[..wire.len() - 1]), Ok(payload));
+        }
+
+        #[test]
+        fn whole_equals_bytewise(input in wire_bytes(), max in 2usize..40, skip in any::<bool>()) {
+            let policy = if skip { Oversize::Skip } else { Oversize::Close };
+            let mk = || CobsDecoder::new(max).unwrap().oversize(policy);
+            let whole = decode_whole(&mut mk(), &input);
+            let bytewise = decode_bytewise(&mut mk(), &input);
+            prop_assert_eq!(&whole, &bytewise);
+            for f in &whole.frames {
+                prop_assert!(f.len() + 2 <= max);
+            }
+        }
+
+        #[test]
+        fn any_chunking_matches_the_reference(input in wire_bytes(), max in 2usize..40,
+                                              chunks in proptest::collection::vec(1usize..50, 1..8)) {
+            let mut d = CobsDecoder::new(max).unwrap().oversize(Oversize::Skip);
+            let out = decode_chunked(&mut d, &input, &chunks);
+            prop_assert_eq!(out, reference_stream(&input, max));
+        }
+
+        #[test]
+        fn never_panics_on_any_bytes(input in proptest::collection::vec(any::<u8>(), 0..600),
+                                     max in 2usize..700,
+                                     chunks in proptest::collection::vec(1usize..100, 1..4)) {
+            let mut d = CobsDecoder::new(max).unwrap().oversize(Oversize::Skip);
+            let out = decode_chunked(&mut d, &input, &chunks);
+            prop_assert_eq!(out, reference_stream(&input, max));
+            let mut d = CobsDecoder::new(max).unwrap();
+            let _ = decode_chunked(&mut d, &input, &chunks);
+        }
+    }
+}
