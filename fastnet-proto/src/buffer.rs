@@ -113,6 +113,14 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Buffer<S> {
         }
     }
 
+    /// Keeps only the first `len` unconsumed bytes, dropping bytes from the
+    /// back (no effect if `len >= self.len()`).
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len() {
+            self.end = self.start + len;
+        }
+    }
+
     /// Drops everything.
     pub fn clear(&mut self) {
         self.start = 0;

@@ -103,6 +103,8 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// The connection is closing or closed and takes no more frames to send.
+    ConnectionClosed,
     /// A configuration value is out of range.
     InvalidConfig {
         /// Which value, and what it must be.
@@ -156,6 +158,7 @@ impl fmt::Display for Error {
                 "frame of {needed} bytes does not fit the {capacity}-byte buffer"
             ),
             Error::NotEncodable { reason } => write!(f, "codec cannot encode: {reason}"),
+            Error::ConnectionClosed => f.write_str("connection is closing or closed"),
             Error::InvalidConfig { reason } => write!(f, "invalid configuration: {reason}"),
         }
     }

@@ -1,7 +1,7 @@
 //! # fastnet-proto
 //!
 //! The sans-IO core of fastnet: framing decoders and encoders, fixed-capacity
-//! buffers over caller-owned storage, and (soon) a connection state machine.
+//! buffers over caller-owned storage, and a connection state machine.
 //! It never touches a socket or a clock, never allocates, and builds for
 //! bare-metal targets (`#![no_std]`).
 //!
@@ -31,7 +31,11 @@
 //!   fixed length, length field, varint length, COBS, raw) and a run-time
 //!   choice among them.
 //! - [`Buffer`]: a linear buffer over `[u8; N]` / `&mut [u8]` with
-//!   commit/consume/compact and no hidden growth.
+//!   commit/consume/compact and no hidden growth; [`Ring`]: a ring buffer
+//!   for queued replies, written out as one or two slices.
+//! - [`connection`]: [`Connection`], the state machine that binds a decoder,
+//!   an encoder, both buffers and [`Limits`](connection::Limits), with idle
+//!   and read timeouts, backpressure and an orderly close.
 //! - [`Error`] / [`DecodeError`]: one small error enum for the crate.
 //!
 //! ## Features
@@ -47,7 +51,11 @@ extern crate alloc;
 
 mod buffer;
 pub mod codec;
+pub mod connection;
 mod error;
+mod ring;
 
 pub use buffer::Buffer;
+pub use connection::Connection;
 pub use error::{DecodeError, Error};
+pub use ring::Ring;

@@ -1,0 +1,578 @@
+//! The sans-IO connection state machine.
+//!
+//! A [`Connection`] binds a decoder, an encoder, an rx [`Buffer`] and a tx
+//! [`Ring`] (over storage the caller owns) and [`Limits`]. It never does IO
+//! and never reads a clock: the driver feeds it bytes, EOF and the time, and
+//! takes from it frames, bytes to write and the next deadline.
+
+mod types;
+
+use core::time::Duration;
+
+pub use types::{CloseReason, ConnStats, Limits, State};
+
+use crate::codec::{Decoded, Decoder, Encoder};
+use crate::{Buffer, Error, Ring};
+
+/// Storage for a connection's two buffers, named so they cannot be swapped
+/// by accident.
+#[derive(Debug)]
+pub struct Buffers<R, T> {
+    /// Receive storage: at least the decoder's maximum frame.
+    pub rx: R,
+    /// Transmit storage: queued replies.
+    pub tx: T,
+}
+
+/// One framed connection, as a state machine.
+///
+/// # Method families
+///
+/// - getters (`&self`): [`state`](Self::state),
+///   [`wants_read`](Self::wants_read), [`wants_write`](Self::wants_write),
+///   [`stats`](Self::stats), …
+/// - inputs, `handle_*`: [`handle_read`](Self::handle_read) (after reading
+///   into [`read_buf`](Self::read_buf)), [`handle_eof`](Self::handle_eof),
+///   [`handle_written`](Self::handle_written),
+///   [`handle_timeout`](Self::handle_timeout),
+///   [`handle_reset`](Self::handle_reset)
+/// - outputs, `poll_*`: [`poll_frames`](Self::poll_frames) (frames to the
+///   application, replies queued in the same step),
+///   [`poll_transmit`](Self::poll_transmit) (bytes to write),
+///   [`poll_timeout`](Self::poll_timeout) (when to call `handle_timeout`)
+/// - commands: [`send`](Self::send) (push a frame), [`close`](Self::close),
+///   [`abort`](Self::abort)
+///
+/// # The driver loop
+///
+/// After every input, drain the outputs in this order until none makes
+/// progress, then wait:
+///
+/// 1. if [`read_buf`](Self::read_buf) gives a slice, read into it, then
+///    [`handle_read`](Self::handle_read)`(n, now)` (or
+///    [`handle_eof`](Self::handle_eof) on end of stream);
+/// 2. [`poll_frames`](Self::poll_frames): the application sees each frame and
+///    queues replies;
+/// 3. write [`poll_transmit`](Self::poll_transmit)'s slices (one vectored
+///    write), then [`handle_written`](Self::handle_written)`(n, now)`; this
+///    may lift backpressure, so go back to 2;
+/// 4. stop when [`is_closed`](Self::is_closed); otherwise wait until the
+///    socket is readable (if [`wants_read`](Self::wants_read)), writable (if
+///    [`wants_write`](Self::wants_write)), or [`poll_timeout`](Self::poll_timeout)
+///    passes, then [`handle_timeout`](Self::handle_timeout)`(now)`.
+///
+/// ```
+/// use core::time::Duration;
+/// use fastnet_proto::codec::{DelimiterDecoder, DelimiterEncoder};
+/// use fastnet_proto::connection::{Buffers, CloseReason, Connection, Limits, State};
+///
+/// let dec = DelimiterDecoder::lines(64).unwrap();
+/// let enc = DelimiterEncoder::lines(64).unwrap();
+/// let bufs = Buffers { rx: [0u8; 64], tx: [0u8; 64] };
+/// let mut conn = Connection::new(dec, enc, bufs, Limits::default(), Duration::ZERO).unwrap();
+///
+/// // Bytes arrive (here copied in; a driver reads into `read_buf`), then EOF.
+/// let now = Duration::from_millis(1);
+/// conn.handle_bytes(b"ping\nping\n", now);
+/// conn.handle_eof(now);
+/// conn.poll_frames(|frame, out| {
+///     assert_eq!(frame, b"ping");
+///     out.send(b"pong").unwrap();
+/// });
+/// let (a, b) = conn.poll_transmit();
+/// assert_eq!((a, b), (&b"pong\npong\n"[..], &b""[..]));
+/// conn.handle_written(10, now);
+/// assert_eq!(conn.state(), State::Closed(CloseReason::PeerClosed));
+/// ```
+#[derive(Debug)]
+pub struct Connection<D, E, R, T> {
+    decoder: D,
+    encoder: E,
+    rx: Buffer<R>,
+    tx: Ring<T>,
+    limits: Limits,
+    high_water: usize,
+    low_water: usize,
+    state: State,
+    /// The peer sent EOF; close once the buffered frames are processed.
+    eof: bool,
+    /// Over the byte limit; close once the frames within it are processed.
+    over_byte_limit: bool,
+    /// Backpressure: reply queue above the high-water mark.
+    paused: bool,
+    last_activity: Duration,
+    last_read: Duration,
+    /// When the first byte of the unfinished frame in rx arrived.
+    partial_since: Option<Duration>,
+    stats: ConnStats,
+}
+
+/// Queues replies while [`Connection::poll_frames`] hands out a frame.
+#[derive(Debug)]
+pub struct Outbox<'a, E, T> {
+    encoder: &'a E,
+    tx: &'a mut Ring<T>,
+    frames_out: &'a mut u64,
+    close: &'a mut bool,
+}
+
+impl<E: Encoder, T: AsRef<[u8]> + AsMut<[u8]>> Outbox<'_, E, T> {
+    /// Encodes `payload` into the reply queue. Fails, queuing nothing, if the
+    /// encoder refuses the payload or the queue lacks room for the whole
+    /// frame ([`Error::BufferTooSmall`] with the free space).
+    pub fn send(&mut self, payload: &[u8]) -> Result<(), Error> {
+        enqueue(self.encoder, self.tx, payload)?;
+        *self.frames_out += 1;
+        Ok(())
+    }
+
+    /// Bytes free in the reply queue.
+    pub fn free(&self) -> usize {
+        self.tx.free()
+    }
+
+    /// Closes the connection after this frame: no more frames are handed
+    /// out, queued replies are flushed, the reason is [`CloseReason::Local`].
+    pub fn close(&mut self) {
+        *self.close = true;
+    }
+}
+
+fn enqueue<E: Encoder, T: AsRef<[u8]> + AsMut<[u8]>>(
+    encoder: &E,
+    tx: &mut Ring<T>,
+    payload: &[u8],
+) -> Result<usize, Error> {
+    let len = encoder.encoded_len(payload)?;
+    if len > tx.free() {
+        return Err(Error::BufferTooSmall {
+            needed: len,
+            capacity: tx.free(),
+        });
+    }
+    // Every piece fits: the whole frame was checked against the free space.
+    encoder.encode_with(payload, |piece| {
+        let _ = tx.push(piece);
+    })
+}
+
+fn deadline(since: Duration, timeout: Option<Duration>) -> Option<Duration> {
+    timeout.and_then(|t| since.checked_add(t))
+}
+
+impl<D, E, R, T> Connection<D, E, R, T>
+where
+    D: Decoder,
+    E: Encoder,
+    R: AsRef<[u8]> + AsMut<[u8]>,
+    T: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// A new, open connection; `now` starts the idle timer.
+    ///
+    /// Fails if the rx storage cannot hold a maximum-size frame or the
+    /// watermarks do not fit the tx storage.
+    pub fn new(
+        decoder: D,
+        encoder: E,
+        buffers: Buffers<R, T>,
+        limits: Limits,
+        now: Duration,
+    ) -> Result<Self, Error> {
+        let rx = Buffer::new(buffers.rx);
+        let tx = Ring::new(buffers.tx);
+        if rx.capacity() < decoder.max_frame() {
+            return Err(Error::InvalidConfig {
+                reason: "the rx buffer must hold at least one maximum-size frame",
+            });
+        }
+        let high_water = limits.tx_high_water.unwrap_or(tx.capacity() / 2);
+        let low_water = limits.tx_low_water.unwrap_or(high_water / 2);
+        if high_water > tx.capacity() || low_water > high_water || high_water == 0 {
+            return Err(Error::InvalidConfig {
+                reason: "tx watermarks must satisfy low <= high <= tx capacity and high > 0",
+            });
+        }
+        Ok(Connection {
+            decoder,
+            encoder,
+            rx,
+            tx,
+            limits,
+            high_water,
+            low_water,
+            state: State::Open,
+            eof: false,
+            over_byte_limit: false,
+            paused: false,
+            last_activity: now,
+            last_read: now,
+            partial_since: None,
+            stats: ConnStats::default(),
+        })
+    }
+
+    /// Makes the connection new again for another peer, keeping its
+    /// storage and configuration (for pools).
+    pub fn reset(&mut self, now: Duration) {
+        self.decoder.reset();
+        self.rx.clear();
+        self.tx.clear();
+        self.state = State::Open;
+        self.eof = false;
+        self.over_byte_limit = false;
+        self.paused = false;
+        self.last_activity = now;
+        self.last_read = now;
+        self.partial_since = None;
+        self.stats = ConnStats::default();
+    }
+
+    // ---- getters ----
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether the connection is closed (the driver should drop the socket).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed(_))
+    }
+
+    /// Why the connection is closing or closed, if it is.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        match self.state {
+            State::Open => None,
+            State::Draining(r) | State::Closed(r) => Some(r),
+        }
+    }
+
+    /// Whether the connection wants bytes from the socket: open, not at EOF,
+    /// and not held back by unsent replies.
+    pub fn wants_read(&self) -> bool {
+        matches!(self.state, State::Open) && !self.eof && !self.over_byte_limit && !self.paused
+    }
+
+    /// Whether there are bytes to write.
+    pub fn wants_write(&self) -> bool {
+        !self.is_closed() && !self.tx.is_empty()
+    }
+
+    /// Whether reading is paused because the peer is not draining replies.
+    pub fn is_backpressured(&self) -> bool {
+        self.paused
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ConnStats {
+        &self.stats
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Bytes received and not yet consumed as frames.
+    pub fn rx_len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Reply bytes queued and not yet written.
+    pub fn tx_len(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// The decoder.
+    pub fn decoder(&self) -> &D {
+        &self.decoder
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &E {
+        &self.encoder
+    }
+
+    // ---- inputs ----
+
+    /// Where to read bytes from the socket into, or `None` if the
+    /// connection does not want input now (see
+    /// [`wants_read`](Self::wants_read)). Never longer than the byte limit
+    /// allows plus one byte, so a peer going over the limit is seen.
+    pub fn read_buf(&mut self) -> Option<&mut [u8]> {
+        if !self.wants_read() {
+            return None;
+        }
+        // Offer all free space: moving the unfinished frame (at most one
+        // frame's bytes) is cheaper than a second read syscall.
+        if self.rx.spare_len() < self.rx.free() {
+            self.rx.compact();
+        }
+        let allowance = match self.limits.max_bytes_in {
+            Some(max) => usize::try_from(max.saturating_sub(self.stats.bytes_in))
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+            None => usize::MAX,
+        };
+        let spare = self.rx.spare_mut();
+        let n = spare.len().min(allowance);
+        if n == 0 {
+            None
+        } else {
+            Some(&mut spare[..n])
+        }
+    }
+
+    /// `n` bytes were read into the slice [`read_buf`](Self::read_buf) gave.
+    /// `n == 0` is not EOF; call [`handle_eof`](Self::handle_eof) for that.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is larger than the slice `read_buf` returned (a driver bug).
+    pub fn handle_read(&mut self, n: usize, now: Duration) {
+        if n == 0 {
+            return;
+        }
+        if self.rx.is_empty() {
+            // A new frame starts with these bytes.
+            self.partial_since = None;
+        }
+        self.rx.commit(n);
+        self.stats.bytes_in += n as u64;
+        self.last_activity = now;
+        self.last_read = now;
+        if let Some(max) = self.limits.max_bytes_in {
+            if self.stats.bytes_in > max {
+                let over = (self.stats.bytes_in - max) as usize;
+                self.rx.truncate(self.rx.len().saturating_sub(over));
+                self.stats.bytes_in = max;
+                self.over_byte_limit = true;
+            }
+        }
+    }
+
+    /// Copies `bytes` in as if read from the socket; returns how many fit
+    /// (all of them unless the connection does not want input or its
+    /// buffer is full). For transports that hand out bytes, like TLS.
+    pub fn handle_bytes(&mut self, bytes: &[u8], now: Duration) -> usize {
+        let Some(buf) = self.read_buf() else { return 0 };
+        let n = buf.len().min(bytes.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        self.handle_read(n, now);
+        n
+    }
+
+    /// The peer sent EOF. Frames already buffered are still processed by
+    /// the next [`poll_frames`](Self::poll_frames) and their replies
+    /// flushed; then the connection closes with
+    /// [`CloseReason::PeerClosed`].
+    pub fn handle_eof(&mut self, now: Duration) {
+        if self.state == State::Open {
+            self.eof = true;
+            self.last_activity = now;
+        }
+    }
+
+    /// `n` bytes of [`poll_transmit`](Self::poll_transmit) were written.
+    pub fn handle_written(&mut self, n: usize, now: Duration) {
+        let n = n.min(self.tx.len());
+        if n == 0 {
+            return;
+        }
+        self.tx.consume(n);
+        self.stats.bytes_out += n as u64;
+        self.last_activity = now;
+        if self.paused && self.tx.len() <= self.low_water {
+            self.paused = false;
+        }
+        if let State::Draining(reason) = self.state {
+            if self.tx.is_empty() {
+                self.state = State::Closed(reason);
+            }
+        }
+    }
+
+    /// Time passed: fires the idle and read timeouts that are due. The idle
+    /// timeout closes at once (the peer is not reading, so there is nothing
+    /// to flush to); the read timeout flushes queued replies first.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        if self.is_closed() {
+            return;
+        }
+        if deadline(self.last_activity, self.limits.idle_timeout).is_some_and(|d| now >= d) {
+            let reason = self.close_reason().unwrap_or(CloseReason::IdleTimeout);
+            self.state = State::Closed(reason);
+            return;
+        }
+        if let Some(since) = self.partial_since {
+            if deadline(since, self.limits.read_timeout).is_some_and(|d| now >= d) {
+                self.partial_since = None;
+                self.begin_close(CloseReason::ReadTimeout);
+            }
+        }
+    }
+
+    /// The transport failed (reset, IO error): closed at once with
+    /// [`CloseReason::Reset`], unless already closed.
+    pub fn handle_reset(&mut self) {
+        if !self.is_closed() {
+            self.state = State::Closed(CloseReason::Reset);
+        }
+    }
+
+    // ---- outputs ----
+
+    /// Hands every complete frame in the rx buffer to `on_frame`, with an
+    /// [`Outbox`] to queue replies in the same step. Returns how many frames
+    /// were handed out.
+    ///
+    /// Stops early when the reply queue reaches the high-water mark (call
+    /// again after [`handle_written`](Self::handle_written) drains it) or
+    /// the connection starts closing. Frames that were complete before a
+    /// bad one are handed out before the connection closes.
+    pub fn poll_frames<F>(&mut self, mut on_frame: F) -> usize
+    where
+        F: FnMut(&[u8], &mut Outbox<'_, E, T>),
+    {
+        let mut count = 0;
+        while self.state == State::Open && !self.paused {
+            match self.decoder.decode(self.rx.filled_mut()) {
+                Ok(Decoded::NeedMore { .. }) => {
+                    self.settle_partial(count > 0);
+                    break;
+                }
+                Ok(Decoded::Skip(n)) => self.rx.consume(n),
+                Ok(Decoded::Frame(frame)) => {
+                    let mut close = false;
+                    let payload = self.rx.filled().get(frame.range()).unwrap_or(&[]);
+                    let mut out = Outbox {
+                        encoder: &self.encoder,
+                        tx: &mut self.tx,
+                        frames_out: &mut self.stats.frames_out,
+                        close: &mut close,
+                    };
+                    on_frame(payload, &mut out);
+                    self.rx.consume(frame.consumed);
+                    self.stats.frames_in += 1;
+                    count += 1;
+                    if self.tx.len() >= self.high_water {
+                        self.paused = true;
+                        self.partial_since = None;
+                    }
+                    if close {
+                        self.begin_close(CloseReason::Local);
+                    }
+                }
+                Err(e) => {
+                    if e.can_continue && matches!(e.error, Error::FrameTooLarge { .. }) {
+                        self.stats.frames_skipped += 1;
+                        self.rx.consume(e.consumed);
+                        continue;
+                    }
+                    let reason = match e.error {
+                        Error::FrameTooLarge { .. } => CloseReason::FrameTooLarge,
+                        other => CloseReason::Protocol(other),
+                    };
+                    self.rx.clear();
+                    self.begin_close(reason);
+                }
+            }
+        }
+        count
+    }
+
+    /// The bytes to write, oldest first, as one or two slices for one
+    /// vectored write. Both are empty when there is nothing to write.
+    pub fn poll_transmit(&self) -> (&[u8], &[u8]) {
+        if self.is_closed() {
+            return (&[], &[]);
+        }
+        self.tx.as_slices()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called,
+    /// or `None` if no timer is armed.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.is_closed() {
+            return None;
+        }
+        let idle = deadline(self.last_activity, self.limits.idle_timeout);
+        let read = self
+            .partial_since
+            .and_then(|s| deadline(s, self.limits.read_timeout));
+        match (idle, read) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ---- commands ----
+
+    /// Queues a frame to send outside of [`poll_frames`](Self::poll_frames)
+    /// (server push). Fails if the connection is closing, the encoder
+    /// refuses the payload, or the reply queue lacks room.
+    pub fn send(&mut self, payload: &[u8]) -> Result<(), Error> {
+        if self.state != State::Open {
+            return Err(Error::ConnectionClosed);
+        }
+        enqueue(&self.encoder, &mut self.tx, payload)?;
+        self.stats.frames_out += 1;
+        if self.tx.len() >= self.high_water {
+            self.paused = true;
+        }
+        Ok(())
+    }
+
+    /// Closes gracefully: stop reading, flush queued replies, then
+    /// [`CloseReason::Local`].
+    pub fn close(&mut self) {
+        self.begin_close(CloseReason::Local);
+    }
+
+    /// Closes at once, dropping queued replies ([`CloseReason::Local`]
+    /// unless a reason was already set). For shutdown deadlines.
+    pub fn abort(&mut self) {
+        if !self.is_closed() {
+            let reason = self.close_reason().unwrap_or(CloseReason::Local);
+            self.state = State::Closed(reason);
+        }
+    }
+
+    /// Gives the storage back.
+    pub fn into_buffers(self) -> Buffers<R, T> {
+        Buffers {
+            rx: self.rx.into_inner(),
+            tx: self.tx.into_inner(),
+        }
+    }
+
+    // ---- internals ----
+
+    fn begin_close(&mut self, reason: CloseReason) {
+        if self.state == State::Open {
+            self.state = if self.tx.is_empty() {
+                State::Closed(reason)
+            } else {
+                State::Draining(reason)
+            };
+        }
+    }
+
+    /// After the decoder asked for more bytes: arm or disarm the read
+    /// timer, and close if the input has ended.
+    fn settle_partial(&mut self, frames_done: bool) {
+        if self.rx.is_empty() {
+            self.partial_since = None;
+        } else if frames_done || self.partial_since.is_none() {
+            self.partial_since = Some(self.last_read);
+        }
+        if self.over_byte_limit {
+            self.begin_close(CloseReason::ByteLimit);
+        } else if self.eof {
+            self.begin_close(CloseReason::PeerClosed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,640 @@
+//! State machine tests: one per close reason, backpressure, and a
+//! model-based property test with a virtual clock.
+
+use std::vec::Vec;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::codec::{DelimiterDecoder, DelimiterEncoder, Frame, Oversize};
+use crate::DecodeError;
+
+type Lines = Connection<DelimiterDecoder, DelimiterEncoder, [u8; 32], [u8; 64]>;
+
+const MS: Duration = Duration::from_millis(1);
+
+fn lines(limits: Limits) -> Lines {
+    let dec = DelimiterDecoder::lines(32).unwrap();
+    let enc = DelimiterEncoder::lines(32).unwrap();
+    Connection::new(
+        dec,
+        enc,
+        Buffers {
+            rx: [0; 32],
+            tx: [0; 64],
+        },
+        limits,
+        Duration::ZERO,
+    )
+    .unwrap()
+}
+
+/// Echoes every frame.
+fn echo<D: Decoder, E: Encoder, R, T>(conn: &mut Connection<D, E, R, T>) -> usize
+where
+    R: AsRef<[u8]> + AsMut<[u8]>,
+    T: AsRef<[u8]> + AsMut<[u8]>,
+{
+    conn.poll_frames(|f, out| out.send(f).unwrap())
+}
+
+/// Writes everything queued (a peer that reads promptly).
+fn flush<D: Decoder, E: Encoder, R, T>(conn: &mut Connection<D, E, R, T>, now: Duration) -> Vec<u8>
+where
+    R: AsRef<[u8]> + AsMut<[u8]>,
+    T: AsRef<[u8]> + AsMut<[u8]>,
+{
+    let (a, b) = conn.poll_transmit();
+    let out: Vec<u8> = a.iter().chain(b).copied().collect();
+    conn.handle_written(out.len(), now);
+    out
+}
+
+#[test]
+fn bytes_arriving_with_eof_are_processed_then_closed() {
+    // Peer mistake: bytes that arrive together with EOF are dropped.
+    let mut c = lines(Limits::default());
+    assert_eq!(c.handle_bytes(b"a\nb\nunfinished", MS), 14);
+    c.handle_eof(MS);
+    assert!(!c.wants_read());
+    assert_eq!(echo(&mut c), 2);
+    assert_eq!(c.state(), State::Draining(CloseReason::PeerClosed));
+    assert_eq!(flush(&mut c, MS), b"a\nb\n");
+    assert_eq!(c.state(), State::Closed(CloseReason::PeerClosed));
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn eof_with_nothing_queued_closes_at_once() {
+    let mut c = lines(Limits::default());
+    c.handle_eof(MS);
+    echo(&mut c);
+    assert_eq!(c.state(), State::Closed(CloseReason::PeerClosed));
+}
+
+#[test]
+fn idle_timeout_fires_exactly_when_due() {
+    let mut c = lines(Limits {
+        idle_timeout: Some(100 * MS),
+        ..Limits::default()
+    });
+    assert_eq!(c.poll_timeout(), Some(100 * MS));
+    c.handle_bytes(b"x\n", 30 * MS);
+    echo(&mut c);
+    flush(&mut c, 40 * MS);
+    assert_eq!(c.poll_timeout(), Some(140 * MS));
+    c.handle_timeout(139 * MS);
+    assert_eq!(c.state(), State::Open);
+    c.handle_timeout(140 * MS);
+    assert_eq!(c.state(), State::Closed(CloseReason::IdleTimeout));
+}
+
+#[test]
+fn read_timeout_is_not_reset_by_a_trickle() {
+    // Peer mistake: a "read timeout" that is really an idle timeout.
+    let limits = Limits {
+        idle_timeout: Some(50 * MS),
+        read_timeout: Some(100 * MS),
+        ..Limits::default()
+    };
+    let mut c = lines(limits);
+    c.handle_bytes(b"ok\n", MS);
+    echo(&mut c);
+    assert_eq!(
+        c.poll_timeout(),
+        Some(51 * MS),
+        "no partial frame: only the idle timer"
+    );
+    // One byte every 30 ms keeps the idle timer alive...
+    for t in [10, 40, 70, 100] {
+        c.handle_bytes(b"z", t * MS);
+        echo(&mut c);
+        c.handle_timeout(t * MS);
+        assert_eq!(c.state(), State::Open);
+    }
+    // ...but the frame started at 10 ms must finish by 110 ms.
+    assert_eq!(c.poll_timeout(), Some(110 * MS));
+    c.handle_timeout(110 * MS);
+    // The reply to "ok" is still queued, so it is flushed first.
+    assert_eq!(c.state(), State::Draining(CloseReason::ReadTimeout));
+    assert_eq!(flush(&mut c, 110 * MS), b"ok\n");
+    assert_eq!(c.state(), State::Closed(CloseReason::ReadTimeout));
+}
+
+#[test]
+fn completing_the_frame_disarms_the_read_timer() {
+    let mut c = lines(Limits {
+        read_timeout: Some(100 * MS),
+        ..Limits::default()
+    });
+    c.handle_bytes(b"par", MS);
+    echo(&mut c);
+    assert_eq!(c.poll_timeout(), Some(101 * MS));
+    c.handle_bytes(b"t\nne", 50 * MS);
+    echo(&mut c);
+    // The next frame began at 50 ms.
+    assert_eq!(c.poll_timeout(), Some(150 * MS));
+    c.handle_bytes(b"xt\n", 60 * MS);
+    echo(&mut c);
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn oversize_frame_closes_after_earlier_replies_are_flushed() {
+    let mut c = lines(Limits::default());
+    c.handle_bytes(b"hi\n", MS);
+    c.handle_bytes(&[b'x'; 29], MS);
+    assert_eq!(echo(&mut c), 1);
+    assert_eq!(c.state(), State::Open, "29 bytes could still end within 32");
+    c.handle_bytes(b"xxx", MS);
+    assert_eq!(echo(&mut c), 0);
+    assert_eq!(c.state(), State::Draining(CloseReason::FrameTooLarge));
+    assert!(!c.wants_read());
+    assert_eq!(flush(&mut c, MS), b"hi\n");
+    assert_eq!(c.state(), State::Closed(CloseReason::FrameTooLarge));
+}
+
+#[test]
+fn oversize_frame_is_skipped_under_skip_policy() {
+    let dec = DelimiterDecoder::lines(8).unwrap().oversize(Oversize::Skip);
+    let enc = DelimiterEncoder::lines(8).unwrap();
+    let mut c = Connection::new(
+        dec,
+        enc,
+        Buffers {
+            rx: [0; 8],
+            tx: [0; 64],
+        },
+        Limits::default(),
+        MS,
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    for chunk in [&b"a\n0123456"[..], b"789abcdef", b"\nb\n"] {
+        c.handle_bytes(chunk, MS);
+        echo(&mut c);
+        got.extend(flush(&mut c, MS));
+    }
+    assert_eq!(got, b"a\nb\n");
+    assert_eq!(c.stats().frames_skipped, 1);
+    assert_eq!(c.state(), State::Open);
+}
+
+#[test]
+fn byte_limit_processes_frames_within_the_limit_then_closes() {
+    let mut c = lines(Limits {
+        max_bytes_in: Some(6),
+        ..Limits::default()
+    });
+    assert_eq!(
+        c.read_buf().unwrap().len(),
+        7,
+        "at most the allowance plus one byte"
+    );
+    c.handle_bytes(b"ab\ncd\nef\n", MS);
+    assert_eq!(c.stats().bytes_in, 6);
+    assert!(!c.wants_read());
+    assert_eq!(echo(&mut c), 2);
+    assert_eq!(flush(&mut c, MS), b"ab\ncd\n");
+    assert_eq!(c.state(), State::Closed(CloseReason::ByteLimit));
+}
+
+/// Fails on the byte b'!' (a stand-in for any malformed input).
+#[derive(Debug)]
+struct Picky;
+
+impl Decoder for Picky {
+    fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        match src.first() {
+            None => Ok(Decoded::NeedMore { frame_len: None }),
+            Some(b'!') => Err(DecodeError::fatal(Error::VarintOverflow)),
+            Some(_) => Ok(Decoded::Frame(Frame {
+                consumed: 1,
+                start: 0,
+                end: 1,
+            })),
+        }
+    }
+    fn reset(&mut self) {}
+    fn max_frame(&self) -> usize {
+        1
+    }
+}
+
+#[test]
+fn protocol_error_closes_with_the_decoder_error() {
+    let enc = crate::codec::RawEncoder::new(8).unwrap();
+    let mut c = Connection::new(
+        Picky,
+        enc,
+        Buffers {
+            rx: [0; 8],
+            tx: [0; 8],
+        },
+        Limits::default(),
+        MS,
+    )
+    .unwrap();
+    c.handle_bytes(b"ab!cd", MS);
+    assert_eq!(echo(&mut c), 2, "frames before the bad byte are delivered");
+    assert_eq!(
+        c.state(),
+        State::Draining(CloseReason::Protocol(Error::VarintOverflow))
+    );
+    assert_eq!(flush(&mut c, MS), b"ab");
+    assert_eq!(
+        c.state(),
+        State::Closed(CloseReason::Protocol(Error::VarintOverflow))
+    );
+    assert_eq!(
+        std::format!("{}", CloseReason::Protocol(Error::VarintOverflow)),
+        "protocol error: varint length prefix overflows 64 bits"
+    );
+}
+
+#[test]
+fn local_close_from_the_handler_flushes_first() {
+    let mut c = lines(Limits::default());
+    c.handle_bytes(b"bye\nignored\n", MS);
+    let n = c.poll_frames(|f, out| {
+        out.send(f).unwrap();
+        out.close();
+    });
+    assert_eq!(n, 1, "no frame is handed out after close");
+    assert_eq!(c.state(), State::Draining(CloseReason::Local));
+    assert_eq!(c.send(b"late"), Err(Error::ConnectionClosed));
+    assert_eq!(flush(&mut c, MS), b"bye\n");
+    assert_eq!(c.state(), State::Closed(CloseReason::Local));
+}
+
+#[test]
+fn close_abort_and_reset() {
+    let mut c = lines(Limits::default());
+    c.close();
+    assert_eq!(c.state(), State::Closed(CloseReason::Local));
+
+    let mut c = lines(Limits::default());
+    c.send(b"queued").unwrap();
+    c.close();
+    assert_eq!(c.state(), State::Draining(CloseReason::Local));
+    c.abort();
+    assert_eq!(c.state(), State::Closed(CloseReason::Local));
+    assert_eq!(c.poll_transmit(), (&b""[..], &b""[..]));
+
+    let mut c = lines(Limits::default());
+    c.handle_reset();
+    assert_eq!(c.state(), State::Closed(CloseReason::Reset));
+    c.reset(MS);
+    assert_eq!(c.state(), State::Open);
+    assert!(c.wants_read());
+}
+
+#[test]
+fn backpressure_stops_reading_at_high_water_and_resumes_at_low_water() {
+    // tx 64: high water 32, low water 16. Each reply is 8 bytes.
+    let mut c = lines(Limits::default());
+    let mut offered = 0;
+    for _ in 0..10 {
+        if c.handle_bytes(b"1234567\n", MS) == 8 {
+            offered += 1;
+        }
+        echo(&mut c);
+    }
+    assert_eq!(c.tx_len(), 32);
+    assert!(c.is_backpressured());
+    assert!(!c.wants_read());
+    assert!(c.read_buf().is_none());
+    assert_eq!(
+        offered, 4,
+        "input stops once replies reach the high-water mark"
+    );
+    // The peer drains 8 bytes: 24 > low water, still paused.
+    c.handle_written(8, MS);
+    assert!(!c.wants_read());
+    c.handle_written(8, MS);
+    assert!(c.wants_read(), "resumes at the low-water mark");
+    assert_eq!(c.handle_bytes(b"1234567\n", MS), 8);
+    assert_eq!(echo(&mut c), 1);
+}
+
+#[test]
+fn frames_wait_in_rx_while_paused() {
+    let mut c = lines(Limits {
+        tx_high_water: Some(8),
+        tx_low_water: Some(0),
+        ..Limits::default()
+    });
+    c.handle_bytes(b"1234567\nabc\n", MS);
+    assert_eq!(echo(&mut c), 1);
+    assert_eq!(c.rx_len(), 4);
+    assert_eq!(echo(&mut c), 0, "paused");
+    assert_eq!(flush(&mut c, MS), b"1234567\n");
+    assert_eq!(echo(&mut c), 1);
+    assert_eq!(flush(&mut c, MS), b"abc\n");
+}
+
+#[test]
+fn reply_too_big_for_the_queue_is_an_error_the_handler_sees() {
+    let dec = DelimiterDecoder::lines(32).unwrap();
+    let enc = DelimiterEncoder::lines(32).unwrap();
+    let mut c = Connection::new(
+        dec,
+        enc,
+        Buffers {
+            rx: [0; 32],
+            tx: [0; 4],
+        },
+        Limits::default(),
+        MS,
+    )
+    .unwrap();
+    c.handle_bytes(b"toolong\n", MS);
+    let mut err = None;
+    c.poll_frames(|f, out| err = out.send(f).err());
+    assert_eq!(
+        err,
+        Some(Error::BufferTooSmall {
+            needed: 8,
+            capacity: 4
+        })
+    );
+    assert_eq!(c.tx_len(), 0, "nothing half-queued");
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let dec = DelimiterDecoder::lines(32).unwrap();
+    let enc = DelimiterEncoder::lines(32).unwrap();
+    let small_rx = Connection::new(
+        dec,
+        enc,
+        Buffers {
+            rx: [0; 16],
+            tx: [0; 64],
+        },
+        Limits::default(),
+        MS,
+    );
+    assert!(matches!(small_rx, Err(Error::InvalidConfig { .. })));
+    let bad_marks = Limits {
+        tx_high_water: Some(10),
+        tx_low_water: Some(20),
+        ..Limits::default()
+    };
+    let c = Connection::new(
+        dec,
+        enc,
+        Buffers {
+            rx: [0; 32],
+            tx: [0; 64],
+        },
+        bad_marks,
+        MS,
+    );
+    assert!(matches!(c, Err(Error::InvalidConfig { .. })));
+}
+
+#[test]
+fn ring_wraps_and_transmit_is_two_slices() {
+    let mut c = lines(Limits {
+        tx_high_water: Some(64),
+        tx_low_water: Some(32),
+        ..Limits::default()
+    });
+    c.handle_bytes(b"0123456789012345678901234567890\n", MS); // 32-byte reply
+    echo(&mut c);
+    c.handle_bytes(b"abcdefg\n", MS); // 8 more
+    echo(&mut c);
+    c.handle_written(30, MS);
+    c.handle_bytes(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ01234\n", MS); // 32 more: wraps
+    echo(&mut c);
+    let (a, b) = c.poll_transmit();
+    assert_eq!(a.len(), 34);
+    assert_eq!(b.len(), 8);
+    let all: Vec<u8> = a.iter().chain(b).copied().collect();
+    assert_eq!(all, b"0\nabcdefg\nABCDEFGHIJKLMNOPQRSTUVWXYZ01234\n");
+}
+
+// ---- model-based property test ----
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// The peer sends these bytes (they wait in the "socket" until accepted).
+    Send(Vec<u8>),
+    /// The socket accepts up to this many bytes of our replies.
+    Write(usize),
+    /// Time passes.
+    Advance(u64),
+    /// The peer half-closes.
+    Eof,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(b'\n')], 0..24)
+            .prop_map(Op::Send),
+        3 => (0usize..48).prop_map(Op::Write),
+        2 => (0u64..60).prop_map(Op::Advance),
+        1 => Just(Op::Eof),
+    ]
+}
+
+/// A deliberately simple reference: Vec buffers, line splitting by hand.
+#[derive(Debug, Default)]
+struct Model {
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    eof: bool,
+    paused: bool,
+    closing: Option<CloseReason>,
+    closed: Option<CloseReason>,
+    last_activity: u64,
+    last_read: u64,
+    partial_since: Option<u64>,
+}
+
+const IDLE: u64 = 100;
+const READ: u64 = 70;
+const HIGH: usize = 32;
+const LOW: usize = 16;
+const MAX: usize = 32;
+
+impl Model {
+    fn open(&self) -> bool {
+        self.closing.is_none() && self.closed.is_none()
+    }
+
+    fn wants_read(&self) -> bool {
+        self.open() && !self.eof && !self.paused
+    }
+
+    fn begin_close(&mut self, reason: CloseReason) {
+        if self.open() {
+            if self.tx.is_empty() {
+                self.closed = Some(reason);
+            } else {
+                self.closing = Some(reason);
+            }
+        }
+    }
+
+    fn read(&mut self, bytes: &[u8], now: u64) -> usize {
+        if !self.wants_read() || bytes.is_empty() {
+            return 0;
+        }
+        let n = bytes.len().min(MAX - self.rx.len());
+        if n == 0 {
+            return 0;
+        }
+        if self.rx.is_empty() {
+            self.partial_since = None;
+        }
+        self.rx.extend_from_slice(&bytes[..n]);
+        self.last_activity = now;
+        self.last_read = now;
+        n
+    }
+
+    fn process(&mut self) {
+        let mut done = false;
+        while self.open() && !self.paused {
+            let limit = self.rx.len().min(MAX);
+            match self.rx[..limit].iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    let line: Vec<u8> = self.rx.drain(..=i).collect();
+                    self.tx.extend_from_slice(&line);
+                    done = true;
+                    if self.tx.len() >= HIGH {
+                        self.paused = true;
+                        self.partial_since = None;
+                    }
+                }
+                None if self.rx.len() >= MAX => {
+                    self.rx.clear();
+                    self.begin_close(CloseReason::FrameTooLarge);
+                }
+                None => {
+                    if self.rx.is_empty() {
+                        self.partial_since = None;
+                    } else if done || self.partial_since.is_none() {
+                        self.partial_since = Some(self.last_read);
+                    }
+                    if self.eof {
+                        self.begin_close(CloseReason::PeerClosed);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    fn written(&mut self, n: usize, now: u64) {
+        if n == 0 || self.closed.is_some() {
+            return;
+        }
+        self.tx.drain(..n);
+        self.last_activity = now;
+        if self.paused && self.tx.len() <= LOW {
+            self.paused = false;
+        }
+        if self.tx.is_empty() {
+            if let Some(r) = self.closing.take() {
+                self.closed = Some(r);
+            }
+        }
+    }
+
+    fn deadline(&self) -> Option<u64> {
+        if self.closed.is_some() {
+            return None;
+        }
+        let idle = self.last_activity + IDLE;
+        Some(self.partial_since.map_or(idle, |p| idle.min(p + READ)))
+    }
+
+    fn timeout(&mut self, now: u64) {
+        if self.closed.is_some() {
+            return;
+        }
+        if now >= self.last_activity + IDLE {
+            self.closed = Some(self.closing.take().unwrap_or(CloseReason::IdleTimeout));
+            return;
+        }
+        if let Some(p) = self.partial_since {
+            if now >= p + READ {
+                self.partial_since = None;
+                self.begin_close(CloseReason::ReadTimeout);
+            }
+        }
+    }
+
+    fn state(&self) -> State {
+        match (self.closed, self.closing) {
+            (Some(r), _) => State::Closed(r),
+            (None, Some(r)) => State::Draining(r),
+            (None, None) => State::Open,
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 8 } else { 512 }))]
+
+    #[test]
+    fn connection_matches_the_reference_model(ops in proptest::collection::vec(op(), 0..80)) {
+        let limits = Limits {
+            idle_timeout: Some(Duration::from_millis(IDLE)),
+            read_timeout: Some(Duration::from_millis(READ)),
+            ..Limits::default()
+        };
+        let mut c = lines(limits);
+        let mut m = Model::default();
+        let mut socket: Vec<u8> = Vec::new();
+        let mut wire_out: Vec<u8> = Vec::new();
+        let mut model_out: Vec<u8> = Vec::new();
+        let mut now = 0u64;
+        for op in ops {
+            match op {
+                Op::Send(bytes) => {
+                    socket.extend_from_slice(&bytes);
+                    let t = Duration::from_millis(now);
+                    let got = c.handle_bytes(&socket, t);
+                    let want = m.read(&socket, now);
+                    prop_assert_eq!(got, want);
+                    socket.drain(..got);
+                }
+                Op::Write(cap) => {
+                    let (a, b) = c.poll_transmit();
+                    let pending: Vec<u8> = a.iter().chain(b).copied().collect();
+                    let n = cap.min(pending.len());
+                    let model_n = if m.closed.is_some() { 0 } else { cap.min(m.tx.len()) };
+                    prop_assert_eq!(n, model_n);
+                    wire_out.extend_from_slice(&pending[..n]);
+                    model_out.extend_from_slice(&m.tx[..model_n]);
+                    c.handle_written(n, Duration::from_millis(now));
+                    m.written(model_n, now);
+                }
+                Op::Advance(dt) => {
+                    now += dt;
+                    c.handle_timeout(Duration::from_millis(now));
+                    m.timeout(now);
+                }
+                Op::Eof => {
+                    if c.state() == State::Open {
+                        c.handle_eof(Duration::from_millis(now));
+                        m.eof = true;
+                        m.last_activity = now;
+                    }
+                }
+            }
+            echo(&mut c);
+            m.process();
+            prop_assert_eq!(c.state(), m.state());
+            prop_assert_eq!(c.wants_read(), m.wants_read());
+            prop_assert_eq!(c.tx_len(), m.tx.len());
+            prop_assert_eq!(c.rx_len(), m.rx.len());
+            prop_assert_eq!(c.poll_timeout(), m.deadline().map(Duration::from_millis));
+            prop_assert_eq!(&wire_out, &model_out);
+        }
+    }
+}
