@@ -59,3 +59,8 @@ pub use buffer::Buffer;
 pub use connection::Connection;
 pub use error::{DecodeError, Error};
 pub use ring::Ring;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
