@@ -100,6 +100,8 @@ pub struct Connection<D, E, R, T> {
     over_byte_limit: bool,
     /// Backpressure: reply queue above the high-water mark.
     paused: bool,
+    /// Storage swapped out for a placeholder while idle.
+    parked: bool,
     last_activity: Duration,
     last_read: Duration,
     /// When the first byte of the unfinished frame in rx arrived.
@@ -204,6 +206,7 @@ where
             eof: false,
             over_byte_limit: false,
             paused: false,
+            parked: false,
             last_activity: now,
             last_read: now,
             partial_since: None,
@@ -253,6 +256,15 @@ where
         matches!(self.state, State::Open) && !self.eof && !self.over_byte_limit && !self.paused
     }
 
+    /// Whether a [`poll_frames`](Self::poll_frames) call could hand out a
+    /// frame or change state: there are unprocessed bytes or an EOF to act
+    /// on, and replies are not holding frames back.
+    pub fn wants_poll(&self) -> bool {
+        self.state == State::Open
+            && !self.paused
+            && (!self.rx.is_empty() || self.eof || self.over_byte_limit)
+    }
+
     /// Whether there are bytes to write.
     pub fn wants_write(&self) -> bool {
         !self.is_closed() && !self.tx.is_empty()
@@ -300,7 +312,7 @@ where
     /// [`wants_read`](Self::wants_read)). Never longer than the byte limit
     /// allows plus one byte, so a peer going over the limit is seen.
     pub fn read_buf(&mut self) -> Option<&mut [u8]> {
-        if !self.wants_read() {
+        if !self.wants_read() || self.parked {
             return None;
         }
         // Offer all free space: moving the unfinished frame (at most one
@@ -515,6 +527,12 @@ where
         if self.state != State::Open {
             return Err(Error::ConnectionClosed);
         }
+        if self.parked {
+            return Err(Error::BufferTooSmall {
+                needed: payload.len(),
+                capacity: 0,
+            });
+        }
         enqueue(&self.encoder, &mut self.tx, payload)?;
         self.stats.frames_out += 1;
         if self.tx.len() >= self.high_water {
@@ -535,6 +553,56 @@ where
         if !self.is_closed() {
             let reason = self.close_reason().unwrap_or(CloseReason::Local);
             self.state = State::Closed(reason);
+        }
+    }
+
+    /// Whether both buffers are empty: no partial frame, no queued reply.
+    /// Only then can the storage be [parked](Self::park).
+    pub fn is_quiescent(&self) -> bool {
+        self.rx.is_empty() && self.tx.is_empty()
+    }
+
+    /// Whether the connection is parked (holds placeholder storage).
+    pub fn is_parked(&self) -> bool {
+        self.parked
+    }
+
+    /// Swaps the storage out while the connection is idle, so a driver can
+    /// return it to a pool: thousands of idle connections then hold no
+    /// buffers. `placeholder` (typically zero-length) takes its place. Gives
+    /// `placeholder` back as `Err` if a partial frame or queued reply still
+    /// needs the storage.
+    ///
+    /// While parked, the connection offers no [`read_buf`](Self::read_buf)
+    /// and takes no [`send`](Self::send); [`unpark`](Self::unpark) it first.
+    pub fn park(&mut self, placeholder: Buffers<R, T>) -> Result<Buffers<R, T>, Buffers<R, T>> {
+        if self.parked || !self.is_quiescent() {
+            return Err(placeholder);
+        }
+        self.parked = true;
+        Ok(self.swap_storage(placeholder))
+    }
+
+    /// Puts real storage back after [`park`](Self::park) and returns the
+    /// placeholder. Fails, handing `buffers` back, if the rx storage cannot
+    /// hold a maximum-size frame or the tx storage is below the high-water
+    /// mark.
+    pub fn unpark(&mut self, buffers: Buffers<R, T>) -> Result<Buffers<R, T>, Buffers<R, T>> {
+        let rx_ok = buffers.rx.as_ref().len() >= self.decoder.max_frame();
+        let tx_ok = buffers.tx.as_ref().len() >= self.high_water;
+        if !self.parked || !rx_ok || !tx_ok {
+            return Err(buffers);
+        }
+        self.parked = false;
+        Ok(self.swap_storage(buffers))
+    }
+
+    fn swap_storage(&mut self, buffers: Buffers<R, T>) -> Buffers<R, T> {
+        let rx = core::mem::replace(&mut self.rx, Buffer::new(buffers.rx));
+        let tx = core::mem::replace(&mut self.tx, Ring::new(buffers.tx));
+        Buffers {
+            rx: rx.into_inner(),
+            tx: tx.into_inner(),
         }
     }
 

@@ -415,6 +415,61 @@ fn ring_wraps_and_transmit_is_two_slices() {
     assert_eq!(all, b"0\nabcdefg\nABCDEFGHIJKLMNOPQRSTUVWXYZ01234\n");
 }
 
+#[test]
+fn park_and_unpark_swap_storage_only_when_idle() {
+    type Boxed = Connection<
+        DelimiterDecoder,
+        DelimiterEncoder,
+        std::boxed::Box<[u8]>,
+        std::boxed::Box<[u8]>,
+    >;
+    let dec = DelimiterDecoder::lines(32).unwrap();
+    let enc = DelimiterEncoder::lines(32).unwrap();
+    let real = || Buffers {
+        rx: std::vec![0u8; 32].into_boxed_slice(),
+        tx: std::vec![0u8; 64].into_boxed_slice(),
+    };
+    let empty = || Buffers {
+        rx: std::boxed::Box::default(),
+        tx: std::boxed::Box::default(),
+    };
+    let mut c: Boxed = Connection::new(dec, enc, real(), Limits::default(), MS).unwrap();
+    c.handle_bytes(b"part", MS);
+    assert!(
+        c.park(empty()).is_err(),
+        "a partial frame holds the storage"
+    );
+    c.handle_bytes(b"ial\n", MS);
+    echo(&mut c);
+    assert!(c.park(empty()).is_err(), "a queued reply holds the storage");
+    assert_eq!(flush(&mut c, MS), b"partial\n");
+    let pooled = c.park(empty()).unwrap();
+    assert_eq!(pooled.rx.len(), 32);
+    assert!(c.is_parked());
+    assert!(c.wants_read(), "still open and interested");
+    assert!(c.read_buf().is_none(), "but has nowhere to read into");
+    assert!(c.send(b"x").is_err());
+    assert!(
+        c.unpark(empty()).is_err(),
+        "placeholder storage is too small"
+    );
+    c.unpark(pooled).unwrap();
+    c.handle_bytes(b"again\n", MS);
+    echo(&mut c);
+    assert_eq!(flush(&mut c, MS), b"again\n");
+}
+
+#[test]
+fn wants_poll_tracks_unprocessed_input() {
+    let mut c = lines(Limits::default());
+    assert!(!c.wants_poll());
+    c.handle_bytes(b"a", MS);
+    assert!(c.wants_poll());
+    c.handle_eof(MS);
+    echo(&mut c);
+    assert!(!c.wants_poll());
+}
+
 // ---- model-based property test ----
 
 #[derive(Clone, Debug)]
