@@ -36,6 +36,8 @@
 //! - [`connection`]: [`Connection`], the state machine that binds a decoder,
 //!   an encoder, both buffers and [`Limits`](connection::Limits), with idle
 //!   and read timeouts, backpressure and an orderly close.
+//! - [`server`]: what both drivers share: `ServerConfig`, admission
+//!   control (`Admission`, with `alloc`), live `ServerStats`.
 //! - [`Error`] / [`DecodeError`]: one small error enum for the crate.
 //!
 //! ## Features
@@ -54,6 +56,7 @@ pub mod codec;
 pub mod connection;
 mod error;
 mod ring;
+pub mod server;
 
 pub use buffer::Buffer;
 pub use connection::Connection;

@@ -1,0 +1,442 @@
+//! IO-free server pieces shared by the drivers: configuration, admission
+//! (connection limits, per IP), and live statistics.
+//!
+//! Both drivers (blocking `fastnet-std`, async `fastnet-smol`) use these
+//! types, so the two speak the same language and neither depends on the
+//! other.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::codec::CodecSpec;
+use crate::connection::{CloseReason, Limits};
+
+/// What a server does with its connections, independent of how it does IO.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Framing of incoming frames; replies use [`reply_codec`](Self::reply_codec).
+    pub codec: CodecSpec,
+    /// Framing of replies (default: the same as `codec`).
+    pub reply_codec: Option<CodecSpec>,
+    /// Per-connection limits and timeouts.
+    pub limits: Limits,
+    /// Most connections open at once; more are refused at accept.
+    pub max_connections: usize,
+    /// Most connections open at once from one IP address (IPv4-mapped IPv6
+    /// addresses count as their IPv4 address).
+    pub max_connections_per_ip: Option<usize>,
+    /// Worker threads: the pool limit for the blocking driver, the executor
+    /// threads for the async driver. 0 means one per core.
+    pub workers: usize,
+    /// How long an idle pooled worker waits for work before it exits.
+    pub worker_idle_expiry: Duration,
+    /// Receive buffer per connection in bytes (at least the codec's maximum
+    /// frame; smaller values are raised to it).
+    pub rx_buffer: usize,
+    /// Reply buffer per connection in bytes.
+    pub tx_buffer: usize,
+    /// Frames that other threads may queue for one connection through its
+    /// handle before `send` reports the queue full.
+    pub handle_queue: usize,
+    /// Set `TCP_NODELAY` on accepted sockets.
+    pub nodelay: bool,
+}
+
+impl ServerConfig {
+    /// Defaults for `codec`: 10 000 connections, no per-IP limit, one worker
+    /// per core, 8 KiB buffers (or the maximum frame, if larger), 64 queued
+    /// pushes, `TCP_NODELAY` on, no timeouts.
+    pub fn new(codec: CodecSpec) -> Self {
+        ServerConfig {
+            codec,
+            reply_codec: None,
+            limits: Limits::default(),
+            max_connections: 10_000,
+            max_connections_per_ip: None,
+            workers: 0,
+            worker_idle_expiry: Duration::from_secs(10),
+            rx_buffer: 8 * 1024,
+            tx_buffer: 8 * 1024,
+            handle_queue: 64,
+            nodelay: true,
+        }
+    }
+
+    /// The codec used for replies.
+    pub fn reply_codec(&self) -> CodecSpec {
+        self.reply_codec.unwrap_or(self.codec)
+    }
+
+    /// The receive buffer size actually used: never below the maximum frame.
+    pub fn rx_buffer_len(&self) -> usize {
+        self.rx_buffer.max(self.codec.max_frame())
+    }
+}
+
+/// Why a connection was refused before it was served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// `max_connections` reached.
+    MaxConnections,
+    /// `max_connections_per_ip` reached for the peer's address.
+    MaxPerIp,
+    /// Every worker is busy and the pool is at its limit.
+    WorkersBusy,
+    /// The handler's `on_connect` refused it.
+    Refused,
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+impl RejectReason {
+    /// Every reason, in a fixed order (for statistics tables).
+    pub const ALL: [RejectReason; 5] = [
+        RejectReason::MaxConnections,
+        RejectReason::MaxPerIp,
+        RejectReason::WorkersBusy,
+        RejectReason::Refused,
+        RejectReason::ShuttingDown,
+    ];
+
+    /// A short, stable name.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            RejectReason::MaxConnections => "max-connections",
+            RejectReason::MaxPerIp => "max-per-ip",
+            RejectReason::WorkersBusy => "workers-busy",
+            RejectReason::Refused => "refused",
+            RejectReason::ShuttingDown => "shutting-down",
+        }
+    }
+
+    const fn index(&self) -> usize {
+        match self {
+            RejectReason::MaxConnections => 0,
+            RejectReason::MaxPerIp => 1,
+            RejectReason::WorkersBusy => 2,
+            RejectReason::Refused => 3,
+            RejectReason::ShuttingDown => 4,
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RejectReason::MaxConnections => "connection limit reached",
+            RejectReason::MaxPerIp => "per-IP connection limit reached",
+            RejectReason::WorkersBusy => "all workers busy",
+            RejectReason::Refused => "refused by the handler",
+            RejectReason::ShuttingDown => "server shutting down",
+        })
+    }
+}
+
+/// Close reasons in a fixed order, for statistics tables.
+pub const CLOSE_REASONS: [CloseReason; 8] = [
+    CloseReason::PeerClosed,
+    CloseReason::IdleTimeout,
+    CloseReason::ReadTimeout,
+    CloseReason::FrameTooLarge,
+    CloseReason::ByteLimit,
+    CloseReason::Protocol(crate::Error::VarintOverflow),
+    CloseReason::Local,
+    CloseReason::Reset,
+];
+
+const fn close_index(reason: &CloseReason) -> usize {
+    match reason {
+        CloseReason::PeerClosed => 0,
+        CloseReason::IdleTimeout => 1,
+        CloseReason::ReadTimeout => 2,
+        CloseReason::FrameTooLarge => 3,
+        CloseReason::ByteLimit => 4,
+        CloseReason::Protocol(_) => 5,
+        CloseReason::Local => 6,
+        CloseReason::Reset => 7,
+    }
+}
+
+/// Admission control: the connection limits, total and per IP address.
+///
+/// Not thread-safe by itself; a driver keeps it behind its accept loop or a
+/// lock. Addresses are compared after IPv4-mapped IPv6 addresses are turned
+/// into IPv4, so a dual-stack listener cannot be used to double the per-IP
+/// allowance, and IPv6 peers are limited like IPv4 peers.
+#[cfg(feature = "alloc")]
+#[derive(Clone, Debug, Default)]
+pub struct Admission {
+    max_total: usize,
+    max_per_ip: Option<usize>,
+    open: usize,
+    per_ip: alloc::collections::BTreeMap<core::net::IpAddr, usize>,
+}
+
+#[cfg(feature = "alloc")]
+impl Admission {
+    /// Limits from a server configuration.
+    pub fn new(max_total: usize, max_per_ip: Option<usize>) -> Self {
+        Admission {
+            max_total,
+            max_per_ip,
+            open: 0,
+            per_ip: Default::default(),
+        }
+    }
+
+    /// Counts a new connection from `ip`, or says why it must be refused.
+    pub fn try_admit(&mut self, ip: core::net::IpAddr) -> Result<(), RejectReason> {
+        if self.open >= self.max_total {
+            return Err(RejectReason::MaxConnections);
+        }
+        let ip = ip.to_canonical();
+        let count = self.per_ip.get(&ip).copied().unwrap_or(0);
+        if self.max_per_ip.is_some_and(|max| count >= max) {
+            return Err(RejectReason::MaxPerIp);
+        }
+        self.per_ip.insert(ip, count + 1);
+        self.open += 1;
+        Ok(())
+    }
+
+    /// A connection admitted from `ip` has ended.
+    pub fn release(&mut self, ip: core::net::IpAddr) {
+        let ip = ip.to_canonical();
+        if let Some(count) = self.per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_ip.remove(&ip);
+            }
+            self.open -= 1;
+        }
+    }
+
+    /// Connections currently admitted.
+    pub fn open(&self) -> usize {
+        self.open
+    }
+}
+
+/// Live counters of a server, updated with relaxed atomics and cheap to
+/// read while serving. Drivers add a connection's traffic in batches (per
+/// wake-up, not per frame) to keep the shared cache line quiet.
+#[cfg(target_has_atomic = "64")]
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    accepted: core::sync::atomic::AtomicU64,
+    rejected: [core::sync::atomic::AtomicU64; 5],
+    closed: [core::sync::atomic::AtomicU64; 8],
+    frames_in: core::sync::atomic::AtomicU64,
+    frames_out: core::sync::atomic::AtomicU64,
+    bytes_in: core::sync::atomic::AtomicU64,
+    bytes_out: core::sync::atomic::AtomicU64,
+}
+
+/// A point-in-time copy of [`ServerStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Connections accepted (and served).
+    pub accepted: u64,
+    /// Connections refused, by [`RejectReason::ALL`] order.
+    pub rejected: [u64; 5],
+    /// Connections closed, by [`CLOSE_REASONS`] order.
+    pub closed: [u64; 8],
+    /// Frames received.
+    pub frames_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+}
+
+impl StatsSnapshot {
+    /// Connections open: accepted and not yet closed.
+    pub fn open(&self) -> u64 {
+        self.accepted.saturating_sub(self.closed.iter().sum())
+    }
+
+    /// Connections refused for `reason`.
+    pub fn rejected(&self, reason: RejectReason) -> u64 {
+        self.rejected[reason.index()]
+    }
+
+    /// Connections refused for any reason.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().sum()
+    }
+
+    /// Connections closed for `reason` (every `Protocol(_)` counts together).
+    pub fn closed(&self, reason: CloseReason) -> u64 {
+        self.closed[close_index(&reason)]
+    }
+}
+
+impl fmt::Display for StatsSnapshot {
+    /// One line: `accepted=.. open=.. rejected=.. closed=.. frames in/out .. bytes in/out ..`,
+    /// listing only the reasons that occurred.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "accepted={} open={} rejected={}",
+            self.accepted,
+            self.open(),
+            self.rejected_total()
+        )?;
+        for r in RejectReason::ALL {
+            if self.rejected(r) > 0 {
+                write!(f, " {}={}", r.name(), self.rejected(r))?;
+            }
+        }
+        write!(f, " closed={}", self.closed.iter().sum::<u64>())?;
+        for r in CLOSE_REASONS {
+            if self.closed(r) > 0 {
+                write!(f, " {}={}", r.name(), self.closed(r))?;
+            }
+        }
+        write!(
+            f,
+            " frames_in={} frames_out={} bytes_in={} bytes_out={}",
+            self.frames_in, self.frames_out, self.bytes_in, self.bytes_out
+        )
+    }
+}
+
+#[cfg(target_has_atomic = "64")]
+impl ServerStats {
+    /// All zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A connection was accepted and will be served.
+    pub fn on_accept(&self) {
+        self.accepted
+            .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A connection was refused.
+    pub fn on_reject(&self, reason: RejectReason) {
+        self.rejected[reason.index()].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A served connection closed.
+    pub fn on_close(&self, reason: CloseReason) {
+        self.closed[close_index(&reason)].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Adds traffic: frames and bytes in and out since the last call for
+    /// that connection.
+    pub fn add_traffic(&self, frames_in: u64, frames_out: u64, bytes_in: u64, bytes_out: u64) {
+        use core::sync::atomic::Ordering::Relaxed;
+        if frames_in > 0 {
+            self.frames_in.fetch_add(frames_in, Relaxed);
+        }
+        if frames_out > 0 {
+            self.frames_out.fetch_add(frames_out, Relaxed);
+        }
+        if bytes_in > 0 {
+            self.bytes_in.fetch_add(bytes_in, Relaxed);
+        }
+        if bytes_out > 0 {
+            self.bytes_out.fetch_add(bytes_out, Relaxed);
+        }
+    }
+
+    /// Adds the difference between two snapshots of one connection's counters.
+    pub fn add_conn_delta(
+        &self,
+        before: &crate::connection::ConnStats,
+        after: &crate::connection::ConnStats,
+    ) {
+        self.add_traffic(
+            after.frames_in - before.frames_in,
+            after.frames_out - before.frames_out,
+            after.bytes_in - before.bytes_in,
+            after.bytes_out - before.bytes_out,
+        );
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        use core::sync::atomic::Ordering::Relaxed;
+        StatsSnapshot {
+            accepted: self.accepted.load(Relaxed),
+            rejected: core::array::from_fn(|i| self.rejected[i].load(Relaxed)),
+            closed: core::array::from_fn(|i| self.closed[i].load(Relaxed)),
+            frames_in: self.frames_in.load(Relaxed),
+            frames_out: self.frames_out.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(feature = "alloc")]
+    use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn admission_limits_total_and_per_ip_including_ipv6() {
+        let mut a = Admission::new(3, Some(1));
+        let v4 = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        let mapped = IpAddr::V6(Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped());
+        assert_eq!(a.try_admit(v4), Ok(()));
+        assert_eq!(a.try_admit(v4), Err(RejectReason::MaxPerIp));
+        // Peer mistake: a per-IP limit that does nothing for IPv6.
+        assert_eq!(a.try_admit(v6), Ok(()));
+        assert_eq!(a.try_admit(v6), Err(RejectReason::MaxPerIp));
+        assert_eq!(
+            a.try_admit(mapped),
+            Err(RejectReason::MaxPerIp),
+            "mapped v4 is v4"
+        );
+        assert_eq!(a.try_admit(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))), Ok(()));
+        assert_eq!(
+            a.try_admit(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))),
+            Err(RejectReason::MaxConnections)
+        );
+        a.release(mapped);
+        assert_eq!(a.open(), 2);
+        assert_eq!(a.try_admit(v4), Ok(()));
+        a.release(IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)));
+        assert_eq!(a.open(), 3, "releasing an unknown address changes nothing");
+    }
+
+    #[test]
+    fn stats_count_and_display() {
+        let s = ServerStats::new();
+        s.on_accept();
+        s.on_accept();
+        s.on_reject(RejectReason::MaxPerIp);
+        s.on_close(CloseReason::Protocol(crate::Error::InvalidCobs {
+            pos: 1,
+            code: 9,
+        }));
+        s.add_traffic(3, 2, 30, 20);
+        let snap = s.snapshot();
+        assert_eq!(snap.open(), 1);
+        assert_eq!(snap.rejected(RejectReason::MaxPerIp), 1);
+        assert_eq!(
+            snap.closed(CloseReason::Protocol(crate::Error::VarintOverflow)),
+            1
+        );
+        assert_eq!(
+            std::format!("{snap}"),
+            "accepted=2 open=1 rejected=1 max-per-ip=1 closed=1 protocol=1 frames_in=3 frames_out=2 bytes_in=30 bytes_out=20"
+        );
+    }
+
+    #[test]
+    fn config_defaults() {
+        let c = ServerConfig::new(CodecSpec::lines(100_000));
+        assert_eq!(c.rx_buffer_len(), 100_000);
+        assert_eq!(c.reply_codec(), c.codec);
+    }
+}
