@@ -1,0 +1,127 @@
+//! What the application plugs in: [`Handler`] and the per-frame [`Ctx`].
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use fastnet_proto::connection::CloseReason;
+use fastnet_proto::server::RejectReason;
+
+use crate::handle::{ConnHandle, ConnInfo};
+use crate::server::Conn;
+
+/// The application side of a server: called for each connection's life
+/// events and for every frame.
+///
+/// `on_frame` is async so a handler can await (a database, another
+/// service, a timer) while its connection waits; a handler that answers at
+/// once can return [`std::future::ready`] and pays nothing for the future.
+/// The connection reads nothing more until `on_frame` completes, so frames
+/// of one connection are handled in order.
+///
+/// ```
+/// use fastnet_smol::{Ctx, ConnInfo, Handler};
+///
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     type State = ();
+///     fn on_connect(&self, _info: &ConnInfo) -> Option<()> {
+///         Some(())
+///     }
+///     async fn on_frame(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) {
+///         let _ = ctx.send(frame);
+///     }
+/// }
+/// ```
+pub trait Handler: Send + Sync + 'static {
+    /// Per-connection state, created by [`on_connect`](Self::on_connect)
+    /// and handed back to [`on_close`](Self::on_close).
+    type State: Send + 'static;
+
+    /// A connection was admitted. Return its state, or `None` to refuse it
+    /// (counted as [`RejectReason::Refused`], reported to
+    /// [`on_reject`](Self::on_reject)).
+    fn on_connect(&self, info: &ConnInfo) -> Option<Self::State>;
+
+    /// A complete frame arrived. Queue replies with [`Ctx::send`]; they
+    /// leave together with the replies to every other frame of the same
+    /// read, in one write.
+    fn on_frame(
+        &self,
+        ctx: &mut Ctx<'_, Self::State>,
+        frame: &[u8],
+    ) -> impl Future<Output = ()> + Send;
+
+    /// The connection closed, for `reason`. Called exactly once per
+    /// connection that `on_connect` accepted.
+    fn on_close(&self, info: &ConnInfo, state: Self::State, reason: CloseReason) {
+        let _ = (info, state, reason);
+    }
+
+    /// A connection from `peer` was refused before it was served.
+    fn on_reject(&self, peer: SocketAddr, reason: RejectReason) {
+        let _ = (peer, reason);
+    }
+}
+
+/// What [`Handler::on_frame`] can do with its connection: read its info
+/// and state, queue replies, close it, get a handle to it.
+pub struct Ctx<'a, S> {
+    pub(crate) info: &'a ConnInfo,
+    pub(crate) state: &'a mut S,
+    pub(crate) conn: &'a mut Conn,
+}
+
+impl<S> Ctx<'_, S> {
+    /// The connection's identity.
+    pub fn info(&self) -> &ConnInfo {
+        self.info
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> u64 {
+        self.info.id()
+    }
+
+    /// The per-connection state.
+    pub fn state(&self) -> &S {
+        self.state
+    }
+
+    /// The per-connection state, mutably.
+    pub fn state_mut(&mut self) -> &mut S {
+        self.state
+    }
+
+    /// Frames and queues a reply. Fails, queuing nothing, if the encoder
+    /// refuses `payload`, the connection is closing, or the reply buffer
+    /// lacks room for the whole frame
+    /// ([`Error::BufferTooSmall`](fastnet_proto::Error::BufferTooSmall);
+    /// between frames the driver flushes, so this only happens when one
+    /// frame's replies exceed the buffer).
+    pub fn send(&mut self, payload: &[u8]) -> Result<(), fastnet_proto::Error> {
+        self.conn.send(payload)
+    }
+
+    /// Closes the connection after this frame: queued replies are
+    /// flushed, later frames are not handed out, the reason is
+    /// [`CloseReason::Local`].
+    pub fn close(&mut self) {
+        self.conn.close();
+    }
+
+    /// A handle to push frames to this connection later, from anywhere.
+    pub fn handle(&self) -> ConnHandle {
+        self.info.handle()
+    }
+}
+
+impl<S> fmt::Debug for Ctx<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("info", self.info)
+            .field("state", &self.conn.state())
+            .finish_non_exhaustive()
+    }
+}

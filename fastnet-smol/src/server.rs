@@ -1,0 +1,530 @@
+//! The server: [`ServerBuilder`], [`Server`], [`ShutdownHandle`], and the
+//! accept loop.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use atomic_waker::AtomicWaker;
+use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec};
+use fastnet_proto::connection::Limits;
+use fastnet_proto::server::{Admission, RejectReason, ServerConfig, ServerStats, StatsSnapshot};
+use fastnet_proto::Connection;
+use smol::{future, Async, Executor, Timer};
+
+use crate::conn;
+use crate::handle::{ConnShared, ABORT, SHUTDOWN};
+use crate::pool::BufPool;
+use crate::Handler;
+
+/// The connection state machine as this driver instantiates it.
+pub(crate) type Conn = Connection<AnyDecoder, AnyEncoder, Vec<u8>, Vec<u8>>;
+
+/// Buffer sets kept for reuse by default (each holds an rx, a tx and a
+/// staging buffer); busy connections borrow one only while bytes are in
+/// flight, so this bounds the pool, not the server.
+const DEFAULT_BUFFER_POOL: usize = 256;
+
+/// Pause after an accept error such as running out of file descriptors,
+/// so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Everything the accept loop and the connection tasks share; not generic
+/// over the handler.
+pub(crate) struct ServerShared {
+    pub(crate) config: ServerConfig,
+    pub(crate) decoder: AnyDecoder,
+    pub(crate) encoder: AnyEncoder,
+    pub(crate) tx_len: usize,
+    pub(crate) stats: Arc<ServerStats>,
+    pub(crate) pool: BufPool,
+    admission: Mutex<Admission>,
+    /// Open connections, for shutdown.
+    conns: Mutex<HashMap<u64, Arc<ConnShared>>>,
+    /// Connection tasks alive.
+    live: AtomicUsize,
+    next_id: AtomicU64,
+    /// When the clock of the connections' state machines started.
+    pub(crate) epoch: Instant,
+    shutting_down: AtomicBool,
+    deadline: Mutex<Option<Instant>>,
+    /// The serve future: woken by shutdown and by the last connection.
+    serve_waker: AtomicWaker,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ServerShared {
+    /// Time since the epoch, the clock of every `Connection`.
+    pub(crate) fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// A connection task ended: release everything it held at the server.
+    pub(crate) fn release(&self, id: u64, peer: SocketAddr) {
+        lock(&self.conns).remove(&id);
+        lock(&self.admission).release(peer.ip());
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.serve_waker.wake();
+        }
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    fn signal_all(&self, flag: u8) {
+        let conns: Vec<Arc<ConnShared>> = lock(&self.conns).values().cloned().collect();
+        for c in conns {
+            c.signal(flag);
+        }
+    }
+}
+
+impl fmt::Debug for ServerShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerShared")
+            .field("config", &self.config)
+            .field("live", &self.live.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures and binds a [`Server`]. Start with [`Server::builder`].
+#[derive(Debug)]
+pub struct ServerBuilder {
+    addrs: io::Result<Vec<SocketAddr>>,
+    config: ServerConfig,
+    buffer_pool: usize,
+}
+
+impl ServerBuilder {
+    /// The address to listen on (default `127.0.0.1:0`: a free port on
+    /// loopback; read it back with [`Server::local_addr`]).
+    pub fn addr(mut self, addr: impl ToSocketAddrs) -> Self {
+        self.addrs = addr.to_socket_addrs().map(Iterator::collect);
+        self
+    }
+
+    /// Framing of replies, if it differs from the framing of requests.
+    pub fn reply_codec(mut self, codec: CodecSpec) -> Self {
+        self.config.reply_codec = Some(codec);
+        self
+    }
+
+    /// Per-connection limits and timeouts (idle, read, byte limit, tx
+    /// watermarks).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// Most connections open at once; more are refused at accept
+    /// ([`RejectReason::MaxConnections`]). Default 10 000.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = n;
+        self
+    }
+
+    /// Most connections open at once from one IP address
+    /// ([`RejectReason::MaxPerIp`]). Default: no limit.
+    pub fn max_connections_per_ip(mut self, n: usize) -> Self {
+        self.config.max_connections_per_ip = Some(n);
+        self
+    }
+
+    /// Executor threads [`Server::run`] starts; 0 (the default) means one
+    /// per core. Ignored by [`Server::serve_on`], which runs on the
+    /// caller's executor.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.config.workers = n;
+        self
+    }
+
+    /// Receive buffer per busy connection, in bytes (raised to the codec's
+    /// maximum frame if smaller). Default 8 KiB.
+    pub fn rx_buffer(mut self, n: usize) -> Self {
+        self.config.rx_buffer = n;
+        self
+    }
+
+    /// Reply buffer per busy connection, in bytes. Default 8 KiB.
+    pub fn tx_buffer(mut self, n: usize) -> Self {
+        self.config.tx_buffer = n;
+        self
+    }
+
+    /// Frames a [`ConnHandle`](crate::ConnHandle) may queue for one
+    /// connection before `send` reports [`SendError::Full`](crate::SendError::Full).
+    /// Default 64.
+    pub fn handle_queue(mut self, n: usize) -> Self {
+        self.config.handle_queue = n;
+        self
+    }
+
+    /// Set `TCP_NODELAY` on accepted sockets (default `true`).
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.config.nodelay = on;
+        self
+    }
+
+    /// Buffer sets kept for reuse (default 256). Connections borrow a set
+    /// only while they have bytes in flight.
+    pub fn buffer_pool(mut self, n: usize) -> Self {
+        self.buffer_pool = n;
+        self
+    }
+
+    /// Replaces the whole configuration (the address is kept).
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The configuration so far.
+    pub fn server_config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Validates the configuration and binds the listening socket.
+    pub fn bind(self) -> io::Result<Server> {
+        let config = self.config;
+        let decoder = config.codec.decoder().map_err(invalid)?;
+        let encoder = config.reply_codec().encoder().map_err(invalid)?;
+        let rx_len = config.rx_buffer_len();
+        let tx_len = config.tx_buffer;
+        // Validate buffer sizes and watermarks once, as the tasks will.
+        let probe = Conn::new(
+            decoder.clone(),
+            encoder.clone(),
+            fastnet_proto::connection::Buffers {
+                rx: vec![0; rx_len],
+                tx: vec![0; tx_len],
+            },
+            config.limits,
+            Duration::ZERO,
+        )
+        .map_err(invalid)?;
+        drop(probe);
+        let addrs = self.addrs?;
+        let listener = TcpListener::bind(&addrs[..])?;
+        let listener = Async::new(listener)?;
+        let shared = Arc::new(ServerShared {
+            config,
+            decoder,
+            encoder,
+            tx_len,
+            stats: Arc::new(ServerStats::new()),
+            pool: BufPool::new(rx_len, tx_len, self.buffer_pool),
+            admission: Mutex::new(Admission::new(
+                config.max_connections,
+                config.max_connections_per_ip,
+            )),
+            conns: Mutex::new(HashMap::new()),
+            live: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            epoch: Instant::now(),
+            shutting_down: AtomicBool::new(false),
+            deadline: Mutex::new(None),
+            serve_waker: AtomicWaker::new(),
+        });
+        Ok(Server { listener, shared })
+    }
+}
+
+fn invalid(e: fastnet_proto::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
+}
+
+/// A bound framed TCP server, ready to serve a [`Handler`].
+///
+/// Build one with [`Server::builder`]; serve it on your executor with
+/// [`serve_on`](Self::serve_on) (or smol's global one with
+/// [`serve`](Self::serve)), or let [`run`](Self::run) start its own
+/// threads. Stop it with a [`ShutdownHandle`].
+#[derive(Debug)]
+pub struct Server {
+    listener: Async<TcpListener>,
+    shared: Arc<ServerShared>,
+}
+
+impl Server {
+    /// A builder for a server whose frames use `codec`; replies use the
+    /// same codec unless [`ServerBuilder::reply_codec`] says otherwise.
+    pub fn builder(codec: CodecSpec) -> ServerBuilder {
+        ServerBuilder {
+            addrs: Ok(vec![SocketAddr::from(([127, 0, 0, 1], 0))]),
+            config: ServerConfig::new(codec),
+            buffer_pool: DEFAULT_BUFFER_POOL,
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.get_ref().local_addr()
+    }
+
+    /// A handle to stop the server from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Live statistics (read them with [`ServerStats::snapshot`]).
+    pub fn stats(&self) -> Arc<ServerStats> {
+        self.shared.stats.clone()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// Serves on `executor` until shut down; returns the final statistics.
+    ///
+    /// Connection tasks are spawned on `executor`, which someone must be
+    /// running (for example threads in `executor.run(..)`); this future
+    /// itself runs the accept loop and can be awaited anywhere.
+    pub async fn serve_on<H: Handler>(
+        self,
+        executor: &Arc<Executor<'static>>,
+        handler: H,
+    ) -> io::Result<StatsSnapshot> {
+        self.serve_with(handler, OnExecutor(executor.clone())).await
+    }
+
+    /// Serves on smol's global executor (`smol::spawn`) until shut down;
+    /// returns the final statistics.
+    pub async fn serve<H: Handler>(self, handler: H) -> io::Result<StatsSnapshot> {
+        self.serve_with(handler, Global).await
+    }
+
+    /// Serves on a new executor with [`workers`](ServerBuilder::workers)
+    /// threads (the calling thread is one of them), blocking until shut
+    /// down; returns the final statistics.
+    pub fn run<H: Handler>(self, handler: H) -> io::Result<StatsSnapshot> {
+        let workers = match self.shared.config.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let ex = Arc::new(Executor::new());
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let mut threads = Vec::with_capacity(workers.saturating_sub(1));
+        for i in 1..workers {
+            let ex = ex.clone();
+            let stopped = stopped.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("fastnet-smol-{i}"))
+                .spawn(move || smol::block_on(ex.run(stopped.recv())))?;
+            threads.push(t);
+        }
+        let result = smol::block_on(ex.run(self.serve_on(&ex, handler)));
+        drop(stop);
+        for t in threads {
+            let _ = t.join();
+        }
+        result
+    }
+
+    async fn serve_with<H: Handler>(
+        self,
+        handler: H,
+        spawn: impl Spawn,
+    ) -> io::Result<StatsSnapshot> {
+        let Server { listener, shared } = self;
+        let handler = Arc::new(handler);
+        loop {
+            let accepted = future::or(
+                async { Some(listener.read_with(|l| l.accept()).await) },
+                async {
+                    wait_shutdown(&shared).await;
+                    None
+                },
+            )
+            .await;
+            match accepted {
+                None => break,
+                Some(Ok((stream, peer))) => admit(&shared, &handler, stream, peer, &spawn),
+                Some(Err(e)) => match e.kind() {
+                    io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::Interrupted => {}
+                    _ => {
+                        Timer::after(ACCEPT_BACKOFF).await;
+                    }
+                },
+            }
+        }
+        // Stop accepting: new connection attempts are refused by the OS.
+        drop(listener);
+        shared.signal_all(SHUTDOWN);
+        let deadline = lock(&shared.deadline).unwrap_or_else(Instant::now);
+        let all_closed = future::or(
+            async {
+                wait_idle(&shared).await;
+                true
+            },
+            async {
+                Timer::at(deadline).await;
+                false
+            },
+        )
+        .await;
+        if !all_closed {
+            shared.signal_all(ABORT);
+            wait_idle(&shared).await;
+        }
+        Ok(shared.stats.snapshot())
+    }
+}
+
+/// Admission, `on_connect`, then a task for the connection.
+fn admit<H: Handler>(
+    shared: &Arc<ServerShared>,
+    handler: &Arc<H>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    spawn: &impl Spawn,
+) {
+    let reject = |reason| {
+        shared.stats.on_reject(reason);
+        handler.on_reject(peer, reason);
+    };
+    if shared.is_shutting_down() {
+        return reject(RejectReason::ShuttingDown);
+    }
+    if let Err(reason) = lock(&shared.admission).try_admit(peer.ip()) {
+        return reject(reason);
+    }
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let conn_shared = Arc::new(ConnShared::new(id, peer, shared.clone()));
+    let info = crate::ConnInfo {
+        shared: conn_shared.clone(),
+    };
+    let Some(state) = handler.on_connect(&info) else {
+        lock(&shared.admission).release(peer.ip());
+        return reject(RejectReason::Refused);
+    };
+    if shared.config.nodelay {
+        let _ = stream.set_nodelay(true);
+    }
+    let stream = match Async::new(stream) {
+        Ok(s) => s,
+        Err(_) => {
+            // Could not register with the reactor: treat as reset at once.
+            lock(&shared.admission).release(peer.ip());
+            handler.on_close(&info, state, fastnet_proto::connection::CloseReason::Reset);
+            return;
+        }
+    };
+    shared.stats.on_accept();
+    shared.live.fetch_add(1, Ordering::AcqRel);
+    lock(&shared.conns).insert(id, conn_shared);
+    if shared.is_shutting_down() {
+        info.shared.signal(SHUTDOWN);
+    }
+    spawn.spawn(conn::task(
+        shared.clone(),
+        handler.clone(),
+        stream,
+        info,
+        state,
+    ));
+}
+
+async fn wait_shutdown(shared: &ServerShared) {
+    future::poll_fn(|cx| {
+        shared.serve_waker.register(cx.waker());
+        if shared.is_shutting_down() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+async fn wait_idle(shared: &ServerShared) {
+    future::poll_fn(|cx| {
+        shared.serve_waker.register(cx.waker());
+        if shared.live.load(Ordering::Acquire) == 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Stops a [`Server`] from any thread: cloneable, `Send + Sync`.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<ServerShared>,
+}
+
+impl ShutdownHandle {
+    /// Stops accepting, lets every connection flush its queued replies and
+    /// close, and closes whatever is still open `deadline` from now with
+    /// [`CloseReason::Local`](fastnet_proto::connection::CloseReason::Local).
+    /// The serve future then returns. Only the first call's deadline counts.
+    pub fn shutdown(&self, deadline: Duration) {
+        {
+            let mut d = lock(&self.shared.deadline);
+            if d.is_none() {
+                *d = Some(Instant::now() + deadline);
+            }
+        }
+        self.shared.shutting_down.store(true, Ordering::Release);
+        self.shared.serve_waker.wake();
+    }
+
+    /// Whether shutdown was requested.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.is_shutting_down()
+    }
+
+    /// The server's live statistics.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        self.shared.stats.clone()
+    }
+}
+
+impl fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownHandle")
+            .field("shutting_down", &self.is_shutting_down())
+            .finish()
+    }
+}
+
+/// Where connection tasks go.
+trait Spawn {
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F);
+}
+
+/// A caller-supplied executor.
+struct OnExecutor(Arc<Executor<'static>>);
+
+impl Spawn for OnExecutor {
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
+        self.0.spawn(f).detach();
+    }
+}
+
+/// smol's global executor.
+struct Global;
+
+impl Spawn for Global {
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
+        smol::spawn(f).detach();
+    }
+}
