@@ -1,0 +1,115 @@
+//! # fastnet-std
+//!
+//! The blocking fastnet driver: framed TCP servers and clients on
+//! `std::net`, with every protocol decision (framing, limits, timeouts,
+//! backpressure, orderly close) taken by the sans-IO
+//! [`Connection`](fastnet_proto::Connection) of `fastnet-proto`. This crate
+//! only moves bytes and time.
+//!
+//! ```
+//! use std::time::Duration;
+//! use fastnet_proto::codec::CodecSpec;
+//! use fastnet_std::{Client, ConnInfo, Ctx, Handler, Server};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type State = ();
+//!     fn on_connect(&self, _info: &ConnInfo) -> Option<()> {
+//!         Some(())
+//!     }
+//!     fn on_frame(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) {
+//!         let _ = ctx.send(frame);
+//!     }
+//! }
+//!
+//! let codec = CodecSpec::lines(1024);
+//! let server = Server::builder(codec).addr("127.0.0.1:0").bind()?;
+//! let addr = server.local_addr();
+//! let shutdown = server.shutdown_handle();
+//! let serving = std::thread::spawn(move || server.serve(Echo));
+//!
+//! let mut client = Client::connect(addr, codec, Duration::from_secs(1))?;
+//! client.send(b"hello")?;
+//! assert_eq!(client.recv()?, Some(&b"hello"[..]));
+//!
+//! shutdown.shutdown(Duration::from_secs(1));
+//! let stats = serving.join().unwrap()?;
+//! assert_eq!((stats.accepted, stats.frames_in), (1, 1));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! ## Server
+//!
+//! [`Server::builder`] takes the codec ([`CodecSpec`](fastnet_proto::codec::CodecSpec))
+//! and the settings of [`ServerConfig`](fastnet_proto::server::ServerConfig);
+//! [`Server::serve`] runs the accept loop on the calling thread with a
+//! [`Handler`].
+//!
+//! - **Workers.** Each connection is served start to end by one pooled OS
+//!   thread running the connection's driver loop: blocking `read` (with the
+//!   socket's read timeout set from the connection's next deadline, so idle
+//!   and read timeouts fire on time), frames to the handler, replies out
+//!   with one vectored write. A finished worker waits for the next
+//!   connection and exits after `worker_idle_expiry` without one. A thread
+//!   is spawned only when no worker is idle and the pool is below its
+//!   limit; when every worker is busy, the new connection is closed at once
+//!   and reported as [`RejectReason::WorkersBusy`](fastnet_proto::server::RejectReason::WorkersBusy):
+//!   the accept loop never waits for a worker.
+//! - **Admission.** `max_connections` and `max_connections_per_ip` (IPv6
+//!   included) are checked before a worker is involved.
+//! - **Buffers.** Receive and reply buffers are fixed-size and recycled
+//!   across connections; serving frames allocates nothing.
+//! - **Stats.** [`Server::stats`] counts connections (accepted, rejected
+//!   and closed by reason) and traffic, added once per wake-up rather than
+//!   per frame.
+//! - **Push.** [`Ctx::handle`] gives a [`ConnHandle`] that other threads
+//!   use to send frames to the connection, bounded by `handle_queue`. The
+//!   worker may be asleep in `read`, so a push does not wait for it: the
+//!   pushing thread writes the frame itself under the connection's writer
+//!   lock, or leaves it queued for the thread that holds that lock (the
+//!   worker writing replies, or another pusher), which writes it before
+//!   letting go. Frames never interleave, and a push reaches the peer at
+//!   once; the cost is that a pusher may block while the peer's receive
+//!   window is full (bounded by the idle timeout), while the others get
+//!   [`SendError::Full`].
+//! - **Shutdown.** [`ShutdownHandle::shutdown`] sets a flag and connects
+//!   to the listener to wake the blocking `accept`. The accept loop then
+//!   stops accepting and wakes every connection by shutting down the read
+//!   side of its socket (a blocked `read` returns at once; bytes already
+//!   received are still read and answered). Each connection then flushes
+//!   its queued replies and closes with
+//!   [`CloseReason::Local`](fastnet_proto::connection::CloseReason::Local).
+//!   Shortly before the deadline, connections still open are shut down
+//!   both ways, which also breaks a `write` blocked on a peer that does not
+//!   read; `serve` returns within the deadline.
+//!
+//! ## Client
+//!
+//! [`Client`] is one blocking framed connection; [`Pool`] keeps reusable
+//! clients to one server (max size, max idle, idle expiry, connect
+//! timeout, waiting timeout; broken connections are discarded).
+//!
+//! Nothing in this crate prints or logs: errors are values, close reasons
+//! go to [`Handler::on_close`] and the statistics.
+#![forbid(unsafe_code)]
+
+mod buffers;
+mod client;
+mod conn;
+mod handle;
+mod handler;
+mod pool;
+mod server;
+mod workers;
+
+pub use client::Client;
+pub use handle::{ConnHandle, SendError};
+pub use handler::{ConnInfo, Ctx, Handler};
+pub use pool::{Pool, PoolConfig, PoolStats, Pooled};
+pub use server::{Server, ServerBuilder, ShutdownHandle};
+pub use workers::WorkerPool;
+
+pub use fastnet_proto::codec::CodecSpec;
+pub use fastnet_proto::connection::{CloseReason, Limits};
+pub use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapshot};
