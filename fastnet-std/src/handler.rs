@@ -131,6 +131,11 @@ impl<S> Ctx<'_, S> {
         &self.shared.info
     }
 
+    /// The connection's id (`info().id()`).
+    pub fn id(&self) -> u64 {
+        self.shared.info.id()
+    }
+
     /// The connection's state.
     pub fn state(&self) -> &S {
         self.state

@@ -21,8 +21,9 @@ use crate::workers::{Run, WorkerPool, Workers};
 
 /// Configures and binds a [`Server`]; from [`Server::builder`].
 ///
-/// Every setting has a default (see [`ServerConfig::new`]); the address
-/// defaults to `127.0.0.1:0`.
+/// Setters take and return the builder by value. Every setting has a
+/// default (see [`ServerConfig::new`]); the address defaults to
+/// `127.0.0.1:0`.
 #[derive(Debug)]
 pub struct ServerBuilder {
     addr: io::Result<Vec<SocketAddr>>,
@@ -32,26 +33,26 @@ pub struct ServerBuilder {
 impl ServerBuilder {
     /// Where to listen (port 0 picks a free port; see
     /// [`Server::local_addr`]). The first address that binds is used.
-    pub fn addr(&mut self, addr: impl ToSocketAddrs) -> &mut Self {
+    pub fn addr(mut self, addr: impl ToSocketAddrs) -> Self {
         self.addr = addr.to_socket_addrs().map(Iterator::collect);
         self
     }
 
     /// Framing of replies, when it differs from the framing of requests.
-    pub fn reply_codec(&mut self, codec: CodecSpec) -> &mut Self {
+    pub fn reply_codec(mut self, codec: CodecSpec) -> Self {
         self.config.reply_codec = Some(codec);
         self
     }
 
     /// Per-connection limits and timeouts.
-    pub fn limits(&mut self, limits: Limits) -> &mut Self {
+    pub fn limits(mut self, limits: Limits) -> Self {
         self.config.limits = limits;
         self
     }
 
     /// Most connections served at once; more are refused
     /// ([`RejectReason::MaxConnections`]).
-    pub fn max_connections(&mut self, n: usize) -> &mut Self {
+    pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
         self
     }
@@ -59,7 +60,7 @@ impl ServerBuilder {
     /// Most connections served at once from one IP address (IPv6 included;
     /// IPv4-mapped IPv6 counts as IPv4); more are refused
     /// ([`RejectReason::MaxPerIp`]).
-    pub fn max_connections_per_ip(&mut self, n: usize) -> &mut Self {
+    pub fn max_connections_per_ip(mut self, n: usize) -> Self {
         self.config.max_connections_per_ip = Some(n);
         self
     }
@@ -68,21 +69,21 @@ impl ServerBuilder {
     /// are busy, a new connection is refused
     /// ([`RejectReason::WorkersBusy`]). 0 (the default) means one worker
     /// per allowed connection (`max_connections`).
-    pub fn workers(&mut self, n: usize) -> &mut Self {
+    pub fn workers(mut self, n: usize) -> Self {
         self.config.workers = n;
         self
     }
 
     /// How long an idle worker thread waits for a connection before it
     /// exits.
-    pub fn worker_idle_expiry(&mut self, expiry: Duration) -> &mut Self {
+    pub fn worker_idle_expiry(mut self, expiry: Duration) -> Self {
         self.config.worker_idle_expiry = expiry;
         self
     }
 
     /// Receive buffer per connection in bytes (raised to the codec's
     /// maximum frame if smaller).
-    pub fn rx_buffer(&mut self, n: usize) -> &mut Self {
+    pub fn rx_buffer(mut self, n: usize) -> Self {
         self.config.rx_buffer = n;
         self
     }
@@ -90,7 +91,7 @@ impl ServerBuilder {
     /// Reply buffer per connection in bytes (raised to twice the reply
     /// codec's maximum frame if smaller, so a maximum-size reply always
     /// fits below the default high-water mark).
-    pub fn tx_buffer(&mut self, n: usize) -> &mut Self {
+    pub fn tx_buffer(mut self, n: usize) -> Self {
         self.config.tx_buffer = n;
         self
     }
@@ -98,25 +99,25 @@ impl ServerBuilder {
     /// Frames other threads may queue for one connection through its
     /// [`ConnHandle`](crate::ConnHandle) before `send` reports
     /// [`SendError::Full`](crate::SendError::Full).
-    pub fn handle_queue(&mut self, n: usize) -> &mut Self {
+    pub fn handle_queue(mut self, n: usize) -> Self {
         self.config.handle_queue = n;
         self
     }
 
     /// Sets `TCP_NODELAY` on accepted sockets (default: on).
-    pub fn nodelay(&mut self, on: bool) -> &mut Self {
+    pub fn nodelay(mut self, on: bool) -> Self {
         self.config.nodelay = on;
         self
     }
 
     /// Replaces every setting but the address at once.
-    pub fn config(&mut self, config: ServerConfig) -> &mut Self {
+    pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
         self
     }
 
     /// Checks the configuration and binds the listening socket.
-    pub fn bind(&self) -> io::Result<Server> {
+    pub fn bind(self) -> io::Result<Server> {
         let settings = Settings::new(self.config)?;
         let addrs = match &self.addr {
             Ok(addrs) => addrs.as_slice(),
