@@ -168,6 +168,7 @@ impl<H: Handler> Driver<H> {
             if self.closing_requested && !self.push_backlog {
                 self.conn.close();
             }
+            let paused = self.conn.is_backpressured();
             let flushed = self.write();
             if self.push_backlog && flushed == Flushed::All {
                 // Room again: queue the rest, write once more.
@@ -181,7 +182,10 @@ impl<H: Handler> Driver<H> {
             if self.conn.state() != State::Open {
                 self.info.shared.queue().closed = true;
             }
-            let busy = (more_to_read && self.conn.wants_read()) || self.conn.wants_poll();
+            // Go around without waiting if the socket may hold more, or the
+            // write lifted backpressure (frames may wait in rx).
+            let unpaused = paused && !self.conn.is_backpressured() && self.conn.wants_poll();
+            let busy = (more_to_read && self.conn.wants_read()) || unpaused;
             if busy {
                 wake = Wake {
                     readable: more_to_read,

@@ -1,0 +1,285 @@
+//! Limits, oversize, timeouts, shutdown and pushes through `ConnHandle`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use fastnet_smol::{
+    CloseReason, CodecSpec, ConnHandle, ConnInfo, Ctx, Handler, Limits, RejectReason, SendError,
+    Server,
+};
+
+/// Echo that records rejects, closes and handles; `block` frames wait on
+/// the gate, `slow` frames wait 200 ms before echoing.
+#[derive(Clone, Default)]
+struct Probe {
+    rejects: Arc<Mutex<Vec<RejectReason>>>,
+    closes: Arc<Mutex<Vec<CloseReason>>>,
+    handles: Arc<Mutex<Vec<ConnHandle>>>,
+    gate: Option<(Arc<Mutex<mpsc::Sender<()>>>, smol::channel::Receiver<()>)>,
+    frames: Arc<AtomicUsize>,
+}
+
+impl Handler for Probe {
+    type State = ();
+    fn on_connect(&self, info: &ConnInfo) -> Option<()> {
+        self.handles.lock().unwrap().push(info.handle());
+        Some(())
+    }
+    async fn on_frame(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) {
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        if frame == b"block" {
+            if let Some((entered, release)) = &self.gate {
+                entered.lock().unwrap().send(()).unwrap();
+                let _ = release.recv().await;
+            }
+        } else if frame == b"slow" {
+            smol::Timer::after(Duration::from_millis(200)).await;
+        } else if frame == b"forever" {
+            smol::Timer::after(Duration::from_secs(3600)).await;
+        }
+        let _ = ctx.send(frame);
+    }
+    fn on_close(&self, _: &ConnInfo, _: (), reason: CloseReason) {
+        self.closes.lock().unwrap().push(reason);
+    }
+    fn on_reject(&self, _: SocketAddr, reason: RejectReason) {
+        self.rejects.lock().unwrap().push(reason);
+    }
+}
+
+fn closed_promptly(s: &mut TcpStream) {
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("expected close, got {n} bytes"),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("expected close, got {e}"),
+    }
+}
+
+#[test]
+fn max_connections_refused_promptly_and_counted() {
+    let probe = Probe::default();
+    let srv = start(
+        Server::builder(CodecSpec::lines(64)).max_connections(2),
+        probe.clone(),
+    );
+    let mut a = LineClient::connect(srv.addr);
+    let mut b = LineClient::connect(srv.addr);
+    a.send("a");
+    assert_eq!(a.line(), "a");
+    b.send("b");
+    assert_eq!(b.line(), "b");
+    let mut c = TcpStream::connect(srv.addr).unwrap();
+    closed_promptly(&mut c);
+    assert_eq!(
+        *probe.rejects.lock().unwrap(),
+        [RejectReason::MaxConnections]
+    );
+    // A slot frees up when a client leaves.
+    drop(a);
+    eventually("slot freed", || srv.shutdown.stats().snapshot().open() == 1);
+    let mut d = LineClient::connect(srv.addr);
+    d.send("d");
+    assert_eq!(d.line(), "d");
+    let stats = srv.stop(Duration::from_secs(1));
+    assert_eq!(stats.rejected(RejectReason::MaxConnections), 1);
+    assert_eq!(stats.accepted, 3);
+}
+
+#[test]
+fn per_ip_limit() {
+    let probe = Probe::default();
+    let srv = start(
+        Server::builder(CodecSpec::lines(64)).max_connections_per_ip(1),
+        probe.clone(),
+    );
+    let mut a = LineClient::connect(srv.addr);
+    a.send("a");
+    assert_eq!(a.line(), "a");
+    let mut b = TcpStream::connect(srv.addr).unwrap();
+    closed_promptly(&mut b);
+    assert_eq!(*probe.rejects.lock().unwrap(), [RejectReason::MaxPerIp]);
+    let stats = srv.stop(Duration::from_secs(1));
+    assert_eq!(stats.rejected(RejectReason::MaxPerIp), 1);
+}
+
+#[test]
+fn oversize_closes_only_that_connection() {
+    let probe = Probe::default();
+    let srv = start(Server::builder(CodecSpec::lines(16)), probe.clone());
+    let mut good = LineClient::connect(srv.addr);
+    good.send("fine");
+    assert_eq!(good.line(), "fine");
+    let mut bad = TcpStream::connect(srv.addr).unwrap();
+    bad.write_all(&[b'x'; 100]).unwrap();
+    closed_promptly(&mut bad);
+    good.send("still fine");
+    assert_eq!(good.line(), "still fine");
+    let stats = srv.stop(Duration::from_secs(1));
+    assert_eq!(stats.closed(CloseReason::FrameTooLarge), 1);
+    assert!(probe
+        .closes
+        .lock()
+        .unwrap()
+        .contains(&CloseReason::FrameTooLarge));
+}
+
+#[test]
+fn idle_timeout_closes_silent_peer() {
+    let probe = Probe::default();
+    let limits = Limits {
+        idle_timeout: Some(Duration::from_millis(100)),
+        ..Limits::default()
+    };
+    let srv = start(
+        Server::builder(CodecSpec::lines(64)).limits(limits),
+        probe.clone(),
+    );
+    let mut c = LineClient::connect(srv.addr);
+    c.send("hi");
+    assert_eq!(c.line(), "hi");
+    let t = Instant::now();
+    c.expect_closed();
+    assert!(
+        t.elapsed() >= Duration::from_millis(90),
+        "{:?}",
+        t.elapsed()
+    );
+    let stats = srv.stop(Duration::from_secs(1));
+    assert_eq!(stats.closed(CloseReason::IdleTimeout), 1);
+}
+
+#[test]
+fn read_timeout_stops_slow_loris() {
+    let probe = Probe::default();
+    let limits = Limits {
+        idle_timeout: Some(Duration::from_secs(30)),
+        read_timeout: Some(Duration::from_millis(200)),
+        ..Limits::default()
+    };
+    let srv = start(
+        Server::builder(CodecSpec::lines(4096)).limits(limits),
+        probe.clone(),
+    );
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(40))).unwrap();
+    let t = Instant::now();
+    // One byte every 40 ms, never a newline: the trickle must not re-arm it.
+    let mut closed = false;
+    while t.elapsed() < WAIT {
+        if s.write_all(b"x").is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 8];
+        match s.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                closed = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(closed);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let stats = srv.stop(Duration::from_secs(1));
+    assert_eq!(stats.closed(CloseReason::ReadTimeout), 1);
+}
+
+#[test]
+fn graceful_shutdown_delivers_in_flight_replies() {
+    let probe = Probe::default();
+    let srv = start(Server::builder(CodecSpec::lines(64)), probe.clone());
+    let mut c = LineClient::connect(srv.addr);
+    let mut idle = LineClient::connect(srv.addr);
+    c.send("slow");
+    eventually("frame in handler", || {
+        probe.frames.load(Ordering::Relaxed) == 1
+    });
+    let t = Instant::now();
+    srv.shutdown.shutdown(Duration::from_secs(3));
+    assert_eq!(c.line(), "slow", "the in-flight reply is delivered");
+    c.expect_closed();
+    idle.expect_closed();
+    let stats = srv.thread.join().unwrap().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(stats.closed(CloseReason::Local), 2);
+    assert!(TcpStream::connect(srv.addr).is_err(), "no longer accepting");
+}
+
+#[test]
+fn shutdown_deadline_closes_stuck_connections() {
+    let probe = Probe::default();
+    let srv = start(Server::builder(CodecSpec::lines(64)), probe.clone());
+    let mut c = LineClient::connect(srv.addr);
+    c.send("forever");
+    eventually("frame in handler", || {
+        probe.frames.load(Ordering::Relaxed) == 1
+    });
+    let t = Instant::now();
+    let stats = srv.stop(Duration::from_millis(200));
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(190) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    c.expect_closed();
+    assert_eq!(stats.closed(CloseReason::Local), 1);
+    assert_eq!(*probe.closes.lock().unwrap(), [CloseReason::Local]);
+}
+
+#[test]
+fn conn_handle_push_full_and_closed() {
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, release_rx) = smol::channel::unbounded();
+    let probe = Probe {
+        gate: Some((Arc::new(Mutex::new(entered_tx)), release_rx)),
+        ..Probe::default()
+    };
+    let srv = start(
+        Server::builder(CodecSpec::lines(64)).handle_queue(4),
+        probe.clone(),
+    );
+    let mut c = LineClient::connect(srv.addr);
+    eventually("connected", || probe.handles.lock().unwrap().len() == 1);
+    let h = probe.handles.lock().unwrap()[0].clone();
+    // Pushed from another thread while the connection is idle.
+    std::thread::spawn({
+        let h = h.clone();
+        move || h.send(b"pushed").unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(c.line(), "pushed");
+    // While the handler is busy, pushes queue up to the bound.
+    c.send("block");
+    entered.recv_timeout(WAIT).unwrap();
+    for i in 0..4 {
+        h.send(format!("p{i}").as_bytes()).unwrap();
+    }
+    assert_eq!(h.send(b"p4"), Err(SendError::Full));
+    assert!(matches!(h.send(b"bad\nline"), Err(SendError::Encode(_))));
+    release.try_send(()).unwrap();
+    assert_eq!(c.line(), "block");
+    for i in 0..4 {
+        assert_eq!(c.line(), format!("p{i}"));
+    }
+    h.close();
+    c.expect_closed();
+    eventually("closed", || h.is_closed());
+    assert_eq!(h.send(b"late"), Err(SendError::Closed));
+    let stats = srv.stop(Duration::from_secs(1));
+    assert_eq!(stats.closed(CloseReason::Local), 1);
+}
