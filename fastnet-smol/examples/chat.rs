@@ -1,12 +1,12 @@
-// Run: cargo run -p fastnet-smol --example chat -- [ADDR]   (default 127.0.0.1:7001)
-// Then connect a few clients with `nc 127.0.0.1 7001`, type lines, and
-// `/nick NAME` to pick a name.
-//
-// A line-based chat room: every line a client sends is broadcast to every
-// other connected client as `NICK: line`. Broadcast is a loop over the
-// `ConnHandle`s registered in `on_connect`; a handle's `send` never blocks,
-// so one slow client cannot stall the room (its queue reports `Full` and
-// the message is dropped for that client only).
+//! Run: cargo run -p fastnet-smol --example chat -- [ADDR]   (default 127.0.0.1:7001)
+//! Then connect a few clients with `nc 127.0.0.1 7001`, type lines, and
+//! `/nick NAME` to pick a name.
+//!
+//! A line-based chat room: every line a client sends is broadcast to every
+//! other connected client as `NICK: line`. Broadcast is a loop over the
+//! `ConnHandle`s registered in `on_connect`; a handle's `send` never blocks,
+//! so one slow client cannot stall the room (its queue reports `Full` and
+//! the message is dropped for that client only).
 
 use std::collections::BTreeMap;
 use std::future::{ready, Future};

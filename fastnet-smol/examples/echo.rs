@@ -1,9 +1,9 @@
-// Run: cargo run --release -p fastnet-smol --example echo -- [ADDR] [CODEC]
-// (ADDR defaults to 127.0.0.1:7000; CODEC is `lines` (default) or `u16` for
-// a 2-byte big-endian length prefix). Try: `printf 'hi\n' | nc 127.0.0.1 7000`.
-//
-// A framed echo server: every frame comes back as it arrived. Replies to
-// all frames that arrived in one read leave in one write.
+//! Run: cargo run --release -p fastnet-smol --example echo -- [ADDR] [CODEC]
+//! (ADDR defaults to 127.0.0.1:7000; CODEC is `lines` (default) or `u16` for
+//! a 2-byte big-endian length prefix). Try: `printf 'hi\n' | nc 127.0.0.1 7000`.
+//!
+//! A framed echo server: every frame comes back as it arrived. Replies to
+//! all frames that arrived in one read leave in one write.
 
 use std::future::{ready, Future};
 

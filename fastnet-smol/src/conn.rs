@@ -236,7 +236,7 @@ impl<H: Handler> Driver<H> {
                 return true;
             };
             let offered = buf.len();
-            match (&*self.stream.get_ref()).read(buf) {
+            match self.stream.get_ref().read(buf) {
                 Ok(0) => {
                     self.eof_seen = true;
                     return false;
@@ -338,7 +338,7 @@ impl<H: Handler> Driver<H> {
         while self.conn.wants_write() {
             let (a, b) = self.conn.poll_transmit();
             let total = a.len() + b.len();
-            let mut sock = &*self.stream.get_ref();
+            let mut sock = self.stream.get_ref();
             let res = if b.is_empty() {
                 sock.write(a)
             } else {
@@ -403,7 +403,7 @@ impl<H: Handler> Driver<H> {
             return;
         };
         let at = self.shared.epoch + at;
-        if self.timer_at.is_none_or(|armed| at < armed) {
+        if self.timer_at.map_or(true, |armed| at < armed) {
             self.timer.set_at(at);
             self.timer_at = Some(at);
         }

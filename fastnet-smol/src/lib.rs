@@ -1,6 +1,66 @@
 //! # fastnet-smol
 //!
-//! The async driver of fastnet, on smol / async-io.
+//! The async driver of fastnet, on smol / async-io: a framed TCP server,
+//! a client and a client pool. All protocol logic (framing, limits,
+//! timeouts, backpressure, orderly close) lives in the sans-IO
+//! [`fastnet_proto::Connection`]; this crate moves bytes and timers.
+//!
+//! ```
+//! use std::time::Duration;
+//! use fastnet_smol::{Client, CodecSpec, ConnInfo, Ctx, Handler, Server};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type State = ();
+//!     fn on_connect(&self, _info: &ConnInfo) -> Option<()> {
+//!         Some(())
+//!     }
+//!     async fn on_frame(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) {
+//!         let _ = ctx.send(frame);
+//!     }
+//! }
+//!
+//! let server = Server::builder(CodecSpec::lines(1024)).bind()?; // 127.0.0.1:0
+//! let addr = server.local_addr()?;
+//! let shutdown = server.shutdown_handle();
+//! let serving = std::thread::spawn(move || server.run(Echo));
+//!
+//! smol::block_on(async {
+//!     let mut client = Client::connect(addr, CodecSpec::lines(1024), Duration::from_secs(5)).await?;
+//!     client.send(b"hello").await?;
+//!     assert_eq!(client.recv().await?, Some(&b"hello"[..]));
+//!     std::io::Result::Ok(())
+//! })?;
+//!
+//! shutdown.shutdown(Duration::from_secs(1));
+//! let stats = serving.join().unwrap()?;
+//! assert_eq!(stats.frames_in, 1);
+//! # std::io::Result::Ok(())
+//! ```
+//!
+//! ## How a connection is driven
+//!
+//! Each connection is one task. Per wake-up it reads until the socket is
+//! drained (a read that fills less than the buffer ends it, so no read is
+//! spent on `WouldBlock`), hands every complete frame to
+//! [`Handler::on_frame`], and writes all replies with one vectored write
+//! (`TCP_NODELAY` is on by default). Traffic is added to [`ServerStats`]
+//! once per wake-up.
+//!
+//! Receive, reply and staging buffers come from a pool only while a
+//! connection has bytes in flight: once a read's replies are written and no
+//! partial frame is buffered, the connection's storage is parked and goes
+//! back to the pool, so idle connections hold no buffers.
+//!
+//! Pushes from other tasks or threads go through a [`ConnHandle`] into a
+//! bounded per-connection queue ([`SendError::Full`] when it is full);
+//! `examples/chat.rs` broadcasts this way.
+//!
+//! Timeouts (idle, read) come from [`fastnet_proto::Connection::poll_timeout`]
+//! and are waited for with one async-io `Timer` per connection, re-armed
+//! only when the deadline moves earlier or fires, so traffic does not touch
+//! the reactor's timer set.
 #![forbid(unsafe_code)]
 
 mod client;

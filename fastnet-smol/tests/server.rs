@@ -14,6 +14,9 @@ use fastnet_smol::{
     Server,
 };
 
+/// Lets a test know a handler is waiting, and release it.
+type Gate = (Arc<Mutex<mpsc::Sender<()>>>, smol::channel::Receiver<()>);
+
 /// Echo that records rejects, closes and handles; `block` frames wait on
 /// the gate, `slow` frames wait 200 ms before echoing.
 #[derive(Clone, Default)]
@@ -21,7 +24,7 @@ struct Probe {
     rejects: Arc<Mutex<Vec<RejectReason>>>,
     closes: Arc<Mutex<Vec<CloseReason>>>,
     handles: Arc<Mutex<Vec<ConnHandle>>>,
-    gate: Option<(Arc<Mutex<mpsc::Sender<()>>>, smol::channel::Receiver<()>)>,
+    gate: Option<Gate>,
     frames: Arc<AtomicUsize>,
 }
 
