@@ -1,6 +1,7 @@
 //! The pieces of the `fastnet` binary, as a library so they can be tested:
 //! the codec spec grammar ([`spec`]) and the verifying load generator
-//! ([`load`]).
+//! ([`load`]) and the echo server on either driver ([`echo`]).
 
+pub mod echo;
 pub mod load;
 pub mod spec;

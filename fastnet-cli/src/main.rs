@@ -11,9 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use fastnet_cli::echo::{self, Driver, EchoConfig};
 use fastnet_cli::load::{self, LoadConfig, Progress};
 use fastnet_cli::spec;
-use fastnet_proto::codec::CodecSpec;
+use fastnet_proto::codec::{CodecSpec, Oversize};
+use fastnet_proto::connection::Limits;
+
+/// How long a graceful shutdown may take before connections are cut.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,15 +33,65 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve framed echo: every decoded frame goes back, encoded with the reply codec.
+    Serve(ServeArgs),
     /// Load an echo server with framed requests and verify every reply.
     Bench(BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
-struct BenchArgs {
-    /// Server to load.
-    #[arg(long)]
+struct ServeArgs {
+    /// Driver.
+    #[arg(long, value_enum, default_value = "smol")]
+    driver: Driver,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:7878")]
     addr: String,
+    /// Codec spec of incoming frames (raw, lines, delim=D, fixed=N, len=W[,..], varint[,..], cobs).
+    #[arg(long, default_value = "len=u32be")]
+    codec: String,
+    /// Codec spec of replies (default: the same as --codec).
+    #[arg(long)]
+    reply_codec: Option<String>,
+    /// Maximum frame length in bytes.
+    #[arg(long, default_value_t = 65536)]
+    max_frame: usize,
+    /// What to do with an oversized frame.
+    #[arg(long, value_enum, default_value = "close")]
+    oversize: OversizeArg,
+    /// Most connections at once.
+    #[arg(long)]
+    max_conns: Option<usize>,
+    /// Most connections at once from one IP address.
+    #[arg(long)]
+    max_conns_per_ip: Option<usize>,
+    /// Close a connection after this long without traffic (like 30s).
+    #[arg(long, value_parser = parse_duration)]
+    idle_timeout: Option<Duration>,
+    /// Close a connection whose frame is not complete after this long.
+    #[arg(long, value_parser = parse_duration)]
+    read_timeout: Option<Duration>,
+    /// Worker threads (std: pool limit, default one per connection; smol: executor threads, default one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OversizeArg {
+    /// Close the connection.
+    Close,
+    /// Skip the frame and go on.
+    Skip,
+}
+
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// Server to load; without it, an in-process server on loopback.
+    #[arg(long)]
+    addr: Option<String>,
+    /// Driver of the in-process server.
+    #[arg(long, value_enum, default_value = "smol")]
+    driver: Driver,
     /// Codec spec (raw, lines, delim=D, fixed=N, len=W[,..], varint[,..], cobs).
     #[arg(long, default_value = "len=u32be")]
     codec: String,
@@ -93,6 +148,104 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{addr:?} resolves to no address"))
 }
 
+fn serve(args: ServeArgs) -> ExitCode {
+    let usage = |msg: String| {
+        eprintln!("fastnet serve: {msg}");
+        ExitCode::from(2)
+    };
+    let oversize = match args.oversize {
+        OversizeArg::Close => Oversize::Close,
+        OversizeArg::Skip => Oversize::Skip,
+    };
+    let codec = match codec(&args.codec, args.max_frame) {
+        Ok(c) => c.with_oversize(oversize),
+        Err(m) => return usage(m),
+    };
+    let reply = match &args.reply_codec {
+        Some(text) => match self::codec(text, args.max_frame) {
+            Ok(c) => Some(c),
+            Err(m) => return usage(m),
+        },
+        None => None,
+    };
+    if let Err(e) = reply.unwrap_or(codec).encoder() {
+        return usage(match reply {
+            Some(_) => format!(
+                "--reply-codec {:?} cannot encode replies: {e}",
+                args.reply_codec.unwrap_or_default()
+            ),
+            None => format!(
+                "--codec {:?} cannot encode replies ({e}); give a --reply-codec",
+                args.codec
+            ),
+        });
+    }
+    let addr = match resolve(&args.addr) {
+        Ok(a) => a,
+        Err(m) => return usage(m),
+    };
+    let mut cfg = EchoConfig::new(args.driver, addr, codec).limits(Limits {
+        idle_timeout: args.idle_timeout,
+        read_timeout: args.read_timeout,
+        ..Limits::default()
+    });
+    cfg.server.reply_codec = reply;
+    cfg.log = true;
+    if let Some(n) = args.max_conns {
+        cfg.server.max_connections = n;
+    }
+    cfg.server.max_connections_per_ip = args.max_conns_per_ip;
+    if let Some(n) = args.workers {
+        cfg.server.workers = n;
+    }
+    if let Err(e) = load::ensure_fd_limit(cfg.server.max_connections.min(1 << 20), false) {
+        eprintln!("fastnet serve: warning: {e}");
+    }
+    let running = match echo::start(cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fastnet serve: cannot serve on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", running.addr);
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let (shutdown, join) = running.split();
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fastnet serve: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let signal_handle = signals.handle();
+    let watcher = std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            shutdown(SHUTDOWN_DEADLINE);
+        }
+    });
+    let result = join.join();
+    signal_handle.close();
+    let _ = watcher.join();
+    match result {
+        Ok(Ok(stats)) => {
+            println!("stats: {stats}");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("fastnet serve: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("fastnet serve: the server thread panicked");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn bench(args: BenchArgs) -> ExitCode {
     let usage = |msg: String| {
         eprintln!("fastnet bench: {msg}");
@@ -102,13 +255,39 @@ fn bench(args: BenchArgs) -> ExitCode {
         Ok(c) => c,
         Err(m) => return usage(m),
     };
-    let addr = match resolve(&args.addr) {
-        Ok(a) => a,
-        Err(m) => return usage(m),
-    };
-    if let Err(e) = load::ensure_fd_limit(args.conns, false) {
+    if let Err(e) = codec.encoder() {
+        return usage(format!(
+            "--codec {:?} cannot encode requests: {e}",
+            args.codec
+        ));
+    }
+    if let Err(e) = load::ensure_fd_limit(args.conns, args.addr.is_none()) {
         return usage(e.to_string());
     }
+    // Without --addr, serve in this process on a free loopback port.
+    let local = match &args.addr {
+        Some(_) => None,
+        None => {
+            let mut cfg =
+                EchoConfig::new(args.driver, SocketAddr::from(([127, 0, 0, 1], 0)), codec);
+            cfg.server.max_connections = args.conns.max(1);
+            match echo::start(cfg) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    eprintln!("fastnet bench: cannot start the in-process server: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    let addr = match (&args.addr, &local) {
+        (Some(text), _) => match resolve(text) {
+            Ok(a) => a,
+            Err(m) => return usage(m),
+        },
+        (None, Some(server)) => server.addr,
+        (None, None) => unreachable!("a local server is started when --addr is absent"),
+    };
     let cfg = LoadConfig {
         addr,
         codec,
@@ -126,6 +305,12 @@ fn bench(args: BenchArgs) -> ExitCode {
     if let Some((bar, stop)) = bar {
         stop.store(true, Ordering::Relaxed);
         let _ = bar.join();
+    }
+    if let Some(server) = local {
+        server.shutdown(SHUTDOWN_DEADLINE);
+        if let Err(e) = server.join() {
+            eprintln!("fastnet bench: in-process server: {e}");
+        }
     }
     let report = match result {
         Ok(r) => r,
@@ -187,6 +372,7 @@ fn spawn_progress(
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Serve(args) => serve(args),
         Command::Bench(args) => bench(args),
     }
 }

@@ -1,0 +1,213 @@
+//! The framed echo server behind `fastnet serve` and the in-process server
+//! of `fastnet bench`, on either driver.
+
+use std::io;
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use fastnet_proto::codec::CodecSpec;
+use fastnet_proto::connection::{CloseReason, Limits};
+use fastnet_proto::server::{RejectReason, ServerConfig, StatsSnapshot};
+
+/// Which driver serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Driver {
+    /// fastnet-smol: async, on smol / async-io.
+    Smol,
+    /// fastnet-std: blocking, a pooled thread per connection.
+    Std,
+}
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct EchoConfig {
+    /// Driver.
+    pub driver: Driver,
+    /// Address to bind (port 0 picks one).
+    pub addr: SocketAddr,
+    /// Everything else the drivers share.
+    pub server: ServerConfig,
+    /// Log violations (closes for a limit, timeout or bad input, refusals)
+    /// to stderr.
+    pub log: bool,
+}
+
+impl EchoConfig {
+    /// Defaults for `codec` on `driver` at `addr`.
+    pub fn new(driver: Driver, addr: SocketAddr, codec: CodecSpec) -> Self {
+        EchoConfig {
+            driver,
+            addr,
+            server: ServerConfig::new(codec),
+            log: false,
+        }
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.server.limits = limits;
+        self
+    }
+}
+
+/// A server running on its own threads.
+pub struct RunningEcho {
+    /// The bound address.
+    pub addr: SocketAddr,
+    shutdown: Box<dyn Fn(Duration) + Send + Sync>,
+    join: JoinHandle<io::Result<StatsSnapshot>>,
+}
+
+impl std::fmt::Debug for RunningEcho {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningEcho")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningEcho {
+    /// A handle that starts a graceful shutdown with the given deadline.
+    pub fn shutdown(&self, deadline: Duration) {
+        (self.shutdown)(deadline)
+    }
+
+    /// Waits for the server to finish; its final statistics.
+    pub fn join(self) -> io::Result<StatsSnapshot> {
+        self.join
+            .join()
+            .map_err(|_| io::Error::other("server thread panicked"))?
+    }
+
+    /// Starts shutdown and returns a function to trigger it from elsewhere
+    /// (a signal thread), plus the server to join.
+    pub fn split(
+        self,
+    ) -> (
+        Box<dyn Fn(Duration) + Send + Sync>,
+        JoinHandle<io::Result<StatsSnapshot>>,
+    ) {
+        (self.shutdown, self.join)
+    }
+}
+
+fn log_close(log: bool, peer: SocketAddr, reason: CloseReason) {
+    if log && !matches!(reason, CloseReason::PeerClosed | CloseReason::Local) {
+        eprintln!("{peer}: closed: {reason}");
+    }
+}
+
+fn log_reject(log: bool, peer: SocketAddr, reason: RejectReason) {
+    if log {
+        eprintln!("{peer}: refused: {reason}");
+    }
+}
+
+/// Echo handler for the blocking driver.
+struct StdEcho {
+    log: bool,
+}
+
+impl fastnet_std::Handler for StdEcho {
+    type State = ();
+
+    fn on_connect(&self, _info: &fastnet_std::ConnInfo) -> Option<()> {
+        Some(())
+    }
+
+    fn on_frame(&self, ctx: &mut fastnet_std::Ctx<'_, ()>, frame: &[u8]) {
+        if let Err(e) = ctx.send(frame) {
+            if self.log {
+                eprintln!(
+                    "{}: cannot echo a {}-byte frame: {e}; closing",
+                    ctx.info().peer_addr(),
+                    frame.len()
+                );
+            }
+            ctx.close();
+        }
+    }
+
+    fn on_close(&self, info: &fastnet_std::ConnInfo, _state: (), reason: CloseReason) {
+        log_close(self.log, info.peer_addr(), reason);
+    }
+
+    fn on_reject(&self, peer: SocketAddr, reason: RejectReason) {
+        log_reject(self.log, peer, reason);
+    }
+}
+
+/// Echo handler for the async driver.
+struct SmolEcho {
+    log: bool,
+}
+
+impl fastnet_smol::Handler for SmolEcho {
+    type State = ();
+
+    fn on_connect(&self, _info: &fastnet_smol::ConnInfo) -> Option<()> {
+        Some(())
+    }
+
+    async fn on_frame(&self, ctx: &mut fastnet_smol::Ctx<'_, ()>, frame: &[u8]) {
+        if let Err(e) = ctx.send(frame) {
+            if self.log {
+                eprintln!(
+                    "{}: cannot echo a {}-byte frame: {e}; closing",
+                    ctx.info().peer_addr(),
+                    frame.len()
+                );
+            }
+            ctx.close();
+        }
+    }
+
+    fn on_close(&self, info: &fastnet_smol::ConnInfo, _state: (), reason: CloseReason) {
+        log_close(self.log, info.peer_addr(), reason);
+    }
+
+    fn on_reject(&self, peer: SocketAddr, reason: RejectReason) {
+        log_reject(self.log, peer, reason);
+    }
+}
+
+/// Binds and starts serving on background threads.
+pub fn start(cfg: EchoConfig) -> io::Result<RunningEcho> {
+    match cfg.driver {
+        Driver::Std => {
+            let server = fastnet_std::Server::builder(cfg.server.codec)
+                .config(cfg.server)
+                .addr(cfg.addr)
+                .bind()?;
+            let addr = server.local_addr();
+            let handle = server.shutdown_handle();
+            let log = cfg.log;
+            let join = std::thread::Builder::new()
+                .name("fastnet-std-serve".into())
+                .spawn(move || server.serve(StdEcho { log }))?;
+            Ok(RunningEcho {
+                addr,
+                shutdown: Box::new(move |d| handle.shutdown(d)),
+                join,
+            })
+        }
+        Driver::Smol => {
+            let server = fastnet_smol::Server::builder(cfg.server.codec)
+                .config(cfg.server)
+                .addr(cfg.addr)
+                .bind()?;
+            let addr = server.local_addr()?;
+            let handle = server.shutdown_handle();
+            let log = cfg.log;
+            let join = std::thread::Builder::new()
+                .name("fastnet-smol-serve".into())
+                .spawn(move || server.run(SmolEcho { log }))?;
+            Ok(RunningEcho {
+                addr,
+                shutdown: Box::new(move |d| handle.shutdown(d)),
+                join,
+            })
+        }
+    }
+}
