@@ -158,7 +158,10 @@ impl<H: Handler> Driver<H> {
                 self.conn.handle_timeout(self.shared.now());
             }
             let mut more_to_read = false;
-            if wake.readable && self.conn.wants_read() {
+            // On shutdown, frames the peer already sent are still answered:
+            // read what the socket holds once more before closing.
+            let last_read = flags & SHUTDOWN != 0;
+            if (wake.readable || last_read) && self.conn.wants_read() {
                 more_to_read = self.read();
             }
             self.process().await;
