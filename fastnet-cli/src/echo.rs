@@ -51,11 +51,14 @@ impl EchoConfig {
     }
 }
 
+/// Starts a graceful shutdown with the given deadline.
+pub type ShutdownFn = Box<dyn Fn(Duration) + Send + Sync>;
+
 /// A server running on its own threads.
 pub struct RunningEcho {
     /// The bound address.
     pub addr: SocketAddr,
-    shutdown: Box<dyn Fn(Duration) + Send + Sync>,
+    shutdown: ShutdownFn,
     join: JoinHandle<io::Result<StatsSnapshot>>,
 }
 
@@ -82,12 +85,7 @@ impl RunningEcho {
 
     /// Starts shutdown and returns a function to trigger it from elsewhere
     /// (a signal thread), plus the server to join.
-    pub fn split(
-        self,
-    ) -> (
-        Box<dyn Fn(Duration) + Send + Sync>,
-        JoinHandle<io::Result<StatsSnapshot>>,
-    ) {
+    pub fn split(self) -> (ShutdownFn, JoinHandle<io::Result<StatsSnapshot>>) {
         (self.shutdown, self.join)
     }
 }

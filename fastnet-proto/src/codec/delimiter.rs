@@ -169,8 +169,14 @@ impl Delimiters {
     }
 }
 
-/// Decodes frames that end with a delimiter (see the [module docs](self) for
-/// where a frame ends).
+/// Decodes frames that end with a delimiter.
+///
+/// A frame ends at the first byte position where some delimiter ends; when
+/// several end there, the longest is the delimiter. This is decided by the
+/// bytes seen so far, never by bytes still to come, so the decoder is
+/// chunking-invariant, fails fast, and never rescans a byte. (It differs
+/// from "the earliest-starting occurrence" only when one delimiter occurs
+/// strictly inside another, e.g. `Y` inside `XYZ`.)
 ///
 /// The maximum frame length counts the delimiter. Oversize is reported as
 /// soon as `max_frame` bytes are buffered without a delimiter ending in
@@ -303,9 +309,12 @@ impl Decoder for DelimiterDecoder {
 /// [`keep_delimiter`](Self::keep_delimiter), a payload that already ends
 /// with its delimiter, as it is).
 ///
-/// A payload is refused if the decoder would not give it back unchanged:
-/// it contains a delimiter, or (lines) ends with a CR that the decoder would
-/// strip.
+/// When the payload's end would merge with the primary delimiter into a
+/// longer one, another delimiter of the set that ends the frame exactly is
+/// written instead: for lines, `ab\r` goes out as `ab\r\r\n`, which the
+/// decoder gives back as `ab\r`. A payload is refused if the decoder could
+/// not give it back unchanged: it contains a delimiter, or no delimiter of
+/// the set can end it cleanly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DelimiterEncoder {
     delims: Delimiters,
@@ -332,7 +341,8 @@ impl DelimiterEncoder {
         })
     }
 
-    /// Lines: writes `\n`; refuses payloads with an LF or a final CR.
+    /// Lines: writes `\n` (`\r\n` after a final CR); refuses payloads
+    /// that contain an LF.
     pub fn lines(max_frame: usize) -> Result<Self, Error> {
         Self::new(Delimiters::lines(), max_frame)
     }
@@ -345,23 +355,14 @@ impl DelimiterEncoder {
         self
     }
 
-    fn check(&self, payload: &[u8]) -> Result<usize, Error> {
-        let trailer = if self.keep {
-            0
-        } else {
-            self.delims.primary().len()
-        };
-        let len = payload.len().saturating_add(trailer);
-        if len > self.max_frame {
-            return Err(Error::PayloadTooLarge {
-                len,
-                max: self.max_frame,
-            });
-        }
+    /// Validates `payload`; returns the frame length and the trailer to
+    /// write after it (empty when the delimiter is kept).
+    fn check(&self, payload: &[u8]) -> Result<(usize, &[u8]), Error> {
         if self.keep {
+            self.check_len(payload.len())?;
             // The payload must be exactly one frame.
             return match self.delims.first_end(payload, 0, payload.len()) {
-                Some((end, _)) if end == payload.len() => Ok(len),
+                Some((end, _)) if end == payload.len() => Ok((payload.len(), &[])),
                 Some((end, dlen)) => Err(Error::PayloadContainsDelimiter { pos: end - dlen }),
                 None => Err(Error::NotEncodable {
                     reason: "with the delimiter kept, a payload must end with a delimiter",
@@ -371,45 +372,73 @@ impl DelimiterEncoder {
         if let Some((end, dlen)) = self.delims.first_end(payload, 0, payload.len()) {
             return Err(Error::PayloadContainsDelimiter { pos: end - dlen });
         }
-        // The payload's tail and the delimiter together must end exactly at
-        // the delimiter, with nothing longer matching there.
-        let primary = self.delims.primary();
+        // The primary delimiter, unless the payload's tail would join it
+        // into a longer one (lines: "ab\r" + "\n"); then the first other
+        // delimiter that ends the frame exactly ("ab\r" + "\r\n").
+        let primary = usize::from(self.delims.primary);
+        let mut first_clash = None;
+        for i in core::iter::once(primary).chain((0..self.delims.len()).filter(|&i| i != primary)) {
+            let trailer = self.delims.get(i);
+            match self.ends_exactly(payload, trailer) {
+                Ok(()) => {
+                    let len = self.check_len(payload.len().saturating_add(trailer.len()))?;
+                    return Ok((len, trailer));
+                }
+                Err(pos) => {
+                    first_clash.get_or_insert(pos);
+                }
+            }
+        }
+        Err(Error::PayloadContainsDelimiter {
+            pos: first_clash.unwrap_or(payload.len()),
+        })
+    }
+
+    fn check_len(&self, len: usize) -> Result<usize, Error> {
+        if len > self.max_frame {
+            return Err(Error::PayloadTooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        Ok(len)
+    }
+
+    /// Whether `payload` followed by `trailer` decodes as one frame ending
+    /// exactly at the end of `trailer`, with `trailer` as its delimiter.
+    /// The payload alone must already hold no delimiter. On a clash, the
+    /// offset in the payload where it begins.
+    fn ends_exactly(&self, payload: &[u8], trailer: &[u8]) -> Result<(), usize> {
         let tail_len = payload.len().min(self.delims.max_len() - 1);
         let tail = &payload[payload.len() - tail_len..];
         let mut joint = [0u8; 2 * MAX_DELIMITER_LEN];
         joint[..tail_len].copy_from_slice(tail);
-        joint[tail_len..tail_len + primary.len()].copy_from_slice(primary);
-        let joint_len = tail_len + primary.len();
+        joint[tail_len..tail_len + trailer.len()].copy_from_slice(trailer);
+        let joint_len = tail_len + trailer.len();
         match self.delims.first_end(&joint, tail_len, joint_len) {
-            Some((end, dlen)) if end == joint_len && dlen == primary.len() => Ok(len),
-            Some((end, dlen)) => Err(Error::PayloadContainsDelimiter {
-                pos: (payload.len() - tail_len + end).saturating_sub(dlen),
-            }),
-            // Unreachable: the primary delimiter ends at `joint_len`.
-            None => Err(Error::PayloadContainsDelimiter { pos: payload.len() }),
+            Some((end, dlen)) if end == joint_len && dlen == trailer.len() => Ok(()),
+            Some((end, dlen)) => Err((payload.len() - tail_len + end).saturating_sub(dlen)),
+            // Unreachable: `trailer` ends at `joint_len`.
+            None => Err(payload.len()),
         }
     }
 }
 
 impl Encoder for DelimiterEncoder {
     fn encoded_len(&self, payload: &[u8]) -> Result<usize, Error> {
-        self.check(payload)
+        self.check(payload).map(|(len, _)| len)
     }
 
     fn envelope(&self, payload: &[u8]) -> Result<Option<Envelope>, Error> {
-        self.check(payload)?;
-        Ok(Some(if self.keep {
-            Envelope::EMPTY
-        } else {
-            Envelope::with_trailer(self.delims.primary())
-        }))
+        let (_, trailer) = self.check(payload)?;
+        Ok(Some(Envelope::with_trailer(trailer)))
     }
 
     fn encode_with<F: FnMut(&[u8])>(&self, payload: &[u8], mut put: F) -> Result<usize, Error> {
-        let len = self.check(payload)?;
+        let (len, trailer) = self.check(payload)?;
         put(payload);
-        if !self.keep {
-            put(self.delims.primary());
+        if !trailer.is_empty() {
+            put(trailer);
         }
         Ok(len)
     }
@@ -591,11 +620,11 @@ mod tests {
             e.encoded_len(b"a\r\nb"),
             Err(Error::PayloadContainsDelimiter { pos: 1 })
         );
-        // The decoder would strip this CR with the LF.
-        assert_eq!(
-            e.encoded_len(b"ab\r"),
-            Err(Error::PayloadContainsDelimiter { pos: 2 })
-        );
+        // "ab\r\n" would decode as "ab", so a final CR goes out as "ab\r\r\n".
+        assert_eq!(e.encoded_len(b"ab\r"), Ok(5));
+        let mut out = [0u8; 8];
+        assert_eq!(e.encode(b"ab\r", &mut out), Ok(5));
+        assert_eq!(&out[..5], b"ab\r\r\n");
         assert_eq!(e.encoded_len(b"a\rb"), Ok(4));
         assert_eq!(e.encoded_len(&[b'x'; 15]), Ok(16));
         assert_eq!(
