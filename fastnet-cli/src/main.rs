@@ -130,7 +130,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}, expected ms, s or m")),
+        _ => {
+            return Err(format!(
+                "{s:?} is not a duration like 500ms, 30s or 2m (unit {unit:?})"
+            ))
+        }
     };
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range"))
 }
@@ -208,9 +212,9 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("listening on {}", running.addr);
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    let (shutdown, join) = running.split();
+    let (addr, (shutdown, join)) = (running.addr, running.split());
+    // Signal handlers go in before the address is announced, so a client
+    // that reacts to the announcement with a signal is handled gracefully.
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -221,6 +225,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    println!("listening on {addr}");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     let signal_handle = signals.handle();
     let watcher = std::thread::spawn(move || {
         if signals.forever().next().is_some() {
