@@ -49,8 +49,7 @@ impl Serve {
             .status()
             .unwrap();
         assert!(status.success());
-        let out = self.child.wait_with_output_after_read();
-        out
+        self.child.wait_with_output_after_read()
     }
 }
 
