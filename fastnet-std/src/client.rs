@@ -125,7 +125,11 @@ impl Client {
                 self.rx.compact();
             }
             match self.stream.read(self.rx.spare_mut()) {
-                Ok(0) if self.rx.is_empty() => return Ok(None),
+                Ok(0) if self.rx.is_empty() => {
+                    // Clean, but the connection is finished all the same.
+                    self.broken = true;
+                    return Ok(None);
+                }
                 Ok(0) => {
                     self.broken = true;
                     return Err(io::Error::new(
@@ -171,8 +175,8 @@ impl Client {
         self.stream.local_addr()
     }
 
-    /// Whether an error left the connection unusable (a [`Pool`](crate::Pool)
-    /// discards such connections).
+    /// Whether an error or the peer's close left the connection unusable
+    /// (a [`Pool`](crate::Pool) discards such connections).
     pub fn is_broken(&self) -> bool {
         self.broken
     }
