@@ -177,12 +177,9 @@ pub const SLEEP_TAG: &[u8; 4] = b"\xffSLP";
 
 /// Call in the echo handler's `on_frame` before echoing `frame`.
 pub fn before_echo(frame: &[u8]) {
-    if let Some(rest) = frame.strip_prefix(SLEEP_TAG) {
-        if let [hi, lo, ..] = *rest {
-            thread::sleep(Duration::from_millis(u64::from(u16::from_be_bytes([
-                hi, lo,
-            ]))));
-        }
+    if let Some([hi, lo, ..]) = frame.strip_prefix(SLEEP_TAG) {
+        let ms = u16::from_be_bytes([*hi, *lo]);
+        thread::sleep(Duration::from_millis(u64::from(ms)));
     }
 }
 
@@ -338,27 +335,23 @@ impl FrameClient {
     pub fn expect_closed(&mut self, limit: Duration) -> io::Result<Duration> {
         let start = Instant::now();
         self.stream.set_read_timeout(Some(limit))?;
-        loop {
-            match self.recv() {
-                Ok(None) => return Ok(start.elapsed()),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionReset
-                            | io::ErrorKind::ConnectionAborted
-                            | io::ErrorKind::UnexpectedEof
-                    ) =>
-                {
-                    return Ok(start.elapsed())
-                }
-                Ok(Some(_)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "got a frame, expected the connection to close",
-                    ))
-                }
-                Err(e) => return Err(e),
+        match self.recv() {
+            Ok(None) => Ok(start.elapsed()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                Ok(start.elapsed())
             }
+            Ok(Some(_)) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "got a frame, expected the connection to close",
+            )),
+            Err(e) => Err(e),
         }
     }
 }

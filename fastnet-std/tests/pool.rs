@@ -1,0 +1,135 @@
+//! The client connection pool against a running server.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{codec, start, wait_until};
+use fastnet_std::{Pool, PoolConfig, Server};
+
+fn config(max_size: usize) -> PoolConfig {
+    PoolConfig {
+        max_size,
+        max_idle: max_size,
+        idle_expiry: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(2),
+        wait_timeout: Duration::from_secs(5),
+    }
+}
+
+#[test]
+fn reuses_connections_up_to_max_size() {
+    let server = start(Server::builder(codec(1024)), false);
+    let pool = Pool::new(server.addr, codec(1024), config(2)).unwrap();
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                for i in 0..25u8 {
+                    let mut c = pool.get().unwrap();
+                    c.send(&[t, i]).unwrap();
+                    assert_eq!(c.recv().unwrap(), Some(&[t, i][..]));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stats = pool.stats();
+    assert!(stats.connects <= 2, "{stats:?}");
+    assert_eq!(
+        (stats.open, stats.idle, stats.discarded),
+        (stats.connects as usize, stats.connects as usize, 0)
+    );
+    assert_eq!(server.stop().accepted, stats.connects);
+}
+
+#[test]
+fn broken_and_discarded_connections_are_not_reused() {
+    let server = start(Server::builder(codec(1024)), false);
+    let pool = Pool::new(server.addr, codec(1024), config(2)).unwrap();
+    {
+        let mut c = pool.get().unwrap();
+        c.send(b"bye").unwrap(); // the server closes this one
+        assert_eq!(c.recv().unwrap(), None);
+        assert!(c.is_broken());
+    }
+    assert_eq!((pool.stats().discarded, pool.stats().open), (1, 0));
+    let c = pool.get().unwrap();
+    c.discard();
+    assert_eq!((pool.stats().discarded, pool.stats().open), (2, 0));
+    let mut c = pool.get().unwrap();
+    c.send(b"fresh").unwrap();
+    assert_eq!(c.recv().unwrap(), Some(&b"fresh"[..]));
+    drop(c);
+    assert_eq!(pool.stats().connects, 3);
+    assert!(wait_until(Duration::from_secs(2), || server
+        .server_stats
+        .snapshot()
+        .open()
+        == 1));
+}
+
+#[test]
+fn waiting_for_a_connection_times_out() {
+    let server = start(Server::builder(codec(1024)), false);
+    let pool = Pool::new(
+        server.addr,
+        codec(1024),
+        PoolConfig {
+            wait_timeout: Duration::from_millis(100),
+            ..config(1)
+        },
+    )
+    .unwrap();
+    let held = pool.get().unwrap();
+    let start = Instant::now();
+    let err = pool.get().unwrap_err();
+    let waited = start.elapsed();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    assert!(err.to_string().contains("all 1 in use"), "{err}");
+    assert!(
+        waited >= Duration::from_millis(90) && waited < Duration::from_secs(1),
+        "{waited:?}"
+    );
+    // A connection returned while someone waits is handed over.
+    let pool2 = pool.clone();
+    let waiter = thread::spawn(move || pool2.get().map(|_| ()));
+    thread::sleep(Duration::from_millis(20));
+    drop(held);
+    waiter.join().unwrap().unwrap();
+    assert_eq!(pool.stats().connects, 1);
+}
+
+#[test]
+fn idle_connections_expire_and_connect_errors_are_reported() {
+    let server = start(Server::builder(codec(1024)), false);
+    let pool = Pool::new(
+        server.addr,
+        codec(1024),
+        PoolConfig {
+            idle_expiry: Duration::from_millis(30),
+            ..config(2)
+        },
+    )
+    .unwrap();
+    drop(pool.get().unwrap());
+    assert_eq!(pool.stats().idle, 1);
+    thread::sleep(Duration::from_millis(40));
+    drop(pool.get().unwrap());
+    assert_eq!(
+        pool.stats().connects,
+        2,
+        "the expired connection was replaced"
+    );
+
+    let addr = server.addr;
+    drop(server); // nothing listens any more
+    let dead = Pool::new(addr, codec(1024), config(1)).unwrap();
+    let err = dead.get().unwrap_err();
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    assert_eq!(dead.stats().open, 0, "a failed connect frees its slot");
+}
