@@ -246,3 +246,60 @@ fn shutdown_before_serve_returns_at_once() {
     assert!(start.elapsed() < Duration::from_millis(100));
     assert_eq!(stats.accepted, 0);
 }
+
+/// Floods the server with frames without reading the echoes, until the
+/// server stops reading (its writes are blocked) and our writes stall.
+fn flood_without_reading(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut frame = 60_000u32.to_be_bytes().to_vec();
+    frame.resize(60_004, 1);
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if s.write_all(&frame).is_err() {
+            return s;
+        }
+    }
+    panic!("the server kept reading without anyone draining its replies");
+}
+
+#[test]
+fn peer_that_never_reads_is_closed_by_the_idle_timeout() {
+    let server = start(
+        Server::builder(codec(64 * 1024)).limits(fastnet_std::Limits {
+            idle_timeout: Some(Duration::from_millis(300)),
+            ..Default::default()
+        }),
+        false,
+    );
+    let _stalled = flood_without_reading(server.addr);
+    assert!(
+        wait_until(Duration::from_secs(3), || *server
+            .seen
+            .closes
+            .lock()
+            .unwrap()
+            == [CloseReason::IdleTimeout]),
+        "{:?}",
+        server.seen.closes.lock().unwrap()
+    );
+}
+
+#[test]
+fn shutdown_deadline_breaks_a_blocked_write() {
+    let server = start(Server::builder(codec(64 * 1024)), false);
+    let _stalled = flood_without_reading(server.addr);
+    let start = Instant::now();
+    server.shutdown.shutdown(Duration::from_millis(300));
+    let closes = std::sync::Arc::clone(&server.seen);
+    let stats = server.stop();
+    assert!(
+        start.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(stats.open(), 0);
+    assert_eq!(*closes.closes.lock().unwrap(), [CloseReason::Local]);
+}
