@@ -41,8 +41,8 @@
 //!
 //! ## Server
 //!
-//! [`Server::builder`] takes the codec ([`CodecSpec`](fastnet_proto::codec::CodecSpec))
-//! and the settings of [`ServerConfig`](fastnet_proto::server::ServerConfig);
+//! [`Server::builder`] takes the codec ([`CodecSpec`])
+//! and the settings of [`ServerConfig`];
 //! [`Server::serve`] runs the accept loop on the calling thread with a
 //! [`Handler`].
 //!
@@ -54,7 +54,7 @@
 //!   connection and exits after `worker_idle_expiry` without one. A thread
 //!   is spawned only when no worker is idle and the pool is below its
 //!   limit; when every worker is busy, the new connection is closed at once
-//!   and reported as [`RejectReason::WorkersBusy`](fastnet_proto::server::RejectReason::WorkersBusy):
+//!   and reported as [`RejectReason::WorkersBusy`]:
 //!   the accept loop never waits for a worker.
 //! - **Admission.** `max_connections` and `max_connections_per_ip` (IPv6
 //!   included) are checked before a worker is involved.
@@ -79,7 +79,7 @@
 //!   side of its socket (a blocked `read` returns at once; bytes already
 //!   received are still read and answered). Each connection then flushes
 //!   its queued replies and closes with
-//!   [`CloseReason::Local`](fastnet_proto::connection::CloseReason::Local).
+//!   [`CloseReason::Local`].
 //!   Shortly before the deadline, connections still open are shut down
 //!   both ways, which also breaks a `write` blocked on a peer that does not
 //!   read; `serve` returns within the deadline.
