@@ -1,4 +1,4 @@
-//! The cross-driver suite of `fastnet-tests`, run against fastnet-smol.
+//! The cross-driver suite, run against fastnet-smol.
 //!
 //! The suite's `before_echo` sleeps the thread; on an executor that would
 //! stall every connection of the worker, so this echo handler awaits an
