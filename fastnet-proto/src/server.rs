@@ -26,7 +26,8 @@ pub struct ServerConfig {
     /// addresses count as their IPv4 address).
     pub max_connections_per_ip: Option<usize>,
     /// Worker threads: the pool limit for the blocking driver, the executor
-    /// threads for the async driver. 0 means one per core.
+    /// threads for the async driver. 0 means the driver's default (blocking:
+    /// one per allowed connection; async: one per core).
     pub workers: usize,
     /// How long an idle pooled worker waits for work before it exits.
     pub worker_idle_expiry: Duration,
@@ -70,6 +71,13 @@ impl ServerConfig {
     /// The receive buffer size actually used: never below the maximum frame.
     pub fn rx_buffer_len(&self) -> usize {
         self.rx_buffer.max(self.codec.max_frame())
+    }
+
+    /// The reply buffer size actually used: never below twice the reply
+    /// codec's maximum frame, so a maximum-size reply always fits below the
+    /// default high-water mark (half the buffer).
+    pub fn tx_buffer_len(&self) -> usize {
+        self.tx_buffer.max(self.reply_codec().max_frame().saturating_mul(2))
     }
 }
 
@@ -437,6 +445,7 @@ mod tests {
     fn config_defaults() {
         let c = ServerConfig::new(CodecSpec::lines(100_000));
         assert_eq!(c.rx_buffer_len(), 100_000);
+        assert_eq!(c.tx_buffer_len(), 200_000);
         assert_eq!(c.reply_codec(), c.codec);
     }
 }

@@ -24,6 +24,11 @@ pub struct Limits {
     /// Ask for input again once the queue has drained to this many bytes
     /// (default: a quarter of the tx buffer).
     pub tx_low_water: Option<usize>,
+    /// Step over malformed frames the decoder can resynchronise after (a
+    /// corrupted COBS frame: the next `0x00` ends it) instead of closing
+    /// with [`CloseReason::Protocol`]. Off by default: a peer that sends
+    /// garbage is usually not worth serving, but a noisy serial link is.
+    pub skip_malformed: bool,
 }
 
 /// Why a connection closed (or is closing).
@@ -114,6 +119,7 @@ pub struct ConnStats {
     pub frames_in: u64,
     /// Frames queued for sending.
     pub frames_out: u64,
-    /// Oversized frames skipped under the `Skip` policy.
+    /// Oversized frames skipped under the `Skip` policy, and malformed
+    /// frames stepped over with [`Limits::skip_malformed`].
     pub frames_skipped: u64,
 }
