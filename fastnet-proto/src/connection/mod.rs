@@ -11,7 +11,7 @@ use core::time::Duration;
 
 pub use types::{CloseReason, ConnStats, Limits, State};
 
-use crate::codec::{Decoded, Decoder, Encoder};
+use crate::codec::{Decoded, Decoder, Encoder, Frame};
 use crate::{Buffer, Error, Ring};
 
 /// Storage for a connection's two buffers, named so they cannot be swapped
@@ -56,6 +56,9 @@ pub struct Buffers<R, T> {
 /// 3. write [`poll_transmit`](Self::poll_transmit)'s slices (one vectored
 ///    write), then [`handle_written`](Self::handle_written)`(n, now)`; this
 ///    may lift backpressure, so go back to 2;
+///    With an edge-triggered poller, remember that the socket is still
+///    readable when `read_buf` returned `None` for backpressure: no new
+///    readiness event will come for bytes that are already waiting;
 /// 4. stop when [`is_closed`](Self::is_closed); otherwise wait until the
 ///    socket is readable (if [`wants_read`](Self::wants_read)), writable (if
 ///    [`wants_write`](Self::wants_write)), or [`poll_timeout`](Self::poll_timeout)
@@ -106,6 +109,12 @@ pub struct Connection<D, E, R, T> {
     last_read: Duration,
     /// When the first byte of the unfinished frame in rx arrived.
     partial_since: Option<Duration>,
+    /// The decoder asked for more bytes and none came since.
+    needs_input: bool,
+    /// A frame was handed out since the read timer was last settled.
+    completed: bool,
+    /// The last decode error that was stepped over.
+    last_skipped: Option<Error>,
     stats: ConnStats,
 }
 
@@ -137,6 +146,68 @@ impl<E: Encoder, T: AsRef<[u8]> + AsMut<[u8]>> Outbox<'_, E, T> {
     /// out, queued replies are flushed, the reason is [`CloseReason::Local`].
     pub fn close(&mut self) {
         *self.close = true;
+    }
+}
+
+/// A frame lent out by [`Connection::poll_frame`]; consumed on drop.
+#[derive(Debug)]
+pub struct FrameRef<'a, D, E, R, T>
+where
+    D: Decoder,
+    E: Encoder,
+    R: AsRef<[u8]> + AsMut<[u8]>,
+    T: AsRef<[u8]> + AsMut<[u8]>,
+{
+    conn: &'a mut Connection<D, E, R, T>,
+    frame: Frame,
+    close: bool,
+}
+
+impl<D, E, R, T> FrameRef<'_, D, E, R, T>
+where
+    D: Decoder,
+    E: Encoder,
+    R: AsRef<[u8]> + AsMut<[u8]>,
+    T: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// The frame's payload.
+    pub fn payload(&self) -> &[u8] {
+        self.conn.rx.filled().get(self.frame.range()).unwrap_or(&[])
+    }
+
+    /// The payload and an [`Outbox`] for replies, borrowed together.
+    pub fn parts(&mut self) -> (&[u8], Outbox<'_, E, T>) {
+        let conn = &mut *self.conn;
+        let payload = conn.rx.filled().get(self.frame.range()).unwrap_or(&[]);
+        let out = Outbox {
+            encoder: &conn.encoder,
+            tx: &mut conn.tx,
+            frames_out: &mut conn.stats.frames_out,
+            close: &mut self.close,
+        };
+        (payload, out)
+    }
+
+    /// Queues a reply; see [`Outbox::send`].
+    pub fn send(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.parts().1.send(payload)
+    }
+
+    /// Closes the connection after this frame; see [`Outbox::close`].
+    pub fn close(&mut self) {
+        self.close = true;
+    }
+}
+
+impl<D, E, R, T> Drop for FrameRef<'_, D, E, R, T>
+where
+    D: Decoder,
+    E: Encoder,
+    R: AsRef<[u8]> + AsMut<[u8]>,
+    T: AsRef<[u8]> + AsMut<[u8]>,
+{
+    fn drop(&mut self) {
+        self.conn.finish_frame(self.frame, self.close);
     }
 }
 
@@ -210,6 +281,9 @@ where
             last_activity: now,
             last_read: now,
             partial_since: None,
+            needs_input: false,
+            completed: false,
+            last_skipped: None,
             stats: ConnStats::default(),
         })
     }
@@ -227,6 +301,9 @@ where
         self.last_activity = now;
         self.last_read = now;
         self.partial_since = None;
+        self.needs_input = false;
+        self.completed = false;
+        self.last_skipped = None;
         self.stats = ConnStats::default();
     }
 
@@ -256,15 +333,23 @@ where
         matches!(self.state, State::Open) && !self.eof && !self.over_byte_limit && !self.paused
     }
 
-    /// Whether a [`poll_frames`](Self::poll_frames) call could hand out a
-    /// frame or change state: there are unprocessed bytes or an EOF to act
-    /// on, and replies are not holding frames back.
+    /// Whether a [`poll_frames`](Self::poll_frames) /
+    /// [`poll_frame`](Self::poll_frame) call can make progress: there are
+    /// bytes the decoder has not yet said are incomplete, or an EOF or a
+    /// byte limit to act on, and replies are not holding frames back. False
+    /// right after the decoder asked for more bytes, until some arrive.
     pub fn wants_poll(&self) -> bool {
         self.state == State::Open
             && !self.paused
-            && (!self.rx.is_empty() || self.eof || self.over_byte_limit)
+            && (self.eof || self.over_byte_limit || (!self.rx.is_empty() && !self.needs_input))
     }
 
+    /// The last decode error that was stepped over (an oversized frame
+    /// under the `Skip` policy, or a malformed frame with
+    /// [`Limits::skip_malformed`]), for logging.
+    pub fn last_skipped(&self) -> Option<Error> {
+        self.last_skipped
+    }
     /// Whether there are bytes to write.
     pub fn wants_write(&self) -> bool {
         !self.is_closed() && !self.tx.is_empty()
@@ -350,6 +435,7 @@ where
             self.partial_since = None;
         }
         self.rx.commit(n);
+        self.needs_input = false;
         self.stats.bytes_in += n as u64;
         self.last_activity = now;
         self.last_read = now;
@@ -381,6 +467,7 @@ where
     pub fn handle_eof(&mut self, now: Duration) {
         if self.state == State::Open {
             self.eof = true;
+            self.needs_input = false;
             self.last_activity = now;
         }
     }
@@ -447,50 +534,73 @@ where
         F: FnMut(&[u8], &mut Outbox<'_, E, T>),
     {
         let mut count = 0;
+        while let Some(mut frame) = self.poll_frame() {
+            let (payload, mut out) = frame.parts();
+            on_frame(payload, &mut out);
+            count += 1;
+        }
+        count
+    }
+
+    /// Lends out the next complete frame, or `None` when there is none to
+    /// hand out now (more bytes needed, backpressure, closing). The frame is
+    /// consumed when the returned [`FrameRef`] is dropped, so an async
+    /// handler can hold it, and queue replies through it, across `.await`s
+    /// without copying it out.
+    ///
+    /// The same rules as [`poll_frames`](Self::poll_frames) apply; call it
+    /// until it returns `None`. Leaking a `FrameRef` (with `mem::forget`)
+    /// leaves its frame in the buffer to be decoded again, which for COBS,
+    /// decoded in place, yields garbage: don't.
+    pub fn poll_frame(&mut self) -> Option<FrameRef<'_, D, E, R, T>> {
+        let frame = self.next_frame()?;
+        Some(FrameRef { conn: self, frame, close: false })
+    }
+
+    /// Decodes up to the next frame to hand out, acting on skips and errors.
+    fn next_frame(&mut self) -> Option<Frame> {
         while self.state == State::Open && !self.paused {
             match self.decoder.decode(self.rx.filled_mut()) {
                 Ok(Decoded::NeedMore { .. }) => {
-                    self.settle_partial(count > 0);
-                    break;
+                    self.needs_input = true;
+                    self.settle_partial();
+                    return None;
                 }
                 Ok(Decoded::Skip(n)) => self.rx.consume(n),
-                Ok(Decoded::Frame(frame)) => {
-                    let mut close = false;
-                    let payload = self.rx.filled().get(frame.range()).unwrap_or(&[]);
-                    let mut out = Outbox {
-                        encoder: &self.encoder,
-                        tx: &mut self.tx,
-                        frames_out: &mut self.stats.frames_out,
-                        close: &mut close,
-                    };
-                    on_frame(payload, &mut out);
-                    self.rx.consume(frame.consumed);
-                    self.stats.frames_in += 1;
-                    count += 1;
-                    if self.tx.len() >= self.high_water {
-                        self.paused = true;
-                        self.partial_since = None;
-                    }
-                    if close {
-                        self.begin_close(CloseReason::Local);
-                    }
-                }
+                Ok(Decoded::Frame(frame)) => return Some(frame),
                 Err(e) => {
-                    if e.can_continue && matches!(e.error, Error::FrameTooLarge { .. }) {
+                    let oversize = matches!(e.error, Error::FrameTooLarge { .. });
+                    if e.can_continue && (oversize || self.limits.skip_malformed) {
                         self.stats.frames_skipped += 1;
+                        self.last_skipped = Some(e.error);
                         self.rx.consume(e.consumed);
                         continue;
                     }
-                    let reason = match e.error {
-                        Error::FrameTooLarge { .. } => CloseReason::FrameTooLarge,
-                        other => CloseReason::Protocol(other),
+                    let reason = if oversize {
+                        CloseReason::FrameTooLarge
+                    } else {
+                        CloseReason::Protocol(e.error)
                     };
                     self.rx.clear();
                     self.begin_close(reason);
                 }
             }
         }
-        count
+        None
+    }
+
+    /// A lent-out frame is done with: consume it and apply what it caused.
+    fn finish_frame(&mut self, frame: Frame, close: bool) {
+        self.rx.consume(frame.consumed);
+        self.stats.frames_in += 1;
+        self.completed = true;
+        if self.tx.len() >= self.high_water {
+            self.paused = true;
+            self.partial_since = None;
+        }
+        if close {
+            self.begin_close(CloseReason::Local);
+        }
     }
 
     /// The bytes to write, oldest first, as one or two slices for one
@@ -628,12 +738,13 @@ where
 
     /// After the decoder asked for more bytes: arm or disarm the read
     /// timer, and close if the input has ended.
-    fn settle_partial(&mut self, frames_done: bool) {
+    fn settle_partial(&mut self) {
         if self.rx.is_empty() {
             self.partial_since = None;
-        } else if frames_done || self.partial_since.is_none() {
+        } else if self.completed || self.partial_since.is_none() {
             self.partial_since = Some(self.last_read);
         }
+        self.completed = false;
         if self.over_byte_limit {
             self.begin_close(CloseReason::ByteLimit);
         } else if self.eof {

@@ -693,3 +693,72 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn poll_frame_lends_one_frame_at_a_time() {
+    let mut c = lines(Limits::default());
+    c.handle_bytes(b"a\nbb\nccc", MS);
+    let mut seen = Vec::new();
+    while let Some(mut f) = c.poll_frame() {
+        let payload = f.payload().to_vec();
+        // Replies queued through the guard, as an async handler would
+        // between awaits.
+        f.send(&payload).unwrap();
+        f.send(b"+").unwrap();
+        seen.push(payload);
+    }
+    assert_eq!(seen, [b"a".to_vec(), b"bb".to_vec()]);
+    assert_eq!(c.rx_len(), 3, "the partial frame stays");
+    assert_eq!(c.stats().frames_in, 2);
+    assert_eq!(flush(&mut c, MS), b"a\n+\nbb\n+\n");
+}
+
+#[test]
+fn a_frame_is_consumed_only_when_its_guard_drops() {
+    let mut c = lines(Limits::default());
+    c.handle_bytes(b"x\ny\n", MS);
+    let f = c.poll_frame().unwrap();
+    assert_eq!(f.payload(), b"x");
+    drop(f);
+    let mut f = c.poll_frame().unwrap();
+    assert_eq!(f.payload(), b"y");
+    f.close();
+    drop(f);
+    assert_eq!(c.state(), State::Closed(CloseReason::Local));
+    assert!(c.poll_frame().is_none());
+}
+
+#[test]
+fn wants_poll_is_false_until_new_bytes_after_need_more() {
+    let mut c = lines(Limits::default());
+    c.handle_bytes(b"part", MS);
+    assert!(c.wants_poll());
+    assert_eq!(echo(&mut c), 0);
+    assert!(!c.wants_poll(), "the decoder already said it needs more");
+    c.handle_bytes(b"ial\n", MS);
+    assert!(c.wants_poll());
+    assert_eq!(echo(&mut c), 1);
+    c.handle_eof(MS);
+    assert!(c.wants_poll(), "an EOF to act on");
+}
+
+#[test]
+fn malformed_frames_close_unless_skip_malformed() {
+    use crate::codec::{CobsDecoder, CobsEncoder};
+    let wire = b"\x02a\x00\x05bad\x00\x02b\x00";
+    for (skip, want_out, want_state) in [
+        (false, &b"\x02a\x00"[..], State::Closed(CloseReason::Protocol(Error::InvalidCobs { pos: 0, code: 5 }))),
+        (true, &b"\x02a\x00\x02b\x00"[..], State::Open),
+    ] {
+        let limits = Limits { skip_malformed: skip, ..Limits::default() };
+        let bufs = Buffers { rx: [0u8; 32], tx: [0u8; 64] };
+        let mut c =
+            Connection::new(CobsDecoder::new(32).unwrap(), CobsEncoder::new(32).unwrap(), bufs, limits, MS).unwrap();
+        c.handle_bytes(wire, MS);
+        echo(&mut c);
+        assert_eq!(flush(&mut c, MS), want_out, "skip_malformed = {skip}");
+        assert_eq!(c.state(), want_state);
+        assert_eq!(c.stats().frames_skipped, u64::from(skip));
+        assert_eq!(c.last_skipped().is_some(), skip);
+    }
+}
