@@ -554,7 +554,11 @@ where
     /// decoded in place, yields garbage: don't.
     pub fn poll_frame(&mut self) -> Option<FrameRef<'_, D, E, R, T>> {
         let frame = self.next_frame()?;
-        Some(FrameRef { conn: self, frame, close: false })
+        Some(FrameRef {
+            conn: self,
+            frame,
+            close: false,
+        })
     }
 
     /// Decodes up to the next frame to hand out, acting on skips and errors.

@@ -747,13 +747,32 @@ fn malformed_frames_close_unless_skip_malformed() {
     use crate::codec::{CobsDecoder, CobsEncoder};
     let wire = b"\x02a\x00\x05bad\x00\x02b\x00";
     for (skip, want_out, want_state) in [
-        (false, &b"\x02a\x00"[..], State::Closed(CloseReason::Protocol(Error::InvalidCobs { pos: 0, code: 5 }))),
+        (
+            false,
+            &b"\x02a\x00"[..],
+            State::Closed(CloseReason::Protocol(Error::InvalidCobs {
+                pos: 0,
+                code: 5,
+            })),
+        ),
         (true, &b"\x02a\x00\x02b\x00"[..], State::Open),
     ] {
-        let limits = Limits { skip_malformed: skip, ..Limits::default() };
-        let bufs = Buffers { rx: [0u8; 32], tx: [0u8; 64] };
-        let mut c =
-            Connection::new(CobsDecoder::new(32).unwrap(), CobsEncoder::new(32).unwrap(), bufs, limits, MS).unwrap();
+        let limits = Limits {
+            skip_malformed: skip,
+            ..Limits::default()
+        };
+        let bufs = Buffers {
+            rx: [0u8; 32],
+            tx: [0u8; 64],
+        };
+        let mut c = Connection::new(
+            CobsDecoder::new(32).unwrap(),
+            CobsEncoder::new(32).unwrap(),
+            bufs,
+            limits,
+            MS,
+        )
+        .unwrap();
         c.handle_bytes(wire, MS);
         echo(&mut c);
         assert_eq!(flush(&mut c, MS), want_out, "skip_malformed = {skip}");
