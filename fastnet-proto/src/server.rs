@@ -77,7 +77,8 @@ impl ServerConfig {
     /// codec's maximum frame, so a maximum-size reply always fits below the
     /// default high-water mark (half the buffer).
     pub fn tx_buffer_len(&self) -> usize {
-        self.tx_buffer.max(self.reply_codec().max_frame().saturating_mul(2))
+        self.tx_buffer
+            .max(self.reply_codec().max_frame().saturating_mul(2))
     }
 }
 
