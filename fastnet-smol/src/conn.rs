@@ -4,9 +4,12 @@
 //!
 //! Per wake-up the task reads until the socket is drained (a read that
 //! fills less than the buffer ends it, so no read is wasted on
-//! `WouldBlock`), hands every complete frame to the handler, and writes all
-//! replies with one vectored write. Traffic is added to the server
-//! statistics once per wake-up.
+//! `WouldBlock`), lends every complete frame to the handler straight from
+//! the receive buffer ([`Conn::poll_frame`]: no copy, replies encoded into
+//! the reply ring through the frame's outbox), and writes all replies with
+//! one vectored write. Only if the replies reach the high-water mark does
+//! the connection stop handing out frames and write before the next one.
+//! Traffic is added to the server statistics once per wake-up.
 
 use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
@@ -15,7 +18,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fastnet_proto::connection::{Buffers, CloseReason, ConnStats, State};
 use fastnet_proto::Error;
@@ -43,53 +46,23 @@ enum Flushed {
     Blocked,
 }
 
-/// Serves one admitted connection until it closes or the server aborts it.
-pub(crate) async fn task<H: Handler>(
-    shared: Arc<ServerShared>,
+/// The task serving one admitted connection until it closes or the server
+/// aborts it, or `None` (after `on_close`) if the connection could not be
+/// set up.
+///
+/// The driver is built here, outside the future, so the future stores it
+/// once: an `async fn` would also keep its arguments and the pieces the
+/// driver is built from, roughly doubling what every idle connection costs.
+pub(crate) fn task<H: Handler>(
     handler: Arc<H>,
     stream: Async<TcpStream>,
     info: ConnInfo,
     state: H::State,
-) {
-    let now = shared.now();
-    let set = shared.pool.take();
-    let conn = Conn::new(
-        shared.decoder.clone(),
-        shared.encoder.clone(),
-        Buffers {
-            rx: set.rx,
-            tx: set.tx,
-        },
-        shared.config.limits,
-        now,
-    );
-    let Ok(conn) = conn else {
-        // Validated at bind; cannot happen. Close as reset.
-        handler.on_close(&info, state, CloseReason::Reset);
-        shared.release(info.id(), info.peer_addr());
-        return;
-    };
-    let mut driver = Driver {
-        shared,
-        handler,
-        info,
-        state: Some(state),
-        stream,
-        conn,
-        stage: set.stage,
-        ends: set.ends,
-        timer: Timer::never(),
-        timer_at: None,
-        reported: ConnStats::default(),
-        eof_seen: false,
-        eof_reported: false,
-        push_backlog: false,
-        closing_requested: false,
-    };
-    driver.park();
-    let aborted = {
-        let flags = &driver.info.shared.clone();
-        future::or(
+) -> Option<impl Future<Output = ()> + Send> {
+    let mut driver = Driver::new(handler, stream, info, state)?;
+    Some(async move {
+        let flags = driver.info.shared.clone();
+        let aborted = future::or(
             async {
                 driver.run().await;
                 false
@@ -103,26 +76,22 @@ pub(crate) async fn task<H: Handler>(
                 }
             }),
         )
-        .await
-    };
-    if aborted {
-        driver.conn.abort();
-    }
-    // `driver` drops here: statistics, buffers, `on_close`.
+        .await;
+        if aborted {
+            driver.conn.abort();
+        }
+        // `driver` drops here: statistics, buffers, `on_close`.
+    })
 }
 
 struct Driver<H: Handler> {
-    shared: Arc<ServerShared>,
     handler: Arc<H>,
+    /// Also reaches the server (`info.shared.server`).
     info: ConnInfo,
     /// `None` only after `on_close` took it.
     state: Option<H::State>,
     stream: Async<TcpStream>,
     conn: Conn,
-    /// Payloads of the frames of one read, copied out of the rx buffer so
-    /// the async handler can borrow one while the connection takes replies.
-    stage: Vec<u8>,
-    ends: Vec<usize>,
     /// Armed no later than `conn.poll_timeout()`; re-armed lazily (only
     /// when the deadline moves earlier or the timer fired), so traffic does
     /// not touch the reactor's timer set.
@@ -130,9 +99,6 @@ struct Driver<H: Handler> {
     timer_at: Option<Instant>,
     /// Traffic already added to the server statistics.
     reported: ConnStats,
-    /// Read returned 0; reported to `conn` once the frames before it are handled.
-    eof_seen: bool,
-    eof_reported: bool,
     /// Pushed frames are waiting for room in the tx buffer.
     push_backlog: bool,
     /// Shutdown or a handle asked to close; honoured after queued pushes.
@@ -140,6 +106,43 @@ struct Driver<H: Handler> {
 }
 
 impl<H: Handler> Driver<H> {
+    /// A driver with a parked connection (no buffers until bytes move).
+    fn new(
+        handler: Arc<H>,
+        stream: Async<TcpStream>,
+        info: ConnInfo,
+        state: H::State,
+    ) -> Option<Self> {
+        let shared = &info.shared.server;
+        let conn = shared.new_conn(shared.now());
+        let Some(conn) = conn else {
+            // Validated at bind; cannot happen. Close as reset.
+            handler.on_close(&info, state, CloseReason::Reset);
+            shared.release(info.id(), info.peer_addr());
+            return None;
+        };
+        Some(Driver {
+            handler,
+            info,
+            state: Some(state),
+            stream,
+            conn,
+            timer: Timer::never(),
+            timer_at: None,
+            reported: ConnStats::default(),
+            push_backlog: false,
+            closing_requested: false,
+        })
+    }
+
+    fn server(&self) -> &ServerShared {
+        &self.info.shared.server
+    }
+
+    fn now(&self) -> Duration {
+        self.server().now()
+    }
+
     async fn run(&mut self) {
         let mut wake = Wake::default();
         loop {
@@ -155,15 +158,12 @@ impl<H: Handler> Driver<H> {
                 self.closing_requested = true;
             }
             if wake.timer {
-                self.conn.handle_timeout(self.shared.now());
+                self.conn.handle_timeout(self.now());
             }
-            let mut more_to_read = false;
             // On shutdown, frames the peer already sent are still answered:
             // read what the socket holds once more before closing.
-            let last_read = flags & SHUTDOWN != 0;
-            if (wake.readable || last_read) && self.conn.wants_read() {
-                more_to_read = self.read();
-            }
+            let read = wake.readable || flags & SHUTDOWN != 0;
+            let more_to_read = read && self.conn.wants_read() && self.read();
             self.process().await;
             if self.push_backlog {
                 self.drain_push();
@@ -171,7 +171,6 @@ impl<H: Handler> Driver<H> {
             if self.closing_requested && !self.push_backlog {
                 self.conn.close();
             }
-            let paused = self.conn.is_backpressured();
             let flushed = self.write();
             if self.push_backlog && flushed == Flushed::All {
                 // Room again: queue the rest, write once more.
@@ -185,18 +184,16 @@ impl<H: Handler> Driver<H> {
             if self.conn.state() != State::Open {
                 self.info.shared.queue().closed = true;
             }
-            // Go around without waiting if the socket may hold more, or the
-            // write lifted backpressure (frames may wait in rx).
-            let unpaused = paused && !self.conn.is_backpressured() && self.conn.wants_poll();
-            let busy = (more_to_read && self.conn.wants_read()) || unpaused;
-            if busy {
+            // Go around without waiting if the socket may hold more, or
+            // frames wait in rx (the write lifted backpressure).
+            if (more_to_read && self.conn.wants_read()) || self.conn.wants_poll() {
                 wake = Wake {
                     readable: more_to_read,
                     ..Wake::default()
                 };
                 continue;
             }
-            if !self.push_backlog && !self.eof_seen {
+            if !self.push_backlog {
                 self.park();
             }
             self.arm_timer();
@@ -233,7 +230,7 @@ impl<H: Handler> Driver<H> {
     /// Returns whether the last read filled the buffer (more may be there).
     fn read(&mut self) -> bool {
         self.unpark();
-        let now = self.shared.now();
+        let now = self.now();
         loop {
             let Some(buf) = self.conn.read_buf() else {
                 return true;
@@ -241,7 +238,9 @@ impl<H: Handler> Driver<H> {
             let offered = buf.len();
             match self.stream.get_ref().read(buf) {
                 Ok(0) => {
-                    self.eof_seen = true;
+                    // Frames that arrived before the EOF are still handed
+                    // out and answered; the connection closes after them.
+                    self.conn.handle_eof(now);
                     return false;
                 }
                 Ok(n) => {
@@ -260,84 +259,34 @@ impl<H: Handler> Driver<H> {
         }
     }
 
-    /// Hands every complete frame to the handler; reports EOF once the
-    /// frames before it are handled (so their replies are still sent);
-    /// flushes when replies reach the high-water mark.
+    /// Lends every complete frame to the handler, in order, straight from
+    /// the rx buffer. Stops when the decoder needs more bytes (then, at EOF
+    /// or past the byte limit, the connection starts closing, after the
+    /// last frame's replies were queued), when replies reach the high-water
+    /// mark (the caller writes, then comes back), or when the connection
+    /// starts closing.
     async fn process(&mut self) {
-        loop {
-            if self.conn.is_closed() {
-                return;
-            }
-            if self.conn.is_backpressured() {
-                if !self.flush_blocking().await {
-                    return;
-                }
-                continue;
-            }
-            self.stage.clear();
-            self.ends.clear();
-            let (stage, ends) = (&mut self.stage, &mut self.ends);
-            let n = self.conn.poll_frames(|frame, _out| {
-                stage.extend_from_slice(frame);
-                ends.push(stage.len());
-            });
-            if n == 0 {
-                if self.eof_seen && !self.eof_reported {
-                    self.eof_reported = true;
-                    self.conn.handle_eof(self.shared.now());
-                    continue;
-                }
-                return;
-            }
-            let mut start = 0;
-            for i in 0..self.ends.len() {
-                if self.conn.state() != State::Open {
-                    break;
-                }
-                if self.conn.is_backpressured() && !self.flush_blocking().await {
-                    return;
-                }
-                let end = self.ends[i];
-                let Some(state) = self.state.as_mut() else {
-                    return;
-                };
-                let mut ctx = Ctx {
-                    info: &self.info,
-                    state,
-                    conn: &mut self.conn,
-                };
-                let frame = &self.stage[start..end];
-                self.handler.on_frame(&mut ctx, frame).await;
-                start = end;
-            }
+        if !self.conn.wants_poll() {
+            return;
         }
-    }
-
-    /// Writes until the backpressure lifts, waiting for the socket (and
-    /// honouring timeouts). Returns `false` if the connection closed.
-    async fn flush_blocking(&mut self) -> bool {
-        while self.conn.is_backpressured() || self.conn.state() != State::Open {
-            if self.conn.is_closed() || !self.conn.wants_write() {
-                break;
-            }
-            if self.write() == Flushed::Blocked {
-                self.arm_timer();
-                let wake = future::poll_fn(|cx| self.poll_wait(cx, false, true)).await;
-                if wake.timer {
-                    self.conn.handle_timeout(self.shared.now());
-                }
-                if self.info.shared.flags.load(Ordering::Acquire) & ABORT != 0 {
-                    self.conn.abort();
-                }
-            }
+        while let Some(mut frame) = self.conn.poll_frame() {
+            let Some(state) = self.state.as_mut() else {
+                return;
+            };
+            let (payload, out) = frame.parts();
+            let mut ctx = Ctx {
+                info: &self.info,
+                state,
+                out,
+            };
+            self.handler.on_frame(&mut ctx, payload).await;
         }
-        !self.conn.is_closed()
     }
 
     /// One vectored write of everything queued (again only if the socket
     /// took all of it and more was queued meanwhile).
     fn write(&mut self) -> Flushed {
-        let now = self.shared.now();
+        let now = self.now();
         while self.conn.wants_write() {
             let (a, b) = self.conn.poll_transmit();
             let total = a.len() + b.len();
@@ -405,7 +354,7 @@ impl<H: Handler> Driver<H> {
         let Some(at) = self.conn.poll_timeout() else {
             return;
         };
-        let at = self.shared.epoch + at;
+        let at = self.server().epoch + at;
         if self.timer_at.map_or(true, |armed| at < armed) {
             self.timer.set_at(at);
             self.timer_at = Some(at);
@@ -416,7 +365,11 @@ impl<H: Handler> Driver<H> {
     fn report(&mut self) {
         let now = *self.conn.stats();
         if now != self.reported {
-            self.shared.stats.add_conn_delta(&self.reported, &now);
+            self.info
+                .shared
+                .server
+                .stats
+                .add_conn_delta(&self.reported, &now);
             self.reported = now;
         }
     }
@@ -431,11 +384,9 @@ impl<H: Handler> Driver<H> {
             tx: Vec::new(),
         };
         if let Ok(bufs) = self.conn.park(placeholder) {
-            self.shared.pool.give(BufSet {
+            self.info.shared.server.pool.give(BufSet {
                 rx: bufs.rx,
                 tx: bufs.tx,
-                stage: std::mem::take(&mut self.stage),
-                ends: std::mem::take(&mut self.ends),
             });
             // An idle connection keeps no push storage either.
             let mut q = self.info.shared.queue();
@@ -450,15 +401,12 @@ impl<H: Handler> Driver<H> {
         if !self.conn.is_parked() {
             return;
         }
-        let set = self.shared.pool.take();
+        let set = self.server().pool.take();
         let bufs = Buffers {
             rx: set.rx,
             tx: set.tx,
         };
-        if self.conn.unpark(bufs).is_ok() {
-            self.stage = set.stage;
-            self.ends = set.ends;
-        }
+        let _ = self.conn.unpark(bufs);
     }
 }
 
@@ -467,15 +415,60 @@ impl<H: Handler> Drop for Driver<H> {
         self.conn.abort();
         let reason = self.conn.close_reason().unwrap_or(CloseReason::Local);
         self.report();
-        let stats = &self.shared.stats;
-        stats.on_close(reason);
+        self.server().stats.on_close(reason);
         self.info.shared.queue().closed = true;
         // Give the storage back: clear it, then park it out.
-        self.conn.reset(self.shared.now());
+        let now = self.now();
+        self.conn.reset(now);
         self.park();
-        self.shared.release(self.info.id(), self.info.peer_addr());
+        self.server().release(self.info.id(), self.info.peer_addr());
         if let Some(state) = self.state.take() {
             self.handler.on_close(&self.info, state, reason);
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handle::ConnShared;
+    use crate::{CodecSpec, Server};
+    use std::net::TcpListener;
+
+    struct Echo;
+
+    impl Handler for Echo {
+        type State = ();
+        fn on_connect(&self, _: &ConnInfo) -> Option<()> {
+            Some(())
+        }
+        fn on_frame(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) -> impl Future<Output = ()> + Send {
+            let _ = ctx.send(frame);
+            std::future::ready(())
+        }
+    }
+
+    /// Every idle connection is one task holding this future: keep it small
+    /// (memory per idle connection; `examples/idle_memory.rs` measures it
+    /// all).
+    #[test]
+    fn connection_task_stays_small() {
+        let server = Server::builder(CodecSpec::lines(1024)).bind().unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let peer = s.local_addr().unwrap();
+        let stream = Async::new(s).unwrap();
+        let shared = Arc::new(ConnShared::new(1, peer, server.shared.clone()));
+        let info = ConnInfo { shared };
+        let fut = task(Arc::new(Echo), stream, info, ()).unwrap();
+        let size = std::mem::size_of_val(&fut);
+        eprintln!(
+            "task future {size} bytes; Conn {}, Driver {}",
+            std::mem::size_of::<Conn>(),
+            std::mem::size_of::<Driver<Echo>>()
+        );
+        // Never polled, never registered: dropping it would report a close
+        // for a connection the server never admitted.
+        std::mem::forget(fut);
+        assert!(size <= 1024, "connection task future is {size} bytes");
     }
 }

@@ -8,7 +8,7 @@ use fastnet_proto::connection::CloseReason;
 use fastnet_proto::server::RejectReason;
 
 use crate::handle::{ConnHandle, ConnInfo};
-use crate::server::Conn;
+use crate::server::Outbox;
 
 /// The application side of a server: called for each connection's life
 /// events and for every frame.
@@ -16,8 +16,10 @@ use crate::server::Conn;
 /// `on_frame` is async so a handler can await (a database, another
 /// service, a timer) while its connection waits; a handler that answers at
 /// once can return [`std::future::ready`] and pays nothing for the future.
-/// The connection reads nothing more until `on_frame` completes, so frames
-/// of one connection are handled in order.
+/// The frame is lent straight from the connection's receive buffer (no
+/// copy), and stays valid across the handler's `.await`s; the connection
+/// reads nothing more until `on_frame` completes, so frames of one
+/// connection are handled in order.
 ///
 /// ```
 /// use fastnet_smol::{Ctx, ConnInfo, Handler};
@@ -44,9 +46,10 @@ pub trait Handler: Send + Sync + 'static {
     /// [`on_reject`](Self::on_reject)).
     fn on_connect(&self, info: &ConnInfo) -> Option<Self::State>;
 
-    /// A complete frame arrived. Queue replies with [`Ctx::send`]; they
-    /// leave together with the replies to every other frame of the same
-    /// read, in one write.
+    /// A complete frame arrived; `frame` is its payload, borrowed from the
+    /// receive buffer. Queue replies with [`Ctx::send`]; they leave
+    /// together with the replies to every other frame of the same read, in
+    /// one write.
     fn on_frame(
         &self,
         ctx: &mut Ctx<'_, Self::State>,
@@ -70,7 +73,8 @@ pub trait Handler: Send + Sync + 'static {
 pub struct Ctx<'a, S> {
     pub(crate) info: &'a ConnInfo,
     pub(crate) state: &'a mut S,
-    pub(crate) conn: &'a mut Conn,
+    /// The lent frame's outbox: replies go straight into the reply ring.
+    pub(crate) out: Outbox<'a>,
 }
 
 impl<S> Ctx<'_, S> {
@@ -95,20 +99,25 @@ impl<S> Ctx<'_, S> {
     }
 
     /// Frames and queues a reply. Fails, queuing nothing, if the encoder
-    /// refuses `payload`, the connection is closing, or the reply buffer
-    /// lacks room for the whole frame
-    /// ([`Error::BufferTooSmall`](fastnet_proto::Error::BufferTooSmall);
-    /// between frames the driver flushes, so this only happens when one
-    /// frame's replies exceed the buffer).
+    /// refuses `payload` or the reply buffer lacks room for the whole
+    /// frame ([`Error::BufferTooSmall`](fastnet_proto::Error::BufferTooSmall);
+    /// once replies pass the high-water mark the driver writes before the
+    /// next frame, so this only happens when one frame's replies exceed
+    /// what is left of the buffer).
     pub fn send(&mut self, payload: &[u8]) -> Result<(), fastnet_proto::Error> {
-        self.conn.send(payload)
+        self.out.send(payload)
     }
 
-    /// Closes the connection after this frame: queued replies are
-    /// flushed, later frames are not handed out, the reason is
-    /// [`CloseReason::Local`].
+    /// Bytes free in the reply buffer.
+    pub fn reply_room(&self) -> usize {
+        self.out.free()
+    }
+
+    /// Closes the connection after this frame: replies queued (also after
+    /// this call, within this frame) are flushed, later frames are not
+    /// handed out, the reason is [`CloseReason::Local`].
     pub fn close(&mut self) {
-        self.conn.close();
+        self.out.close();
     }
 
     /// A handle to push frames to this connection later, from anywhere.
@@ -121,7 +130,7 @@ impl<S> fmt::Debug for Ctx<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ctx")
             .field("info", self.info)
-            .field("state", &self.conn.state())
+            .field("reply_room", &self.out.free())
             .finish_non_exhaustive()
     }
 }

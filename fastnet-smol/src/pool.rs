@@ -1,5 +1,5 @@
-//! The buffer pool: rx/tx/staging storage lent to connections only while
-//! they have bytes in flight.
+//! The buffer pool: rx/tx storage lent to connections only while they have
+//! bytes in flight.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -10,11 +10,6 @@ pub(crate) struct BufSet {
     pub(crate) rx: Vec<u8>,
     /// Reply storage for the `Connection` (full length).
     pub(crate) tx: Vec<u8>,
-    /// Frames of one read, copied out for the async handler (capacity =
-    /// rx length, length 0 while lent).
-    pub(crate) stage: Vec<u8>,
-    /// End offsets of the staged frames' payloads in `stage`.
-    pub(crate) ends: Vec<usize>,
 }
 
 /// A LIFO stack of [`BufSet`]s (the most recently returned, cache-warm
@@ -47,18 +42,14 @@ impl BufPool {
         pooled.unwrap_or_else(|| BufSet {
             rx: vec![0; self.rx_len],
             tx: vec![0; self.tx_len],
-            stage: Vec::with_capacity(self.rx_len),
-            ends: Vec::new(),
         })
     }
 
     /// Returns a set (dropped if the pool is full or the set is not ours).
-    pub(crate) fn give(&self, mut set: BufSet) {
+    pub(crate) fn give(&self, set: BufSet) {
         if set.rx.len() != self.rx_len || set.tx.len() != self.tx_len {
             return;
         }
-        set.stage.clear();
-        set.ends.clear();
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
         if free.len() < self.max {
             free.push(set);

@@ -12,23 +12,50 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
-use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec};
-use fastnet_proto::connection::Limits;
+use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Encoder, Envelope};
+use fastnet_proto::connection::{Buffers, Limits};
 use fastnet_proto::server::{Admission, RejectReason, ServerConfig, ServerStats, StatsSnapshot};
 use fastnet_proto::Connection;
 use smol::{future, Async, Executor, Timer};
 
 use crate::conn;
 use crate::handle::{ConnShared, ABORT, SHUTDOWN};
-use crate::pool::BufPool;
+use crate::pool::{BufPool, BufSet};
 use crate::Handler;
 
 /// The connection state machine as this driver instantiates it.
-pub(crate) type Conn = Connection<AnyDecoder, AnyEncoder, Vec<u8>, Vec<u8>>;
+pub(crate) type Conn = Connection<AnyDecoder, SharedEncoder, Vec<u8>, Vec<u8>>;
 
-/// Buffer sets kept for reuse by default (each holds an rx, a tx and a
-/// staging buffer); busy connections borrow one only while bytes are in
-/// flight, so this bounds the pool, not the server.
+/// Where a frame's replies go while the handler holds the frame.
+pub(crate) type Outbox<'a> = fastnet_proto::connection::Outbox<'a, SharedEncoder, Vec<u8>>;
+
+/// The reply encoder, shared by every connection of a server: encoders keep
+/// no per-connection state, so each connection holds a pointer instead of
+/// a copy of the configuration (about 190 bytes per idle connection).
+#[derive(Clone, Debug)]
+pub(crate) struct SharedEncoder(Arc<AnyEncoder>);
+
+impl Encoder for SharedEncoder {
+    fn encoded_len(&self, payload: &[u8]) -> Result<usize, fastnet_proto::Error> {
+        self.0.encoded_len(payload)
+    }
+
+    fn envelope(&self, payload: &[u8]) -> Result<Option<Envelope>, fastnet_proto::Error> {
+        self.0.envelope(payload)
+    }
+
+    fn encode_with<F: FnMut(&[u8])>(
+        &self,
+        payload: &[u8],
+        put: F,
+    ) -> Result<usize, fastnet_proto::Error> {
+        self.0.encode_with(payload, put)
+    }
+}
+
+/// Buffer sets kept for reuse by default (each holds an rx and a tx
+/// buffer); busy connections borrow one only while bytes are in flight, so
+/// this bounds the pool, not the server.
 const DEFAULT_BUFFER_POOL: usize = 256;
 
 /// Pause after an accept error such as running out of file descriptors,
@@ -40,7 +67,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 pub(crate) struct ServerShared {
     pub(crate) config: ServerConfig,
     pub(crate) decoder: AnyDecoder,
-    pub(crate) encoder: AnyEncoder,
+    pub(crate) encoder: SharedEncoder,
     pub(crate) tx_len: usize,
     pub(crate) stats: Arc<ServerStats>,
     pub(crate) pool: BufPool,
@@ -66,6 +93,36 @@ impl ServerShared {
     /// Time since the epoch, the clock of every `Connection`.
     pub(crate) fn now(&self) -> Duration {
         self.epoch.elapsed()
+    }
+
+    /// A new connection state machine, already parked: its buffers went
+    /// back to the pool and come out again when bytes arrive. `None` only
+    /// if the configuration is invalid, which `bind` rules out.
+    pub(crate) fn new_conn(&self, now: Duration) -> Option<Conn> {
+        let set = self.pool.take();
+        let bufs = Buffers {
+            rx: set.rx,
+            tx: set.tx,
+        };
+        let mut conn = Conn::new(
+            self.decoder.clone(),
+            self.encoder.clone(),
+            bufs,
+            self.config.limits,
+            now,
+        )
+        .ok()?;
+        let placeholder = Buffers {
+            rx: Vec::new(),
+            tx: Vec::new(),
+        };
+        if let Ok(bufs) = conn.park(placeholder) {
+            self.pool.give(BufSet {
+                rx: bufs.rx,
+                tx: bufs.tx,
+            });
+        }
+        Some(conn)
     }
 
     /// A connection task ended: release everything it held at the server.
@@ -198,14 +255,14 @@ impl ServerBuilder {
     pub fn bind(self) -> io::Result<Server> {
         let config = self.config;
         let decoder = config.codec.decoder().map_err(invalid)?;
-        let encoder = config.reply_codec().encoder().map_err(invalid)?;
+        let encoder = SharedEncoder(Arc::new(config.reply_codec().encoder().map_err(invalid)?));
         let rx_len = config.rx_buffer_len();
         let tx_len = config.tx_buffer;
         // Validate buffer sizes and watermarks once, as the tasks will.
         let probe = Conn::new(
             decoder.clone(),
             encoder.clone(),
-            fastnet_proto::connection::Buffers {
+            Buffers {
                 rx: vec![0; rx_len],
                 tx: vec![0; tx_len],
             },
@@ -253,7 +310,7 @@ fn invalid(e: fastnet_proto::Error) -> io::Error {
 #[derive(Debug)]
 pub struct Server {
     listener: Async<TcpListener>,
-    shared: Arc<ServerShared>,
+    pub(crate) shared: Arc<ServerShared>,
 }
 
 impl Server {
@@ -432,13 +489,9 @@ fn admit<H: Handler>(
     if shared.is_shutting_down() {
         info.shared.signal(SHUTDOWN);
     }
-    spawn.spawn(conn::task(
-        shared.clone(),
-        handler.clone(),
-        stream,
-        info,
-        state,
-    ));
+    if let Some(task) = conn::task(handler.clone(), stream, info, state) {
+        spawn.spawn(task);
+    }
 }
 
 async fn wait_shutdown(shared: &ServerShared) {

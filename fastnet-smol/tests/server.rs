@@ -286,3 +286,52 @@ fn conn_handle_push_full_and_closed() {
     let stats = srv.stop(Duration::from_secs(1));
     assert_eq!(stats.closed(CloseReason::Local), 1);
 }
+
+/// Reads until EOF or reset; what arrived before.
+fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("expected close, got {e} after {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn byte_limit_answers_frames_within_it_then_closes() {
+    let probe = Probe::default();
+    let limits = Limits {
+        max_bytes_in: Some(12),
+        ..Limits::default()
+    };
+    let srv = start(
+        Server::builder(CodecSpec::lines(64)).limits(limits),
+        probe.clone(),
+    );
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    // 16 bytes in one write: three frames within the 12-byte limit, one past.
+    s.write_all(b"aaa\nbbb\nccc\nddd\n").unwrap();
+    assert_eq!(read_until_closed(&mut s), b"aaa\nbbb\nccc\n");
+    let stats = srv.stop(Duration::from_secs(1));
+    assert_eq!(stats.closed(CloseReason::ByteLimit), 1);
+    assert_eq!(stats.frames_in, 3);
+    assert_eq!(*probe.closes.lock().unwrap(), [CloseReason::ByteLimit]);
+}
+
+#[test]
+fn frames_with_eof_answered_even_when_handler_awaits() {
+    let probe = Probe::default();
+    let srv = start(Server::builder(CodecSpec::lines(64)), probe.clone());
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    // The middle frame's handler waits 200 ms; the EOF is already there.
+    s.write_all(b"a\nslow\nb\n").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_until_closed(&mut s), b"a\nslow\nb\n");
+    let stats = srv.stop(Duration::from_secs(1));
+    assert_eq!(stats.closed(CloseReason::PeerClosed), 1);
+}
