@@ -40,8 +40,9 @@ mod length_field;
 mod raw;
 mod varint;
 
-#[cfg(test)]
-pub(crate) mod testutil;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod testutil;
 
 pub use any::{AnyDecoder, AnyEncoder, CodecSpec};
 pub use cobs::{CobsDecoder, CobsEncoder};

@@ -1,5 +1,11 @@
-//! Test support shared by the codec tests: a tiny driver that feeds a
-//! decoder in chunks, the way a real driver does.
+//! Test support shared by the codec tests and the fuzz targets: a tiny
+//! driver that feeds a decoder in chunks, the way a real driver does, and
+//! asserts the decode contract on every answer. Compiled only for tests and
+//! fuzzing.
+
+// The crate is `no_std` outside of tests; fuzzing builds need std here.
+#[cfg(not(test))]
+extern crate std;
 
 use std::vec::Vec;
 
@@ -8,7 +14,7 @@ use crate::Error;
 
 /// What a stream decoded to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Outcome {
+pub struct Outcome {
     /// Payloads in order.
     pub frames: Vec<Vec<u8>>,
     /// Errors in order (the last one is fatal if `fatal`).
@@ -19,7 +25,7 @@ pub(crate) struct Outcome {
 
 /// Feeds `input` to `dec` in chunks of the given sizes (cycled; 0 counts as
 /// 1), decoding everything possible after each chunk.
-pub(crate) fn decode_chunked<D: Decoder>(dec: &mut D, input: &[u8], chunks: &[usize]) -> Outcome {
+pub fn decode_chunked<D: Decoder>(dec: &mut D, input: &[u8], chunks: &[usize]) -> Outcome {
     let mut out = Outcome {
         frames: Vec::new(),
         errors: Vec::new(),
@@ -60,6 +66,12 @@ pub(crate) fn decode_chunked<D: Decoder>(dec: &mut D, input: &[u8], chunks: &[us
                     assert!(f.consumed >= 1, "a frame must consume bytes");
                     assert!(f.consumed <= buf.len());
                     assert!(f.start <= f.end && f.end <= f.consumed);
+                    assert!(
+                        f.consumed <= dec.max_frame(),
+                        "frame of {} bytes over max_frame {}",
+                        f.consumed,
+                        dec.max_frame()
+                    );
                     out.frames.push(buf[f.start..f.end].to_vec());
                     buf.drain(..f.consumed);
                 }
@@ -83,17 +95,17 @@ pub(crate) fn decode_chunked<D: Decoder>(dec: &mut D, input: &[u8], chunks: &[us
 }
 
 /// Decodes `input` fed whole.
-pub(crate) fn decode_whole<D: Decoder>(dec: &mut D, input: &[u8]) -> Outcome {
+pub fn decode_whole<D: Decoder>(dec: &mut D, input: &[u8]) -> Outcome {
     decode_chunked(dec, input, &[input.len().max(1)])
 }
 
 /// Decodes `input` fed one byte at a time.
-pub(crate) fn decode_bytewise<D: Decoder>(dec: &mut D, input: &[u8]) -> Outcome {
+pub fn decode_bytewise<D: Decoder>(dec: &mut D, input: &[u8]) -> Outcome {
     decode_chunked(dec, input, &[1])
 }
 
 /// Frames a list of payloads with an encoder, concatenated.
-pub(crate) fn encode_all<E: super::Encoder>(enc: &E, payloads: &[Vec<u8>]) -> Vec<u8> {
+pub fn encode_all<E: super::Encoder>(enc: &E, payloads: &[Vec<u8>]) -> Vec<u8> {
     let mut wire = Vec::new();
     for p in payloads {
         let n = enc

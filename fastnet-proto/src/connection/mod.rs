@@ -757,5 +757,8 @@ where
     }
 }
 
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod model;
 #[cfg(test)]
 mod tests;
