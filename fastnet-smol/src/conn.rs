@@ -199,25 +199,50 @@ impl<H: Handler> Driver<H> {
             self.arm_timer();
             let want_read = self.conn.wants_read();
             let want_write = self.conn.wants_write();
-            wake = future::poll_fn(|cx| self.poll_wait(cx, want_read, want_write)).await;
+            let mut read_armed = false;
+            wake = future::poll_fn(|cx| self.poll_wait(cx, want_read, want_write, &mut read_armed))
+                .await;
         }
     }
 
     /// Waits for a signal, readiness in the wanted directions, or the timer.
-    fn poll_wait(&mut self, cx: &mut Context<'_>, read: bool, write: bool) -> Poll<Wake> {
+    ///
+    /// `read_armed` (false on the first poll of a wait) records that read
+    /// interest was registered. A later poll without a signal or a timer
+    /// means the reactor woke the task for the socket, so it is taken as
+    /// readable without asking async-io again: async-io confirms readiness
+    /// only if the event came in a later reactor turn than the one during
+    /// which interest was registered, and otherwise re-arms the socket
+    /// (one more `epoll_ctl`) and waits for one more turn. With a thread
+    /// parked in `epoll_wait` while another registers, that is most waits.
+    /// A wrong guess costs one read that finds nothing (then the wait
+    /// re-arms as usual).
+    fn poll_wait(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: bool,
+        write: bool,
+        read_armed: &mut bool,
+    ) -> Poll<Wake> {
         let shared = &self.info.shared;
         shared.waker.register(cx.waker());
         let mut wake = Wake::default();
         let signalled = shared.flags.load(Ordering::Acquire) & (PUSH | CLOSE | SHUTDOWN) != 0;
-        if read && self.stream.poll_readable(cx).is_ready() {
-            wake.readable = true;
+        if self.timer_at.is_some() && Pin::new(&mut self.timer).poll(cx).is_ready() {
+            self.timer_at = None;
+            wake.timer = true;
         }
         if write && self.stream.poll_writable(cx).is_ready() {
             wake.writable = true;
         }
-        if self.timer_at.is_some() && Pin::new(&mut self.timer).poll(cx).is_ready() {
-            self.timer_at = None;
-            wake.timer = true;
+        if read {
+            if *read_armed && !signalled && !wake.timer && !wake.writable {
+                wake.readable = true;
+            } else if self.stream.poll_readable(cx).is_ready() {
+                wake.readable = true;
+            } else {
+                *read_armed = true;
+            }
         }
         if signalled || wake.readable || wake.writable || wake.timer {
             Poll::Ready(wake)

@@ -73,7 +73,7 @@ mod server;
 pub use client::{Client, Pool, PoolConfig, Pooled};
 pub use handle::{ConnHandle, ConnInfo, SendError};
 pub use handler::{Ctx, Handler};
-pub use server::{Server, ServerBuilder, ShutdownHandle};
+pub use server::{Layout, Server, ServerBuilder, ShutdownHandle};
 
 pub use fastnet_proto::codec::CodecSpec;
 pub use fastnet_proto::connection::{CloseReason, Limits};

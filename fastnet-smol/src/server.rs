@@ -155,12 +155,27 @@ impl fmt::Debug for ServerShared {
     }
 }
 
+/// How [`Server::run`] lays its connection tasks out over its threads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Layout {
+    /// One `smol::Executor` run by every thread: any idle thread picks up
+    /// any woken connection.
+    #[default]
+    Shared,
+    /// One executor per thread; each new connection is placed on the next
+    /// thread in turn and stays there, so its wake-ups never move its
+    /// state between cores (one listener, accepted on the calling thread).
+    PerThread,
+}
+
 /// Configures and binds a [`Server`]. Start with [`Server::builder`].
 #[derive(Debug)]
 pub struct ServerBuilder {
     addrs: io::Result<Vec<SocketAddr>>,
     config: ServerConfig,
     buffer_pool: usize,
+    layout: Layout,
 }
 
 impl ServerBuilder {
@@ -224,6 +239,14 @@ impl ServerBuilder {
     /// Default 64.
     pub fn handle_queue(mut self, n: usize) -> Self {
         self.config.handle_queue = n;
+        self
+    }
+
+    /// How [`Server::run`] spreads connections over its threads (default
+    /// [`Layout::Shared`]). Ignored by [`Server::serve_on`] and
+    /// [`Server::serve`], which run on the caller's executor.
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
         self
     }
 
@@ -293,7 +316,11 @@ impl ServerBuilder {
             deadline: Mutex::new(None),
             serve_waker: AtomicWaker::new(),
         });
-        Ok(Server { listener, shared })
+        Ok(Server {
+            listener,
+            shared,
+            layout: self.layout,
+        })
     }
 }
 
@@ -311,6 +338,7 @@ fn invalid(e: fastnet_proto::Error) -> io::Error {
 pub struct Server {
     listener: Async<TcpListener>,
     pub(crate) shared: Arc<ServerShared>,
+    layout: Layout,
 }
 
 impl Server {
@@ -321,6 +349,7 @@ impl Server {
             addrs: Ok(vec![SocketAddr::from(([127, 0, 0, 1], 0))]),
             config: ServerConfig::new(codec),
             buffer_pool: DEFAULT_BUFFER_POOL,
+            layout: Layout::default(),
         }
     }
 
@@ -365,26 +394,35 @@ impl Server {
         self.serve_with(handler, Global).await
     }
 
-    /// Serves on a new executor with [`workers`](ServerBuilder::workers)
-    /// threads (the calling thread is one of them), blocking until shut
-    /// down; returns the final statistics.
+    /// Serves with [`workers`](ServerBuilder::workers) threads (the
+    /// calling thread is one of them) laid out as
+    /// [`layout`](ServerBuilder::layout) says, blocking until shut down;
+    /// returns the final statistics.
     pub fn run<H: Handler>(self, handler: H) -> io::Result<StatsSnapshot> {
         let workers = match self.shared.config.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let ex = Arc::new(Executor::new());
+        let executors: Vec<Arc<Executor<'static>>> = match self.layout {
+            Layout::Shared => vec![Arc::new(Executor::new())],
+            Layout::PerThread => (0..workers).map(|_| Arc::new(Executor::new())).collect(),
+        };
         let (stop, stopped) = smol::channel::bounded::<()>(1);
         let mut threads = Vec::with_capacity(workers.saturating_sub(1));
         for i in 1..workers {
-            let ex = ex.clone();
+            let ex = executors[i % executors.len()].clone();
             let stopped = stopped.clone();
             let t = std::thread::Builder::new()
                 .name(format!("fastnet-smol-{i}"))
                 .spawn(move || smol::block_on(ex.run(stopped.recv())))?;
             threads.push(t);
         }
-        let result = smol::block_on(ex.run(self.serve_on(&ex, handler)));
+        let main = executors[0].clone();
+        let spawn = RoundRobin {
+            executors,
+            next: AtomicUsize::new(0),
+        };
+        let result = smol::block_on(main.run(self.serve_with(handler, spawn)));
         drop(stop);
         for t in threads {
             let _ = t.join();
@@ -397,7 +435,9 @@ impl Server {
         handler: H,
         spawn: impl Spawn,
     ) -> io::Result<StatsSnapshot> {
-        let Server { listener, shared } = self;
+        let Server {
+            listener, shared, ..
+        } = self;
         let handler = Arc::new(handler);
         loop {
             let accepted = future::or(
@@ -570,6 +610,19 @@ struct OnExecutor(Arc<Executor<'static>>);
 impl Spawn for OnExecutor {
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
         self.0.spawn(f).detach();
+    }
+}
+
+/// Executors taken in turn, one per connection.
+struct RoundRobin {
+    executors: Vec<Arc<Executor<'static>>>,
+    next: AtomicUsize,
+}
+
+impl Spawn for RoundRobin {
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.executors.len();
+        self.executors[i].spawn(f).detach();
     }
 }
 
