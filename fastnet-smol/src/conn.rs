@@ -236,9 +236,8 @@ impl<H: Handler> Driver<H> {
             wake.writable = true;
         }
         if read {
-            if *read_armed && !signalled && !wake.timer && !wake.writable {
-                wake.readable = true;
-            } else if self.stream.poll_readable(cx).is_ready() {
+            let woken_by_socket = *read_armed && !signalled && !wake.timer && !wake.writable;
+            if woken_by_socket || self.stream.poll_readable(cx).is_ready() {
                 wake.readable = true;
             } else {
                 *read_armed = true;
