@@ -3,8 +3,9 @@
 #
 # Usage, from anywhere:  bench/run_decode.sh [RUNS]    (RUNS defaults to 3)
 #
-# Each run is the plain criterion command below; its results are copied to
-# target/decode-runs/runN, and codec_report takes the median over the runs.
+# Each run is the plain criterion command below (its output goes to
+# target/decode-runs/runN.log); its results are copied to target/decode-runs/runN,
+# and codec_report prints the table of the medians over the runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,8 @@ rm -rf "$out"
 mkdir -p "$out"
 for i in $(seq 1 "$runs"); do
   echo "== run $i of $runs" >&2
-  cargo bench -p fastnet-bench --bench decode -- --warm-up-time 1 --measurement-time 3
+  cargo bench -p fastnet-bench --bench decode -- --warm-up-time 1 --measurement-time 3 \
+    >"$out/run$i.log"
   mkdir -p "$out/run$i"
   cp -r "$target"/criterion/decode_* "$out/run$i/"
 done

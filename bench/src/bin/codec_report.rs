@@ -47,12 +47,14 @@ const MEMCHR: Imp = Imp {
     name: "memchr_iter (ceiling)",
 };
 
-/// Median time per iteration (ns) of one benchmark in each run that has it.
-fn run_medians(dirs: &[PathBuf], group: &str, id: &str) -> Result<Vec<f64>, String> {
+/// Median time per iteration (ns) of one benchmark in each run (`None`
+/// where a run lacks it).
+fn run_medians(dirs: &[PathBuf], group: &str, id: &str) -> Result<Vec<Option<f64>>, String> {
     let mut out = Vec::new();
     for dir in dirs {
         let path = dir.join(group).join(id).join("new").join("estimates.json");
         let Ok(text) = std::fs::read_to_string(&path) else {
+            out.push(None);
             continue;
         };
         let json: serde_json::Value =
@@ -60,7 +62,7 @@ fn run_medians(dirs: &[PathBuf], group: &str, id: &str) -> Result<Vec<f64>, Stri
         let ns = json["median"]["point_estimate"]
             .as_f64()
             .ok_or_else(|| format!("{}: no median.point_estimate", path.display()))?;
-        out.push(ns);
+        out.push(Some(ns));
     }
     Ok(out)
 }
@@ -75,16 +77,24 @@ fn median(xs: &mut [f64]) -> f64 {
     }
 }
 
-/// One row's measurement: median ns per iteration and the spread of runs.
+/// One row's measurement: median ns per iteration over the runs.
 struct Measured {
     ns: f64,
-    runs: usize,
+    /// Each run's median, aligned with the criterion directories.
+    per_run: Vec<Option<f64>>,
     /// (slowest - fastest) / median, over the runs.
     spread: f64,
 }
 
+impl Measured {
+    fn runs(&self) -> usize {
+        self.per_run.iter().flatten().count()
+    }
+}
+
 fn measure(dirs: &[PathBuf], case: &Case, imp: &Imp) -> Result<Option<Measured>, String> {
-    let mut runs = run_medians(dirs, &case.group, imp.id)?;
+    let per_run = run_medians(dirs, &case.group, imp.id)?;
+    let mut runs: Vec<f64> = per_run.iter().flatten().copied().collect();
     if runs.is_empty() {
         return Ok(None);
     }
@@ -92,19 +102,33 @@ fn measure(dirs: &[PathBuf], case: &Case, imp: &Imp) -> Result<Option<Measured>,
     let spread = (runs[runs.len() - 1] - runs[0]) / ns;
     Ok(Some(Measured {
         ns,
-        runs: runs.len(),
+        per_run,
         spread,
     }))
 }
 
-fn ratio(reference: Option<&Measured>, this: &Measured) -> Option<f64> {
-    reference.map(|r| r.ns / this.ns)
+/// `reference` time over `this` time: how many times faster `this` is. The
+/// headline is the ratio of the medians; with several runs, the range of
+/// the ratios within each run follows in parentheses.
+fn ratio(reference: &Measured, this: &Measured) -> String {
+    let x = reference.ns / this.ns;
+    let mut within: Vec<f64> = reference
+        .per_run
+        .iter()
+        .zip(&this.per_run)
+        .filter_map(|(r, t)| Some(r.as_ref()? / t.as_ref()?))
+        .collect();
+    within.sort_by(f64::total_cmp);
+    match (within.first(), within.last()) {
+        (Some(lo), Some(hi)) if within.len() > 1 => format!("{x:.2}x ({lo:.2}-{hi:.2})"),
+        _ => format!("{x:.2}x"),
+    }
 }
 
 fn report(dirs: &[PathBuf]) -> Result<String, String> {
     let mut out = String::new();
     out.push_str(
-        "| case | implementation | Mframes/s | GB/s | vs tokio-util (frames/s) | vs memchr (GB/s) | runs, spread |\n",
+        "| case | implementation | Mframes/s | GB/s | vs tokio-util (frames/s) | vs memchr (GB/s) | runs, time spread |\n",
     );
     out.push_str("|---|---|---:|---:|---|---:|---|\n");
     let mut rows = 0;
@@ -140,12 +164,12 @@ fn report(dirs: &[PathBuf]) -> Result<String, String> {
                 .iter()
                 .filter(|(r, _)| r.id != imp.id)
                 .filter_map(|(r, rm)| {
-                    let x = ratio(rm.as_ref(), &m)?;
+                    let x = ratio(rm.as_ref()?, &m);
                     let short = r.name.trim_start_matches("tokio-util ");
                     Some(if refs.len() > 1 {
-                        format!("{x:.2}x {short}")
+                        format!("{x} {short}")
                     } else {
-                        format!("{x:.2}x")
+                        x
                     })
                 })
                 .collect();
@@ -155,9 +179,7 @@ fn report(dirs: &[PathBuf]) -> Result<String, String> {
                 vs_tokio.join(", ")
             };
             let vs_memchr = match (memchr_ref, memchr.as_ref()) {
-                (Some(r), Some(rm)) if r.id != imp.id => {
-                    format!("{:.2}x", ratio(Some(rm), &m).unwrap_or(0.0))
-                }
+                (Some(r), Some(rm)) if r.id != imp.id => ratio(rm, &m),
                 _ => "-".to_string(),
             };
             out.push_str(&format!(
@@ -168,7 +190,7 @@ fn report(dirs: &[PathBuf]) -> Result<String, String> {
                 gbps,
                 vs_tokio,
                 vs_memchr,
-                m.runs,
+                m.runs(),
                 m.spread * 100.0
             ));
             rows += 1;
