@@ -146,12 +146,26 @@ impl Delimiters {
     }
 
     /// The longest delimiter that ends exactly at `end` in `hay`.
+    ///
+    /// Compared byte by byte from the end: delimiters are short, their
+    /// lengths are only known at run time, and a `memcmp` call per
+    /// candidate costs more than the comparison (for lines: one byte, the
+    /// CR before the LF).
     fn match_ending_at(&self, hay: &[u8], end: usize) -> Option<usize> {
         let head = hay.get(..end)?;
-        (0..self.len())
-            .map(|i| self.get(i))
-            .find(|d| head.ends_with(d))
-            .map(<[u8]>::len)
+        'delims: for i in 0..self.len() {
+            let d = self.get(i);
+            let Some(start) = head.len().checked_sub(d.len()) else {
+                continue;
+            };
+            for (a, b) in head[start..].iter().rev().zip(d.iter().rev()) {
+                if a != b {
+                    continue 'delims;
+                }
+            }
+            return Some(d.len());
+        }
+        None
     }
 
     /// The first position in `hay[..to]` at or after end position `from + 1`
