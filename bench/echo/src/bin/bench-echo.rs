@@ -1,0 +1,386 @@
+//! Run (from the workspace root; builds the binaries, then runs the full
+//! benchmark, about 12 minutes on 2 cores, and rewrites its section of
+//! BENCHMARKS.md and bench/echo-results.svg):
+//!
+//!     cargo build --release -p fastnet-cli -p fastnet-bench-echo && target/release/bench-echo
+//!
+//! `target/release/bench-echo --quick` checks the harness in about a
+//! minute and writes nothing unless given `--write`; `--help` lists the
+//! knobs.
+//!
+//! The echo benchmark harness: every server (`fastnet serve` on both
+//! drivers and the peers of this crate) runs in turn as a child process and
+//! is loaded by `fastnet bench --json`; the harness reads the server's CPU
+//! time and memory from /proc and writes the report.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use fastnet_bench_echo::load::{self, LoadSettings, Shape};
+use fastnet_bench_echo::machine::{self, Machine};
+use fastnet_bench_echo::report::{self, thousands, Results};
+use fastnet_bench_echo::servers::{Binaries, Server};
+use fastnet_bench_echo::{idle, peer, svg, syscalls};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bench-echo",
+    about = "Echo benchmark: fastnet's servers side by side with tokio, tokio-util Framed, mio and std"
+)]
+struct Args {
+    /// Check the harness quickly: 1 repetition of 1 s, 2,000 idle
+    /// connections, no tracing; writes nothing unless --write.
+    #[arg(long)]
+    quick: bool,
+    /// Repetitions of each (server, load) [default: 3, quick: 1].
+    #[arg(long)]
+    reps: Option<usize>,
+    /// Measured period of each run, like 5s or 500ms [default: 5s, quick: 1s].
+    #[arg(long)]
+    duration: Option<String>,
+    /// A load as CONNSxSIZE[pPIPELINE], repeatable
+    /// [default: 1000x512 2000x512 50x512 1000x512p16].
+    #[arg(long = "config", value_name = "SHAPE")]
+    configs: Vec<Shape>,
+    /// Servers to run, comma-separated, from fastnet-smol, fastnet-std,
+    /// tokio-framed, tokio-raw, mio, std [default: all].
+    #[arg(long, value_delimiter = ',')]
+    servers: Vec<String>,
+    /// Connections of the idle-memory measurement [default: 10000, quick: 2000]; 0 skips it.
+    #[arg(long)]
+    idle_conns: Option<usize>,
+    /// `fastnet bench --threads`.
+    #[arg(long, default_value_t = 1)]
+    load_threads: usize,
+    /// Pause after a server announces itself before measuring, like 300ms.
+    #[arg(long, default_value = "300ms")]
+    settle: String,
+    /// Count system calls per request with `strace -c -f` [default: on
+    /// when strace is installed, off with --quick].
+    #[arg(long, overrides_with = "no_syscalls")]
+    syscalls: bool,
+    /// Do not count system calls.
+    #[arg(long)]
+    no_syscalls: bool,
+    /// Measured period of each traced run.
+    #[arg(long, default_value = "3s")]
+    syscall_duration: String,
+    /// The `fastnet` binary [default: `fastnet` next to this binary].
+    #[arg(long)]
+    fastnet: Option<PathBuf>,
+    /// Directory of the `peer-*` binaries [default: this binary's directory].
+    #[arg(long)]
+    peer_dir: Option<PathBuf>,
+    /// Markdown file whose echo-bench section is rewritten.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    markdown: PathBuf,
+    /// Where the chart goes.
+    #[arg(long, default_value = "bench/echo-results.svg")]
+    svg: PathBuf,
+    /// Write the Markdown section and the chart [default: yes, quick: no].
+    #[arg(long, overrides_with = "no_write")]
+    write: bool,
+    /// Do not write the Markdown section and the chart.
+    #[arg(long)]
+    no_write: bool,
+    /// Where every run's figures go as JSON [default: echo-bench-results.json next to this binary].
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not a duration like 500ms or 5s");
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    Duration::try_from_secs_f64(v * scale).map_err(|_| bad())
+}
+
+/// The link to `svg` as seen from the directory of `markdown`.
+fn relative_link(markdown: &Path, svg: &Path) -> String {
+    let dir = markdown
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let abs = |p: &Path| {
+        std::path::absolute(p)
+            .map(|p| p.components().collect::<PathBuf>())
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    match abs(svg).strip_prefix(abs(dir)) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => abs(svg).display().to_string(),
+    }
+}
+
+/// The command that reproduces this run.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut cmd = String::from(
+        "cargo build --release -p fastnet-cli -p fastnet-bench-echo && target/release/bench-echo",
+    );
+    for a in args {
+        cmd.push(' ');
+        if a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=.,/:".contains(c))
+        {
+            cmd.push_str(&a);
+        } else {
+            cmd.push_str(&format!("'{a}'"));
+        }
+    }
+    cmd
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("bench-echo: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs everything; `Ok(false)` when some server answered wrongly.
+fn run(args: Args) -> Result<bool, String> {
+    let started = Instant::now();
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let exe_dir = exe.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let bins = Binaries {
+        fastnet: args
+            .fastnet
+            .clone()
+            .unwrap_or_else(|| exe_dir.join("fastnet")),
+        peer_dir: args.peer_dir.clone().unwrap_or_else(|| exe_dir.clone()),
+    };
+    let servers: Vec<Server> = if args.servers.is_empty() {
+        Server::ALL.to_vec()
+    } else {
+        args.servers
+            .iter()
+            .map(|n| Server::from_name(n).ok_or_else(|| format!("unknown server {n:?}")))
+            .collect::<Result<_, _>>()?
+    };
+    bins.check(&servers)?;
+    let shapes: Vec<Shape> = if args.configs.is_empty() {
+        Shape::STANDARD.to_vec()
+    } else {
+        args.configs.clone()
+    };
+    let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let duration_text = args
+        .duration
+        .clone()
+        .unwrap_or_else(|| if args.quick { "1s" } else { "5s" }.into());
+    let settings = LoadSettings {
+        duration: parse_duration(&duration_text)?,
+        threads: args.load_threads.max(1),
+        settle: parse_duration(&args.settle)?,
+    };
+    let idle_conns = args
+        .idle_conns
+        .unwrap_or(if args.quick { 2000 } else { 10_000 });
+    let trace = if args.no_syscalls {
+        false
+    } else {
+        (args.syscalls || !args.quick) && syscalls::available()
+    };
+    let write = if args.no_write {
+        false
+    } else {
+        args.write || !args.quick
+    };
+    let json_out = args
+        .json_out
+        .clone()
+        .unwrap_or_else(|| exe_dir.join("echo-bench-results.json"));
+
+    // Many connections in this process (idle measurement) and in the
+    // servers, which inherit the limit.
+    let nofile =
+        peer::raise_fd_limit().map_err(|e| format!("cannot raise the open-file limit: {e}"))?;
+    let need = (idle_conns.max(shapes.iter().map(|s| s.conns).max().unwrap_or(0)) + 256) as u64;
+    if nofile < need {
+        return Err(format!(
+            "the open-file limit is {nofile}, below the {need} needed; raise it (ulimit -n) or use fewer connections"
+        ));
+    }
+
+    let machine = Machine::describe();
+    let date = machine::utc_now();
+    let load_start = machine::load_average();
+    let total = servers.len() * shapes.len() * reps;
+    eprintln!(
+        "bench-echo: {} servers × {} loads × {reps} repetitions of {duration_text}, idle memory at {} connections{}; {} cores, load average {}",
+        servers.len(),
+        shapes.len(),
+        thousands(idle_conns as u64),
+        if trace { ", system calls traced" } else { "" },
+        machine.cores,
+        load_start.map_or("?".into(), |l| format!("{l:.1}")),
+    );
+
+    let mut runs = Vec::new();
+    let mut n = 0;
+    for rep in 0..reps {
+        for &shape in &shapes {
+            for &server in &servers {
+                n += 1;
+                let r = load::measure(server, shape, rep, &bins, &settings);
+                eprintln!(
+                    "[{n}/{total}] {:<13} {:<12} rep {rep}: {:>9} req/s  {:>6.2} µs CPU/req  p99 {:>7} µs  peak {:>6.1} MiB{}",
+                    server.name(),
+                    shape.to_string(),
+                    thousands(r.rps.round() as u64),
+                    r.cpu_us_per_request(),
+                    thousands(r.p99_us),
+                    r.peak_rss_kib as f64 / 1024.0,
+                    if r.ok() {
+                        String::new()
+                    } else {
+                        format!(
+                            "  FAILED: mismatches {}, I/O errors {}, connect errors {}, clean exit {}{}",
+                            r.mismatches,
+                            r.io_errors,
+                            r.connect_errors,
+                            r.clean_exit,
+                            r.error.as_ref().map(|e| format!(", {e}")).unwrap_or_default()
+                        )
+                    }
+                );
+                runs.push(r);
+            }
+        }
+    }
+
+    let mut idles = Vec::new();
+    if idle_conns > 0 {
+        let idle_reps = reps.min(2);
+        for rep in 0..idle_reps {
+            for &server in &servers {
+                let i = idle::measure(server, idle_conns, rep, &bins, Duration::from_secs(1));
+                eprintln!(
+                    "[idle] {:<13} rep {rep}: {} of {} connections, RSS {} -> {} KiB: {:.2} KiB per connection{}",
+                    server.name(),
+                    i.open,
+                    i.conns,
+                    i.rss_before_kib,
+                    i.rss_after_kib,
+                    i.bytes_per_conn() / 1024.0,
+                    if i.ok() {
+                        String::new()
+                    } else {
+                        format!("  FAILED: {}", i.error.clone().unwrap_or_else(|| "unclean exit".into()))
+                    }
+                );
+                idles.push(i);
+            }
+        }
+    }
+
+    let mut traced = Vec::new();
+    if trace {
+        let trace_settings = LoadSettings {
+            duration: parse_duration(&args.syscall_duration)?,
+            ..settings.clone()
+        };
+        let trace_shapes: Vec<Shape> = shapes
+            .iter()
+            .copied()
+            .filter(|s| s.conns == 1000 && (s.pipeline == 1 || s.pipeline == 16))
+            .collect();
+        let trace_shapes = if trace_shapes.is_empty() {
+            shapes.iter().copied().take(1).collect()
+        } else {
+            trace_shapes
+        };
+        for &shape in &trace_shapes {
+            for &server in &servers {
+                let s = syscalls::measure(server, shape, &bins, &trace_settings);
+                eprintln!(
+                    "[strace] {:<13} {:<12}: {:.2} system calls per request over {} requests{}",
+                    server.name(),
+                    shape.to_string(),
+                    s.per_request(),
+                    thousands(s.requests),
+                    s.error
+                        .as_ref()
+                        .map(|e| format!("  FAILED: {e}"))
+                        .unwrap_or_default()
+                );
+                traced.push(s);
+            }
+        }
+    }
+
+    let results = Results {
+        servers,
+        shapes,
+        runs,
+        idles,
+        syscalls: traced,
+        reps,
+        duration: duration_text,
+        load_threads: settings.threads,
+        idle_conns,
+        machine,
+        date,
+        load_average: (load_start, machine::load_average()),
+        minutes: started.elapsed().as_secs_f64() / 60.0,
+        command: command_line(),
+        chart: Some(relative_link(&args.markdown, &args.svg)),
+    };
+
+    println!("\nTargets (issue 7):\n");
+    println!("{}", results.targets_table());
+    let failures = results.failures();
+    for f in &failures {
+        eprintln!("FAILED: {f}");
+    }
+
+    if let Some(dir) = json_out.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let json = serde_json::to_string_pretty(&results.to_json()).map_err(|e| e.to_string())?;
+    std::fs::write(&json_out, json)
+        .map_err(|e| format!("cannot write {}: {e}", json_out.display()))?;
+    eprintln!("bench-echo: every run's figures in {}", json_out.display());
+
+    if write {
+        if let Some(dir) = args.svg.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&args.svg, svg::chart(&results))
+            .map_err(|e| format!("cannot write {}: {e}", args.svg.display()))?;
+        // Read as late as possible: others may edit the rest of the file.
+        let doc = match std::fs::read_to_string(&args.markdown) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "# Benchmarks\n".into(),
+            Err(e) => return Err(format!("cannot read {}: {e}", args.markdown.display())),
+        };
+        let updated = report::splice(&doc, &results.markdown());
+        std::fs::write(&args.markdown, updated)
+            .map_err(|e| format!("cannot write {}: {e}", args.markdown.display()))?;
+        eprintln!(
+            "bench-echo: wrote {} and {}",
+            args.markdown.display(),
+            args.svg.display()
+        );
+    } else {
+        println!("{}", results.markdown());
+    }
+    eprintln!(
+        "bench-echo: done in {:.1} minutes",
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    Ok(failures.is_empty())
+}

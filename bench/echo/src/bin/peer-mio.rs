@@ -1,0 +1,210 @@
+//! Run: cargo run --release -p fastnet-bench-echo --bin peer-mio -- [PORT|ADDR] [--threads N]
+//!
+//! The mio peer, the practical ceiling: raw echo on edge-triggered epoll,
+//! one event loop per core (N defaults to the number of cores), each with
+//! its own `SO_REUSEPORT` listener on the same address, so the kernel
+//! spreads connections over the loops and no connection ever moves
+//! between threads. No framing, no per-connection buffer: each loop reads
+//! into one shared buffer and writes straight back; only bytes the socket
+//! would not take are kept for the connection until it is writable.
+//!
+//! Like nginx, a read that returns fewer bytes than asked for is taken as
+//! "drained" (the next edge reports new bytes), unless the event also
+//! reported the peer's close; that saves the `WouldBlock` read per wake-up
+//! that a loop reading until `WouldBlock` pays. Prints `listening on ADDR`;
+//! exits on SIGTERM or SIGINT.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use fastnet_bench_echo::peer;
+
+const LISTENER: Token = Token(usize::MAX);
+/// Read buffer shared by all connections of one loop.
+const READ_BUF: usize = 64 * 1024;
+
+/// One connection: its socket and the bytes it would not take yet.
+struct Conn {
+    stream: TcpStream,
+    pending: Vec<u8>,
+}
+
+impl Conn {
+    /// Handles a readiness event; `true` when the connection is done.
+    fn ready(&mut self, event: &Event, buf: &mut [u8]) -> bool {
+        if self.pending.is_empty() {
+            if !event.is_readable() && !event.is_read_closed() && !event.is_error() {
+                // Only "writable", with nothing to write.
+                return false;
+            }
+        } else {
+            match write_some(&mut self.stream, &self.pending) {
+                Ok(n) if n == self.pending.len() => self.pending.clear(),
+                Ok(n) => {
+                    // Still blocked: read nothing more until the peer
+                    // drains its replies; the writable edge brings us
+                    // back, and then the bytes left unread are read.
+                    self.pending.drain(..n);
+                    return false;
+                }
+                Err(_) => return true,
+            }
+        }
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => return true,
+                Ok(n) => {
+                    match write_some(&mut self.stream, &buf[..n]) {
+                        Ok(w) if w == n => {}
+                        Ok(w) => {
+                            self.pending.extend_from_slice(&buf[w..n]);
+                            return false;
+                        }
+                        Err(_) => return true,
+                    }
+                    if n < buf.len() && !event.is_read_closed() {
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+/// Writes as much of `bytes` as the socket takes now.
+fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    let mut at = 0;
+    while at < bytes.len() {
+        match stream.write(&bytes[at..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(at)
+}
+
+/// A non-blocking `SO_REUSEPORT` listener on `addr`.
+fn listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+/// One event loop: accepts from its own listener and serves what it
+/// accepted, until the process exits.
+fn event_loop(listener: std::net::TcpListener) -> io::Result<()> {
+    let mut listener = TcpListener::from_std(listener);
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut events = Events::with_capacity(1024);
+    let mut conns: Vec<Option<Conn>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for event in events.iter() {
+            if event.token() == LISTENER {
+                loop {
+                    let mut stream = match listener.accept() {
+                        Ok((s, _)) => s,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if peer::accept_error_is_transient(&e) => continue,
+                        Err(e) => return Err(e),
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let slot = free.pop().unwrap_or_else(|| {
+                        conns.push(None);
+                        conns.len() - 1
+                    });
+                    if poll
+                        .registry()
+                        .register(
+                            &mut stream,
+                            Token(slot),
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
+                        .is_err()
+                    {
+                        free.push(slot);
+                        continue;
+                    }
+                    conns[slot] = Some(Conn {
+                        stream,
+                        pending: Vec::new(),
+                    });
+                }
+                continue;
+            }
+            let slot = event.token().0;
+            let done = match conns.get_mut(slot) {
+                Some(Some(conn)) => conn.ready(event, &mut buf),
+                _ => false,
+            };
+            if done {
+                // Closing the socket removes it from the epoll set.
+                conns[slot] = None;
+                free.push(slot);
+            }
+        }
+    }
+}
+
+fn main() -> io::Result<()> {
+    let addr = peer::addr_from_args()?;
+    let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut args = std::env::args().skip(2);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next().and_then(|n| n.parse().ok())) {
+            ("--threads", Some(n)) if n > 0 => threads = n,
+            _ => {
+                eprintln!("usage: peer-mio [PORT|ADDR] [--threads N]");
+                std::process::exit(2);
+            }
+        }
+    }
+    peer::raise_fd_limit()?;
+    peer::exit_on_signal()?;
+    // The first listener fixes the port (port 0 picks one); the others
+    // share it.
+    let first = listener(addr)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..threads {
+        listeners.push(listener(addr)?);
+    }
+    let mut handles = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("mio-loop-{i}"))
+                .spawn(move || event_loop(l))?,
+        );
+    }
+    peer::announce(addr);
+    for h in handles {
+        h.join()
+            .map_err(|_| io::Error::other("an event loop panicked"))??;
+    }
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! One measured run: a server under `fastnet bench --json`, with the
+//! server's CPU time and peak memory read from `/proc`.
+
+use std::fmt;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::procfs;
+use crate::servers::{Binaries, Running, Server};
+
+/// The shape of a load: connections, payload size, requests in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shape {
+    /// Concurrent connections.
+    pub conns: usize,
+    /// Payload bytes per request.
+    pub size: usize,
+    /// Requests in flight per connection.
+    pub pipeline: usize,
+}
+
+impl Shape {
+    /// The four loads of the benchmark: 1000 and 2000 connections, 50
+    /// connections, and 1000 connections with 16 requests pipelined, all
+    /// with 512-byte payloads.
+    pub const STANDARD: [Shape; 4] = [
+        Shape {
+            conns: 1000,
+            size: 512,
+            pipeline: 1,
+        },
+        Shape {
+            conns: 2000,
+            size: 512,
+            pipeline: 1,
+        },
+        Shape {
+            conns: 50,
+            size: 512,
+            pipeline: 1,
+        },
+        Shape {
+            conns: 1000,
+            size: 512,
+            pipeline: 16,
+        },
+    ];
+
+    /// Parses `CONNSxSIZE` or `CONNSxSIZEpK`.
+    ///
+    /// ```
+    /// use fastnet_bench_echo::load::Shape;
+    /// let s: Shape = "1000x512p16".parse().unwrap();
+    /// assert_eq!((s.conns, s.size, s.pipeline), (1000, 512, 16));
+    /// assert_eq!(s.to_string(), "1000x512p16");
+    /// assert_eq!("50x512".parse::<Shape>().unwrap().pipeline, 1);
+    /// ```
+    pub fn parse(text: &str) -> Result<Shape, String> {
+        let bad = || format!("{text:?} is not CONNSxSIZE or CONNSxSIZEpK (like 1000x512p16)");
+        let (conns, rest) = text.split_once('x').ok_or_else(bad)?;
+        let (size, pipeline) = rest.split_once('p').unwrap_or((rest, "1"));
+        let n = |s: &str| s.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(bad);
+        Ok(Shape {
+            conns: n(conns)?,
+            size: n(size)?,
+            pipeline: n(pipeline)?,
+        })
+    }
+
+    /// Column heading in the tables.
+    pub fn label(&self) -> String {
+        let mut s = format!("{} conns × {} B", self.conns, self.size);
+        if self.pipeline > 1 {
+            s += &format!(", pipeline {}", self.pipeline);
+        }
+        s
+    }
+}
+
+impl std::str::FromStr for Shape {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shape, String> {
+        Shape::parse(s)
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}", self.conns, self.size)?;
+        if self.pipeline > 1 {
+            write!(f, "p{}", self.pipeline)?;
+        }
+        Ok(())
+    }
+}
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The server.
+    pub server: Server,
+    /// The load.
+    pub shape: Shape,
+    /// Repetition number, from 0.
+    pub rep: usize,
+    /// Requests answered and verified.
+    pub requests: u64,
+    /// Requests per second over the measured period.
+    pub rps: f64,
+    /// Latency percentiles in microseconds.
+    pub p50_us: u64,
+    /// 99th percentile latency in microseconds.
+    pub p99_us: u64,
+    /// Server CPU time (user + system) over the load, in microseconds,
+    /// connecting and closing the load's connections included.
+    pub cpu_us: u64,
+    /// Server peak resident memory (VmHWM) in KiB.
+    pub peak_rss_kib: u64,
+    /// Echoes that differed from the request.
+    pub mismatches: u64,
+    /// Connections that failed mid-run.
+    pub io_errors: u64,
+    /// Connections that could not be made.
+    pub connect_errors: u64,
+    /// Whether the server exited cleanly (status 0) on SIGTERM.
+    pub clean_exit: bool,
+    /// What went wrong, if the run could not be measured.
+    pub error: Option<String>,
+}
+
+impl Run {
+    /// Server CPU microseconds per request.
+    pub fn cpu_us_per_request(&self) -> f64 {
+        self.cpu_us as f64 / (self.requests.max(1)) as f64
+    }
+
+    /// Whether every request was answered correctly and the server
+    /// behaved.
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+            && self.requests > 0
+            && self.mismatches == 0
+            && self.io_errors == 0
+            && self.connect_errors == 0
+            && self.clean_exit
+    }
+
+    /// The run as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "server": self.server.name(),
+            "shape": self.shape.to_string(),
+            "rep": self.rep,
+            "requests": self.requests,
+            "rps": self.rps,
+            "p50_us": self.p50_us,
+            "p99_us": self.p99_us,
+            "cpu_us": self.cpu_us,
+            "cpu_us_per_request": self.cpu_us_per_request(),
+            "peak_rss_kib": self.peak_rss_kib,
+            "mismatches": self.mismatches,
+            "io_errors": self.io_errors,
+            "connect_errors": self.connect_errors,
+            "clean_exit": self.clean_exit,
+            "error": self.error,
+            "ok": self.ok(),
+        })
+    }
+}
+
+/// Load-generator settings shared by all runs.
+#[derive(Debug, Clone)]
+pub struct LoadSettings {
+    /// Measured period of each run.
+    pub duration: Duration,
+    /// `fastnet bench --threads`.
+    pub threads: usize,
+    /// Pause between the listening line and the load.
+    pub settle: Duration,
+}
+
+/// Starts `server`, loads it with `shape`, measures, stops it.
+pub fn measure(
+    server: Server,
+    shape: Shape,
+    rep: usize,
+    bins: &Binaries,
+    settings: &LoadSettings,
+) -> Run {
+    let mut run = Run {
+        server,
+        shape,
+        rep,
+        requests: 0,
+        rps: 0.0,
+        p50_us: 0,
+        p99_us: 0,
+        cpu_us: 0,
+        peak_rss_kib: 0,
+        mismatches: 0,
+        io_errors: 0,
+        connect_errors: 0,
+        clean_exit: false,
+        error: None,
+    };
+    let mut running = match Running::start(server, bins) {
+        Ok(r) => r,
+        Err(e) => {
+            run.error = Some(e.to_string());
+            return run;
+        }
+    };
+    std::thread::sleep(settings.settle);
+    let pid = running.pid();
+    let result = (|| -> Result<(), String> {
+        let cpu_before = procfs::cpu_time_us(pid).map_err(|e| e.to_string())?;
+        let json = bench_json(&running, shape, bins, settings)?;
+        let cpu_after = procfs::cpu_time_us(pid).map_err(|e| e.to_string())?;
+        run.peak_rss_kib = procfs::status_kib(pid, "VmHWM").map_err(|e| e.to_string())?;
+        run.cpu_us = cpu_after.saturating_sub(cpu_before);
+        let u = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+        run.requests = u(&json["requests"]);
+        run.rps = json["rps"].as_f64().unwrap_or(0.0);
+        run.p50_us = u(&json["latency_us"]["p50"]);
+        run.p99_us = u(&json["latency_us"]["p99"]);
+        run.mismatches = u(&json["mismatches"]);
+        run.io_errors = u(&json["io_errors"]);
+        run.connect_errors = u(&json["connect_errors"]);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        run.error = Some(e);
+    }
+    if let Some(status) = running.exited() {
+        run.error.get_or_insert(format!(
+            "the server died during the run ({status}); stderr: {}",
+            running.stderr_tail().join(" | ")
+        ));
+    }
+    run.clean_exit = running.stop();
+    run
+}
+
+/// Runs `fastnet bench --json` against a running server; its JSON report.
+pub fn bench_json(
+    running: &Running,
+    shape: Shape,
+    bins: &Binaries,
+    settings: &LoadSettings,
+) -> Result<serde_json::Value, String> {
+    let mut child = Command::new(&bins.fastnet)
+        .arg("bench")
+        .args(["--addr", &running.addr.to_string()])
+        .args(["--codec", running.server.codec()])
+        .args(["--conns", &shape.conns.to_string()])
+        .args(["--size", &shape.size.to_string()])
+        .args(["--pipeline", &shape.pipeline.to_string()])
+        .args(["--threads", &settings.threads.to_string()])
+        .args([
+            "--duration",
+            &format!("{}ms", settings.duration.as_millis()),
+        ])
+        .arg("--json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start fastnet bench: {e}"))?;
+    // Connecting (up to 10 s), the load, draining (up to 2 s), and slack.
+    let deadline = Instant::now() + settings.duration + Duration::from_secs(30);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("fastnet bench did not finish in time".into());
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut out);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut err);
+    }
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .ok_or_else(|| format!("fastnet bench printed no JSON ({status}): {}", err.trim()))?;
+    serde_json::from_str(line).map_err(|e| format!("fastnet bench JSON: {e}: {line}"))
+}

@@ -1,0 +1,88 @@
+//! What the peer echo servers share: the command line, the announcement,
+//! and exiting on a signal.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// Largest frame the framed peer accepts, as `fastnet serve`'s default
+/// `--max-frame`.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Per-connection read buffer of the raw peers: 16 pipelined 512-byte
+/// requests fit in one read.
+pub const RAW_BUF: usize = 8 * 1024;
+
+/// The address to bind: the first argument, either a port (bound on
+/// 127.0.0.1) or `HOST:PORT`; without one, a free port on 127.0.0.1.
+pub fn addr_from_args() -> io::Result<SocketAddr> {
+    let arg = std::env::args().nth(1);
+    parse_addr(arg.as_deref())
+}
+
+/// Parses a port or `HOST:PORT` (see [`addr_from_args`]).
+///
+/// ```
+/// use fastnet_bench_echo::peer::parse_addr;
+/// assert_eq!(parse_addr(Some("7000")).unwrap().to_string(), "127.0.0.1:7000");
+/// assert_eq!(parse_addr(None).unwrap().port(), 0);
+/// ```
+pub fn parse_addr(arg: Option<&str>) -> io::Result<SocketAddr> {
+    let text = match arg {
+        None => return Ok(SocketAddr::from(([127, 0, 0, 1], 0))),
+        Some(t) => t,
+    };
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{text:?} is neither a port nor an address"),
+        )
+    })
+}
+
+/// Exits the process with status 0 on SIGTERM or SIGINT (an echo server
+/// has nothing to flush). Call before [`announce`], so a signal sent as
+/// soon as the address is known is handled.
+pub fn exit_on_signal() -> io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                std::process::exit(0);
+            }
+        })?;
+    Ok(())
+}
+
+/// Prints the one line the harness waits for: `listening on ADDR`.
+pub fn announce(addr: SocketAddr) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "listening on {addr}");
+    let _ = out.flush();
+}
+
+/// Whether an `accept` error concerns only the connection being accepted
+/// (try the next one) rather than the listener.
+pub fn accept_error_is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    ) || e.raw_os_error() == Some(libc::EMFILE)
+        || e.raw_os_error() == Some(libc::ENFILE)
+        || e.raw_os_error() == Some(libc::ENOBUFS)
+        || e.raw_os_error() == Some(libc::ENOMEM)
+}
+
+/// Raises this process's open-file limit to the hard limit (children
+/// inherit it), so many connections can be open; returns the new soft limit.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+    rlimit::increase_nofile_limit(hard)
+}

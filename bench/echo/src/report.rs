@@ -1,0 +1,659 @@
+//! Turning runs into the report: medians, ratios, the targets of the
+//! benchmark issue, and the Markdown section of `BENCHMARKS.md`.
+
+use std::fmt::Write as _;
+
+use crate::idle::Idle;
+use crate::load::{Run, Shape};
+use crate::machine::Machine;
+use crate::servers::Server;
+use crate::stats::{median, min_max, spread};
+use crate::syscalls::Syscalls;
+
+/// Marks the start of the harness's section in `BENCHMARKS.md`.
+pub const BEGIN: &str = "<!-- echo-bench:begin -->";
+/// Marks the end of the harness's section in `BENCHMARKS.md`.
+pub const END: &str = "<!-- echo-bench:end -->";
+
+/// Everything one invocation of the harness measured, and its context.
+#[derive(Debug, Clone)]
+pub struct Results {
+    /// Servers, in table order.
+    pub servers: Vec<Server>,
+    /// Loads, in table order.
+    pub shapes: Vec<Shape>,
+    /// Every measured run.
+    pub runs: Vec<Run>,
+    /// Every idle-memory measurement.
+    pub idles: Vec<Idle>,
+    /// Traced runs (may be empty).
+    pub syscalls: Vec<Syscalls>,
+    /// Repetitions of each (server, load).
+    pub reps: usize,
+    /// Measured period of each run, as given on the command line.
+    pub duration: String,
+    /// `fastnet bench --threads`.
+    pub load_threads: usize,
+    /// Connections of the idle-memory measurement.
+    pub idle_conns: usize,
+    /// The machine.
+    pub machine: Machine,
+    /// When the run started (UTC).
+    pub date: String,
+    /// 1-minute load average at the start and at the end.
+    pub load_average: (Option<f64>, Option<f64>),
+    /// Wall-clock minutes the whole run took.
+    pub minutes: f64,
+    /// The command that reproduces this report.
+    pub command: String,
+    /// Where the chart is, relative to `BENCHMARKS.md`.
+    pub chart: Option<String>,
+}
+
+/// A figure of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Requests per second.
+    Rps,
+    /// Server CPU microseconds per request.
+    CpuPerRequest,
+    /// 99th percentile latency, microseconds.
+    P99,
+    /// Server peak resident memory, MiB.
+    PeakRss,
+}
+
+impl Metric {
+    fn of(self, run: &Run) -> f64 {
+        match self {
+            Metric::Rps => run.rps,
+            Metric::CpuPerRequest => run.cpu_us_per_request(),
+            Metric::P99 => run.p99_us as f64,
+            Metric::PeakRss => run.peak_rss_kib as f64 / 1024.0,
+        }
+    }
+
+    fn format(self, v: f64) -> String {
+        match self {
+            Metric::Rps | Metric::P99 => thousands(v.round() as u64),
+            Metric::CpuPerRequest => format!("{v:.2}"),
+            Metric::PeakRss => format!("{v:.1}"),
+        }
+    }
+}
+
+/// One target of the benchmark issue, checked.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// What is required.
+    pub goal: String,
+    /// What was measured.
+    pub measured: String,
+    /// Met, missed, or not measured in this run.
+    pub met: Option<bool>,
+}
+
+impl Results {
+    /// Runs of `server` under `shape` that answered every request correctly.
+    fn good_runs(&self, server: Server, shape: Shape) -> impl Iterator<Item = &Run> {
+        self.runs
+            .iter()
+            .filter(move |r| r.server == server && r.shape == shape && r.ok())
+    }
+
+    /// The values of `metric` over the good runs of `server` under `shape`.
+    pub fn values(&self, server: Server, shape: Shape, metric: Metric) -> Vec<f64> {
+        self.good_runs(server, shape)
+            .map(|r| metric.of(r))
+            .collect()
+    }
+
+    /// Median of `metric` for `server` under `shape`.
+    pub fn median(&self, server: Server, shape: Shape, metric: Metric) -> Option<f64> {
+        median(&self.values(server, shape, metric))
+    }
+
+    /// Median of `metric` of `a` over the median of `b`, with the smallest
+    /// and largest ratio of runs of the same repetition (run back to back).
+    pub fn ratio(
+        &self,
+        a: Server,
+        b: Server,
+        shape: Shape,
+        metric: Metric,
+    ) -> Option<(f64, Option<(f64, f64)>)> {
+        let ratio = self.median(a, shape, metric)? / self.median(b, shape, metric)?;
+        let paired: Vec<f64> = self
+            .good_runs(a, shape)
+            .filter_map(|ra| {
+                let rb = self.good_runs(b, shape).find(|rb| rb.rep == ra.rep)?;
+                Some(metric.of(ra) / metric.of(rb))
+            })
+            .collect();
+        Some((
+            ratio,
+            (paired.len() > 1).then(|| min_max(&paired)).flatten(),
+        ))
+    }
+
+    /// Median resident bytes per idle connection of `server`.
+    pub fn idle_bytes(&self, server: Server) -> Option<f64> {
+        let v: Vec<f64> = self
+            .idles
+            .iter()
+            .filter(|i| i.server == server && i.ok())
+            .map(Idle::bytes_per_conn)
+            .collect();
+        median(&v)
+    }
+
+    /// Runs or idle measurements that failed, described.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|r| !r.ok())
+            .map(|r| {
+                format!(
+                    "{} {} rep {}: requests {}, mismatches {}, I/O errors {}, connect errors {}, clean exit {}{}",
+                    r.server.name(),
+                    r.shape,
+                    r.rep,
+                    r.requests,
+                    r.mismatches,
+                    r.io_errors,
+                    r.connect_errors,
+                    r.clean_exit,
+                    r.error.as_ref().map(|e| format!(", {e}")).unwrap_or_default()
+                )
+            })
+            .collect();
+        out.extend(self.idles.iter().filter(|i| !i.ok()).map(|i| {
+            format!(
+                "{} idle rep {}: {} of {} connections, clean exit {}{}",
+                i.server.name(),
+                i.rep,
+                i.open,
+                i.conns,
+                i.clean_exit,
+                i.error
+                    .as_ref()
+                    .map(|e| format!(", {e}"))
+                    .unwrap_or_default()
+            )
+        }));
+        out
+    }
+
+    /// The targets of the benchmark issue, each checked against this run.
+    pub fn targets(&self) -> Vec<Target> {
+        use Server::{FastnetSmol, FastnetStd, Mio, Std, TokioFramed};
+        let mut out = Vec::new();
+        let find = |conns, pipeline| {
+            self.shapes
+                .iter()
+                .copied()
+                .find(|s| s.conns == conns && s.size == 512 && s.pipeline == pipeline)
+        };
+        let mut ratio_target = |goal: String,
+                                a: Server,
+                                b: Server,
+                                shape: Option<Shape>,
+                                metric: Metric,
+                                bound: f64,
+                                at_most: bool| {
+            let r = shape.and_then(|s| Some((s, self.ratio(a, b, s, metric)?)));
+            out.push(match r {
+                None => Target {
+                    goal,
+                    measured: "not measured in this run".into(),
+                    met: None,
+                },
+                Some((shape, (ratio, range))) => {
+                    let (ma, mb) = (
+                        self.median(a, shape, metric).unwrap_or(f64::NAN),
+                        self.median(b, shape, metric).unwrap_or(f64::NAN),
+                    );
+                    let unit = match metric {
+                        Metric::Rps => " req/s",
+                        Metric::CpuPerRequest => " µs",
+                        Metric::P99 => " µs",
+                        Metric::PeakRss => " MiB",
+                    };
+                    let range = range
+                        .map(|(lo, hi)| format!("; same-repetition pairs {lo:.2}×–{hi:.2}×"))
+                        .unwrap_or_default();
+                    Target {
+                        goal,
+                        measured: format!(
+                            "{ratio:.2}× ({}{unit} vs {}{unit}{range})",
+                            metric.format(ma),
+                            metric.format(mb)
+                        ),
+                        met: Some(if at_most {
+                            ratio <= bound
+                        } else {
+                            ratio >= bound
+                        }),
+                    }
+                }
+            });
+        };
+        for conns in [1000, 2000] {
+            ratio_target(
+                format!("fastnet-smol CPU/request ≤ 0.8× tokio-util Framed, {conns} conns"),
+                FastnetSmol,
+                TokioFramed,
+                find(conns, 1),
+                Metric::CpuPerRequest,
+                0.8,
+                true,
+            );
+            ratio_target(
+                format!("fastnet-smol CPU/request ≤ 1.05× mio raw, {conns} conns"),
+                FastnetSmol,
+                Mio,
+                find(conns, 1),
+                Metric::CpuPerRequest,
+                1.05,
+                true,
+            );
+        }
+        ratio_target(
+            "fastnet-smol requests/s ≥ 1.2× tokio-util Framed, 1000 conns, pipeline 16".into(),
+            FastnetSmol,
+            TokioFramed,
+            find(1000, 16),
+            Metric::Rps,
+            1.2,
+            false,
+        );
+        ratio_target(
+            "fastnet-std CPU/request ≤ std thread/conn raw, 1000 conns".into(),
+            FastnetStd,
+            Std,
+            find(1000, 1),
+            Metric::CpuPerRequest,
+            1.0,
+            true,
+        );
+        ratio_target(
+            "fastnet-std requests/s ≥ std thread/conn raw, 1000 conns (issue 4)".into(),
+            FastnetStd,
+            Std,
+            find(1000, 1),
+            Metric::Rps,
+            1.0,
+            false,
+        );
+        for &shape in &self.shapes {
+            ratio_target(
+                format!("fastnet-smol p99 ≤ tokio-util Framed, {}", shape.label()),
+                FastnetSmol,
+                TokioFramed,
+                Some(shape),
+                Metric::P99,
+                1.0,
+                true,
+            );
+        }
+        let goal = format!(
+            "fastnet-smol RSS per idle connection ≤ 2 KiB at {} conns",
+            thousands(self.idle_conns as u64)
+        );
+        out.push(match self.idle_bytes(FastnetSmol) {
+            None => Target {
+                goal,
+                measured: "not measured in this run".into(),
+                met: None,
+            },
+            Some(b) => Target {
+                goal,
+                measured: format!(
+                    "{:.2} KiB{}",
+                    b / 1024.0,
+                    self.idle_bytes(TokioFramed)
+                        .map(|t| format!(" (tokio-util Framed {:.2} KiB)", t / 1024.0))
+                        .unwrap_or_default()
+                ),
+                met: Some(b <= 2048.0),
+            },
+        });
+        out
+    }
+
+    /// A table of `metric`: one row per server, one column per load, then
+    /// the fastnet servers' ratios to tokio-util Framed and mio.
+    fn metric_table(&self, metric: Metric, with_spread: bool) -> String {
+        let mut t = String::from("| server |");
+        for s in &self.shapes {
+            let _ = write!(t, " {} |", s.label());
+        }
+        t.push_str("\n|---|");
+        for _ in &self.shapes {
+            t.push_str("---:|");
+        }
+        t.push('\n');
+        for &server in &self.servers {
+            let _ = write!(t, "| {} |", server.label());
+            for &shape in &self.shapes {
+                let values = self.values(server, shape, metric);
+                match median(&values) {
+                    Some(m) => {
+                        let _ = write!(t, " {}", metric.format(m));
+                        if with_spread && values.len() > 1 {
+                            if let Some(sp) = spread(&values) {
+                                let _ = write!(t, " ({:.0}%)", sp * 100.0);
+                            }
+                        }
+                        t.push_str(" |");
+                    }
+                    None => t.push_str(" – |"),
+                }
+            }
+            t.push('\n');
+        }
+        for a in self.servers.iter().copied().filter(|s| s.is_fastnet()) {
+            for b in [Server::TokioFramed, Server::Mio] {
+                if !self.servers.contains(&b) {
+                    continue;
+                }
+                let _ = write!(t, "| *{} ÷ {}* |", a.label(), b.label());
+                for &shape in &self.shapes {
+                    match self.ratio(a, b, shape, metric) {
+                        Some((r, _)) => {
+                            let _ = write!(t, " {r:.2}× |");
+                        }
+                        None => t.push_str(" – |"),
+                    }
+                }
+                t.push('\n');
+            }
+        }
+        t
+    }
+
+    fn idle_table(&self) -> String {
+        let mut t = String::from(
+            "| server | RSS per idle connection | ÷ tokio-util Framed | ÷ mio raw |\n|---|---:|---:|---:|\n",
+        );
+        let framed = self.idle_bytes(Server::TokioFramed);
+        let mio = self.idle_bytes(Server::Mio);
+        for &server in &self.servers {
+            let b = self.idle_bytes(server);
+            let cell = |x: Option<f64>| match (b, x) {
+                (Some(b), Some(x)) if x > 0.0 => format!("{:.2}×", b / x),
+                _ => "–".into(),
+            };
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} |",
+                server.label(),
+                b.map_or("–".into(), |b| format!("{:.2} KiB", b / 1024.0)),
+                if server.is_fastnet() {
+                    cell(framed)
+                } else {
+                    String::new()
+                },
+                if server.is_fastnet() {
+                    cell(mio)
+                } else {
+                    String::new()
+                },
+            );
+        }
+        t
+    }
+
+    fn syscall_table(&self) -> String {
+        const COLUMNS: [&str; 8] = [
+            "read",
+            "recvfrom",
+            "write",
+            "writev",
+            "sendto",
+            "epoll_wait",
+            "epoll_ctl",
+            "futex",
+        ];
+        let mut t = String::from("| server | load | all calls/request |");
+        for c in COLUMNS {
+            let _ = write!(t, " {c} |");
+        }
+        t.push_str(" `EAGAIN` reads/request | busiest others |\n|---|---|---:|");
+        for _ in COLUMNS {
+            t.push_str("---:|");
+        }
+        t.push_str("---:|---|\n");
+        for s in &self.syscalls {
+            if s.error.is_some() {
+                let _ = writeln!(
+                    t,
+                    "| {} | {} | failed: {} |",
+                    s.server.label(),
+                    s.shape.label(),
+                    s.error.as_deref().unwrap_or_default()
+                );
+                continue;
+            }
+            let _ = write!(
+                t,
+                "| {} | {} | {:.2} |",
+                s.server.label(),
+                s.shape.label(),
+                s.per_request()
+            );
+            for c in COLUMNS {
+                let v = s.of(c);
+                if v == 0.0 {
+                    t.push_str(" – |");
+                } else {
+                    let _ = write!(t, " {v:.2} |");
+                }
+            }
+            let eagain = s.errors_of("read") + s.errors_of("recvfrom");
+            let others: Vec<String> = s
+                .calls
+                .iter()
+                .filter(|c| !COLUMNS.contains(&c.name.as_str()))
+                .take(3)
+                .map(|c| {
+                    format!(
+                        "{} {:.2}",
+                        c.name,
+                        c.calls as f64 / s.requests.max(1) as f64
+                    )
+                })
+                .collect();
+            let _ = writeln!(t, " {eagain:.2} | {} |", others.join(", "));
+        }
+        t
+    }
+
+    /// The targets as a Markdown table.
+    pub fn targets_table(&self) -> String {
+        let mut t = String::from("| target | measured (medians) | met? |\n|---|---|---|\n");
+        for target in self.targets() {
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} |",
+                target.goal,
+                target.measured,
+                match target.met {
+                    Some(true) => "**met**",
+                    Some(false) => "**missed**",
+                    None => "–",
+                }
+            );
+        }
+        t
+    }
+
+    /// The whole Markdown section, markers included.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "{BEGIN}");
+        md.push_str("## Echo servers side by side\n\n");
+        md.push_str(
+            "Written by `bench-echo` ([`bench/echo/`](bench/echo)); do not edit between the \
+             `echo-bench` markers, rerun the command below instead.\n\n",
+        );
+        if let Some(chart) = &self.chart {
+            let _ = writeln!(md, "![requests/s per server and load]({chart})\n");
+        }
+        let _ = writeln!(
+            md,
+            "Every server runs as its own process and is loaded by `fastnet bench` \
+             (one mio thread, `--threads {}`), which verifies every echoed byte: framed servers \
+             with `--codec len=u32be` (4-byte big-endian length, then the payload), raw servers \
+             with `--codec raw` (fixed-size request, the same bytes back). Each (server, load) ran \
+             {} time(s) for {} each; servers interleaved (all servers for one load, then the next \
+             load, then the next repetition) and each run on a freshly started server. Figures are \
+             medians over the repetitions; `(n%)` is the spread, (largest − smallest) / median.\n",
+            self.load_threads, self.reps, self.duration
+        );
+        md.push_str(
+            "- **requests/s** and **p99 latency**: from `fastnet bench --json`.\n\
+             - **server CPU per request**: user + system time of the server process \
+             (`/proc/PID/stat`, all threads) from just before `fastnet bench` starts to just after \
+             it exits, divided by the requests answered; it includes accepting and closing the \
+             load's connections.\n\
+             - **peak RSS**: the server's `VmHWM` at the end of the run.\n",
+        );
+        let _ = writeln!(
+            md,
+            "- **RSS per idle connection**: a fresh server, {} connections that each make one \
+             verified 512-byte round trip and then stay open and silent; (`VmRSS` with them open \
+             − `VmRSS` before) / connections.\n",
+            thousands(self.idle_conns as u64)
+        );
+        md.push_str("| server | what runs |\n|---|---|\n");
+        for &s in &self.servers {
+            let _ = writeln!(md, "| {} | {} |", s.label(), s.describe());
+        }
+        md.push_str("\n### Targets (issue 7)\n\n");
+        md.push_str(&self.targets_table());
+        md.push_str("\n### Requests/s\n\n");
+        md.push_str(&self.metric_table(Metric::Rps, true));
+        md.push_str("\n### Server CPU time per request (µs)\n\n");
+        md.push_str(&self.metric_table(Metric::CpuPerRequest, true));
+        md.push_str("\n### p99 latency (µs)\n\n");
+        md.push_str(&self.metric_table(Metric::P99, true));
+        md.push_str("\n### Peak RSS under load (MiB)\n\n");
+        md.push_str(&self.metric_table(Metric::PeakRss, false));
+        let _ = writeln!(
+            md,
+            "\n### RSS per idle connection ({} connections)\n",
+            thousands(self.idle_conns as u64)
+        );
+        md.push_str(&self.idle_table());
+        if !self.syscalls.is_empty() {
+            md.push_str(
+                "\n### System calls per request\n\n\
+                 Each server once more, traced with `strace -c -f -p PID` during a load; tracing \
+                 slows servers several-fold (so more requests arrive per wake-up than untraced), \
+                 which makes these counts a lower bound of the untraced ones. Only counts are \
+                 shown, not times.\n\n",
+            );
+            md.push_str(&self.syscall_table());
+        }
+        let failures = self.failures();
+        if !failures.is_empty() {
+            md.push_str("\n### Failed runs (left out of the medians)\n\n");
+            for f in failures {
+                let _ = writeln!(md, "- {f}");
+            }
+        }
+        md.push_str("\n### Machine and command\n\n");
+        let m = &self.machine;
+        let _ = writeln!(
+            md,
+            "- {} cores, {}, {} MiB memory; Linux {}{}",
+            m.cores,
+            m.cpu,
+            m.memory_mib,
+            m.kernel,
+            m.rustc
+                .as_ref()
+                .map(|r| format!("; {r}"))
+                .unwrap_or_default()
+        );
+        let la = |x: Option<f64>| x.map_or("?".into(), |v| format!("{v:.1}"));
+        let _ = writeln!(
+            md,
+            "- {}; the whole run took {:.1} minutes; 1-minute load average {} at the start, {} at \
+             the end (the load generator, the server and anything else on the machine share its \
+             cores, so absolute figures move with the machine's load: compare within a table)",
+            self.date,
+            self.minutes,
+            la(self.load_average.0),
+            la(self.load_average.1)
+        );
+        let _ = writeln!(md, "\n```sh\n{}\n```", self.command);
+        let _ = writeln!(md, "{END}");
+        md
+    }
+
+    /// Everything as JSON, for a closer look.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "date": self.date,
+            "command": self.command,
+            "reps": self.reps,
+            "duration": self.duration,
+            "runs": self.runs.iter().map(Run::to_json).collect::<Vec<_>>(),
+            "idle": self.idles.iter().map(Idle::to_json).collect::<Vec<_>>(),
+            "syscalls": self.syscalls.iter().map(Syscalls::to_json).collect::<Vec<_>>(),
+            "targets": self.targets().iter().map(|t| serde_json::json!({
+                "goal": t.goal, "measured": t.measured, "met": t.met,
+            })).collect::<Vec<_>>(),
+            "failures": self.failures(),
+        })
+    }
+}
+
+/// Replaces the section between [`BEGIN`] and [`END`] in `doc` by
+/// `section` (which carries the markers), or appends it when `doc` has
+/// no such section; everything else is kept as it is.
+///
+/// ```
+/// use fastnet_bench_echo::report::{splice, BEGIN, END};
+/// let new = format!("{BEGIN}\nnew\n{END}\n");
+/// let doc = format!("# B\n\n## Other\n\nx\n\n{BEGIN}\nold\n{END}\n\n## After\n");
+/// assert_eq!(splice(&doc, &new), format!("# B\n\n## Other\n\nx\n\n{BEGIN}\nnew\n{END}\n\n## After\n"));
+/// assert_eq!(splice("# B\n", &new), format!("# B\n\n{BEGIN}\nnew\n{END}\n"));
+/// ```
+pub fn splice(doc: &str, section: &str) -> String {
+    let section = section.trim_end_matches('\n');
+    if let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) {
+        if b < e {
+            let tail = &doc[e + END.len()..];
+            return format!("{}{section}{tail}", &doc[..b]);
+        }
+    }
+    let mut out = doc.trim_end_matches('\n').to_string();
+    if !out.is_empty() {
+        out.push_str("\n\n");
+    }
+    out.push_str(section);
+    out.push('\n');
+    out
+}
+
+/// `1234567` as `1,234,567`.
+///
+/// ```
+/// assert_eq!(fastnet_bench_echo::report::thousands(1234567), "1,234,567");
+/// assert_eq!(fastnet_bench_echo::report::thousands(12), "12");
+/// ```
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

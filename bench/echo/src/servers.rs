@@ -1,0 +1,319 @@
+//! The servers under test and how to run one as a child process.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to print its listening line.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a server may take to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lines of a server's stderr kept for error reports.
+const STDERR_TAIL: usize = 20;
+
+/// One of the echo servers compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Server {
+    /// `fastnet serve --driver smol --codec len=u32be`.
+    FastnetSmol,
+    /// `fastnet serve --driver std --codec len=u32be`.
+    FastnetStd,
+    /// `peer-tokio-framed`: tokio + tokio-util `Framed<LengthDelimitedCodec>`.
+    TokioFramed,
+    /// `peer-tokio-raw`: tokio raw echo.
+    TokioRaw,
+    /// `peer-mio`: mio raw echo, one event loop per core.
+    Mio,
+    /// `peer-std`: std thread-per-connection raw echo.
+    Std,
+}
+
+impl Server {
+    /// Every server, in the order runs interleave them and tables list them.
+    pub const ALL: [Server; 6] = [
+        Server::FastnetSmol,
+        Server::FastnetStd,
+        Server::TokioFramed,
+        Server::TokioRaw,
+        Server::Mio,
+        Server::Std,
+    ];
+
+    /// Short name, used on the command line (`--servers`) and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::FastnetSmol => "fastnet-smol",
+            Server::FastnetStd => "fastnet-std",
+            Server::TokioFramed => "tokio-framed",
+            Server::TokioRaw => "tokio-raw",
+            Server::Mio => "mio",
+            Server::Std => "std",
+        }
+    }
+
+    /// The server with this [`name`](Self::name).
+    pub fn from_name(name: &str) -> Option<Server> {
+        Server::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Human label for tables and the chart.
+    pub fn label(self) -> &'static str {
+        match self {
+            Server::FastnetSmol => "fastnet-smol",
+            Server::FastnetStd => "fastnet-std",
+            Server::TokioFramed => "tokio-util Framed",
+            Server::TokioRaw => "tokio raw",
+            Server::Mio => "mio raw (ceiling)",
+            Server::Std => "std thread/conn raw",
+        }
+    }
+
+    /// Whether the server frames (4-byte big-endian length) or echoes raw bytes.
+    pub fn framed(self) -> bool {
+        matches!(
+            self,
+            Server::FastnetSmol | Server::FastnetStd | Server::TokioFramed
+        )
+    }
+
+    /// `fastnet bench --codec` value that speaks to this server.
+    pub fn codec(self) -> &'static str {
+        if self.framed() {
+            "len=u32be"
+        } else {
+            "raw"
+        }
+    }
+
+    /// Whether this is one of fastnet's own servers.
+    pub fn is_fastnet(self) -> bool {
+        matches!(self, Server::FastnetSmol | Server::FastnetStd)
+    }
+
+    /// How this server is started, for the report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Server::FastnetSmol => "`fastnet serve --driver smol --codec len=u32be --max-conns 20000` (one shared `smol::Executor`, one thread per core)",
+            Server::FastnetStd => "`fastnet serve --driver std --codec len=u32be --max-conns 20000` (a pooled thread per connection)",
+            Server::TokioFramed => "`peer-tokio-framed`: tokio multi-thread runtime, `Framed<TcpStream, LengthDelimitedCodec>` (u32 BE), `stream.forward(sink)`",
+            Server::TokioRaw => "`peer-tokio-raw`: tokio multi-thread runtime, a task per connection, `read` / `write_all` with an 8 KiB buffer",
+            Server::Mio => "`peer-mio`: mio, edge-triggered, one event loop per core with its own `SO_REUSEPORT` listener, one shared read buffer per loop",
+            Server::Std => "`peer-std`: std, a thread per connection, blocking `read` / `write_all` with an 8 KiB buffer",
+        }
+    }
+
+    /// The command that starts this server on a free loopback port.
+    pub fn command(self, bins: &Binaries) -> Command {
+        let mut cmd;
+        match self {
+            Server::FastnetSmol | Server::FastnetStd => {
+                cmd = Command::new(&bins.fastnet);
+                let driver = if self == Server::FastnetSmol {
+                    "smol"
+                } else {
+                    "std"
+                };
+                cmd.args(["serve", "--driver", driver, "--addr", "127.0.0.1:0"])
+                    .args(["--codec", "len=u32be", "--max-conns", "20000"]);
+            }
+            Server::TokioFramed => {
+                cmd = Command::new(bins.peer("peer-tokio-framed"));
+                cmd.arg("0");
+            }
+            Server::TokioRaw => {
+                cmd = Command::new(bins.peer("peer-tokio-raw"));
+                cmd.arg("0");
+            }
+            Server::Mio => {
+                cmd = Command::new(bins.peer("peer-mio"));
+                cmd.arg("0");
+            }
+            Server::Std => {
+                cmd = Command::new(bins.peer("peer-std"));
+                cmd.arg("0");
+            }
+        }
+        cmd
+    }
+}
+
+/// Where the binaries are.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// The `fastnet` binary (serve and bench).
+    pub fastnet: PathBuf,
+    /// The directory holding the `peer-*` binaries.
+    pub peer_dir: PathBuf,
+}
+
+impl Binaries {
+    /// Path of peer binary `name`.
+    pub fn peer(&self, name: &str) -> PathBuf {
+        self.peer_dir.join(name)
+    }
+
+    /// Checks every binary exists; says how to build them when not.
+    pub fn check(&self, servers: &[Server]) -> Result<(), String> {
+        let mut missing = Vec::new();
+        let mut need = vec![self.fastnet.clone()];
+        for s in servers {
+            if !s.is_fastnet() {
+                need.push(s.command(self).get_program().into());
+            }
+        }
+        for path in need {
+            if !Path::new(&path).is_file() {
+                missing.push(path.display().to_string());
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "missing {}; build them first: cargo build --release -p fastnet-cli -p fastnet-bench-echo",
+                missing.join(", ")
+            ))
+        }
+    }
+}
+
+/// A running server child.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    /// Which server.
+    pub server: Server,
+    /// The address it printed.
+    pub addr: SocketAddr,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Running {
+    /// Starts `server` and waits for its `listening on ADDR` line.
+    pub fn start(server: Server, bins: &Binaries) -> io::Result<Running> {
+        let mut child = server
+            .command(bins)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot start {}: {e}", server.name()))
+            })?;
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(err) = child.stderr.take() {
+            let tail = stderr.clone();
+            std::thread::spawn(move || keep_tail(err, &tail));
+        }
+        let (tx, rx) = mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                let mut announced = false;
+                for line in BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    if !announced {
+                        if let Some(addr) = parse_listening(&line) {
+                            announced = true;
+                            let _ = tx.send(addr);
+                        }
+                    }
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let tail: Vec<String> = stderr
+                    .lock()
+                    .map(|t| t.iter().cloned().collect())
+                    .unwrap_or_default();
+                return Err(io::Error::other(format!(
+                    "{} printed no `listening on ADDR` line within {START_TIMEOUT:?}; stderr: {}",
+                    server.name(),
+                    tail.join(" | ")
+                )));
+            }
+        };
+        Ok(Running {
+            child,
+            server,
+            addr,
+            stderr,
+        })
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited already (a crash).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// The last lines the server wrote to stderr.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.stderr
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit (killing it after a while);
+    /// `true` when it exited by itself with status 0.
+    pub fn stop(mut self) -> bool {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return status.success();
+        }
+        // SAFETY: kill(2) with our own child's pid; no memory involved.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(_) => break,
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+}
+
+/// The address in a `... listening on ADDR ...` line.
+///
+/// ```
+/// use fastnet_bench_echo::servers::parse_listening;
+/// assert_eq!(
+///     parse_listening("listening on 127.0.0.1:7000").unwrap().port(),
+///     7000
+/// );
+/// assert!(parse_listening("pid 1 listening on 127.0.0.1:1 (Shared)").is_some());
+/// assert!(parse_listening("hello").is_none());
+/// ```
+pub fn parse_listening(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+fn keep_tail(stream: impl Read, tail: &Mutex<VecDeque<String>>) {
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else { break };
+        if let Ok(mut t) = tail.lock() {
+            if t.len() == STDERR_TAIL {
+                t.pop_front();
+            }
+            t.push_back(line);
+        }
+    }
+}
