@@ -1,4 +1,4 @@
-//! Run with: cargo run -p fastnet-std --example echo -- 127.0.0.1:7000
+//! Run with: cargo run -p fastnet-std --example std-echo -- 127.0.0.1:7000
 //! then, for example: printf 'hello\nworld\n' | nc 127.0.0.1 7000
 //!
 //! A lines echo server with idle and read timeouts; Ctrl-C stops it, or it
