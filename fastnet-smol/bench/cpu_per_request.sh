@@ -11,7 +11,7 @@
 # loads it with `fastnet bench --conns $CONNS --size 512 --duration $DUR`
 # (defaults 1000 and 10s), and reads utime+stime of the server process from
 # /proc/PID/stat before and after. Prints one line:
-#   requests=N rps=R cpu_s=C cpu_us_per_req=U
+#   requests=N rps=R cpu_s=C cpu_us_per_req=U user_us=.. sys_us=.. ctxsw_per_req=..
 # With --strace, the server is traced with `strace -c -f -p PID` during the
 # load instead (which slows it down a lot, so CPU figures are meaningless
 # then) and the line gives system calls per request, with the busiest calls.
@@ -33,7 +33,9 @@ for _ in $(seq 100); do
 done
 sleep 0.3
 hz=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$spid/stat"; }
+ticks() { awk '{print $14, $15}' "/proc/$spid/stat"; }
+# Context switches of all the server's threads.
+switches() { cat /proc/"$spid"/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'; }
 
 if (( trace )); then
   out=$(mktemp)
@@ -41,9 +43,11 @@ if (( trace )); then
   tpid=$!
   sleep 1
 fi
-t0=$(ticks)
+read -r u0 s0 < <(ticks)
+c0=$(switches)
 json=$("$FASTNET" bench --addr "127.0.0.1:$PORT" --conns "$CONNS" --size 512 --duration "$DUR" --json)
-t1=$(ticks)
+read -r u1 s1 < <(ticks)
+c1=$(switches)
 requests=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["requests"])' "$json")
 rps=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["rps"]))' "$json")
 if (( trace )); then
@@ -68,5 +72,11 @@ print(f"requests={reqs} rps={rps} syscalls_per_req={total / reqs:.2f} {top}")
 PY
   rm -f "$out"
 else
-  python3 -c 'import sys; r,rps,d,hz=int(sys.argv[1]),sys.argv[2],int(sys.argv[3]),int(sys.argv[4]); c=d/hz; print(f"requests={r} rps={rps} cpu_s={c:.2f} cpu_us_per_req={c*1e6/r:.2f}")' "$requests" "$rps" "$((t1 - t0))" "$hz"
+  python3 - "$requests" "$rps" "$hz" "$((u1 - u0))" "$((s1 - s0))" "$((c1 - c0))" <<'PY'
+import sys
+r, rps, hz, u, s, cs = (int(float(x)) for x in sys.argv[1:])
+us = lambda t: t / hz * 1e6 / r
+print(f"requests={r} rps={rps} cpu_s={(u + s) / hz:.2f} cpu_us_per_req={us(u + s):.2f} "
+      f"user_us={us(u):.2f} sys_us={us(s):.2f} ctxsw_per_req={cs / r:.3f}")
+PY
 fi

@@ -31,7 +31,7 @@ impl Handler for Echo {
 
 fn main() -> std::io::Result<()> {
     let mut addr = "127.0.0.1:7000".to_string();
-    let mut layout = Layout::Shared;
+    let mut layout = Layout::default();
     let mut workers = 0;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
