@@ -9,6 +9,7 @@
 //! region; only allocations made on the measuring thread while it measures
 //! are counted, so the test harness's other threads do not interfere.
 
+use fastrand::Rng;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;
@@ -89,23 +90,6 @@ fn measure<R>(f: impl FnOnce() -> R) -> (R, Heap) {
         frees: FREES.with(Cell::get),
     };
     (r, heap)
-}
-
-/// SplitMix64: deterministic input.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// Read and write sizes, cycled: single bytes, odd sizes, whole buffers.
@@ -212,10 +196,10 @@ fn payloads(
     max_len: usize,
     mut byte: impl FnMut(&mut Rng) -> u8,
 ) -> Vec<Vec<u8>> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     (0..count)
         .map(|_| {
-            let len = rng.below(max_len);
+            let len = rng.usize(..max_len);
             (0..len).map(|_| byte(&mut rng)).collect()
         })
         .collect()
@@ -255,7 +239,7 @@ fn lines_echo_allocates_nothing() {
     // Any byte but LF and CR (a CR before the LF is stripped with it, so
     // the echo would differ from the input).
     let payloads = payloads(1, FRAMES, 120, |rng| loop {
-        let b = rng.next() as u8;
+        let b = rng.u8(..);
         if b != b'\n' && b != b'\r' {
             break b;
         }
@@ -274,10 +258,10 @@ fn lines_echo_allocates_nothing() {
 fn cobs_echo_allocates_nothing() {
     // Zeros are frequent, so the in-place unstuffing has work to do.
     let payloads = payloads(2, FRAMES, 120, |rng| {
-        if rng.below(12) == 0 {
+        if rng.usize(..12) == 0 {
             0
         } else {
-            rng.next() as u8
+            rng.u8(..)
         }
     });
     let run = check_zero_alloc(
@@ -296,7 +280,7 @@ fn length_field_echo_allocates_nothing() {
         max_frame: 128,
         ..LengthFieldConfig::new(2, Endian::Big)
     };
-    let payloads = payloads(4, FRAMES, 127, |rng| rng.next() as u8);
+    let payloads = payloads(4, FRAMES, 127, |rng| rng.u8(..));
     let run = check_zero_alloc(
         LengthFieldDecoder::new(cfg).unwrap(),
         LengthFieldEncoder::new(cfg).unwrap(),
@@ -314,7 +298,7 @@ fn varint_echo_allocates_nothing() {
         max_frame: 300,
         ..VarintConfig::new()
     };
-    let payloads = payloads(5, FRAMES, 298, |rng| rng.next() as u8);
+    let payloads = payloads(5, FRAMES, 298, |rng| rng.u8(..));
     let run = check_zero_alloc(
         VarintDecoder::new(cfg).unwrap(),
         VarintEncoder::new(cfg).unwrap(),
@@ -342,7 +326,7 @@ fn fixed_echo_allocates_nothing() {
 fn raw_echo_allocates_nothing() {
     // Raw frames are whatever each read brought, cut to at most 8 bytes:
     // about 1.6 MB of input makes well over `FRAMES` of them.
-    let payloads = payloads(3, 4 * FRAMES, 9, |rng| rng.next() as u8);
+    let payloads = payloads(3, 4 * FRAMES, 9, |rng| rng.u8(..));
     let run = check_zero_alloc(
         RawDecoder::new(8).unwrap(),
         RawEncoder::new(8).unwrap(),

@@ -8,6 +8,7 @@
 #[path = "../examples/echo_loop/server.rs"]
 mod server;
 
+use fastrand::Rng;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,37 +54,20 @@ fn connect(addr: SocketAddr) -> TcpStream {
     sock
 }
 
-/// SplitMix64: a small deterministic generator, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// `LINES` lines of random length (empty ones too, up to the longest the
 /// server takes) and random bytes other than LF and CR, each ended by LF.
 /// (A CR before the LF would be stripped with it, so the echo would differ.)
 fn script(seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     let mut wire = Vec::new();
     for _ in 0..LINES {
-        let len = match rng.below(10) {
+        let len = match rng.usize(..10) {
             0 => 0,
             1 => MAX_FRAME - 1,
-            _ => rng.below(MAX_FRAME),
+            _ => rng.usize(..MAX_FRAME),
         };
         wire.extend((0..len).map(|_| loop {
-            let b = rng.next() as u8;
+            let b = rng.u8(..);
             if b != b'\n' && b != b'\r' {
                 break b;
             }
@@ -105,13 +89,13 @@ fn echo_client(addr: SocketAddr, wire: &[u8], seed: u64) -> Vec<u8> {
             reader.read_to_end(&mut got).unwrap();
             got
         });
-        let mut rng = Rng(seed);
+        let mut rng = Rng::with_seed(seed);
         let mut rest = wire;
         while !rest.is_empty() {
-            let n = match rng.below(4) {
-                0 => 1 + rng.below(8),
-                1 => 1 + rng.below(MAX_FRAME),
-                _ => 1 + rng.below(4 * MAX_FRAME),
+            let n = match rng.usize(..4) {
+                0 => 1 + rng.usize(..8),
+                1 => 1 + rng.usize(..MAX_FRAME),
+                _ => 1 + rng.usize(..4 * MAX_FRAME),
             }
             .min(rest.len());
             sock.write_all(&rest[..n]).unwrap();

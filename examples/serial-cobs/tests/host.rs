@@ -4,6 +4,7 @@
 //! small random chunks (with noise) and checks every reply byte for byte.
 //! Time is a simulated tick counter that starts just before it wraps.
 
+use fastrand::Rng;
 use std::collections::VecDeque;
 
 use fastnet_serial_example::{
@@ -40,27 +41,6 @@ impl SerialPort for Uart {
         let n = bytes.len().min(self.tx_per_call);
         self.from_device.extend_from_slice(&bytes[..n]);
         n
-    }
-}
-
-/// SplitMix64: deterministic, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
     }
 }
 
@@ -129,7 +109,7 @@ impl Bench {
             },
             clock,
             counter,
-            rng: Rng(seed),
+            rng: Rng::with_seed(seed),
             counters: Counters::default(),
         }
     }
@@ -146,7 +126,7 @@ impl Bench {
     fn send(&mut self, wire: &[u8]) {
         let mut rest = wire;
         while !rest.is_empty() {
-            let n = (1 + self.rng.below(9)).min(rest.len());
+            let n = (1 + self.rng.usize(..9)).min(rest.len());
             self.uart.to_device.extend(&rest[..n]);
             rest = &rest[n..];
             self.tick();
@@ -183,20 +163,20 @@ impl Bench {
     /// A random valid request and the reply the device owes.
     fn random_request(&mut self, seq: u8) -> (Vec<u8>, Vec<u8>) {
         let rng = &mut self.rng;
-        let data_len = match rng.below(4) {
+        let data_len = match rng.usize(..4) {
             0 => 0,
             1 => MAX_PAYLOAD - 3,
-            _ => rng.below(MAX_PAYLOAD - 2),
+            _ => rng.usize(..MAX_PAYLOAD - 2),
         };
         // Zeros are common in binary payloads: make sure COBS sees them.
-        let mut data = rng.bytes(data_len);
+        let mut data = random_bytes(rng, data_len);
         for b in data.iter_mut() {
-            if rng.below(5) == 0 {
+            if rng.usize(..5) == 0 {
                 *b = 0;
             }
         }
         let c = &mut self.counters;
-        match rng.below(5) {
+        match rng.usize(..5) {
             0 => {
                 c.served += 1;
                 (request(seq, PING, &[]), request(seq, PING | REPLY, &[]))
@@ -223,7 +203,7 @@ impl Bench {
             }
             _ => {
                 c.unknown += 1;
-                let cmd = 0x10 + rng.below(0x60) as u8;
+                let cmd = 0x10 + rng.usize(..0x60) as u8;
                 (request(seq, cmd, &data), error(seq, ERR_UNKNOWN))
             }
         }
@@ -237,13 +217,13 @@ fn requests_in_random_chunks_with_noise_get_exact_replies() {
     for _ in 0..600 {
         // Sequence numbers 1..=255: 0 marks the device's own reports.
         seq = seq % 255 + 1;
-        match bench.rng.below(10) {
+        match bench.rng.usize(..10) {
             // A bit flipped in the payload: COBS still valid, CRC not.
             0 => {
-                let len = 1 + bench.rng.below(40);
-                let mut bad = request(seq, ECHO, &bench.rng.bytes(len));
-                let at = bench.rng.below(bad.len());
-                bad[at] ^= 1 << bench.rng.below(8);
+                let len = 1 + bench.rng.usize(..40);
+                let mut bad = request(seq, ECHO, &random_bytes(&mut bench.rng, len));
+                let at = bench.rng.usize(..bad.len());
+                bad[at] ^= 1 << bench.rng.usize(..8);
                 bench.counters.bad_crc += 1;
                 bench.exchange(&bad, error(bad[0], ERR_CRC));
             }
@@ -359,4 +339,8 @@ fn the_tick_clock_runs_on_across_the_counter_wrap() {
     assert_eq!((after - before).as_millis(), 5);
     let mut clock = TickClock::new(32_768);
     assert_eq!(clock.now(16_384).as_micros(), 500_000);
+}
+
+fn random_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
+    std::iter::repeat_with(|| rng.u8(..)).take(n).collect()
 }

@@ -465,21 +465,8 @@ mod tests {
         parts.concat()
     }
 
-    /// Decodes `input` whole and in every two-piece split and bytewise;
-    /// all must give exactly one frame, `expected`, consuming everything.
     fn decodes_to(cfg: LengthFieldConfig, input: &[u8], expected: &[u8]) {
-        let mut splits = vec![vec![input.len()], vec![1]];
-        splits.extend((1..input.len()).map(|i| vec![i, input.len()]));
-        for chunks in splits {
-            let out = decode_chunked(&mut dec(cfg), input, &chunks);
-            assert_eq!(out.frames, [expected.to_vec()], "chunks {chunks:?}");
-            assert!(out.errors.is_empty(), "chunks {chunks:?}");
-        }
-        let mut buf = input.to_vec();
-        match dec(cfg).decode(&mut buf) {
-            Ok(Decoded::Frame(f)) => assert_eq!(f.consumed, input.len()),
-            other => panic!("{other:?}"),
-        }
+        assert_decodes_to(|| dec(cfg), input, expected);
     }
 
     // The seven examples of Netty's LengthFieldBasedFrameDecoder javadoc.

@@ -115,3 +115,21 @@ pub fn encode_all<E: super::Encoder>(enc: &E, payloads: &[Vec<u8>]) -> Vec<u8> {
     }
     wire
 }
+
+/// Asserts that `input` decodes to exactly one frame, `expected`, that
+/// takes all of `input`: fed whole, byte by byte, and in every two-piece
+/// split. `mk` makes a fresh decoder for each feeding.
+pub fn assert_decodes_to<D: Decoder>(mk: impl Fn() -> D, input: &[u8], expected: &[u8]) {
+    let mut splits = std::vec![std::vec![input.len()], std::vec![1]];
+    splits.extend((1..input.len()).map(|i| std::vec![i, input.len()]));
+    for chunks in splits {
+        let out = decode_chunked(&mut mk(), input, &chunks);
+        assert_eq!(out.frames, [expected.to_vec()], "chunks {chunks:?}");
+        assert!(out.errors.is_empty(), "chunks {chunks:?}");
+    }
+    let mut buf = input.to_vec();
+    match mk().decode(&mut buf) {
+        Ok(Decoded::Frame(f)) => assert_eq!(f.consumed, input.len()),
+        other => panic!("{other:?}"),
+    }
+}

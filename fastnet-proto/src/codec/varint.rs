@@ -384,21 +384,8 @@ mod tests {
         parts.concat()
     }
 
-    /// `input` decodes to exactly the frame `expected`, whole, bytewise and
-    /// in every two-piece split.
     fn decodes_to(cfg: VarintConfig, input: &[u8], expected: &[u8]) {
-        let mut splits = vec![vec![input.len()], vec![1]];
-        splits.extend((1..input.len()).map(|i| vec![i, input.len()]));
-        for chunks in splits {
-            let out = decode_chunked(&mut dec(cfg), input, &chunks);
-            assert_eq!(out.frames, [expected.to_vec()], "chunks {chunks:?}");
-            assert!(out.errors.is_empty(), "chunks {chunks:?}");
-        }
-        let mut buf = input.to_vec();
-        match dec(cfg).decode(&mut buf) {
-            Ok(Decoded::Frame(f)) => assert_eq!(f.consumed, input.len()),
-            other => panic!("{other:?}"),
-        }
+        assert_decodes_to(|| dec(cfg), input, expected);
     }
 
     /// The first answer for `input` fed whole, and fed bytewise.
