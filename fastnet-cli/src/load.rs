@@ -258,24 +258,24 @@ fn new_histogram() -> Histogram<u64> {
 }
 
 /// A connection's random block: payload `n` is `block[n % WINDOWS..][..size]`.
+///
+/// For delimited codecs the bytes are printable ASCII that occurs in no
+/// delimiter, so no payload can contain one.
 fn payload_block(id: usize, size: usize, codec: &CodecSpec) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (id as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    let text = matches!(codec, CodecSpec::Delimiter { .. });
-    (0..size + WINDOWS)
-        .map(|_| {
-            // xorshift64*
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            let b = (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8;
-            // Delimited codecs: letters only, so no payload holds a delimiter.
-            if text {
-                b'a' + b % 26
-            } else {
-                b
-            }
-        })
-        .collect()
+    let mut rng = fastrand::Rng::with_seed(id as u64);
+    match codec {
+        CodecSpec::Delimiter { delimiters, .. } => {
+            let alphabet: Vec<u8> = (b'!'..=b'~')
+                .filter(|b| !delimiters.iter().any(|d| d.contains(b)))
+                .collect();
+            (0..size + WINDOWS)
+                .map(|_| alphabet[rng.usize(..alphabet.len())])
+                .collect()
+        }
+        _ => std::iter::repeat_with(|| rng.u8(..))
+            .take(size + WINDOWS)
+            .collect(),
+    }
 }
 
 struct Client {

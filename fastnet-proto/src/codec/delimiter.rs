@@ -114,6 +114,11 @@ impl Delimiters {
         self.count == 0
     }
 
+    /// Every delimiter, longest first.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
     /// The delimiter encoders write (the first one given).
     pub fn primary(&self) -> &[u8] {
         self.get(usize::from(self.primary))
