@@ -40,6 +40,9 @@ use fastnet_proto::codec::{
 use fastnet_proto::connection::{CloseReason, Limits};
 use fastnet_proto::server::{RejectReason, ServerConfig, StatsSnapshot};
 
+pub mod adversarial;
+pub mod soak;
+
 /// A driver under test.
 pub trait TestDriver {
     /// The driver's name, for failure messages.
@@ -50,6 +53,15 @@ pub trait TestDriver {
     /// frame, then sends the frame back, and records every `on_close` and
     /// `on_reject` in the returned server's [`Events`].
     fn start_echo(config: ServerConfig) -> RunningServer;
+
+    /// Like [`start_echo`](Self::start_echo), listening on `addr` instead
+    /// (for example `[::1]:0`). `None` if the driver's adapter cannot choose
+    /// its address; an error if binding failed. Cases that need it are
+    /// skipped, with a line saying why, when it is unavailable.
+    fn start_echo_on(addr: SocketAddr, config: ServerConfig) -> Option<io::Result<RunningServer>> {
+        let _ = (addr, config);
+        None
+    }
 }
 
 /// What the handler of a [`RunningServer`] saw.
@@ -244,14 +256,26 @@ pub struct FrameClient {
 impl FrameClient {
     /// Connects to `addr` with the suite's [`codec`].
     pub fn connect(addr: SocketAddr, max_frame: usize) -> io::Result<Self> {
+        Self::connect_with(addr, codec(max_frame))
+    }
+
+    /// Connects to `addr` with the codec `spec`.
+    pub fn connect_with(addr: SocketAddr, spec: CodecSpec) -> io::Result<Self> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        Self::from_stream(stream, spec)
+    }
+
+    /// A client on an already connected `stream` (say, one bound to a
+    /// chosen local address), with the codec `spec`.
+    pub fn from_stream(stream: TcpStream, spec: CodecSpec) -> io::Result<Self> {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let spec = codec(max_frame);
+        let max_frame = spec.max_frame();
+        let invalid = |e: fastnet_proto::Error| io::Error::new(io::ErrorKind::InvalidInput, e);
         Ok(FrameClient {
             stream,
-            decoder: spec.decoder().expect("codec"),
-            encoder: spec.encoder().expect("codec"),
+            decoder: spec.decoder().map_err(invalid)?,
+            encoder: spec.encoder().map_err(invalid)?,
             buf: vec![0; 2 * max_frame.max(64)],
             start: 0,
             end: 0,
@@ -368,6 +392,15 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// The resident set size of this process, from `/proc/self/status`
+/// (`None` where that file does not exist).
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn config(max_frame: usize) -> ServerConfig {

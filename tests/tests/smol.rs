@@ -5,6 +5,7 @@
 //! stall every connection of the worker, so this echo handler awaits an
 //! async-io timer for [`SLEEP_TAG`] frames instead (same wire behaviour).
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread;
@@ -48,12 +49,21 @@ impl Handler for Echo {
 
 /// Starts the echo server with `layout` on two threads.
 fn start_echo(config: ServerConfig, layout: Layout) -> RunningServer {
+    start_echo_on(SocketAddr::from(([127, 0, 0, 1], 0)), config, layout).expect("bind")
+}
+
+/// Starts the echo server on `addr` with `layout` on two threads.
+fn start_echo_on(
+    addr: SocketAddr,
+    config: ServerConfig,
+    layout: Layout,
+) -> io::Result<RunningServer> {
     let server = Server::builder(config.codec)
+        .addr(addr)
         .config(config)
         .workers(2)
         .layout(layout)
-        .bind()
-        .expect("bind");
+        .bind()?;
     let addr = server.local_addr().expect("local addr");
     let stats = server.stats();
     let shutdown = server.shutdown_handle();
@@ -62,13 +72,13 @@ fn start_echo(config: ServerConfig, layout: Layout) -> RunningServer {
         events: Arc::clone(&events),
     };
     let serving = thread::spawn(move || server.run(handler));
-    RunningServer::new(
+    Ok(RunningServer::new(
         addr,
         events,
         move || stats.snapshot(),
         move |deadline| shutdown.shutdown(deadline),
         move || serving.join().expect("serve panicked"),
-    )
+    ))
 }
 
 /// The default layout: one executor per thread.
@@ -80,6 +90,10 @@ impl TestDriver for Smol {
     fn start_echo(config: ServerConfig) -> RunningServer {
         start_echo(config, Layout::PerThread)
     }
+
+    fn start_echo_on(addr: SocketAddr, config: ServerConfig) -> Option<io::Result<RunningServer>> {
+        Some(start_echo_on(addr, config, Layout::PerThread))
+    }
 }
 
 /// One executor shared by all threads.
@@ -90,6 +104,10 @@ impl TestDriver for SmolShared {
 
     fn start_echo(config: ServerConfig) -> RunningServer {
         start_echo(config, Layout::Shared)
+    }
+
+    fn start_echo_on(addr: SocketAddr, config: ServerConfig) -> Option<io::Result<RunningServer>> {
+        Some(start_echo_on(addr, config, Layout::Shared))
     }
 }
 
@@ -171,4 +189,178 @@ fn shutdown_deadline_closes_busy_connections() {
 #[test]
 fn shutdown_deadline_closes_busy_connections_shared() {
     fastnet_tests::shutdown_deadline_closes_busy_connections::<SmolShared>();
+}
+
+#[test]
+fn adversarial_oversize_length_header() {
+    fastnet_tests::adversarial::oversize_length_header::<Smol>();
+}
+
+#[test]
+fn adversarial_oversize_length_header_shared() {
+    fastnet_tests::adversarial::oversize_length_header::<SmolShared>();
+}
+
+#[test]
+fn adversarial_oversize_line_without_delimiter() {
+    fastnet_tests::adversarial::oversize_line_without_delimiter::<Smol>();
+}
+
+#[test]
+fn adversarial_oversize_line_without_delimiter_shared() {
+    fastnet_tests::adversarial::oversize_line_without_delimiter::<SmolShared>();
+}
+
+#[test]
+fn adversarial_length_overflow() {
+    fastnet_tests::adversarial::length_overflow::<Smol>();
+}
+
+#[test]
+fn adversarial_length_overflow_shared() {
+    fastnet_tests::adversarial::length_overflow::<SmolShared>();
+}
+
+#[test]
+fn adversarial_length_below_header() {
+    fastnet_tests::adversarial::length_below_header::<Smol>();
+}
+
+#[test]
+fn adversarial_length_below_header_shared() {
+    fastnet_tests::adversarial::length_below_header::<SmolShared>();
+}
+
+#[test]
+fn adversarial_invalid_varint() {
+    fastnet_tests::adversarial::invalid_varint::<Smol>();
+}
+
+#[test]
+fn adversarial_invalid_varint_shared() {
+    fastnet_tests::adversarial::invalid_varint::<SmolShared>();
+}
+
+#[test]
+fn adversarial_invalid_cobs() {
+    fastnet_tests::adversarial::invalid_cobs::<Smol>();
+}
+
+#[test]
+fn adversarial_invalid_cobs_shared() {
+    fastnet_tests::adversarial::invalid_cobs::<SmolShared>();
+}
+
+#[test]
+fn adversarial_slow_loris_trickle() {
+    fastnet_tests::adversarial::slow_loris_trickle::<Smol>();
+}
+
+#[test]
+fn adversarial_slow_loris_trickle_shared() {
+    fastnet_tests::adversarial::slow_loris_trickle::<SmolShared>();
+}
+
+#[test]
+fn adversarial_never_reading_client() {
+    fastnet_tests::adversarial::never_reading_client::<Smol>();
+}
+
+#[test]
+fn adversarial_never_reading_client_shared() {
+    fastnet_tests::adversarial::never_reading_client::<SmolShared>();
+}
+
+#[test]
+fn adversarial_connection_flood() {
+    fastnet_tests::adversarial::connection_flood::<Smol>();
+}
+
+#[test]
+fn adversarial_connection_flood_shared() {
+    fastnet_tests::adversarial::connection_flood::<SmolShared>();
+}
+
+#[test]
+fn adversarial_per_ip_flood() {
+    fastnet_tests::adversarial::per_ip_flood::<Smol>();
+}
+
+#[test]
+fn adversarial_per_ip_flood_shared() {
+    fastnet_tests::adversarial::per_ip_flood::<SmolShared>();
+}
+
+#[test]
+fn adversarial_reset_mid_frame() {
+    fastnet_tests::adversarial::reset_mid_frame::<Smol>();
+}
+
+#[test]
+fn adversarial_reset_mid_frame_shared() {
+    fastnet_tests::adversarial::reset_mid_frame::<SmolShared>();
+}
+
+#[test]
+fn adversarial_half_close_after_sending() {
+    fastnet_tests::adversarial::half_close_after_sending::<Smol>();
+}
+
+#[test]
+fn adversarial_half_close_after_sending_shared() {
+    fastnet_tests::adversarial::half_close_after_sending::<SmolShared>();
+}
+
+#[test]
+fn adversarial_tiny_frame_burst() {
+    fastnet_tests::adversarial::tiny_frame_burst::<Smol>();
+}
+
+#[test]
+fn adversarial_tiny_frame_burst_shared() {
+    fastnet_tests::adversarial::tiny_frame_burst::<SmolShared>();
+}
+
+#[test]
+fn adversarial_oversize_skip_keeps_connection() {
+    fastnet_tests::adversarial::oversize_skip_keeps_connection::<Smol>();
+}
+
+#[test]
+fn adversarial_oversize_skip_keeps_connection_shared() {
+    fastnet_tests::adversarial::oversize_skip_keeps_connection::<SmolShared>();
+}
+
+#[test]
+#[ignore = "bug: fastnet-smol sizes the reply buffer from tx_buffer, not tx_buffer_len(); replies over 8 KiB are refused"]
+fn adversarial_max_size_frames_default_buffers() {
+    fastnet_tests::adversarial::max_size_frames_default_buffers::<Smol>();
+}
+
+#[test]
+#[ignore = "bug: fastnet-smol sizes the reply buffer from tx_buffer, not tx_buffer_len(); replies over 8 KiB are refused"]
+fn adversarial_max_size_frames_default_buffers_shared() {
+    fastnet_tests::adversarial::max_size_frames_default_buffers::<SmolShared>();
+}
+
+#[test]
+fn adversarial_shutdown_with_offenders_connected() {
+    fastnet_tests::adversarial::shutdown_with_offenders_connected::<Smol>();
+}
+
+#[test]
+fn adversarial_shutdown_with_offenders_connected_shared() {
+    fastnet_tests::adversarial::shutdown_with_offenders_connected::<SmolShared>();
+}
+
+#[test]
+#[ignore = "soak: minutes; FASTNET_SOAK_SECS, FASTNET_SOAK_CONNS"]
+fn soak() {
+    fastnet_tests::soak::soak::<Smol>();
+}
+
+#[test]
+#[ignore = "soak: minutes; FASTNET_SOAK_SECS, FASTNET_SOAK_CONNS"]
+fn soak_shared() {
+    fastnet_tests::soak::soak::<SmolShared>();
 }

@@ -1,5 +1,6 @@
 //! The cross-driver suite, run against fastnet-std.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread;
@@ -43,26 +44,42 @@ impl TestDriver for Std {
     const NAME: &'static str = "fastnet-std";
 
     fn start_echo(config: ServerConfig) -> RunningServer {
-        let server = Server::builder(config.codec)
-            .config(config)
-            .bind()
-            .expect("bind");
-        let addr = server.local_addr();
-        let stats = server.stats();
-        let shutdown = server.shutdown_handle();
-        let events = Events::new();
-        let handler = Echo {
-            events: Arc::clone(&events),
-        };
-        let serving = thread::spawn(move || server.serve(handler));
-        RunningServer::new(
-            addr,
-            events,
-            move || stats.snapshot(),
-            move |deadline| shutdown.shutdown(deadline),
-            move || serving.join().expect("serve panicked"),
+        serve(
+            Server::builder(config.codec)
+                .config(config)
+                .bind()
+                .expect("bind"),
         )
     }
+
+    fn start_echo_on(addr: SocketAddr, config: ServerConfig) -> Option<io::Result<RunningServer>> {
+        Some(
+            Server::builder(config.codec)
+                .addr(addr)
+                .config(config)
+                .bind()
+                .map(serve),
+        )
+    }
+}
+
+/// Serves the echo handler on a background thread.
+fn serve(server: Server) -> RunningServer {
+    let addr = server.local_addr();
+    let stats = server.stats();
+    let shutdown = server.shutdown_handle();
+    let events = Events::new();
+    let handler = Echo {
+        events: Arc::clone(&events),
+    };
+    let serving = thread::spawn(move || server.serve(handler));
+    RunningServer::new(
+        addr,
+        events,
+        move || stats.snapshot(),
+        move |deadline| shutdown.shutdown(deadline),
+        move || serving.join().expect("serve panicked"),
+    )
 }
 
 #[test]
@@ -103,4 +120,90 @@ fn graceful_shutdown_delivers_in_flight_replies() {
 #[test]
 fn shutdown_deadline_closes_busy_connections() {
     fastnet_tests::shutdown_deadline_closes_busy_connections::<Std>();
+}
+
+#[test]
+fn adversarial_oversize_length_header() {
+    fastnet_tests::adversarial::oversize_length_header::<Std>();
+}
+
+#[test]
+fn adversarial_oversize_line_without_delimiter() {
+    fastnet_tests::adversarial::oversize_line_without_delimiter::<Std>();
+}
+
+#[test]
+fn adversarial_length_overflow() {
+    fastnet_tests::adversarial::length_overflow::<Std>();
+}
+
+#[test]
+fn adversarial_length_below_header() {
+    fastnet_tests::adversarial::length_below_header::<Std>();
+}
+
+#[test]
+fn adversarial_invalid_varint() {
+    fastnet_tests::adversarial::invalid_varint::<Std>();
+}
+
+#[test]
+fn adversarial_invalid_cobs() {
+    fastnet_tests::adversarial::invalid_cobs::<Std>();
+}
+
+#[test]
+fn adversarial_slow_loris_trickle() {
+    fastnet_tests::adversarial::slow_loris_trickle::<Std>();
+}
+
+#[test]
+fn adversarial_never_reading_client() {
+    fastnet_tests::adversarial::never_reading_client::<Std>();
+}
+
+#[test]
+fn adversarial_connection_flood() {
+    fastnet_tests::adversarial::connection_flood::<Std>();
+}
+
+#[test]
+fn adversarial_per_ip_flood() {
+    fastnet_tests::adversarial::per_ip_flood::<Std>();
+}
+
+#[test]
+fn adversarial_reset_mid_frame() {
+    fastnet_tests::adversarial::reset_mid_frame::<Std>();
+}
+
+#[test]
+fn adversarial_half_close_after_sending() {
+    fastnet_tests::adversarial::half_close_after_sending::<Std>();
+}
+
+#[test]
+fn adversarial_tiny_frame_burst() {
+    fastnet_tests::adversarial::tiny_frame_burst::<Std>();
+}
+
+#[test]
+fn adversarial_oversize_skip_keeps_connection() {
+    fastnet_tests::adversarial::oversize_skip_keeps_connection::<Std>();
+}
+
+#[test]
+fn adversarial_max_size_frames_default_buffers() {
+    fastnet_tests::adversarial::max_size_frames_default_buffers::<Std>();
+}
+
+#[test]
+fn adversarial_shutdown_with_offenders_connected() {
+    fastnet_tests::adversarial::shutdown_with_offenders_connected::<Std>();
+}
+
+#[test]
+#[ignore = "soak: minutes; FASTNET_SOAK_SECS, FASTNET_SOAK_CONNS"]
+fn soak() {
+    fastnet_tests::soak::soak::<Std>();
 }
