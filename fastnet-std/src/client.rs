@@ -11,6 +11,48 @@ use fastnet_proto::Buffer;
 /// Smallest receive buffer, so small frames do not cost a read each.
 const MIN_RX: usize = 4096;
 
+/// The client's byte stream: the socket, or a TLS session over it.
+enum Io {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Io {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Io::Plain(s) => s,
+            #[cfg(feature = "tls")]
+            Io::Tls(t) => &t.sock,
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Io::Plain(s) => s.read(buf),
+            // A server that closes without close_notify closes all the
+            // same; a cut-off frame is still caught by `recv`.
+            #[cfg(feature = "tls")]
+            Io::Tls(t) => match t.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                r => r,
+            },
+        }
+    }
+
+    /// Writes all of `buf` (over TLS: encrypts it and writes the records).
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Io::Plain(s) => s.write_all(buf),
+            #[cfg(feature = "tls")]
+            Io::Tls(t) => {
+                t.write_all(buf)?;
+                t.flush()
+            }
+        }
+    }
+}
+
 /// A blocking, framed TCP connection: [`send`](Self::send) frames a payload
 /// and writes it, [`recv`](Self::recv) returns the next frame's payload.
 ///
@@ -25,7 +67,7 @@ const MIN_RX: usize = 4096;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Client {
-    stream: TcpStream,
+    io: Io,
     peer: SocketAddr,
     decoder: AnyDecoder,
     encoder: AnyEncoder,
@@ -35,6 +77,8 @@ pub struct Client {
     /// Encoded frame, reused across sends.
     scratch: Vec<u8>,
     broken: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsInfo>,
 }
 
 impl Client {
@@ -46,31 +90,71 @@ impl Client {
         codec: CodecSpec,
         timeout: Duration,
     ) -> io::Result<Client> {
-        let decoder = codec.decoder().map_err(codec_error)?;
-        let encoder = codec.encoder().map_err(codec_error)?;
-        let mut last = None;
-        for peer in addr.to_socket_addrs()? {
-            match TcpStream::connect_timeout(&peer, timeout) {
-                Ok(stream) => {
-                    stream.set_nodelay(true)?;
-                    let rx_len = decoder.max_frame().max(MIN_RX);
-                    return Ok(Client {
-                        stream,
-                        peer,
-                        decoder,
-                        encoder,
-                        rx: Buffer::new(vec![0; rx_len].into_boxed_slice()),
-                        returned: 0,
-                        scratch: Vec::new(),
-                        broken: false,
-                    });
-                }
-                Err(e) => last = Some(io::Error::new(e.kind(), format!("connect to {peer}: {e}"))),
-            }
+        let codecs = Codecs::new(codec)?;
+        let (stream, peer) = connect_tcp(addr, timeout)?;
+        Ok(Client::new(Io::Plain(stream), peer, codecs))
+    }
+
+    /// Connects as [`connect`](Self::connect) does, then runs a TLS
+    /// handshake (within the connector's handshake timeout) that checks
+    /// the server's certificate against the connector's roots and server
+    /// name. Feature `tls`.
+    ///
+    /// With TLS 1.3 a server that refuses this client's certificate (or its
+    /// lack of one) says so after the client's side of the handshake is
+    /// done: that shows as an error of the first [`recv`](Self::recv).
+    #[cfg(feature = "tls")]
+    pub fn connect_tls(
+        addr: impl ToSocketAddrs,
+        codec: CodecSpec,
+        timeout: Duration,
+        tls: &crate::tls::TlsConnector,
+    ) -> io::Result<Client> {
+        let codecs = Codecs::new(codec)?;
+        let mut session = tls.session()?;
+        let (mut stream, peer) = connect_tcp(addr, timeout)?;
+        let limit = tls.handshake_timeout();
+        let handshake_error = |e: io::Error| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("TLS handshake with {peer} not completed within {limit:?}"),
+            ),
+            kind => io::Error::new(kind, format!("TLS handshake with {peer}: {e}")),
+        };
+        stream.set_read_timeout(Some(limit))?;
+        stream.set_write_timeout(Some(limit))?;
+        while session.is_handshaking() {
+            session.complete_io(&mut stream).map_err(handshake_error)?;
         }
-        Err(last.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
-        }))
+        while session.wants_write() {
+            session.write_tls(&mut stream).map_err(handshake_error)?;
+        }
+        stream.set_read_timeout(None)?;
+        stream.set_write_timeout(None)?;
+        let info = crate::tls::TlsInfo::new(&session, None);
+        let mut client = Client::new(
+            Io::Tls(Box::new(rustls::StreamOwned::new(session, stream))),
+            peer,
+            codecs,
+        );
+        client.tls = Some(info);
+        Ok(client)
+    }
+
+    fn new(io: Io, peer: SocketAddr, codecs: Codecs) -> Client {
+        let rx_len = codecs.decoder.max_frame().max(MIN_RX);
+        Client {
+            io,
+            peer,
+            decoder: codecs.decoder,
+            encoder: codecs.encoder,
+            rx: Buffer::new(vec![0; rx_len].into_boxed_slice()),
+            returned: 0,
+            scratch: Vec::new(),
+            broken: false,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
     }
 
     /// Frames `payload` and writes the whole frame.
@@ -83,7 +167,7 @@ impl Client {
         self.encoder
             .encode_vec(payload, &mut self.scratch)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let result = self.stream.write_all(&self.scratch);
+        let result = self.io.write_all(&self.scratch);
         self.broken |= result.is_err();
         result
     }
@@ -124,7 +208,7 @@ impl Client {
             if self.rx.spare_len() < self.rx.free() {
                 self.rx.compact();
             }
-            match self.stream.read(self.rx.spare_mut()) {
+            match self.io.read(self.rx.spare_mut()) {
                 Ok(0) if self.rx.is_empty() => {
                     // Clean, but the connection is finished all the same.
                     self.broken = true;
@@ -157,12 +241,12 @@ impl Client {
 
     /// How long [`recv`](Self::recv) may block (`None`: forever).
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.stream.set_read_timeout(timeout)
+        self.io.tcp().set_read_timeout(timeout)
     }
 
     /// How long [`send`](Self::send) may block (`None`: forever).
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.stream.set_write_timeout(timeout)
+        self.io.tcp().set_write_timeout(timeout)
     }
 
     /// The server's address.
@@ -172,7 +256,7 @@ impl Client {
 
     /// This end's address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.local_addr()
+        self.io.tcp().local_addr()
     }
 
     /// Whether an error or the peer's close left the connection unusable
@@ -181,9 +265,23 @@ impl Client {
         self.broken
     }
 
-    /// The socket, for options this type does not cover.
+    /// The socket, for options this type does not cover (over TLS, the
+    /// socket under the session: reading or writing it directly breaks the
+    /// session).
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        self.io.tcp()
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        !matches!(self.io, Io::Plain(_))
+    }
+
+    /// What the TLS handshake negotiated (`None` without TLS). Feature
+    /// `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.tls.as_ref()
     }
 }
 
@@ -193,8 +291,41 @@ impl fmt::Debug for Client {
             .field("peer", &self.peer)
             .field("buffered", &self.rx.len())
             .field("broken", &self.broken)
+            .field("tls", &self.is_tls())
             .finish_non_exhaustive()
     }
+}
+
+/// Both directions' framing, checked before connecting.
+struct Codecs {
+    decoder: AnyDecoder,
+    encoder: AnyEncoder,
+}
+
+impl Codecs {
+    fn new(codec: CodecSpec) -> io::Result<Self> {
+        Ok(Codecs {
+            decoder: codec.decoder().map_err(codec_error)?,
+            encoder: codec.encoder().map_err(codec_error)?,
+        })
+    }
+}
+
+/// Connects to the first of `addr`'s addresses that answers within
+/// `timeout`, with `TCP_NODELAY` set.
+fn connect_tcp(addr: impl ToSocketAddrs, timeout: Duration) -> io::Result<(TcpStream, SocketAddr)> {
+    let mut last = None;
+    for peer in addr.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&peer, timeout) {
+            Ok(stream) => {
+                stream.set_nodelay(true)?;
+                return Ok((stream, peer));
+            }
+            Err(e) => last = Some(io::Error::new(e.kind(), format!("connect to {peer}: {e}"))),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")))
 }
 
 fn codec_error(e: fastnet_proto::Error) -> io::Error {

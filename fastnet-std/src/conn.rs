@@ -1,5 +1,5 @@
 //! One connection on its worker: the `Connection` driver loop over a
-//! blocking socket.
+//! blocking socket, plain or through a TLS session.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
@@ -67,6 +67,26 @@ impl SocketTimeout {
     }
 }
 
+/// Where the worker's bytes come from: the socket, or the TLS session
+/// over it.
+struct Source {
+    /// Ciphertext read and not yet decrypted.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::CipherIn>,
+}
+
+impl Source {
+    /// Reads plaintext into `buf`, like `Read::read` on the socket; over
+    /// TLS, also [`io::ErrorKind::Interrupted`] for "flush first".
+    fn read(&mut self, shared: &ConnShared, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let (Some(input), Some(tls)) = (&mut self.tls, &shared.tls) {
+            return tls.read(&shared.stream, input, buf);
+        }
+        (&shared.stream).read(buf)
+    }
+}
+
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -86,6 +106,15 @@ impl<H: Handler> Inner<H> {
             return;
         };
         self.stats.on_accept();
+        let mut source = Source {
+            #[cfg(feature = "tls")]
+            tls: None,
+        };
+        #[cfg(feature = "tls")]
+        if let Err(reason) = self.tls_handshake(shared, &mut source) {
+            self.finish(shared, state, reason);
+            return;
+        }
         let settings = &self.settings;
         let limits = settings.config.limits;
         // A write that makes no progress for the idle timeout is idleness.
@@ -99,17 +128,77 @@ impl<H: Handler> Inner<H> {
         );
         let reason = match conn {
             Ok(mut conn) => {
-                let reason = self.drive(shared, &mut conn, &mut state);
+                let reason = self.drive(shared, &mut conn, &mut state, &mut source);
                 self.buffers.give(conn.into_buffers());
                 reason
             }
             // Checked at bind; unreachable unless the settings change.
             Err(_) => CloseReason::Reset,
         };
+        self.finish(shared, state, reason);
+    }
+
+    /// Closes the socket and reports the close.
+    fn finish(&self, shared: &ConnShared, state: H::State, reason: CloseReason) {
         shared.close_queue();
+        #[cfg(feature = "tls")]
+        self.tls_goodbye(shared, reason);
         let _ = shared.stream.shutdown(std::net::Shutdown::Both);
         self.stats.on_close(reason);
         self.handler.on_close(&shared.info, state, reason);
+    }
+
+    /// Runs the TLS handshake, if the connection has a session; on failure,
+    /// the reason to close with.
+    #[cfg(feature = "tls")]
+    fn tls_handshake(&self, shared: &ConnShared, source: &mut Source) -> Result<(), CloseReason> {
+        let (Some(tls), Some(settings)) = (&shared.tls, &self.settings.tls) else {
+            return Ok(());
+        };
+        let mut input = crate::tls::CipherIn::new();
+        match tls.handshake(&shared.stream, &mut input, settings.handshake_timeout) {
+            Ok(()) => {
+                self.tls_stats.on_handshake();
+                source.tls = Some(input);
+                Ok(())
+            }
+            // Woken for shutdown in the middle of the handshake.
+            Err(_) if self.control.is_shutting_down() => Err(CloseReason::Local),
+            Err(e) => {
+                self.tls_stats.on_handshake_failure(&e);
+                self.handler.on_tls_error(&shared.info, &e);
+                Err(CloseReason::Reset)
+            }
+        }
+    }
+
+    /// Before the socket closes: sends what the TLS session still has (an
+    /// alert) and, after an orderly close, a close_notify. Best effort and
+    /// brief; skipped while a pusher is writing.
+    #[cfg(feature = "tls")]
+    fn tls_goodbye(&self, shared: &ConnShared, reason: CloseReason) {
+        let Some(tls) = &shared.tls else {
+            return;
+        };
+        if self.control.is_aborted() {
+            return;
+        }
+        let mut writer = match shared.writer.try_lock() {
+            Ok(w) => w,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        if tls.info().is_some() && !matches!(reason, CloseReason::Reset | CloseReason::IdleTimeout)
+        {
+            tls.close_notify();
+        }
+        if tls.encrypt(&[], &mut writer.out).is_ok() && !writer.pending().is_empty() {
+            let _ = shared
+                .stream
+                .set_write_timeout(Some(Duration::from_millis(100)));
+            let _ = (&shared.stream).write_all(writer.pending());
+        }
+        writer.discard();
     }
 
     /// The driver loop of [`Connection`]: process, write, then block in
@@ -119,6 +208,7 @@ impl<H: Handler> Inner<H> {
         shared: &Arc<ConnShared>,
         conn: &mut Conn,
         state: &mut H::State,
+        source: &mut Source,
     ) -> CloseReason {
         let stream = &shared.stream;
         let mut timeout = SocketTimeout { current: None };
@@ -152,7 +242,7 @@ impl<H: Handler> Inner<H> {
                 continue;
             };
             timeout.set(stream, wait);
-            match { stream }.read(buf) {
+            match source.read(shared, buf) {
                 Ok(0) => {
                     let now = self.now();
                     if shared.broken.load(Ordering::SeqCst) {
@@ -167,11 +257,19 @@ impl<H: Handler> Inner<H> {
                 }
                 Ok(n) => conn.handle_read(n, self.now()),
                 Err(e) if is_timeout(&e) => conn.handle_timeout(self.now()),
+                // Over TLS: the session has records to send first.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
+                Err(e) => {
                     if self.control.is_aborted() {
                         conn.abort();
                     } else {
+                        #[cfg(feature = "tls")]
+                        if let Some(e) = crate::tls::rustls_error(&e) {
+                            self.tls_stats.on_session_error();
+                            let e = crate::tls::TlsError::Rustls(e.clone());
+                            self.handler.on_tls_error(&shared.info, &e);
+                        }
+                        let _ = e;
                         conn.handle_reset();
                     }
                 }
@@ -211,12 +309,22 @@ impl<H: Handler> Inner<H> {
     /// Writes the connection's replies, and pushes queued by handles, under
     /// the writer lock. Returns the bytes written.
     fn flush(&self, shared: &Arc<ConnShared>, conn: &mut Conn) -> usize {
-        if !conn.wants_write() && !shared.has_pushes() {
+        if !conn.wants_write() && !shared.has_pushes() && !shared.tls_wants_write() {
             return 0;
         }
         let mut total = 0;
         loop {
-            let guard = lock(&shared.writer);
+            let mut guard = lock(&shared.writer);
+            #[cfg(feature = "tls")]
+            if let Some(tls) = &shared.tls {
+                total += self.flush_tls(shared, tls, &mut guard, conn);
+                total += shared.write_pushes(&mut guard);
+                drop(guard);
+                if !shared.pushes_pending() {
+                    return total;
+                }
+                continue;
+            }
             while conn.wants_write() {
                 let (a, b) = conn.poll_transmit();
                 let bufs = [IoSlice::new(a), IoSlice::new(b)];
@@ -238,9 +346,75 @@ impl<H: Handler> Inner<H> {
                     }
                 }
             }
-            total += shared.write_pushes(&guard);
+            total += shared.write_pushes(&mut guard);
             drop(guard);
             if !shared.pushes_pending() {
+                return total;
+            }
+        }
+    }
+
+    /// [`flush`](Self::flush) over TLS, under the writer lock: encrypts the
+    /// connection's replies (both slices of the ring, and whatever records
+    /// the session queued itself) into one buffer and writes it with one
+    /// `write`, repeated only if the socket takes part. Replies count as
+    /// written once their ciphertext is, so backpressure and draining see
+    /// the socket, not the session. Returns the bytes written (plaintext
+    /// and ciphertext both count as progress).
+    #[cfg(feature = "tls")]
+    fn flush_tls(
+        &self,
+        shared: &ConnShared,
+        tls: &crate::tls::ServerSession,
+        writer: &mut crate::handle::Writer,
+        conn: &mut Conn,
+    ) -> usize {
+        let mut total = 0;
+        loop {
+            if writer.pending().is_empty() {
+                if writer.plain > 0 {
+                    conn.handle_written(writer.plain, self.now());
+                    total += writer.plain;
+                    writer.plain = 0;
+                }
+                let (a, b) = if conn.wants_write() {
+                    conn.poll_transmit()
+                } else {
+                    (&[][..], &[][..])
+                };
+                let plain = a.len() + b.len();
+                if tls.encrypt(&[a, b], &mut writer.out).is_err() {
+                    conn.handle_reset();
+                    return total;
+                }
+                writer.plain = plain;
+                if writer.pending().is_empty() {
+                    return total;
+                }
+            }
+            match (&shared.stream).write(writer.pending()) {
+                Ok(0) => conn.handle_reset(),
+                Ok(n) => {
+                    writer.advance(n);
+                    total += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // No progress for the write timeout: idle, or not yet.
+                Err(e) if is_timeout(&e) => conn.handle_timeout(self.now()),
+                Err(_) => {
+                    if self.control.is_aborted() {
+                        conn.abort();
+                    } else {
+                        conn.handle_reset();
+                    }
+                }
+            }
+            if conn.is_closed() {
+                // Replies count as written only once their ciphertext is,
+                // so a connection cannot have drained while some is left:
+                // it was reset, aborted or timed out, and the rest would
+                // never arrive.
+                writer.discard();
                 return total;
             }
         }

@@ -17,6 +17,11 @@
 //! at the price that the pushing thread may block in `write` while the
 //! socket's send buffer is full (a peer that does not read); the other
 //! pushers meanwhile see [`SendError::Full`] once `handle_queue` frames wait.
+//!
+//! Over TLS the same lock orders the ciphertext: a holder encrypts through
+//! the connection's one rustls session and writes the records before it
+//! lets go (see `tls::session`), so replies and pushes share one record
+//! stream.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -77,6 +82,47 @@ struct PushQueue {
     closed: bool,
 }
 
+/// What the writer lock guards: over TLS, ciphertext encrypted but not yet
+/// written (a write that timed out part way); nothing otherwise.
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    /// Records to write, from `out_at` on.
+    #[cfg(feature = "tls")]
+    pub(crate) out: Vec<u8>,
+    #[cfg(feature = "tls")]
+    pub(crate) out_at: usize,
+    /// Reply bytes (plaintext) whose records are in `out`, reported to the
+    /// connection as written once `out` is.
+    #[cfg(feature = "tls")]
+    pub(crate) plain: usize,
+}
+
+impl Writer {
+    /// Ciphertext still to write.
+    #[cfg(feature = "tls")]
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.out[self.out_at..]
+    }
+
+    /// `n` bytes of the pending ciphertext were written.
+    #[cfg(feature = "tls")]
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.out_at += n;
+        if self.out_at >= self.out.len() {
+            self.out.clear();
+            self.out_at = 0;
+        }
+    }
+
+    /// Drops the ciphertext not yet written (the connection is gone).
+    #[cfg(feature = "tls")]
+    pub(crate) fn discard(&mut self) {
+        self.out.clear();
+        self.out_at = 0;
+        self.plain = 0;
+    }
+}
+
 /// What the worker, the server and every [`ConnHandle`] of one connection
 /// share.
 #[derive(Debug)]
@@ -84,7 +130,10 @@ pub(crate) struct ConnShared {
     pub(crate) info: ConnInfo,
     pub(crate) stream: TcpStream,
     /// Whoever holds it may write to `stream`; it writes whole frames only.
-    pub(crate) writer: Mutex<()>,
+    pub(crate) writer: Mutex<Writer>,
+    /// The TLS session, on a TLS server.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::ServerSession>,
     queue: Mutex<PushQueue>,
     /// Frames in `queue` (read without the lock, as a hint).
     queued: AtomicUsize,
@@ -102,11 +151,14 @@ impl ConnShared {
         encoder: AnyEncoder,
         limit: usize,
         stats: Arc<ServerStats>,
+        #[cfg(feature = "tls")] tls: Option<crate::tls::ServerSession>,
     ) -> Self {
         ConnShared {
             info,
             stream,
-            writer: Mutex::new(()),
+            writer: Mutex::new(Writer::default()),
+            #[cfg(feature = "tls")]
+            tls,
             queue: Mutex::new(PushQueue {
                 frames: VecDeque::new(),
                 spare: Vec::new(),
@@ -168,12 +220,12 @@ impl ConnShared {
     /// write them before it lets go of the writer lock.
     fn try_write_pushes(&self) {
         loop {
-            let guard = match self.writer.try_lock() {
+            let mut guard = match self.writer.try_lock() {
                 Ok(g) => g,
                 Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
                 Err(std::sync::TryLockError::WouldBlock) => return,
             };
-            self.write_pushes(&guard);
+            self.write_pushes(&mut guard);
             drop(guard);
             if !self.pushes_pending() {
                 return;
@@ -190,13 +242,13 @@ impl ConnShared {
 
     /// Writes every queued push; the caller holds the writer lock.
     /// Returns the bytes written.
-    pub(crate) fn write_pushes(&self, _writer: &MutexGuard<'_, ()>) -> usize {
+    pub(crate) fn write_pushes(&self, writer: &mut Writer) -> usize {
         let mut total = 0;
         loop {
             let Some(frame) = lock(&self.queue).frames.pop_front() else {
                 break;
             };
-            let result = (&self.stream).write_all(&frame);
+            let result = self.write_frame(writer, &frame);
             let len = frame.len();
             {
                 let mut q = lock(&self.queue);
@@ -218,6 +270,38 @@ impl ConnShared {
             }
         }
         total
+    }
+}
+
+impl ConnShared {
+    /// Writes one whole frame (under the writer lock).
+    fn write_frame(&self, writer: &mut Writer, frame: &[u8]) -> std::io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            tls.encrypt(&[frame], &mut writer.out)?;
+            (&self.stream).write_all(writer.pending())?;
+            let n = writer.pending().len();
+            writer.advance(n);
+            return Ok(());
+        }
+        let _ = writer;
+        (&self.stream).write_all(frame)
+    }
+
+    /// What the TLS handshake negotiated (`None` without TLS, or before
+    /// the handshake completed).
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_info(&self) -> Option<&crate::tls::TlsInfo> {
+        self.tls.as_ref().and_then(|t| t.info())
+    }
+
+    /// Whether the TLS session holds records to send.
+    pub(crate) fn tls_wants_write(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.wants_write();
+        }
+        false
     }
 }
 
@@ -270,6 +354,13 @@ impl ConnHandle {
     /// Whether the connection no longer takes pushes.
     pub fn is_closed(&self) -> bool {
         lock(&self.shared.queue).closed
+    }
+
+    /// What the connection's TLS handshake negotiated (`None` without
+    /// TLS).
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.shared.tls_info()
     }
 }
 

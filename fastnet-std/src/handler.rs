@@ -64,24 +64,43 @@ pub trait Handler: Send + Sync + 'static {
     fn on_reject(&self, peer: SocketAddr, reason: RejectReason) {
         let _ = (peer, reason);
     }
+
+    /// A TLS connection failed: its handshake (a peer that does not speak
+    /// TLS, fails certificate verification, stalls past the handshake
+    /// timeout, leaves) or, later, its session (a corrupted record, an
+    /// alert). Called on the connection's worker just before it closes;
+    /// [`on_close`](Self::on_close) follows with
+    /// [`CloseReason::Reset`] (fastnet-proto has no TLS close reason yet).
+    #[cfg(feature = "tls")]
+    fn on_tls_error(&self, info: &ConnInfo, error: &crate::tls::TlsError) {
+        let _ = (info, error);
+    }
 }
 
-/// Who a connection is: its id (unique within a server), its peer and when
-/// it was accepted.
+/// Who a connection is: its id (unique within a server), its peer, when
+/// it was accepted and whether it is encrypted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnInfo {
     id: u64,
     peer: SocketAddr,
     connected_at: Instant,
+    tls: bool,
 }
 
 impl ConnInfo {
-    pub(crate) fn new(id: u64, peer: SocketAddr, connected_at: Instant) -> Self {
+    pub(crate) fn new(id: u64, peer: SocketAddr, connected_at: Instant, tls: bool) -> Self {
         ConnInfo {
             id,
             peer,
             connected_at,
+            tls,
         }
+    }
+
+    /// Whether the connection is served over TLS (what was negotiated is
+    /// [`Ctx::tls`], once the handshake completed).
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// The connection's id, unique within its server.
@@ -163,6 +182,13 @@ impl<S> Ctx<'_, S> {
     /// A handle to push frames to this connection from other threads.
     pub fn handle(&self) -> ConnHandle {
         ConnHandle::new(Arc::clone(self.shared))
+    }
+
+    /// What the TLS handshake negotiated: protocol version, cipher suite,
+    /// ALPN protocol, the client's certificates. `None` without TLS.
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.shared.tls_info()
     }
 }
 

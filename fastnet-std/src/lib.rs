@@ -90,6 +90,21 @@
 //! clients to one server (max size, max idle, idle expiry, connect
 //! timeout, waiting timeout; broken connections are discarded).
 //!
+//! ## TLS
+//!
+//! With the `tls` feature (rustls on its `ring` provider; no OpenSSL, no
+//! cmake), [`ServerBuilder::tls`] serves TLS,
+//! [`Client::connect_tls`] and [`Pool::with_tls`] connect over it; see the
+//! [`tls`] module. TLS is a byte transform between the socket and the
+//! connection state machine: the worker decrypts what it reads into the
+//! connection's receive buffer, and every write — a batch of replies or a
+//! push — is encrypted through the connection's one session by the holder
+//! of the writer lock, so replies of one batch still leave in one write and
+//! pushes still reach a peer while the worker reads. The handshake runs on
+//! the worker before the first frame, within a handshake timeout; a failed
+//! one closes only that connection ([`Handler::on_tls_error`], then
+//! [`CloseReason::Reset`]).
+//!
 //! Nothing in this crate prints or logs: errors are values, close reasons
 //! go to [`Handler::on_close`] and the statistics.
 #![forbid(unsafe_code)]
@@ -101,6 +116,8 @@ mod handle;
 mod handler;
 mod pool;
 mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod workers;
 
 pub use client::Client;

@@ -69,6 +69,8 @@ struct Shared {
     addrs: Vec<SocketAddr>,
     codec: CodecSpec,
     config: PoolConfig,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsConnector>,
     state: Mutex<State>,
     freed: Condvar,
     connects: AtomicU64,
@@ -102,6 +104,35 @@ impl Pool {
     /// A pool of connections to `addr` (resolved now) framed with `codec`.
     /// Opens no connection yet.
     pub fn new(addr: impl ToSocketAddrs, codec: CodecSpec, config: PoolConfig) -> io::Result<Pool> {
+        Self::build(
+            addr,
+            codec,
+            config,
+            #[cfg(feature = "tls")]
+            None,
+        )
+    }
+
+    /// A pool of TLS connections ([`Client::connect_tls`]) to `addr`. Its
+    /// connections share `tls`'s session cache, so a connection opened to
+    /// replace a discarded one resumes the TLS session instead of a full
+    /// handshake. Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(
+        addr: impl ToSocketAddrs,
+        codec: CodecSpec,
+        config: PoolConfig,
+        tls: crate::tls::TlsConnector,
+    ) -> io::Result<Pool> {
+        Self::build(addr, codec, config, Some(tls))
+    }
+
+    fn build(
+        addr: impl ToSocketAddrs,
+        codec: CodecSpec,
+        config: PoolConfig,
+        #[cfg(feature = "tls")] tls: Option<crate::tls::TlsConnector>,
+    ) -> io::Result<Pool> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
         if addrs.is_empty() {
             return Err(io::Error::new(
@@ -124,6 +155,8 @@ impl Pool {
                 addrs,
                 codec,
                 config,
+                #[cfg(feature = "tls")]
+                tls,
                 state: Mutex::new(State {
                     idle: VecDeque::new(),
                     open: 0,
@@ -157,11 +190,7 @@ impl Pool {
             if state.open < config.max_size {
                 state.open += 1;
                 drop(state);
-                return match Client::connect(
-                    &shared.addrs[..],
-                    shared.codec,
-                    config.connect_timeout,
-                ) {
+                return match shared.connect() {
                     Ok(client) => {
                         shared.connects.fetch_add(1, Ordering::Relaxed);
                         Ok(self.pooled(client))
@@ -210,6 +239,21 @@ impl Pool {
             open: state.open,
             idle: state.idle.len(),
         }
+    }
+}
+
+impl Shared {
+    fn connect(&self) -> io::Result<Client> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return Client::connect_tls(
+                &self.addrs[..],
+                self.codec,
+                self.config.connect_timeout,
+                tls,
+            );
+        }
+        Client::connect(&self.addrs[..], self.codec, self.config.connect_timeout)
     }
 }
 

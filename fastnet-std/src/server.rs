@@ -28,6 +28,8 @@ use crate::workers::{Run, WorkerPool, Workers};
 pub struct ServerBuilder {
     addr: io::Result<Vec<SocketAddr>>,
     config: ServerConfig,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsServerConfig>,
 }
 
 impl ServerBuilder {
@@ -110,15 +112,29 @@ impl ServerBuilder {
         self
     }
 
-    /// Replaces every setting but the address at once.
+    /// Replaces every setting but the address (and TLS) at once.
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
         self
     }
 
+    /// Serves TLS: every connection starts with a handshake (within the
+    /// configuration's handshake timeout) before its first frame. Feature
+    /// `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsServerConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Checks the configuration and binds the listening socket.
     pub fn bind(self) -> io::Result<Server> {
-        let settings = Settings::new(self.config)?;
+        #[allow(unused_mut)]
+        let mut settings = Settings::new(self.config)?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            settings.tls = Some(TlsSettings::new(tls)?);
+        }
         let addrs = match &self.addr {
             Ok(addrs) => addrs.as_slice(),
             Err(e) => return Err(io::Error::new(e.kind(), format!("server address: {e}"))),
@@ -139,8 +155,37 @@ impl ServerBuilder {
                 deadline: Mutex::new(None),
             }),
             stats: Arc::new(ServerStats::new()),
+            #[cfg(feature = "tls")]
+            tls_stats: Arc::new(crate::tls::TlsStats::default()),
             workers,
             settings,
+        })
+    }
+}
+
+/// The TLS configuration, checked.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+pub(crate) struct TlsSettings {
+    pub(crate) config: Arc<rustls::ServerConfig>,
+    pub(crate) handshake_timeout: Duration,
+}
+
+#[cfg(feature = "tls")]
+impl TlsSettings {
+    fn new(tls: &crate::tls::TlsServerConfig) -> io::Result<Self> {
+        let config = tls.build()?;
+        // A session is made per connection at accept; check once that it
+        // can be.
+        crate::tls::ServerSession::new(&config).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("tls: server session: {e}"),
+            )
+        })?;
+        Ok(TlsSettings {
+            config,
+            handshake_timeout: tls.handshake_timeout,
         })
     }
 }
@@ -168,9 +213,20 @@ pub(crate) struct Settings {
     pub(crate) rx_len: usize,
     pub(crate) tx_len: usize,
     pub(crate) workers: usize,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<TlsSettings>,
 }
 
 impl Settings {
+    /// Whether connections are served over TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return true;
+        }
+        false
+    }
+
     fn new(config: ServerConfig) -> io::Result<Self> {
         let decoder = config.codec.decoder().map_err(|e| invalid("codec", e))?;
         let reply = config.reply_codec();
@@ -208,6 +264,8 @@ impl Settings {
             rx_len,
             tx_len,
             workers,
+            #[cfg(feature = "tls")]
+            tls: None,
         })
     }
 }
@@ -275,6 +333,8 @@ pub struct Server {
     local_addr: SocketAddr,
     control: Arc<Control>,
     stats: Arc<ServerStats>,
+    #[cfg(feature = "tls")]
+    tls_stats: Arc<crate::tls::TlsStats>,
     workers: Arc<Workers<Job>>,
     settings: Settings,
 }
@@ -301,6 +361,8 @@ pub(crate) struct Inner<H> {
     pub(crate) stats: Arc<ServerStats>,
     pub(crate) control: Arc<Control>,
     pub(crate) buffers: BufferPool,
+    #[cfg(feature = "tls")]
+    pub(crate) tls_stats: Arc<crate::tls::TlsStats>,
     admission: Mutex<Admission>,
     /// Connections being served, to wake them at shutdown.
     registry: Mutex<HashMap<u64, Arc<ConnShared>>>,
@@ -332,6 +394,8 @@ impl Server {
         ServerBuilder {
             addr: Ok(vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))]),
             config: ServerConfig::new(codec),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -351,6 +415,18 @@ impl Server {
     /// ([`ServerStats::snapshot`]).
     pub fn stats(&self) -> Arc<ServerStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Live TLS counters: handshakes completed and failed, sessions that
+    /// failed later. Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls_stats(&self) -> Arc<crate::tls::TlsStats> {
+        Arc::clone(&self.tls_stats)
+    }
+
+    /// Whether the server serves TLS.
+    pub fn is_tls(&self) -> bool {
+        self.settings.is_tls()
     }
 
     /// Live counts of the worker threads.
@@ -376,6 +452,8 @@ impl Server {
             local_addr: _,
             control,
             stats,
+            #[cfg(feature = "tls")]
+            tls_stats,
             workers,
             settings,
         } = self;
@@ -386,6 +464,8 @@ impl Server {
             settings,
             epoch: Instant::now(),
             stats,
+            #[cfg(feature = "tls")]
+            tls_stats,
             control,
             admission: Mutex::new(Admission::new(
                 config.max_connections,
@@ -445,13 +525,30 @@ impl<H: Handler> Inner<H> {
         let config = &self.settings.config;
         // Best effort: a socket that refuses an option is still served.
         let _ = stream.set_nodelay(config.nodelay);
-        let info = ConnInfo::new(id, peer, Instant::now());
+        #[cfg(feature = "tls")]
+        let tls = match &self.settings.tls {
+            Some(tls) => match crate::tls::ServerSession::new(&tls.config) {
+                Ok(session) => Some(session),
+                // Checked at bind; unreachable unless rustls changes its
+                // mind.
+                Err(_) => {
+                    drop(stream);
+                    lock(&self.admission).release(peer.ip());
+                    self.reject(peer, RejectReason::Refused);
+                    return;
+                }
+            },
+            None => None,
+        };
+        let info = ConnInfo::new(id, peer, Instant::now(), self.settings.is_tls());
         let shared = Arc::new(ConnShared::new(
             info,
             stream,
             self.settings.encoder.clone(),
             config.handle_queue,
             Arc::clone(&self.stats),
+            #[cfg(feature = "tls")]
+            tls,
         ));
         lock(&self.registry).insert(id, Arc::clone(&shared));
         if let Err(job) = workers.dispatch(Job { shared }, run) {
