@@ -237,7 +237,9 @@ impl ServerBuilder {
         self
     }
 
-    /// Reply buffer per busy connection, in bytes. Default 8 KiB.
+    /// Reply buffer per busy connection, in bytes (raised to twice the
+    /// reply codec's maximum frame if smaller, so a maximum-size reply
+    /// always fits). Default 8 KiB.
     pub fn tx_buffer(mut self, n: usize) -> Self {
         self.config.tx_buffer = n;
         self
@@ -289,7 +291,7 @@ impl ServerBuilder {
         let decoder = config.codec.decoder().map_err(invalid)?;
         let encoder = SharedEncoder(Arc::new(config.reply_codec().encoder().map_err(invalid)?));
         let rx_len = config.rx_buffer_len();
-        let tx_len = config.tx_buffer;
+        let tx_len = config.tx_buffer_len();
         // Validate buffer sizes and watermarks once, as the tasks will.
         let probe = Conn::new(
             decoder.clone(),

@@ -335,3 +335,43 @@ fn frames_with_eof_answered_even_when_handler_awaits() {
     let stats = srv.stop(Duration::from_secs(1));
     assert_eq!(stats.closed(CloseReason::PeerClosed), 1);
 }
+
+#[test]
+fn malformed_frames_skipped_with_skip_malformed_else_closed() {
+    let cobs = CodecSpec::Cobs {
+        max_frame: 64,
+        oversize: fastnet_proto::codec::Oversize::Close,
+    };
+    // "hi", a frame whose code byte runs past its end, "yo".
+    let wire = [3, b'h', b'i', 0, 5, b'A', 0, 3, b'y', b'o', 0];
+    for skip in [true, false] {
+        let probe = Probe::default();
+        let limits = Limits {
+            skip_malformed: skip,
+            ..Limits::default()
+        };
+        let srv = start(Server::builder(cobs).limits(limits), probe.clone());
+        let mut s = TcpStream::connect(srv.addr).unwrap();
+        s.write_all(&wire).unwrap();
+        if skip {
+            let mut got = [0u8; 8];
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            s.read_exact(&mut got).unwrap();
+            assert_eq!(got, [3, b'h', b'i', 0, 3, b'y', b'o', 0]);
+            drop(s);
+            let stats = srv.stop(Duration::from_secs(1));
+            assert_eq!(stats.frames_in, 2);
+            assert_eq!(stats.closed(CloseReason::PeerClosed), 1);
+        } else {
+            // The frame before the bad one is still answered.
+            assert_eq!(read_until_closed(&mut s), [3, b'h', b'i', 0]);
+            let stats = srv.stop(Duration::from_secs(1));
+            assert_eq!(stats.frames_in, 1);
+            let closes = probe.closes.lock().unwrap().clone();
+            assert!(
+                matches!(closes[..], [CloseReason::Protocol(_)]),
+                "{closes:?}"
+            );
+        }
+    }
+}

@@ -332,13 +332,11 @@ fn adversarial_oversize_skip_keeps_connection_shared() {
 }
 
 #[test]
-#[ignore = "bug: fastnet-smol sizes the reply buffer from tx_buffer, not tx_buffer_len(); replies over 8 KiB are refused"]
 fn adversarial_max_size_frames_default_buffers() {
     fastnet_tests::adversarial::max_size_frames_default_buffers::<Smol>();
 }
 
 #[test]
-#[ignore = "bug: fastnet-smol sizes the reply buffer from tx_buffer, not tx_buffer_len(); replies over 8 KiB are refused"]
 fn adversarial_max_size_frames_default_buffers_shared() {
     fastnet_tests::adversarial::max_size_frames_default_buffers::<SmolShared>();
 }
