@@ -28,9 +28,11 @@ pub struct EchoConfig {
     pub addr: SocketAddr,
     /// Everything else the drivers share.
     pub server: ServerConfig,
-    /// Log violations (closes for a limit, timeout or bad input, refusals)
-    /// to stderr.
+    /// Log violations (closes for a limit, timeout or bad input, refusals,
+    /// TLS failures) to stderr.
     pub log: bool,
+    /// Serve TLS (std driver only, for now).
+    pub tls: Option<fastnet_std::tls::TlsServerConfig>,
 }
 
 impl EchoConfig {
@@ -41,6 +43,7 @@ impl EchoConfig {
             addr,
             server: ServerConfig::new(codec),
             log: false,
+            tls: None,
         }
     }
 
@@ -134,7 +137,17 @@ impl fastnet_std::Handler for StdEcho {
     fn on_reject(&self, peer: SocketAddr, reason: RejectReason) {
         log_reject(self.log, peer, reason);
     }
+
+    fn on_tls_error(&self, info: &fastnet_std::ConnInfo, error: &fastnet_std::tls::TlsError) {
+        if self.log {
+            eprintln!("{}: {error}", info.peer_addr());
+        }
+    }
 }
+
+/// Why `start` refuses TLS on the smol driver.
+pub const SMOL_TLS_UNAVAILABLE: &str =
+    "TLS is not yet available on the smol driver; use --driver std";
 
 /// Echo handler for the async driver.
 struct SmolEcho {
@@ -174,10 +187,13 @@ impl fastnet_smol::Handler for SmolEcho {
 pub fn start(cfg: EchoConfig) -> io::Result<RunningEcho> {
     match cfg.driver {
         Driver::Std => {
-            let server = fastnet_std::Server::builder(cfg.server.codec)
+            let mut builder = fastnet_std::Server::builder(cfg.server.codec)
                 .config(cfg.server)
-                .addr(cfg.addr)
-                .bind()?;
+                .addr(cfg.addr);
+            if let Some(tls) = cfg.tls {
+                builder = builder.tls(tls);
+            }
+            let server = builder.bind()?;
             let addr = server.local_addr();
             let handle = server.shutdown_handle();
             let log = cfg.log;
@@ -191,6 +207,12 @@ pub fn start(cfg: EchoConfig) -> io::Result<RunningEcho> {
             })
         }
         Driver::Smol => {
+            if cfg.tls.is_some() {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    SMOL_TLS_UNAVAILABLE,
+                ));
+            }
             let server = fastnet_smol::Server::builder(cfg.server.codec)
                 .config(cfg.server)
                 .addr(cfg.addr)

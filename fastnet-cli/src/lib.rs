@@ -1,7 +1,9 @@
 //! The pieces of the `fastnet` binary, as a library so they can be tested:
 //! the codec spec grammar ([`spec`]) and the verifying load generator
-//! ([`load`]) and the echo server on either driver ([`echo`]).
+//! ([`load`]) and the echo server on either driver ([`echo`]), and the
+//! TLS settings of both ([`tls`]).
 
 pub mod echo;
 pub mod load;
 pub mod spec;
+pub mod tls;

@@ -6,6 +6,11 @@
 //! `n % 251`), so consecutive requests differ, a reordered or corrupted
 //! echo is caught by one slice comparison, and no bytes are generated on
 //! the hot path.
+//!
+//! With TLS, each connection drives a rustls client session inside the same
+//! loop (`read_tls` / `process_new_packets` / `write_tls` on readiness);
+//! handshakes complete before the clock starts, and echoes are verified on
+//! the decrypted bytes.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
@@ -16,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoded, Decoder, Encoder};
 use fastnet_proto::Buffer;
+use fastnet_std::tls::{rustls, TlsConnector};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -45,6 +51,8 @@ pub struct LoadConfig {
     pub pipeline: usize,
     /// Event-loop threads.
     pub threads: usize,
+    /// Speak TLS to the server.
+    pub tls: Option<TlsConnector>,
 }
 
 /// What happened.
@@ -70,6 +78,8 @@ pub struct LoadReport {
     pub io_errors: u64,
     /// Echoes that differed from the request.
     pub mismatches: u64,
+    /// Whether the connections spoke TLS.
+    pub tls: bool,
 }
 
 impl LoadReport {
@@ -105,6 +115,7 @@ impl LoadReport {
             "connect_errors": self.connect_errors,
             "io_errors": self.io_errors,
             "mismatches": self.mismatches,
+            "tls": self.tls,
         })
     }
 
@@ -113,6 +124,7 @@ impl LoadReport {
         let q = |p: f64| self.latency_us.value_at_quantile(p);
         let rows = [
             ("connections", self.conns.to_string()),
+            ("TLS", if self.tls { "yes" } else { "no" }.to_string()),
             ("payload bytes", self.size.to_string()),
             ("duration", format!("{:.2} s", self.duration_s)),
             ("requests", self.requests.to_string()),
@@ -233,6 +245,7 @@ pub fn run(cfg: &LoadConfig, progress: &Arc<Progress>) -> Result<LoadReport, Loa
         connect_errors: 0,
         io_errors: 0,
         mismatches: 0,
+        tls: cfg.tls.is_some(),
     };
     for h in handles {
         let part = h
@@ -280,7 +293,12 @@ fn payload_block(id: usize, size: usize, codec: &CodecSpec) -> Vec<u8> {
 
 struct Client {
     stream: TcpStream,
+    /// The TLS session, when speaking TLS.
+    tls: Option<Box<rustls::ClientConnection>>,
+    /// TCP connected.
     connected: bool,
+    /// Connected and, with TLS, done with the handshake.
+    ready: bool,
     dead: bool,
     decoder: AnyDecoder,
     rx: Buffer<Box<[u8]>>,
@@ -319,6 +337,7 @@ fn worker(
         connect_errors: 0,
         io_errors: 0,
         mismatches: 0,
+        tls: cfg.tls.is_some(),
     };
     let result = drive(cfg, ids, barrier, progress, &mut report);
     if let Err(e) = result {
@@ -352,9 +371,21 @@ fn drive(
                 continue;
             }
         };
+        let tls = match &cfg.tls {
+            Some(connector) => {
+                let mut session = connector.session()?;
+                // Every flush hands all queued requests to the session and
+                // writes what the socket takes; the pipeline bounds it.
+                session.set_buffer_limit(None);
+                Some(Box::new(session))
+            }
+            None => None,
+        };
         let mut client = Client {
             stream,
+            tls,
             connected: false,
+            ready: false,
             dead: false,
             decoder: cfg.codec.decoder().map_err(io::Error::other)?,
             rx: Buffer::new(vec![0u8; rx_len].into_boxed_slice()),
@@ -377,30 +408,48 @@ fn drive(
     }
     let mut events = Events::with_capacity(1024);
 
-    // Connect phase.
+    // Connect phase (TLS handshakes included).
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     let mut pending = clients.len();
     while pending > 0 && Instant::now() < deadline {
         poll.poll(&mut events, Some(Duration::from_millis(100)))?;
         for ev in events.iter() {
             let c = &mut clients[ev.token().0];
-            if c.connected || c.dead {
+            if c.ready || c.dead {
                 continue;
             }
-            if ev.is_error() || matches!(c.stream.take_error(), Ok(Some(_)) | Err(_)) {
-                c.dead = true;
-                report.connect_errors += 1;
-                pending -= 1;
-            } else if ev.is_writable() && c.stream.peer_addr().is_ok() {
+            if !c.connected {
+                if ev.is_error() || matches!(c.stream.take_error(), Ok(Some(_)) | Err(_)) {
+                    c.dead = true;
+                    report.connect_errors += 1;
+                    pending -= 1;
+                    continue;
+                }
+                if !(ev.is_writable() && c.stream.peer_addr().is_ok()) {
+                    continue;
+                }
                 c.connected = true;
                 c.writable = true;
                 let _ = c.stream.set_nodelay(true);
-                pending -= 1;
+            }
+            match handshake(c) {
+                Ok(true) => {
+                    c.ready = true;
+                    pending -= 1;
+                }
+                Ok(false) => {}
+                Err(_) => {
+                    c.dead = true;
+                    let _ = poll.registry().deregister(&mut c.stream);
+                    report.connect_errors += 1;
+                    pending -= 1;
+                }
             }
         }
     }
-    for c in clients.iter_mut().filter(|c| !c.connected && !c.dead) {
+    for c in clients.iter_mut().filter(|c| !c.ready && !c.dead) {
         c.dead = true;
+        let _ = poll.registry().deregister(&mut c.stream);
         report.connect_errors += 1;
     }
     barrier.wait();
@@ -508,7 +557,59 @@ fn fill(c: &mut Client, cfg: &LoadConfig, encoder: &AnyEncoder) {
     }
 }
 
+/// Moves a TLS handshake on as far as the socket allows; whether it is
+/// done (always, without TLS).
+fn handshake(c: &mut Client) -> io::Result<bool> {
+    let Some(tls) = c.tls.as_mut() else {
+        return Ok(true);
+    };
+    write_tls(tls, &mut c.stream, &mut c.writable)?;
+    loop {
+        match tls.read_tls(&mut c.stream) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {
+                tls.process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    write_tls(tls, &mut c.stream, &mut c.writable)?;
+    Ok(!tls.is_handshaking())
+}
+
+/// Writes the session's records while the socket takes them.
+fn write_tls(
+    tls: &mut rustls::ClientConnection,
+    stream: &mut TcpStream,
+    writable: &mut bool,
+) -> io::Result<usize> {
+    let mut total = 0;
+    while *writable && tls.wants_write() {
+        match tls.write_tls(stream) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => total += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => *writable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}
+
 fn flush(c: &mut Client, report: &mut LoadReport) -> io::Result<()> {
+    if let Some(tls) = c.tls.as_mut() {
+        if c.tx_at < c.tx.len() {
+            // Encrypted now (no buffer limit), written as the socket allows.
+            tls.writer().write_all(&c.tx[c.tx_at..])?;
+            report.bytes_out += (c.tx.len() - c.tx_at) as u64;
+            c.tx_at = c.tx.len();
+        }
+        write_tls(tls, &mut c.stream, &mut c.writable)?;
+        return Ok(());
+    }
     while c.writable && c.tx_at < c.tx.len() {
         match c.stream.write_vectored(&[IoSlice::new(&c.tx[c.tx_at..])]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -525,6 +626,9 @@ fn flush(c: &mut Client, report: &mut LoadReport) -> io::Result<()> {
 }
 
 fn receive(c: &mut Client, cfg: &LoadConfig, raw: bool, report: &mut LoadReport) -> io::Result<()> {
+    if c.tls.is_some() {
+        return receive_tls(c, cfg, raw, report);
+    }
     loop {
         let spare = c.rx.reserve(1).map_err(io::Error::other)?;
         match c.stream.read(spare) {
@@ -546,6 +650,63 @@ fn receive(c: &mut Client, cfg: &LoadConfig, raw: bool, report: &mut LoadReport)
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// [`receive`] over TLS: reads records until the socket is drained,
+/// decrypts them, and checks the plaintext as it comes.
+fn receive_tls(
+    c: &mut Client,
+    cfg: &LoadConfig,
+    raw: bool,
+    report: &mut LoadReport,
+) -> io::Result<()> {
+    loop {
+        let Some(tls) = c.tls.as_mut() else {
+            return Ok(());
+        };
+        let eof = match tls.read_tls(&mut c.stream) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        tls.process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        // Take every decrypted byte, checking as the buffer fills.
+        let mut closed = eof;
+        loop {
+            let Some(tls) = c.tls.as_mut() else {
+                return Ok(());
+            };
+            let spare = c.rx.reserve(1).map_err(io::Error::other)?;
+            match tls.reader().read(spare) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => c.rx.commit(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    closed = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+            if raw {
+                check_raw(c, cfg, report)?;
+            } else {
+                check_frames(c, cfg, report)?;
+            }
+        }
+        if closed {
+            return if c.received == c.sent {
+                Ok(())
+            } else {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            };
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use clap::{Parser, Subcommand};
 use fastnet_cli::echo::{self, Driver, EchoConfig};
 use fastnet_cli::load::{self, LoadConfig, Progress};
 use fastnet_cli::spec;
+use fastnet_cli::tls::{self, Verify};
 use fastnet_proto::codec::{CodecSpec, Oversize};
 use fastnet_proto::connection::Limits;
 
@@ -74,6 +76,18 @@ struct ServeArgs {
     /// Worker threads (std: pool limit, default one per connection; smol: executor threads, default one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Serve TLS with this certificate chain (PEM, own certificate first; std driver).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by these CAs (PEM; mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// How long a TLS handshake may take (like 10s).
+    #[arg(long, value_parser = parse_duration, requires = "tls_cert")]
+    tls_handshake_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -89,9 +103,9 @@ struct BenchArgs {
     /// Server to load; without it, an in-process server on loopback.
     #[arg(long)]
     addr: Option<String>,
-    /// Driver of the in-process server.
-    #[arg(long, value_enum, default_value = "smol")]
-    driver: Driver,
+    /// Driver of the in-process server [default: smol; std with --tls].
+    #[arg(long, value_enum)]
+    driver: Option<Driver>,
     /// Codec spec (raw, lines, delim=D, fixed=N, len=W[,..], varint[,..], cobs).
     #[arg(long, default_value = "len=u32be")]
     codec: String,
@@ -116,6 +130,23 @@ struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Speak TLS; without --addr, the in-process server (std driver) gets a throwaway certificate.
+    #[arg(long)]
+    tls: bool,
+    /// Trust the CA certificates in this PEM file (default: the system's roots).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls",
+        conflicts_with = "tls_insecure"
+    )]
+    tls_ca: Option<PathBuf>,
+    /// Do not verify the server's certificate (encrypted, not authenticated).
+    #[arg(long, requires = "tls")]
+    tls_insecure: bool,
+    /// The name the server's certificate must carry (default: the host of --addr).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    tls_server_name: Option<String>,
 }
 
 /// Parses `500ms`, `30s`, `2m`, or a bare number of seconds.
@@ -188,6 +219,13 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(a) => a,
         Err(m) => return usage(m),
     };
+    let tls = match serve_tls(&args) {
+        Ok(tls) => tls,
+        Err(m) => return usage(m),
+    };
+    if tls.is_some() && args.driver == Driver::Smol {
+        return usage(echo::SMOL_TLS_UNAVAILABLE.to_string());
+    }
     let mut cfg = EchoConfig::new(args.driver, addr, codec).limits(Limits {
         idle_timeout: args.idle_timeout,
         read_timeout: args.read_timeout,
@@ -195,6 +233,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     });
     cfg.server.reply_codec = reply;
     cfg.log = true;
+    cfg.tls = tls;
     if let Some(n) = args.max_conns {
         cfg.server.max_connections = n;
     }
@@ -252,6 +291,24 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
+/// The TLS settings of `serve`, if asked for.
+fn serve_tls(args: &ServeArgs) -> Result<Option<fastnet_std::tls::TlsServerConfig>, String> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let mut tls =
+        fastnet_std::tls::TlsServerConfig::from_pem_files(cert, key).map_err(|e| e.to_string())?;
+    if let Some(ca) = &args.tls_client_ca {
+        tls = tls.client_ca_pem_file(ca).map_err(|e| e.to_string())?;
+    }
+    if let Some(t) = args.tls_handshake_timeout {
+        tls = tls.handshake_timeout(t);
+    }
+    // Bad pairs (a key that is not the certificate's) are usage errors too.
+    tls.build().map_err(|e| e.to_string())?;
+    Ok(Some(tls))
+}
+
 fn bench(args: BenchArgs) -> ExitCode {
     let usage = |msg: String| {
         eprintln!("fastnet bench: {msg}");
@@ -270,13 +327,53 @@ fn bench(args: BenchArgs) -> ExitCode {
     if let Err(e) = load::ensure_fd_limit(args.conns, args.addr.is_none()) {
         return usage(e.to_string());
     }
+    let driver = match (args.driver, args.tls) {
+        (Some(Driver::Smol), true) if args.addr.is_none() => {
+            return usage(echo::SMOL_TLS_UNAVAILABLE.to_string())
+        }
+        (Some(d), _) => d,
+        (None, true) => Driver::Std,
+        (None, false) => Driver::Smol,
+    };
+    // The in-process server's throwaway certificate, which the client
+    // then trusts.
+    let throwaway = if args.tls && args.addr.is_none() {
+        match tls::throwaway() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("fastnet bench: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let connector = if args.tls {
+        let name = match (&args.tls_server_name, &args.addr) {
+            (Some(name), _) => name.as_str(),
+            (None, Some(addr)) => tls::server_name_of(addr),
+            (None, None) => tls::THROWAWAY_NAME,
+        };
+        let verify = match (&throwaway, &args.tls_ca, args.tls_insecure) {
+            (_, _, true) => Verify::Insecure,
+            (_, Some(ca), _) => Verify::CaFile(ca),
+            (Some((_, cert)), None, _) => Verify::CaPem(cert.as_bytes()),
+            (None, None, _) => Verify::System,
+        };
+        match tls::connector(name, verify) {
+            Ok(c) => Some(c),
+            Err(e) => return usage(e.to_string()),
+        }
+    } else {
+        None
+    };
     // Without --addr, serve in this process on a free loopback port.
     let local = match &args.addr {
         Some(_) => None,
         None => {
-            let mut cfg =
-                EchoConfig::new(args.driver, SocketAddr::from(([127, 0, 0, 1], 0)), codec);
+            let mut cfg = EchoConfig::new(driver, SocketAddr::from(([127, 0, 0, 1], 0)), codec);
             cfg.server.max_connections = args.conns.max(1);
+            cfg.tls = throwaway.map(|(server, _)| server);
             match echo::start(cfg) {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -302,6 +399,7 @@ fn bench(args: BenchArgs) -> ExitCode {
         duration: args.duration,
         pipeline: args.pipeline,
         threads: args.threads,
+        tls: connector,
     };
     let progress = Arc::new(Progress::default());
     let bar = std::io::stderr()
