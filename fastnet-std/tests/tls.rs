@@ -607,3 +607,27 @@ fn config_errors_are_reported_at_bind_and_connect() {
     assert!(Client::connect_tls(server.addr, len_codec(), T, &named).is_err());
     assert!(wait_until(T, || server.tls.handshake_failures() == 2));
 }
+
+#[test]
+fn shutdown_ends_tls_connections_with_close_notify() {
+    let pki = Pki::new();
+    let server = Running::start(len_codec(), pki.server());
+    let mut c = connect(server.addr, len_codec(), &pki.connector());
+    roundtrip(&mut c, b"before shutdown");
+
+    // A bare rustls stream tells a close_notify (Ok(0)) from a cut-off
+    // stream (UnexpectedEof).
+    let session = pki.connector().session().unwrap();
+    let sock = TcpStream::connect(server.addr).unwrap();
+    sock.set_read_timeout(Some(T)).unwrap();
+    let mut bare = fastnet_std::tls::rustls::StreamOwned::new(session, sock);
+    bare.write_all(b"\0\0\0\x02hi").unwrap();
+    let mut reply = [0u8; 6];
+    bare.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"\0\0\0\x02hi");
+
+    let stats = server.stop();
+    assert_eq!(bare.read(&mut reply).unwrap(), 0, "a close_notify");
+    assert_eq!(c.recv().unwrap(), None);
+    assert_eq!(stats.closed(CloseReason::Local), 2);
+}
