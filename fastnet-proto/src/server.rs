@@ -143,7 +143,7 @@ impl fmt::Display for RejectReason {
 }
 
 /// Close reasons in a fixed order, for statistics tables.
-pub const CLOSE_REASONS: [CloseReason; 8] = [
+pub const CLOSE_REASONS: [CloseReason; 9] = [
     CloseReason::PeerClosed,
     CloseReason::IdleTimeout,
     CloseReason::ReadTimeout,
@@ -152,6 +152,7 @@ pub const CLOSE_REASONS: [CloseReason; 8] = [
     CloseReason::Protocol(crate::Error::VarintOverflow),
     CloseReason::Local,
     CloseReason::Reset,
+    CloseReason::Tls(crate::connection::TlsFailure::HandshakeTimeout),
 ];
 
 const fn close_index(reason: &CloseReason) -> usize {
@@ -164,6 +165,7 @@ const fn close_index(reason: &CloseReason) -> usize {
         CloseReason::Protocol(_) => 5,
         CloseReason::Local => 6,
         CloseReason::Reset => 7,
+        CloseReason::Tls(_) => 8,
     }
 }
 
@@ -235,7 +237,7 @@ impl Admission {
 pub struct ServerStats {
     accepted: core::sync::atomic::AtomicU64,
     rejected: [core::sync::atomic::AtomicU64; 5],
-    closed: [core::sync::atomic::AtomicU64; 8],
+    closed: [core::sync::atomic::AtomicU64; 9],
     frames_in: core::sync::atomic::AtomicU64,
     frames_out: core::sync::atomic::AtomicU64,
     bytes_in: core::sync::atomic::AtomicU64,
@@ -250,7 +252,7 @@ pub struct StatsSnapshot {
     /// Connections refused, by [`RejectReason::ALL`] order.
     pub rejected: [u64; 5],
     /// Connections closed, by [`CLOSE_REASONS`] order.
-    pub closed: [u64; 8],
+    pub closed: [u64; 9],
     /// Frames received.
     pub frames_in: u64,
     /// Frames sent.
@@ -277,7 +279,8 @@ impl StatsSnapshot {
         self.rejected.iter().sum()
     }
 
-    /// Connections closed for `reason` (every `Protocol(_)` counts together).
+    /// Connections closed for `reason` (every `Protocol(_)` counts
+    /// together, and every `Tls(_)`).
     pub fn closed(&self, reason: CloseReason) -> u64 {
         self.closed[close_index(&reason)]
     }
@@ -429,8 +432,18 @@ mod tests {
             code: 9,
         }));
         s.add_traffic(3, 2, 30, 20);
+        s.on_accept();
+        s.on_close(CloseReason::Tls(crate::connection::TlsFailure::AlertSent(
+            42,
+        )));
         let snap = s.snapshot();
         assert_eq!(snap.open(), 1);
+        assert_eq!(
+            snap.closed(CloseReason::Tls(
+                crate::connection::TlsFailure::HandshakeEof
+            )),
+            1
+        );
         assert_eq!(snap.rejected(RejectReason::MaxPerIp), 1);
         assert_eq!(
             snap.closed(CloseReason::Protocol(crate::Error::VarintOverflow)),
@@ -438,7 +451,7 @@ mod tests {
         );
         assert_eq!(
             std::format!("{snap}"),
-            "accepted=2 open=1 rejected=1 max-per-ip=1 closed=1 protocol=1 frames_in=3 frames_out=2 bytes_in=30 bytes_out=20"
+            "accepted=3 open=1 rejected=1 max-per-ip=1 closed=2 protocol=1 tls=1 frames_in=3 frames_out=2 bytes_in=30 bytes_out=20"
         );
     }
 

@@ -167,7 +167,7 @@ impl<H: Handler> Inner<H> {
             Err(e) => {
                 self.tls_stats.on_handshake_failure(&e);
                 self.handler.on_tls_error(&shared.info, &e);
-                Err(CloseReason::Reset)
+                Err(e.close_reason())
             }
         }
     }
@@ -188,7 +188,11 @@ impl<H: Handler> Inner<H> {
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return,
         };
-        if tls.info().is_some() && !matches!(reason, CloseReason::Reset | CloseReason::IdleTimeout)
+        if tls.info().is_some()
+            && !matches!(
+                reason,
+                CloseReason::Reset | CloseReason::IdleTimeout | CloseReason::Tls(_)
+            )
         {
             tls.close_notify();
         }
@@ -268,6 +272,7 @@ impl<H: Handler> Inner<H> {
                             self.tls_stats.on_session_error();
                             let e = crate::tls::TlsError::Rustls(e.clone());
                             self.handler.on_tls_error(&shared.info, &e);
+                            conn.handle_failure(e.close_reason());
                         }
                         let _ = e;
                         conn.handle_reset();

@@ -69,8 +69,9 @@ pub trait Handler: Send + Sync + 'static {
     /// TLS, fails certificate verification, stalls past the handshake
     /// timeout, leaves) or, later, its session (a corrupted record, an
     /// alert). Called on the connection's worker just before it closes;
-    /// [`on_close`](Self::on_close) follows with
-    /// [`CloseReason::Reset`] (fastnet-proto has no TLS close reason yet).
+    /// [`on_close`](Self::on_close) follows with the error's
+    /// [`close_reason`](crate::tls::TlsError::close_reason), a
+    /// [`CloseReason::Tls`] with the alert.
     #[cfg(feature = "tls")]
     fn on_tls_error(&self, info: &ConnInfo, error: &crate::tls::TlsError) {
         let _ = (info, error);

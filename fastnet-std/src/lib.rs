@@ -103,7 +103,7 @@
 //! pushes still reach a peer while the worker reads. The handshake runs on
 //! the worker before the first frame, within a handshake timeout; a failed
 //! one closes only that connection ([`Handler::on_tls_error`], then
-//! [`CloseReason::Reset`]).
+//! [`CloseReason::Tls`] with the alert).
 //!
 //! Nothing in this crate prints or logs: errors are values, close reasons
 //! go to [`Handler::on_close`] and the statistics.

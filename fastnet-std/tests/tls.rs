@@ -9,6 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use fastnet_proto::codec::{CodecSpec, Endian, LengthFieldConfig, Oversize, VarintConfig};
+use fastnet_proto::connection::TlsFailure;
 use fastnet_std::tls::{TlsClientConfig, TlsConnector, TlsError, TlsServerConfig, TlsStats};
 use fastnet_std::{
     Client, CloseReason, ConnHandle, ConnInfo, Ctx, Handler, Pool, PoolConfig, Server,
@@ -503,8 +504,22 @@ fn bad_handshakes_close_only_the_offender() {
     assert!(wait_until(T, || server.seen.closes.lock().unwrap().len() == 4));
     roundtrip(&mut good, b"the last word");
     drop(good);
+    {
+        // Plaintext: an alert sent; EOF and timeouts: named as such.
+        let closes = server.seen.closes.lock().unwrap();
+        assert!(
+            matches!(closes[0], CloseReason::Tls(TlsFailure::AlertSent(_))),
+            "{closes:?}"
+        );
+        assert_eq!(closes[1], CloseReason::Tls(TlsFailure::HandshakeEof));
+        assert_eq!(
+            closes[2..],
+            [CloseReason::Tls(TlsFailure::HandshakeTimeout); 2]
+        );
+    }
     let stats = server.stop();
-    assert_eq!(stats.closed(CloseReason::Reset), 4);
+    assert_eq!(stats.closed(CloseReason::Tls(TlsFailure::HandshakeEof)), 4);
+    assert_eq!(stats.closed(CloseReason::Reset), 0);
     assert_eq!(stats.accepted, 5);
 }
 
@@ -532,8 +547,10 @@ fn garbage_inside_an_established_session_closes_only_it() {
         [TlsError::Rustls(_)]
     ));
     roundtrip(&mut good, b"unaffected");
-    assert!(wait_until(T, || server.seen.closes.lock().unwrap()[..]
-        == [CloseReason::Reset]));
+    assert!(wait_until(T, || matches!(
+        server.seen.closes.lock().unwrap()[..],
+        [CloseReason::Tls(TlsFailure::AlertSent(_))]
+    )));
 }
 
 #[test]

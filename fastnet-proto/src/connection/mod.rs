@@ -9,7 +9,7 @@ mod types;
 
 use core::time::Duration;
 
-pub use types::{CloseReason, ConnStats, Limits, State};
+pub use types::{CloseReason, ConnStats, Limits, State, TlsFailure};
 
 use crate::codec::{Decoded, Decoder, Encoder, Frame};
 use crate::{Buffer, Error, Ring};
@@ -514,8 +514,15 @@ where
     /// The transport failed (reset, IO error): closed at once with
     /// [`CloseReason::Reset`], unless already closed.
     pub fn handle_reset(&mut self) {
+        self.handle_failure(CloseReason::Reset);
+    }
+
+    /// The transport failed for `reason` (a driver-level reason such as
+    /// [`CloseReason::Tls`]): closed at once, queued replies dropped, unless
+    /// already closed.
+    pub fn handle_failure(&mut self, reason: CloseReason) {
         if !self.is_closed() {
-            self.state = State::Closed(CloseReason::Reset);
+            self.state = State::Closed(reason);
         }
     }
 

@@ -580,3 +580,23 @@ fn malformed_frames_close_unless_skip_malformed() {
         assert_eq!(c.last_skipped().is_some(), skip);
     }
 }
+
+#[test]
+fn tls_failure_reasons_read_well() {
+    use super::TlsFailure;
+    let mut c = lines(Limits::default());
+    c.send(b"dropped").unwrap();
+    c.handle_failure(CloseReason::Tls(TlsFailure::AlertSent(42)));
+    assert_eq!(
+        c.state(),
+        State::Closed(CloseReason::Tls(TlsFailure::AlertSent(42)))
+    );
+    assert_eq!(c.poll_transmit(), (&b""[..], &b""[..]));
+    assert_eq!(
+        std::format!("{}", c.close_reason().unwrap()),
+        "TLS: alert 42 sent"
+    );
+    assert!(CloseReason::Tls(TlsFailure::HandshakeTimeout).is_violation());
+    assert!(!CloseReason::Tls(TlsFailure::AlertReceived(0)).is_violation());
+    assert_eq!(CloseReason::Tls(TlsFailure::HandshakeEof).name(), "tls");
+}

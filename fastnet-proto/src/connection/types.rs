@@ -53,6 +53,36 @@ pub enum CloseReason {
     /// The transport failed: reset by the peer or an IO error, reported by
     /// the driver.
     Reset,
+    /// TLS failed (handshake or record layer), reported by the driver.
+    Tls(TlsFailure),
+}
+
+/// Why TLS ended a connection. Drivers map their TLS library's errors here,
+/// so the reason stays `Copy`, comparable and free of any TLS library type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The handshake did not complete within the handshake timeout.
+    HandshakeTimeout,
+    /// The peer closed before the handshake completed.
+    HandshakeEof,
+    /// This side sent this fatal alert (an RFC 8446 section 6 code: 10
+    /// unexpected_message, 20 bad_record_mac, 42 bad_certificate, 80
+    /// internal_error, 116 certificate_required, ...).
+    AlertSent(u8),
+    /// The peer sent this fatal alert.
+    AlertReceived(u8),
+}
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsFailure::HandshakeTimeout => f.write_str("handshake timeout"),
+            TlsFailure::HandshakeEof => f.write_str("peer closed during the handshake"),
+            TlsFailure::AlertSent(code) => write!(f, "alert {code} sent"),
+            TlsFailure::AlertReceived(code) => write!(f, "alert {code} received"),
+        }
+    }
 }
 
 impl CloseReason {
@@ -67,6 +97,7 @@ impl CloseReason {
             CloseReason::Protocol(_) => "protocol",
             CloseReason::Local => "local",
             CloseReason::Reset => "reset",
+            CloseReason::Tls(_) => "tls",
         }
     }
 
@@ -78,6 +109,7 @@ impl CloseReason {
                 | CloseReason::FrameTooLarge
                 | CloseReason::ByteLimit
                 | CloseReason::Protocol(_)
+                | CloseReason::Tls(TlsFailure::HandshakeTimeout | TlsFailure::AlertSent(_))
         )
     }
 }
@@ -93,6 +125,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Protocol(e) => write!(f, "protocol error: {e}"),
             CloseReason::Local => f.write_str("closed locally"),
             CloseReason::Reset => f.write_str("connection reset"),
+            CloseReason::Tls(failure) => write!(f, "TLS: {failure}"),
         }
     }
 }

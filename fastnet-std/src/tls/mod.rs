@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use fastnet_proto::connection::{CloseReason, TlsFailure};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -574,9 +575,8 @@ impl TlsInfo {
 
 /// Why a TLS connection failed. Reported through
 /// [`Handler::on_tls_error`](crate::Handler::on_tls_error); the connection
-/// then closes with
-/// [`CloseReason::Reset`](fastnet_proto::connection::CloseReason::Reset)
-/// (fastnet-proto has no TLS reason yet).
+/// then closes with [`TlsError::close_reason`]
+/// ([`CloseReason::Tls`] with the alert, or `Reset` for a socket error).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum TlsError {
@@ -596,6 +596,32 @@ impl TlsError {
     /// Whether this is [`TlsError::HandshakeTimeout`].
     pub fn is_timeout(&self) -> bool {
         matches!(self, TlsError::HandshakeTimeout(_))
+    }
+
+    /// The reason the connection closes with: [`CloseReason::Tls`] with the
+    /// alert that was sent or received, or [`CloseReason::Reset`] when the
+    /// socket itself failed.
+    pub fn close_reason(&self) -> CloseReason {
+        use rustls::AlertDescription as Alert;
+        let failure = match self {
+            TlsError::HandshakeTimeout(_) => TlsFailure::HandshakeTimeout,
+            TlsError::HandshakeEof => TlsFailure::HandshakeEof,
+            TlsError::Io(_) => return CloseReason::Reset,
+            TlsError::Rustls(rustls::Error::AlertReceived(alert)) => {
+                TlsFailure::AlertReceived(u8::from(*alert))
+            }
+            TlsError::Rustls(rustls::Error::InvalidMessage(m)) => {
+                TlsFailure::AlertSent(u8::from(Alert::from(*m)))
+            }
+            TlsError::Rustls(rustls::Error::InvalidCertificate(c)) => {
+                TlsFailure::AlertSent(u8::from(Alert::from(c.clone())))
+            }
+            TlsError::Rustls(rustls::Error::NoCertificatesPresented) => {
+                TlsFailure::AlertSent(u8::from(Alert::CertificateRequired))
+            }
+            TlsError::Rustls(_) => TlsFailure::AlertSent(u8::from(Alert::InternalError)),
+        };
+        CloseReason::Tls(failure)
     }
 }
 
@@ -624,7 +650,7 @@ impl std::error::Error for TlsError {
 /// Live TLS counters of a server; from
 /// [`Server::tls_stats`](crate::Server::tls_stats). A failed TLS
 /// connection is also counted in the server's statistics as closed with
-/// [`CloseReason::Reset`](fastnet_proto::connection::CloseReason::Reset).
+/// [`CloseReason::Tls`].
 #[derive(Debug, Default)]
 pub struct TlsStats {
     handshakes: AtomicU64,
