@@ -11,14 +11,19 @@
 //!   time and memory from `/proc`, measures memory per idle connection, and
 //!   writes the tables into `BENCHMARKS.md` and a chart as SVG.
 //!
-//! One command builds and runs it all:
+//! One command builds and runs it all (see [`BUILD_COMMAND`]):
 //!
 //! ```sh
-//! cargo build --release -p fastnet-cli -p fastnet-bench-echo && target/release/bench-echo
+//! cargo build --release -p fastnet-cli -p fastnet-bench-echo -p fastnet-smol --bins --example bench_server && target/release/bench-echo
 //! ```
 //!
 //! The modules are the harness's pieces, public so the binaries and the
 //! smoke test share them.
+
+/// Builds every binary the harness runs, in release mode: `fastnet`, the
+/// peers and the harness, and fastnet-smol's `bench_server` example (the
+/// per-thread executor layout, an extra row of the tables).
+pub const BUILD_COMMAND: &str = "cargo build --release -p fastnet-cli -p fastnet-bench-echo -p fastnet-smol --bins --example bench_server";
 
 pub mod idle;
 pub mod load;

@@ -115,6 +115,8 @@ pub struct Run {
     /// Server CPU time (user + system) over the load, in microseconds,
     /// connecting and closing the load's connections included.
     pub cpu_us: u64,
+    /// The user-space part of `cpu_us`.
+    pub cpu_user_us: u64,
     /// Server peak resident memory (VmHWM) in KiB.
     pub peak_rss_kib: u64,
     /// Echoes that differed from the request.
@@ -135,6 +137,11 @@ impl Run {
         self.cpu_us as f64 / (self.requests.max(1)) as f64
     }
 
+    /// Server CPU microseconds per request spent in user space.
+    pub fn user_us_per_request(&self) -> f64 {
+        self.cpu_user_us as f64 / (self.requests.max(1)) as f64
+    }
+
     /// Whether every request was answered correctly and the server
     /// behaved.
     pub fn ok(&self) -> bool {
@@ -143,7 +150,7 @@ impl Run {
             && self.mismatches == 0
             && self.io_errors == 0
             && self.connect_errors == 0
-            && self.clean_exit
+            && (self.clean_exit || !self.server.exits_cleanly())
     }
 
     /// The run as JSON.
@@ -158,6 +165,7 @@ impl Run {
             "p99_us": self.p99_us,
             "cpu_us": self.cpu_us,
             "cpu_us_per_request": self.cpu_us_per_request(),
+            "cpu_user_us": self.cpu_user_us,
             "peak_rss_kib": self.peak_rss_kib,
             "mismatches": self.mismatches,
             "io_errors": self.io_errors,
@@ -197,6 +205,7 @@ pub fn measure(
         p50_us: 0,
         p99_us: 0,
         cpu_us: 0,
+        cpu_user_us: 0,
         peak_rss_kib: 0,
         mismatches: 0,
         io_errors: 0,
@@ -218,7 +227,9 @@ pub fn measure(
         let json = bench_json(&running, shape, bins, settings)?;
         let cpu_after = procfs::cpu_time_us(pid).map_err(|e| e.to_string())?;
         run.peak_rss_kib = procfs::status_kib(pid, "VmHWM").map_err(|e| e.to_string())?;
-        run.cpu_us = cpu_after.saturating_sub(cpu_before);
+        let cpu = cpu_after.since(cpu_before);
+        run.cpu_us = cpu.total_us();
+        run.cpu_user_us = cpu.user_us;
         let u = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
         run.requests = u(&json["requests"]);
         run.rps = json["rps"].as_f64().unwrap_or(0.0);

@@ -14,34 +14,62 @@ pub fn clock_ticks_per_second() -> u64 {
     }
 }
 
-/// User plus system CPU time of process `pid` so far, in microseconds.
+/// User and system CPU time of process `pid` so far, in microseconds.
 /// Covers every thread of the process, including threads that have exited.
-pub fn cpu_time_us(pid: u32) -> io::Result<u64> {
+pub fn cpu_time_us(pid: u32) -> io::Result<CpuTime> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let ticks = parse_cpu_ticks(&stat).ok_or_else(|| {
+    let (user, system) = parse_cpu_ticks(&stat).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("cannot parse /proc/{pid}/stat"),
         )
     })?;
-    Ok(ticks * 1_000_000 / clock_ticks_per_second())
+    let us = |ticks: u64| ticks * 1_000_000 / clock_ticks_per_second();
+    Ok(CpuTime {
+        user_us: us(user),
+        system_us: us(system),
+    })
 }
 
-/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line, in ticks.
+/// CPU time of a process, split.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTime {
+    /// In user space, microseconds.
+    pub user_us: u64,
+    /// In the kernel on the process's behalf, microseconds.
+    pub system_us: u64,
+}
+
+impl CpuTime {
+    /// What was spent between `earlier` and `self`.
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user_us: self.user_us.saturating_sub(earlier.user_us),
+            system_us: self.system_us.saturating_sub(earlier.system_us),
+        }
+    }
+
+    /// User plus system, microseconds.
+    pub fn total_us(self) -> u64 {
+        self.user_us + self.system_us
+    }
+}
+
+/// utime and stime (fields 14 and 15) of a `/proc/PID/stat` line, in ticks.
 ///
 /// ```
 /// use fastnet_bench_echo::procfs::parse_cpu_ticks;
 /// let line = "42 (a b) S 1 42 42 0 -1 4194304 100 0 0 0 250 30 0 0 20 0 3 0 1 2 3";
-/// assert_eq!(parse_cpu_ticks(line), Some(280));
+/// assert_eq!(parse_cpu_ticks(line), Some((250, 30)));
 /// ```
-pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+pub fn parse_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     // The command name may hold spaces and parentheses; fields restart
     // after its last ')'. Field 3 (state) is then the first.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 /// A `kB` figure from `/proc/PID/status`, such as `VmRSS` (resident now)

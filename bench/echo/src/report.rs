@@ -57,6 +57,8 @@ pub enum Metric {
     Rps,
     /// Server CPU microseconds per request.
     CpuPerRequest,
+    /// The user-space part of [`Metric::CpuPerRequest`].
+    UserPerRequest,
     /// 99th percentile latency, microseconds.
     P99,
     /// Server peak resident memory, MiB.
@@ -68,6 +70,7 @@ impl Metric {
         match self {
             Metric::Rps => run.rps,
             Metric::CpuPerRequest => run.cpu_us_per_request(),
+            Metric::UserPerRequest => run.user_us_per_request(),
             Metric::P99 => run.p99_us as f64,
             Metric::PeakRss => run.peak_rss_kib as f64 / 1024.0,
         }
@@ -76,7 +79,7 @@ impl Metric {
     fn format(self, v: f64) -> String {
         match self {
             Metric::Rps | Metric::P99 => thousands(v.round() as u64),
-            Metric::CpuPerRequest => format!("{v:.2}"),
+            Metric::CpuPerRequest | Metric::UserPerRequest => format!("{v:.2}"),
             Metric::PeakRss => format!("{v:.1}"),
         }
     }
@@ -216,7 +219,7 @@ impl Results {
                     );
                     let unit = match metric {
                         Metric::Rps => " req/s",
-                        Metric::CpuPerRequest => " µs",
+                        Metric::CpuPerRequest | Metric::UserPerRequest => " µs",
                         Metric::P99 => " µs",
                         Metric::PeakRss => " MiB",
                     };
@@ -416,9 +419,16 @@ impl Results {
             "epoll_ctl",
             "futex",
         ];
+        // Counted under epoll_wait.
+        const WAITS: [&str; 3] = ["epoll_wait", "epoll_pwait", "epoll_pwait2"];
         let mut t = String::from("| server | load | all calls/request |");
         for c in COLUMNS {
-            let _ = write!(t, " {c} |");
+            let heading = if c == "epoll_wait" {
+                "epoll_(p)wait"
+            } else {
+                c
+            };
+            let _ = write!(t, " {heading} |");
         }
         t.push_str(" `EAGAIN` reads/request | busiest others |\n|---|---|---:|");
         for _ in COLUMNS {
@@ -444,7 +454,11 @@ impl Results {
                 s.per_request()
             );
             for c in COLUMNS {
-                let v = s.of(c);
+                let v = if c == "epoll_wait" {
+                    WAITS.iter().map(|w| s.of(w)).sum()
+                } else {
+                    s.of(c)
+                };
                 if v == 0.0 {
                     t.push_str(" – |");
                 } else {
@@ -455,7 +469,9 @@ impl Results {
             let others: Vec<String> = s
                 .calls
                 .iter()
-                .filter(|c| !COLUMNS.contains(&c.name.as_str()))
+                .filter(|c| {
+                    !COLUMNS.contains(&c.name.as_str()) && !WAITS.contains(&c.name.as_str())
+                })
                 .take(3)
                 .map(|c| {
                     format!(
@@ -537,6 +553,11 @@ impl Results {
         md.push_str(&self.metric_table(Metric::Rps, true));
         md.push_str("\n### Server CPU time per request (µs)\n\n");
         md.push_str(&self.metric_table(Metric::CpuPerRequest, true));
+        md.push_str(
+            "\n### … of which in user space (µs)\n\n\
+             The rest is the kernel working on the server's behalf (system calls, TCP).\n\n",
+        );
+        md.push_str(&self.metric_table(Metric::UserPerRequest, false));
         md.push_str("\n### p99 latency (µs)\n\n");
         md.push_str(&self.metric_table(Metric::P99, true));
         md.push_str("\n### Peak RSS under load (MiB)\n\n");

@@ -30,6 +30,9 @@ pub enum Server {
     Mio,
     /// `peer-std`: std thread-per-connection raw echo.
     Std,
+    /// fastnet-smol's `bench_server` example with one executor per thread
+    /// (`--layout per-thread`); not in [`Server::ALL`], run only on request.
+    FastnetSmolPerThread,
 }
 
 impl Server {
@@ -52,12 +55,16 @@ impl Server {
             Server::TokioRaw => "tokio-raw",
             Server::Mio => "mio",
             Server::Std => "std",
+            Server::FastnetSmolPerThread => "fastnet-smol-per-thread",
         }
     }
 
     /// The server with this [`name`](Self::name).
     pub fn from_name(name: &str) -> Option<Server> {
-        Server::ALL.into_iter().find(|s| s.name() == name)
+        Server::ALL
+            .into_iter()
+            .chain([Server::FastnetSmolPerThread])
+            .find(|s| s.name() == name)
     }
 
     /// Human label for tables and the chart.
@@ -69,6 +76,7 @@ impl Server {
             Server::TokioRaw => "tokio raw",
             Server::Mio => "mio raw (ceiling)",
             Server::Std => "std thread/conn raw",
+            Server::FastnetSmolPerThread => "fastnet-smol, executor per thread",
         }
     }
 
@@ -76,7 +84,10 @@ impl Server {
     pub fn framed(self) -> bool {
         matches!(
             self,
-            Server::FastnetSmol | Server::FastnetStd | Server::TokioFramed
+            Server::FastnetSmol
+                | Server::FastnetStd
+                | Server::TokioFramed
+                | Server::FastnetSmolPerThread
         )
     }
 
@@ -91,7 +102,16 @@ impl Server {
 
     /// Whether this is one of fastnet's own servers.
     pub fn is_fastnet(self) -> bool {
-        matches!(self, Server::FastnetSmol | Server::FastnetStd)
+        matches!(
+            self,
+            Server::FastnetSmol | Server::FastnetStd | Server::FastnetSmolPerThread
+        )
+    }
+
+    /// Whether the server exits with status 0 on SIGTERM (fastnet-smol's
+    /// `bench_server` example serves until killed).
+    pub fn exits_cleanly(self) -> bool {
+        self != Server::FastnetSmolPerThread
     }
 
     /// How this server is started, for the report.
@@ -103,6 +123,7 @@ impl Server {
             Server::TokioRaw => "`peer-tokio-raw`: tokio multi-thread runtime, a task per connection, `read` / `write_all` with an 8 KiB buffer",
             Server::Mio => "`peer-mio`: mio, edge-triggered, one event loop per core with its own `SO_REUSEPORT` listener, one shared read buffer per loop",
             Server::Std => "`peer-std`: std, a thread per connection, blocking `read` / `write_all` with an 8 KiB buffer",
+            Server::FastnetSmolPerThread => "`examples/bench_server --layout per-thread` of fastnet-smol (`len=u32be`): one `smol::Executor` per thread, connections placed round-robin",
         }
     }
 
@@ -136,6 +157,10 @@ impl Server {
                 cmd = Command::new(bins.peer("peer-std"));
                 cmd.arg("0");
             }
+            Server::FastnetSmolPerThread => {
+                cmd = Command::new(bins.bench_server());
+                cmd.args(["127.0.0.1:0", "--layout", "per-thread"]);
+            }
         }
         cmd
     }
@@ -156,15 +181,25 @@ impl Binaries {
         self.peer_dir.join(name)
     }
 
+    /// fastnet-smol's `bench_server` example, built next to `fastnet` by
+    /// [`BUILD_COMMAND`](crate::BUILD_COMMAND).
+    pub fn bench_server(&self) -> PathBuf {
+        self.fastnet
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("examples")
+            .join("bench_server")
+    }
+
     /// Checks every binary exists; says how to build them when not.
     pub fn check(&self, servers: &[Server]) -> Result<(), String> {
         let mut missing = Vec::new();
         let mut need = vec![self.fastnet.clone()];
-        for s in servers {
-            if !s.is_fastnet() {
-                need.push(s.command(self).get_program().into());
-            }
-        }
+        need.extend(
+            servers
+                .iter()
+                .map(|s| PathBuf::from(s.command(self).get_program())),
+        );
         for path in need {
             if !Path::new(&path).is_file() {
                 missing.push(path.display().to_string());
@@ -174,8 +209,9 @@ impl Binaries {
             Ok(())
         } else {
             Err(format!(
-                "missing {}; build them first: cargo build --release -p fastnet-cli -p fastnet-bench-echo",
-                missing.join(", ")
+                "missing {}; build them first: {}",
+                missing.join(", "),
+                crate::BUILD_COMMAND
             ))
         }
     }

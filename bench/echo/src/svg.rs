@@ -23,6 +23,7 @@ fn color(server: Server) -> &'static str {
         Server::TokioRaw => "#f6b26b",
         Server::Mio => "#38761d",
         Server::Std => "#999999",
+        Server::FastnetSmolPerThread => "#0b2f5a",
     }
 }
 

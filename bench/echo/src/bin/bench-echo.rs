@@ -2,7 +2,7 @@
 //! benchmark, about 12 minutes on 2 cores, and rewrites its section of
 //! BENCHMARKS.md and bench/echo-results.svg):
 //!
-//!     cargo build --release -p fastnet-cli -p fastnet-bench-echo && target/release/bench-echo
+//!     cargo build --release -p fastnet-cli -p fastnet-bench-echo -p fastnet-smol --bins --example bench_server && target/release/bench-echo
 //!
 //! `target/release/bench-echo --quick` checks the harness in about a
 //! minute and writes nothing unless given `--write`; `--help` lists the
@@ -34,10 +34,10 @@ struct Args {
     /// connections, no tracing; writes nothing unless --write.
     #[arg(long)]
     quick: bool,
-    /// Repetitions of each (server, load) [default: 3, quick: 1].
+    /// Repetitions of each (server, load) [default: 5, quick: 1].
     #[arg(long)]
     reps: Option<usize>,
-    /// Measured period of each run, like 5s or 500ms [default: 5s, quick: 1s].
+    /// Measured period of each run, like 5s or 500ms [default: 3s, quick: 1s].
     #[arg(long)]
     duration: Option<String>,
     /// A load as CONNSxSIZE[pPIPELINE], repeatable
@@ -45,7 +45,8 @@ struct Args {
     #[arg(long = "config", value_name = "SHAPE")]
     configs: Vec<Shape>,
     /// Servers to run, comma-separated, from fastnet-smol, fastnet-std,
-    /// tokio-framed, tokio-raw, mio, std [default: all].
+    /// tokio-framed, tokio-raw, mio, std, fastnet-smol-per-thread [default:
+    /// all; the last only if fastnet-smol's bench_server example is built].
     #[arg(long, value_delimiter = ',')]
     servers: Vec<String>,
     /// Connections of the idle-memory measurement [default: 10000, quick: 2000]; 0 skips it.
@@ -65,7 +66,7 @@ struct Args {
     #[arg(long)]
     no_syscalls: bool,
     /// Measured period of each traced run.
-    #[arg(long, default_value = "3s")]
+    #[arg(long, default_value = "2s")]
     syscall_duration: String,
     /// The `fastnet` binary [default: `fastnet` next to this binary].
     #[arg(long)]
@@ -123,9 +124,13 @@ fn relative_link(markdown: &Path, svg: &Path) -> String {
 /// The command that reproduces this run.
 fn command_line() -> String {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut cmd = String::from(
-        "cargo build --release -p fastnet-cli -p fastnet-bench-echo && target/release/bench-echo",
-    );
+    // SAFETY: getpriority only reads this process's nice value.
+    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    let mut cmd = format!("{} && ", fastnet_bench_echo::BUILD_COMMAND);
+    if nice != 0 {
+        cmd.push_str(&format!("nice -n {nice} "));
+    }
+    cmd.push_str("target/release/bench-echo");
     for a in args {
         cmd.push(' ');
         if a.chars()
@@ -163,7 +168,17 @@ fn run(args: Args) -> Result<bool, String> {
         peer_dir: args.peer_dir.clone().unwrap_or_else(|| exe_dir.clone()),
     };
     let servers: Vec<Server> = if args.servers.is_empty() {
-        Server::ALL.to_vec()
+        let mut all = Server::ALL.to_vec();
+        if bins.bench_server().is_file() {
+            all.push(Server::FastnetSmolPerThread);
+        } else {
+            eprintln!(
+                "bench-echo: {} not built, so fastnet-smol-per-thread is left out ({})",
+                bins.bench_server().display(),
+                fastnet_bench_echo::BUILD_COMMAND
+            );
+        }
+        all
     } else {
         args.servers
             .iter()
@@ -176,11 +191,11 @@ fn run(args: Args) -> Result<bool, String> {
     } else {
         args.configs.clone()
     };
-    let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let reps = args.reps.unwrap_or(if args.quick { 1 } else { 5 }).max(1);
     let duration_text = args
         .duration
         .clone()
-        .unwrap_or_else(|| if args.quick { "1s" } else { "5s" }.into());
+        .unwrap_or_else(|| if args.quick { "1s" } else { "3s" }.into());
     let settings = LoadSettings {
         duration: parse_duration(&duration_text)?,
         threads: args.load_threads.max(1),
@@ -237,7 +252,7 @@ fn run(args: Args) -> Result<bool, String> {
                 n += 1;
                 let r = load::measure(server, shape, rep, &bins, &settings);
                 eprintln!(
-                    "[{n}/{total}] {:<13} {:<12} rep {rep}: {:>9} req/s  {:>6.2} µs CPU/req  p99 {:>7} µs  peak {:>6.1} MiB{}",
+                    "[{n}/{total}] {:<23} {:<12} rep {rep}: {:>9} req/s  {:>6.2} µs CPU/req  p99 {:>7} µs  peak {:>6.1} MiB{}",
                     server.name(),
                     shape.to_string(),
                     thousands(r.rps.round() as u64),
@@ -262,28 +277,29 @@ fn run(args: Args) -> Result<bool, String> {
         }
     }
 
+    // Memory per idle connection hardly varies between runs: measured once.
     let mut idles = Vec::new();
     if idle_conns > 0 {
-        let idle_reps = reps.min(2);
-        for rep in 0..idle_reps {
-            for &server in &servers {
-                let i = idle::measure(server, idle_conns, rep, &bins, Duration::from_secs(1));
-                eprintln!(
-                    "[idle] {:<13} rep {rep}: {} of {} connections, RSS {} -> {} KiB: {:.2} KiB per connection{}",
-                    server.name(),
-                    i.open,
-                    i.conns,
-                    i.rss_before_kib,
-                    i.rss_after_kib,
-                    i.bytes_per_conn() / 1024.0,
-                    if i.ok() {
-                        String::new()
-                    } else {
-                        format!("  FAILED: {}", i.error.clone().unwrap_or_else(|| "unclean exit".into()))
-                    }
-                );
-                idles.push(i);
-            }
+        for &server in &servers {
+            let i = idle::measure(server, idle_conns, 0, &bins, Duration::from_secs(1));
+            eprintln!(
+                "[idle] {:<23}: {} of {} connections, RSS {} -> {} KiB: {:.2} KiB per connection{}",
+                server.name(),
+                i.open,
+                i.conns,
+                i.rss_before_kib,
+                i.rss_after_kib,
+                i.bytes_per_conn() / 1024.0,
+                if i.ok() {
+                    String::new()
+                } else {
+                    format!(
+                        "  FAILED: {}",
+                        i.error.clone().unwrap_or_else(|| "unclean exit".into())
+                    )
+                }
+            );
+            idles.push(i);
         }
     }
 
@@ -307,7 +323,7 @@ fn run(args: Args) -> Result<bool, String> {
             for &server in &servers {
                 let s = syscalls::measure(server, shape, &bins, &trace_settings);
                 eprintln!(
-                    "[strace] {:<13} {:<12}: {:.2} system calls per request over {} requests{}",
+                    "[strace] {:<23} {:<12}: {:.2} system calls per request over {} requests{}",
                     server.name(),
                     shape.to_string(),
                     s.per_request(),
