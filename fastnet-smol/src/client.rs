@@ -40,6 +40,9 @@ pub struct Client {
     /// Bytes of the frame `recv` returned last, dropped at the next call.
     pending: usize,
     broken: bool,
+    /// The TLS session, for [`connect_tls`](Self::connect_tls).
+    #[cfg(feature = "tls")]
+    tls: Option<Box<ClientTls>>,
 }
 
 impl Client {
@@ -66,7 +69,61 @@ impl Client {
             tx: Vec::new(),
             pending: 0,
             broken: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         })
+    }
+
+    /// Connects as [`connect`](Self::connect) does, then runs a TLS
+    /// handshake (within the connector's handshake timeout) that checks
+    /// the server's certificate against the connector's roots and server
+    /// name. Feature `tls`.
+    ///
+    /// With TLS 1.3 a server that refuses this client's certificate (or its
+    /// lack of one) says so after the client's side of the handshake is
+    /// done: that shows as an error of the first [`recv`](Self::recv).
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        codec: CodecSpec,
+        timeout: Duration,
+        tls: &crate::tls::TlsConnector,
+    ) -> io::Result<Client> {
+        let mut session = tls.session()?;
+        // Ciphertext is written out right after each `flush` encrypts it,
+        // so the session holds no more than the frames fed since the last.
+        session.set_buffer_limit(None);
+        let mut client = Client::connect(addr, codec, timeout).await?;
+        let limit = tls.handshake_timeout();
+        future::or(client_handshake(&client.stream, &mut session), async {
+            Timer::after(limit).await;
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("TLS handshake with {addr} not completed within {limit:?}"),
+            ))
+        })
+        .await?;
+        client.tls = Some(Box::new(ClientTls {
+            info: crate::tls::TlsInfo::new(&session, None),
+            session,
+        }));
+        Ok(client)
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return true;
+        }
+        false
+    }
+
+    /// What the TLS handshake negotiated (`None` without TLS). Feature
+    /// `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.tls.as_ref().map(|t| &t.info)
     }
 
     /// The server's address.
@@ -95,6 +152,12 @@ impl Client {
 
     /// Writes every queued frame.
     pub async fn flush(&mut self) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            let res = tls.write(&self.stream, &self.tx).await;
+            self.tx.clear();
+            return res.map_err(|e| self.fail(e));
+        }
         let mut off = 0;
         while off < self.tx.len() {
             let res = self
@@ -146,6 +209,12 @@ impl Client {
                 self.rx.compact();
             }
             let spare = self.rx.spare_mut();
+            #[cfg(feature = "tls")]
+            let res = match self.tls.as_mut() {
+                Some(tls) => tls.read(&self.stream, spare).await,
+                None => self.stream.read_with(|s| (&*s).read(spare)).await,
+            };
+            #[cfg(not(feature = "tls"))]
             let res = self.stream.read_with(|s| (&*s).read(spare)).await;
             match res {
                 Ok(0) if self.rx.is_empty() => return Ok(None),
@@ -190,6 +259,10 @@ impl Client {
             return false;
         }
         let mut probe = [0u8; 1];
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            return tls.is_quiet(self.stream.get_ref());
+        }
         matches!(self.stream.get_ref().peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }
@@ -199,7 +272,104 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("peer", &self.stream.get_ref().peer_addr().ok())
             .field("broken", &self.broken)
+            .field("tls", &self.is_tls())
             .finish_non_exhaustive()
+    }
+}
+
+/// A client's TLS session and what its handshake negotiated.
+#[cfg(feature = "tls")]
+struct ClientTls {
+    session: rustls::ClientConnection,
+    info: crate::tls::TlsInfo,
+}
+
+#[cfg(feature = "tls")]
+fn tls_failure(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+/// Runs a client handshake to completion (the caller bounds it in time).
+#[cfg(feature = "tls")]
+async fn client_handshake(
+    stream: &Async<TcpStream>,
+    session: &mut rustls::ClientConnection,
+) -> io::Result<()> {
+    loop {
+        while session.wants_write() {
+            stream.write_with(|s| session.write_tls(&mut &*s)).await?;
+        }
+        if !session.is_handshaking() {
+            return Ok(());
+        }
+        if stream.read_with(|s| session.read_tls(&mut &*s)).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "server closed the connection during the TLS handshake",
+            ));
+        }
+        if let Err(e) = session.process_new_packets() {
+            let _ = session.write_tls(&mut stream.get_ref());
+            return Err(tls_failure(e));
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+impl ClientTls {
+    /// Encrypts `plain` and writes every record the session holds.
+    async fn write(&mut self, stream: &Async<TcpStream>, plain: &[u8]) -> io::Result<()> {
+        self.session.writer().write_all(plain)?;
+        while self.session.wants_write() {
+            stream
+                .write_with(|s| self.session.write_tls(&mut &*s))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Reads plaintext into `buf`, like `read` on the socket: `Ok(0)` at
+    /// the end of the stream (with or without close_notify).
+    async fn read(&mut self, stream: &Async<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.session.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            // Records of the session's own first (alerts, key updates).
+            while self.session.wants_write() {
+                stream
+                    .write_with(|s| self.session.write_tls(&mut &*s))
+                    .await?;
+            }
+            stream
+                .read_with(|s| self.session.read_tls(&mut &*s))
+                .await?;
+            if let Err(e) = self.session.process_new_packets() {
+                let _ = self.session.write_tls(&mut stream.get_ref());
+                return Err(tls_failure(e));
+            }
+        }
+    }
+
+    /// Whether nothing but housekeeping (session tickets) arrived: takes
+    /// in what the socket holds without blocking.
+    fn is_quiet(&mut self, stream: &TcpStream) -> bool {
+        let mut probe = [0u8; 1];
+        loop {
+            match self.session.reader().read(&mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                _ => return false,
+            }
+            match self.session.read_tls(&mut &*stream) {
+                Ok(0) => return false,
+                Ok(_) if self.session.process_new_packets().is_ok() => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                _ => return false,
+            }
+        }
     }
 }
 
@@ -240,6 +410,8 @@ struct PoolInner {
     addr: SocketAddr,
     codec: CodecSpec,
     config: PoolConfig,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsConnector>,
     idle: Mutex<Vec<(Client, Instant)>>,
     permits: Arc<Semaphore>,
 }
@@ -282,10 +454,30 @@ impl Pool {
                 addr,
                 codec,
                 config,
+                #[cfg(feature = "tls")]
+                tls: None,
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(config.max_size)),
             }),
         }
+    }
+
+    /// A pool of TLS connections ([`Client::connect_tls`]) to `addr`. Its
+    /// connections share `tls`'s session cache, so a connection opened to
+    /// replace a discarded one resumes the TLS session instead of a full
+    /// handshake. Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(
+        addr: SocketAddr,
+        codec: CodecSpec,
+        config: PoolConfig,
+        tls: crate::tls::TlsConnector,
+    ) -> Pool {
+        let mut pool = Pool::new(addr, codec, config);
+        if let Some(inner) = Arc::get_mut(&mut pool.inner) {
+            inner.tls = Some(tls);
+        }
+        pool
     }
 
     /// A connection: an idle one if any is fresh, else a new one.
@@ -315,7 +507,14 @@ impl Pool {
                 });
             }
         }
-        let client = Client::connect(inner.addr, inner.codec, inner.config.connect_timeout).await?;
+        let timeout = inner.config.connect_timeout;
+        #[cfg(feature = "tls")]
+        let client = match &inner.tls {
+            Some(tls) => Client::connect_tls(inner.addr, inner.codec, timeout, tls).await?,
+            None => Client::connect(inner.addr, inner.codec, timeout).await?,
+        };
+        #[cfg(not(feature = "tls"))]
+        let client = Client::connect(inner.addr, inner.codec, timeout).await?;
         Ok(Pooled {
             client: Some(client),
             pool: inner.clone(),

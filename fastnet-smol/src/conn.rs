@@ -103,6 +103,9 @@ struct Driver<H: Handler> {
     push_backlog: bool,
     /// Shutdown or a handle asked to close; honoured after queued pushes.
     closing_requested: bool,
+    /// The TLS session, on a TLS server (boxed: one pointer otherwise).
+    #[cfg(feature = "tls")]
+    tls: Option<Box<crate::tls::ServerTls>>,
 }
 
 impl<H: Handler> Driver<H> {
@@ -121,7 +124,22 @@ impl<H: Handler> Driver<H> {
             shared.release(info.id(), info.peer_addr());
             return None;
         };
+        #[cfg(feature = "tls")]
+        let tls = match &shared.tls {
+            Some(settings) => match crate::tls::ServerTls::new(&settings.config) {
+                Some(tls) => Some(tls),
+                None => {
+                    // Checked at bind; cannot happen. Close as reset.
+                    handler.on_close(&info, state, CloseReason::Reset);
+                    shared.release(info.id(), info.peer_addr());
+                    return None;
+                }
+            },
+            None => None,
+        };
         Some(Driver {
+            #[cfg(feature = "tls")]
+            tls,
             handler,
             info,
             state: Some(state),
@@ -144,6 +162,12 @@ impl<H: Handler> Driver<H> {
     }
 
     async fn run(&mut self) {
+        // Boxed: the handshake's timer and readiness futures would
+        // otherwise widen every connection's task, TLS or not.
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() && !Box::pin(self.tls_handshake()).await {
+            return;
+        }
         let mut wake = Wake::default();
         loop {
             let flags = self
@@ -162,7 +186,7 @@ impl<H: Handler> Driver<H> {
             }
             // On shutdown, frames the peer already sent are still answered:
             // read what the socket holds once more before closing.
-            let read = wake.readable || flags & SHUTDOWN != 0;
+            let read = wake.readable || flags & SHUTDOWN != 0 || self.tls_buffered();
             let more_to_read = read && self.conn.wants_read() && self.read();
             self.process().await;
             if self.push_backlog {
@@ -198,7 +222,7 @@ impl<H: Handler> Driver<H> {
             }
             self.arm_timer();
             let want_read = self.conn.wants_read();
-            let want_write = self.conn.wants_write();
+            let want_write = self.conn.wants_write() || self.tls_wants_write();
             let mut read_armed = false;
             wake = future::poll_fn(|cx| self.poll_wait(cx, want_read, want_write, &mut read_armed))
                 .await;
@@ -255,6 +279,20 @@ impl<H: Handler> Driver<H> {
     fn read(&mut self) -> bool {
         self.unpark();
         let now = self.now();
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            return match tls.read(self.stream.get_ref(), &mut self.conn, now) {
+                Ok(more) => more,
+                Err(None) => {
+                    self.conn.handle_reset();
+                    false
+                }
+                Err(Some(e)) => {
+                    self.tls_failed(&e);
+                    false
+                }
+            };
+        }
         loop {
             let Some(buf) = self.conn.read_buf() else {
                 return true;
@@ -302,6 +340,8 @@ impl<H: Handler> Driver<H> {
                 info: &self.info,
                 state,
                 out,
+                #[cfg(feature = "tls")]
+                tls: self.tls.as_ref().and_then(|t| t.info()),
             };
             self.handler.on_frame(&mut ctx, payload).await;
         }
@@ -311,6 +351,17 @@ impl<H: Handler> Driver<H> {
     /// took all of it and more was queued meanwhile).
     fn write(&mut self) -> Flushed {
         let now = self.now();
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            return match tls.write(self.stream.get_ref(), &mut self.conn, now) {
+                crate::tls::Wrote::All => Flushed::All,
+                crate::tls::Wrote::Blocked => Flushed::Blocked,
+                crate::tls::Wrote::Failed => {
+                    self.conn.handle_reset();
+                    Flushed::All
+                }
+            };
+        }
         while self.conn.wants_write() {
             let (a, b) = self.conn.poll_transmit();
             let total = a.len() + b.len();
@@ -340,6 +391,75 @@ impl<H: Handler> Driver<H> {
             }
         }
         Flushed::All
+    }
+
+    /// Whether the TLS session holds plaintext the connection had no room
+    /// for (read it without waiting for the socket).
+    fn tls_buffered(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.has_buffered();
+        }
+        false
+    }
+
+    /// Whether the TLS session holds records of its own to send.
+    fn tls_wants_write(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.wants_write();
+        }
+        false
+    }
+
+    /// Runs the TLS handshake, if the server speaks TLS, within its
+    /// handshake timeout; a shutdown or close request ends it early.
+    /// Returns whether the connection goes on.
+    #[cfg(feature = "tls")]
+    async fn tls_handshake(&mut self) -> bool {
+        let shared = self.info.shared.clone();
+        let (Some(tls), Some(settings)) = (self.tls.as_mut(), shared.server.tls.as_ref()) else {
+            return true;
+        };
+        let timeout = settings.handshake_timeout;
+        let stopped = future::poll_fn(|cx| {
+            shared.waker.register(cx.waker());
+            if shared.flags.load(Ordering::Acquire) & (CLOSE | SHUTDOWN) != 0 {
+                Poll::Ready(Err(None))
+            } else {
+                Poll::Pending
+            }
+        });
+        let timed_out = async {
+            Timer::after(timeout).await;
+            Err(Some(crate::tls::TlsError::HandshakeTimeout(timeout)))
+        };
+        let handshake = async { tls.handshake(&self.stream).await.map_err(Some) };
+        match future::or(handshake, future::or(timed_out, stopped)).await {
+            Ok(()) => {
+                shared.server.tls_stats.on_handshake();
+                true
+            }
+            Err(None) => {
+                self.conn.handle_failure(CloseReason::Local);
+                false
+            }
+            Err(Some(e)) => {
+                shared.server.tls_stats.on_handshake_failure(&e);
+                self.handler.on_tls_error(&self.info, &e);
+                self.conn.handle_failure(e.close_reason());
+                false
+            }
+        }
+    }
+
+    /// An established TLS session failed: count, report, close with the
+    /// alert (sent by the goodbye on drop).
+    #[cfg(feature = "tls")]
+    fn tls_failed(&mut self, e: &crate::tls::TlsError) {
+        self.server().tls_stats.on_session_error();
+        self.handler.on_tls_error(&self.info, e);
+        self.conn.handle_failure(e.close_reason());
     }
 
     /// Moves pushed frames into the tx buffer, as many as fit.
@@ -438,6 +558,10 @@ impl<H: Handler> Drop for Driver<H> {
     fn drop(&mut self) {
         self.conn.abort();
         let reason = self.conn.close_reason().unwrap_or(CloseReason::Local);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            tls.goodbye(self.stream.get_ref(), reason);
+        }
         self.report();
         self.server().stats.on_close(reason);
         self.info.shared.queue().closed = true;

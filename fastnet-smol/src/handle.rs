@@ -92,6 +92,12 @@ impl ConnInfo {
         self.shared.connected_at
     }
 
+    /// Whether the connection is served over TLS (what was negotiated is
+    /// [`Ctx::tls`](crate::Ctx::tls), once the handshake completed).
+    pub fn is_tls(&self) -> bool {
+        self.shared.server.is_tls()
+    }
+
     /// A handle to push frames to this connection from any task or thread
     /// (for example to register it for broadcasts in
     /// [`Handler::on_connect`](crate::Handler::on_connect)).

@@ -66,6 +66,18 @@ pub trait Handler: Send + Sync + 'static {
     fn on_reject(&self, peer: SocketAddr, reason: RejectReason) {
         let _ = (peer, reason);
     }
+
+    /// A TLS connection failed: its handshake (a peer that does not speak
+    /// TLS, fails certificate verification, stalls past the handshake
+    /// timeout, leaves) or, later, its session (a corrupted record, an
+    /// alert). Called on the connection's task just before it closes;
+    /// [`on_close`](Self::on_close) follows with the error's
+    /// [`close_reason`](crate::tls::TlsError::close_reason), a
+    /// [`CloseReason::Tls`] with the alert. Feature `tls`.
+    #[cfg(feature = "tls")]
+    fn on_tls_error(&self, info: &ConnInfo, error: &crate::tls::TlsError) {
+        let _ = (info, error);
+    }
 }
 
 /// What [`Handler::on_frame`] can do with its connection: read its info
@@ -75,6 +87,9 @@ pub struct Ctx<'a, S> {
     pub(crate) state: &'a mut S,
     /// The lent frame's outbox: replies go straight into the reply ring.
     pub(crate) out: Outbox<'a>,
+    /// What the TLS handshake negotiated.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<&'a crate::tls::TlsInfo>,
 }
 
 impl<S> Ctx<'_, S> {
@@ -123,6 +138,14 @@ impl<S> Ctx<'_, S> {
     /// A handle to push frames to this connection later, from anywhere.
     pub fn handle(&self) -> ConnHandle {
         self.info.handle()
+    }
+
+    /// What the TLS handshake negotiated: protocol version, cipher suite,
+    /// ALPN protocol, the client's certificates. `None` without TLS.
+    /// Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.tls
     }
 }
 

@@ -85,6 +85,8 @@ mod handle;
 mod handler;
 mod pool;
 mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use client::{Client, Pool, PoolConfig, Pooled};
 pub use handle::{ConnHandle, ConnInfo, SendError};

@@ -83,6 +83,20 @@ pub(crate) struct ServerShared {
     deadline: Mutex<Option<Instant>>,
     /// The serve future: woken by shutdown and by the last connection.
     serve_waker: AtomicWaker,
+    /// TLS settings, if connections are encrypted.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<TlsSettings>,
+    /// TLS counters (all zero without TLS).
+    #[cfg(feature = "tls")]
+    pub(crate) tls_stats: Arc<crate::tls::TlsStats>,
+}
+
+/// A server's TLS configuration, built once at bind.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+pub(crate) struct TlsSettings {
+    pub(crate) config: Arc<rustls::ServerConfig>,
+    pub(crate) handshake_timeout: Duration,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,6 +152,15 @@ impl ServerShared {
         self.shutting_down.load(Ordering::Acquire)
     }
 
+    /// Whether connections are served over TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return true;
+        }
+        false
+    }
+
     fn signal_all(&self, flag: u8) {
         let conns: Vec<Arc<ConnShared>> = lock(&self.conns).values().cloned().collect();
         for c in conns {
@@ -185,6 +208,8 @@ pub struct ServerBuilder {
     config: ServerConfig,
     buffer_pool: usize,
     layout: Layout,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsServerConfig>,
 }
 
 impl ServerBuilder {
@@ -274,6 +299,18 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves TLS: every connection runs a handshake (within the
+    /// configuration's handshake timeout) before its first frame; a failed
+    /// one closes only that connection
+    /// ([`Handler::on_tls_error`](crate::Handler::on_tls_error), then
+    /// [`CloseReason::Tls`](fastnet_proto::connection::CloseReason::Tls)).
+    /// The configuration is checked at [`bind`](Self::bind). Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsServerConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Replaces the whole configuration (the address is kept).
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
@@ -305,6 +342,24 @@ impl ServerBuilder {
         )
         .map_err(invalid)?;
         drop(probe);
+        #[cfg(feature = "tls")]
+        let tls = match &self.tls {
+            Some(tls) => {
+                let config = tls.build()?;
+                // Fails only for a configuration rustls cannot serve with.
+                rustls::ServerConnection::new(Arc::clone(&config)).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("tls: server session: {e}"),
+                    )
+                })?;
+                Some(TlsSettings {
+                    config,
+                    handshake_timeout: tls.handshake_timeout,
+                })
+            }
+            None => None,
+        };
         let addrs = self.addrs?;
         let listener = TcpListener::bind(&addrs[..])?;
         let listener = Async::new(listener)?;
@@ -326,6 +381,10 @@ impl ServerBuilder {
             shutting_down: AtomicBool::new(false),
             deadline: Mutex::new(None),
             serve_waker: AtomicWaker::new(),
+            #[cfg(feature = "tls")]
+            tls,
+            #[cfg(feature = "tls")]
+            tls_stats: Arc::new(crate::tls::TlsStats::default()),
         });
         Ok(Server {
             listener,
@@ -361,6 +420,8 @@ impl Server {
             config: ServerConfig::new(codec),
             buffer_pool: DEFAULT_BUFFER_POOL,
             layout: Layout::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -384,6 +445,18 @@ impl Server {
     /// The configuration in force.
     pub fn config(&self) -> &ServerConfig {
         &self.shared.config
+    }
+
+    /// Whether connections are served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.shared.is_tls()
+    }
+
+    /// Live TLS counters: handshakes completed and failed (timeouts
+    /// included), sessions that failed later. Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls_stats(&self) -> Arc<crate::tls::TlsStats> {
+        Arc::clone(&self.shared.tls_stats)
     }
 
     /// Serves on `executor` until shut down; returns the final statistics.

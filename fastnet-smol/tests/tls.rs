@@ -1,0 +1,688 @@
+//! TLS on the smol driver: echo with every codec family, pushes sharing the
+//! session with replies, mutual TLS, hostile and stalled handshakes, the
+//! client pool. Certificates are made at test time; loopback only; every
+//! wait is bounded.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use fastnet_proto::codec::{CodecSpec, Endian, LengthFieldConfig, Oversize, VarintConfig};
+use fastnet_proto::connection::TlsFailure;
+use fastnet_smol::tls::{TlsClientConfig, TlsConnector, TlsError, TlsServerConfig, TlsStats};
+use fastnet_smol::{
+    Client, CloseReason, ConnHandle, ConnInfo, Ctx, Handler, Pool, PoolConfig, Server,
+    ShutdownHandle, StatsSnapshot,
+};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
+
+const T: Duration = Duration::from_secs(5);
+const MAX_FRAME: usize = 64 * 1024;
+
+/// A CA, a server certificate for `localhost` and 127.0.0.1, and a client
+/// certificate, all as PEM.
+struct Pki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client_cert: String,
+    client_key: String,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "fastnet test CA");
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let leaf = |names: Vec<String>| {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(names)
+                .unwrap()
+                .signed_by(&key, &ca)
+                .unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf(vec!["localhost".into(), "127.0.0.1".into()]);
+        let (client_cert, client_key) = leaf(vec!["client.test".into()]);
+        Pki {
+            ca: ca.pem(),
+            server_cert,
+            server_key,
+            client_cert,
+            client_key,
+        }
+    }
+
+    fn server(&self) -> TlsServerConfig {
+        TlsServerConfig::from_pem(self.server_cert.as_bytes(), self.server_key.as_bytes()).unwrap()
+    }
+
+    fn client(&self) -> TlsClientConfig {
+        TlsClientConfig::new("localhost")
+            .unwrap()
+            .ca_pem(self.ca.as_bytes())
+            .unwrap()
+    }
+
+    fn connector(&self) -> TlsConnector {
+        self.client().build().unwrap()
+    }
+}
+
+/// What an `info` frame found: is_tls, protocol version, ALPN, how many
+/// client certificates.
+type Negotiated = (bool, String, Option<Vec<u8>>, usize);
+
+/// What the handler saw.
+#[derive(Default, Debug)]
+struct Seen {
+    closes: Mutex<Vec<CloseReason>>,
+    tls_errors: Mutex<Vec<TlsError>>,
+    handles: Mutex<Vec<ConnHandle>>,
+    info: Mutex<Vec<Negotiated>>,
+}
+
+/// Echoes; `handle` publishes a handle; `info` records what TLS negotiated.
+struct Echo {
+    seen: Arc<Seen>,
+}
+
+impl Handler for Echo {
+    type State = ();
+
+    fn on_connect(&self, info: &ConnInfo) -> Option<()> {
+        assert!(info.is_tls());
+        Some(())
+    }
+
+    async fn on_frame(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) {
+        match frame {
+            b"handle" => {
+                self.seen.handles.lock().unwrap().push(ctx.handle());
+                ctx.send(b"ok").unwrap();
+            }
+            b"info" => {
+                let tls = ctx.tls().expect("negotiated");
+                let seen = (
+                    ctx.info().is_tls(),
+                    format!("{:?}", tls.protocol_version()),
+                    tls.alpn().map(<[u8]>::to_vec),
+                    tls.peer_certificates().len(),
+                );
+                self.seen.info.lock().unwrap().push(seen);
+                ctx.send(b"ok").unwrap();
+            }
+            _ => ctx.send(frame).unwrap(),
+        }
+    }
+
+    fn on_close(&self, _info: &ConnInfo, _state: (), reason: CloseReason) {
+        self.seen.closes.lock().unwrap().push(reason);
+    }
+
+    fn on_tls_error(&self, _info: &ConnInfo, error: &TlsError) {
+        self.seen.tls_errors.lock().unwrap().push(error.clone());
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    seen: Arc<Seen>,
+    tls: Arc<TlsStats>,
+    shutdown: ShutdownHandle,
+    join: Option<thread::JoinHandle<std::io::Result<StatsSnapshot>>>,
+}
+
+impl Running {
+    fn start(codec: CodecSpec, tls: TlsServerConfig) -> Running {
+        let server = Server::builder(codec).tls(tls).workers(2).bind().unwrap();
+        assert!(server.is_tls());
+        let seen = Arc::new(Seen::default());
+        let (addr, shutdown, tls) = (
+            server.local_addr().unwrap(),
+            server.shutdown_handle(),
+            server.tls_stats(),
+        );
+        let handler = Echo {
+            seen: Arc::clone(&seen),
+        };
+        let join = thread::spawn(move || server.run(handler));
+        Running {
+            addr,
+            seen,
+            tls,
+            shutdown,
+            join: Some(join),
+        }
+    }
+
+    fn stop(mut self) -> StatsSnapshot {
+        self.shutdown.shutdown(Duration::from_secs(2));
+        self.join.take().unwrap().join().unwrap().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(join) = self.join.take() {
+            self.shutdown.shutdown(Duration::from_secs(1));
+            let _ = join.join();
+        }
+    }
+}
+
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs `f` on the calling thread, failing if it takes longer than `limit`.
+fn bounded<R>(limit: Duration, f: impl std::future::Future<Output = R>) -> R {
+    smol::block_on(async {
+        smol::future::or(async { Some(f.await) }, async {
+            smol::Timer::after(limit).await;
+            None
+        })
+        .await
+        .expect("timed out")
+    })
+}
+
+async fn connect(addr: SocketAddr, codec: CodecSpec, tls: &TlsConnector) -> Client {
+    Client::connect_tls(addr, codec, T, tls).await.unwrap()
+}
+
+async fn roundtrip(c: &mut Client, payload: &[u8]) {
+    c.send(payload).await.unwrap();
+    assert_eq!(c.recv().await.unwrap().expect("reply"), payload);
+}
+
+fn len_codec() -> CodecSpec {
+    CodecSpec::LengthField(LengthFieldConfig {
+        max_frame: MAX_FRAME,
+        ..LengthFieldConfig::new(4, Endian::Big)
+    })
+}
+
+/// One codec of each family.
+fn codecs() -> Vec<(&'static str, CodecSpec)> {
+    vec![
+        ("lines", CodecSpec::lines(MAX_FRAME)),
+        ("len", len_codec()),
+        (
+            "varint",
+            CodecSpec::Varint(VarintConfig::new()).with_max_frame(MAX_FRAME),
+        ),
+        (
+            "cobs",
+            CodecSpec::Cobs {
+                max_frame: MAX_FRAME,
+                oversize: Oversize::Close,
+            },
+        ),
+        ("fixed", CodecSpec::Fixed { len: 100 }),
+        (
+            "raw",
+            CodecSpec::Raw {
+                max_frame: MAX_FRAME,
+            },
+        ),
+    ]
+}
+
+fn payload(rng: &mut fastrand::Rng, name: &str) -> Vec<u8> {
+    match name {
+        "fixed" => (0..100).map(|_| rng.u8(..)).collect(),
+        // Printable, so no delimiter; up to a little more than one record.
+        "lines" => (0..rng.usize(1..20_000))
+            .map(|_| rng.u8(b' '..=b'~'))
+            .collect(),
+        // Any byte, zeros included (COBS stuffs them); larger than a
+        // record sometimes.
+        _ => (0..rng.usize(1..40_000)).map(|_| rng.u8(..)).collect(),
+    }
+}
+
+/// Sends `payload` and checks that exactly it comes back (for the raw
+/// codec, in as many pieces as it takes).
+async fn echo(c: &mut Client, raw: bool, payload: &[u8]) {
+    c.send(payload).await.unwrap();
+    if !raw {
+        assert_eq!(c.recv().await.unwrap().expect("reply"), payload);
+        return;
+    }
+    let mut got = Vec::new();
+    while got.len() < payload.len() {
+        got.extend_from_slice(c.recv().await.unwrap().expect("reply"));
+    }
+    assert_eq!(got, payload);
+}
+
+#[test]
+fn echo_every_codec_family_many_clients() {
+    let pki = Pki::new();
+    let tls = pki.connector();
+    for (name, codec) in codecs() {
+        let server = Running::start(codec, pki.server());
+        let clients: Vec<_> = (0..8u64)
+            .map(|i| {
+                let tls = tls.clone();
+                let addr = server.addr;
+                thread::spawn(move || {
+                    bounded(Duration::from_secs(30), async {
+                        let mut rng = fastrand::Rng::with_seed(i);
+                        let mut c = connect(addr, codec, &tls).await;
+                        assert!(c.is_tls());
+                        for _ in 0..40 {
+                            let p = payload(&mut rng, name);
+                            echo(&mut c, name == "raw", &p).await;
+                        }
+                    })
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join()
+                .unwrap_or_else(|_| panic!("{name}: a client failed"));
+        }
+        assert_eq!(server.tls.handshakes(), 8, "{name}");
+        assert_eq!(server.tls.handshake_failures(), 0, "{name}");
+        let stats = server.stop();
+        assert_eq!(stats.accepted, 8, "{name}");
+        assert_eq!(stats.closed(CloseReason::Reset), 0, "{name}");
+    }
+}
+
+#[test]
+fn pipelined_requests_cross_records_and_batch() {
+    let pki = Pki::new();
+    let server = Running::start(len_codec(), pki.server());
+    bounded(Duration::from_secs(30), async {
+        let mut c = connect(server.addr, len_codec(), &pki.connector()).await;
+        let mut rng = fastrand::Rng::with_seed(7);
+        let sent: Vec<Vec<u8>> = (0..300)
+            .map(|_| (0..rng.usize(1..3000)).map(|_| rng.u8(..)).collect())
+            .collect();
+        for p in &sent {
+            c.feed(p).unwrap();
+        }
+        c.flush().await.unwrap();
+        for p in &sent {
+            assert_eq!(c.recv().await.unwrap().expect("reply"), &p[..]);
+        }
+    });
+}
+
+#[test]
+fn pushes_share_the_session_with_replies() {
+    let pki = Pki::new();
+    let server = Running::start(len_codec(), pki.server());
+    let seen = Arc::clone(&server.seen);
+    bounded(Duration::from_secs(30), async {
+        let mut c = connect(server.addr, len_codec(), &pki.connector()).await;
+        roundtrip(&mut c, b"x").await;
+        c.send(b"handle").await.unwrap();
+        assert_eq!(c.recv().await.unwrap(), Some(&b"ok"[..]));
+        let handle = seen.handles.lock().unwrap().pop().unwrap();
+
+        const N: usize = 400;
+        let pusher = thread::spawn(move || {
+            let mut pushed = 0;
+            while pushed < N {
+                let frame = format!("push {pushed}");
+                match handle.send(frame.as_bytes()) {
+                    Ok(()) => pushed += 1,
+                    Err(fastnet_smol::SendError::Full) => thread::yield_now(),
+                    Err(e) => panic!("push: {e}"),
+                }
+            }
+        });
+        // Requests and pushes interleave on the wire; each stream keeps its
+        // order, and every record decrypts (one out-of-order record would
+        // fail the session).
+        let (mut echoes, mut pushes) = (0, 0);
+        let mut next_request = 0;
+        let mut in_flight = 0;
+        while echoes < N || pushes < N {
+            while next_request < N && in_flight < 8 {
+                c.send(format!("echo {next_request}").as_bytes())
+                    .await
+                    .unwrap();
+                next_request += 1;
+                in_flight += 1;
+            }
+            let frame = c.recv().await.unwrap().expect("frame").to_vec();
+            if frame.starts_with(b"push ") {
+                assert_eq!(frame, format!("push {pushes}").as_bytes());
+                pushes += 1;
+            } else {
+                assert_eq!(frame, format!("echo {echoes}").as_bytes());
+                echoes += 1;
+                in_flight -= 1;
+            }
+        }
+        pusher.join().unwrap();
+        roundtrip(&mut c, b"still in step").await;
+    });
+}
+
+#[test]
+fn negotiated_version_and_alpn_reach_the_handler() {
+    let pki = Pki::new();
+    let server = Running::start(len_codec(), pki.server().alpn(["fastnet/1", "other"]));
+    let tls = pki.client().alpn(["fastnet/1"]).build().unwrap();
+    bounded(T, async {
+        let mut c = connect(server.addr, len_codec(), &tls).await;
+        let info = c.tls().expect("client side info").clone();
+        assert_eq!(info.alpn(), Some(&b"fastnet/1"[..]));
+        assert_eq!(info.peer_certificates().len(), 1, "the server's chain");
+        c.send(b"info").await.unwrap();
+        assert_eq!(c.recv().await.unwrap(), Some(&b"ok"[..]));
+    });
+    let seen = server.seen.info.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [(true, "TLSv1_3".to_string(), Some(b"fastnet/1".to_vec()), 0)]
+    );
+}
+
+#[test]
+fn mutual_tls_refuses_a_client_without_certificate_and_serves_one_with() {
+    let pki = Pki::new();
+    let server = Running::start(
+        len_codec(),
+        pki.server().client_ca_pem(pki.ca.as_bytes()).unwrap(),
+    );
+
+    // TLS 1.3: the client finishes its side first; the refusal arrives as
+    // an alert on the first read, and nothing is echoed.
+    let anonymous = pki.connector();
+    let refused = bounded(T, async {
+        let mut c = Client::connect_tls(server.addr, len_codec(), T, &anonymous).await?;
+        c.send(b"let me in").await?;
+        c.recv().await.map(|r| r.map(<[u8]>::to_vec))
+    });
+    assert!(
+        matches!(refused, Err(_) | Ok(None)),
+        "refused, got {refused:?}"
+    );
+    assert!(wait_until(T, || server.tls.handshake_failures() == 1));
+    assert!(matches!(
+        server.seen.tls_errors.lock().unwrap()[..],
+        [TlsError::Rustls(_)]
+    ));
+
+    let with_cert = pki
+        .client()
+        .client_cert_pem(pki.client_cert.as_bytes(), pki.client_key.as_bytes())
+        .unwrap()
+        .build()
+        .unwrap();
+    bounded(T, async {
+        let mut c = connect(server.addr, len_codec(), &with_cert).await;
+        roundtrip(&mut c, b"served").await;
+        c.send(b"info").await.unwrap();
+        assert_eq!(c.recv().await.unwrap(), Some(&b"ok"[..]));
+    });
+    assert_eq!(
+        server.seen.info.lock().unwrap()[0].3,
+        1,
+        "the client's certificate"
+    );
+    assert_eq!(server.tls.handshakes(), 1);
+}
+
+/// The first flight of a real client: a ClientHello.
+fn client_hello(pki: &Pki) -> Vec<u8> {
+    let mut session = pki.connector().session().unwrap();
+    let mut hello = Vec::new();
+    while session.wants_write() {
+        session.write_tls(&mut hello).unwrap();
+    }
+    assert!(hello.len() > 100);
+    hello
+}
+
+/// Reads until the server closes; fails if it does not within `limit`.
+fn closed_within(mut s: &TcpStream, limit: Duration) -> Duration {
+    let start = Instant::now();
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return start.elapsed(),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return start.elapsed(),
+            Err(e) => panic!("not closed within {limit:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn bad_handshakes_close_only_the_offender() {
+    let pki = Pki::new();
+    let timeout = Duration::from_millis(400);
+    let server = Running::start(len_codec(), pki.server().handshake_timeout(timeout));
+    let tls = pki.connector();
+    let mut good = bounded(T, connect(server.addr, len_codec(), &tls));
+    bounded(T, roundtrip(&mut good, b"before"));
+
+    // Plaintext to the TLS port: not a TLS record.
+    let plain = TcpStream::connect(server.addr).unwrap();
+    (&plain).write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    closed_within(&plain, T);
+    bounded(T, roundtrip(&mut good, b"after plaintext"));
+
+    // Half a ClientHello, then the client leaves.
+    let hello = client_hello(&pki);
+    let truncated = TcpStream::connect(server.addr).unwrap();
+    (&truncated).write_all(&hello[..hello.len() / 2]).unwrap();
+    truncated.shutdown(std::net::Shutdown::Write).unwrap();
+    closed_within(&truncated, T);
+    bounded(T, roundtrip(&mut good, b"after a truncated handshake"));
+
+    // A client that connects, sends half a ClientHello and stalls.
+    let stalled = TcpStream::connect(server.addr).unwrap();
+    (&stalled).write_all(&hello[..hello.len() / 2]).unwrap();
+    let took = closed_within(&stalled, T);
+    assert!(
+        took >= timeout - Duration::from_millis(50),
+        "closed by the timeout, after {took:?}"
+    );
+    bounded(T, roundtrip(&mut good, b"after a stalled handshake"));
+
+    // A client that sends nothing at all.
+    let silent = TcpStream::connect(server.addr).unwrap();
+    closed_within(&silent, T);
+    bounded(T, roundtrip(&mut good, b"after a silent client"));
+
+    assert!(wait_until(T, || server.tls.handshake_failures() == 4));
+    assert_eq!(server.tls.handshake_timeouts(), 2);
+    assert_eq!(server.tls.handshakes(), 1);
+    {
+        let errors = server.seen.tls_errors.lock().unwrap();
+        assert!(matches!(errors[0], TlsError::Rustls(_)), "{errors:?}");
+        assert_eq!(errors[1], TlsError::HandshakeEof);
+        assert!(
+            errors[2].is_timeout() && errors[3].is_timeout(),
+            "{errors:?}"
+        );
+    }
+    assert!(wait_until(T, || server.seen.closes.lock().unwrap().len() == 4));
+    bounded(T, roundtrip(&mut good, b"the last word"));
+    drop(good);
+    {
+        // Plaintext: an alert sent; EOF and timeouts: named as such.
+        let closes = server.seen.closes.lock().unwrap();
+        assert!(
+            matches!(closes[0], CloseReason::Tls(TlsFailure::AlertSent(_))),
+            "{closes:?}"
+        );
+        assert_eq!(closes[1], CloseReason::Tls(TlsFailure::HandshakeEof));
+        assert_eq!(
+            closes[2..4],
+            [CloseReason::Tls(TlsFailure::HandshakeTimeout); 2]
+        );
+    }
+    let stats = server.stop();
+    assert_eq!(stats.closed(CloseReason::Tls(TlsFailure::HandshakeEof)), 4);
+    assert_eq!(stats.closed(CloseReason::Reset), 0);
+    assert_eq!(stats.accepted, 5);
+}
+
+#[test]
+fn garbage_inside_an_established_session_closes_only_it() {
+    let pki = Pki::new();
+    let server = Running::start(len_codec(), pki.server());
+    let tls = pki.connector();
+    let mut good = bounded(T, connect(server.addr, len_codec(), &tls));
+
+    // A real handshake, then bytes that are not a valid record.
+    let mut session = pki.connector().session().unwrap();
+    let mut sock = TcpStream::connect(server.addr).unwrap();
+    sock.set_read_timeout(Some(T)).unwrap();
+    while session.is_handshaking() {
+        session.complete_io(&mut sock).unwrap();
+    }
+    assert!(wait_until(T, || server.tls.handshakes() == 2));
+    sock.write_all(&[0x17, 0x03, 0x03, 0x00, 0x20]).unwrap();
+    sock.write_all(&[0xAB; 0x20]).unwrap();
+    closed_within(&sock, T);
+
+    assert!(wait_until(T, || server.tls.session_errors() == 1));
+    assert!(matches!(
+        server.seen.tls_errors.lock().unwrap()[..],
+        [TlsError::Rustls(_)]
+    ));
+    bounded(T, roundtrip(&mut good, b"unaffected"));
+    assert!(wait_until(T, || matches!(
+        server.seen.closes.lock().unwrap()[..],
+        [CloseReason::Tls(TlsFailure::AlertSent(_))]
+    )));
+}
+
+#[test]
+fn pool_reuses_tls_connections_and_resumes_sessions() {
+    let pki = Pki::new();
+    let server = Running::start(len_codec(), pki.server());
+    let pool = Pool::with_tls(
+        server.addr,
+        len_codec(),
+        PoolConfig {
+            max_size: 3,
+            ..PoolConfig::default()
+        },
+        pki.connector(),
+    );
+    let workers: Vec<_> = (0..6)
+        .map(|i| {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                bounded(Duration::from_secs(30), async {
+                    for n in 0..50 {
+                        let mut c = pool.get().await.unwrap();
+                        assert!(c.is_tls());
+                        let msg = format!("{i}/{n}");
+                        c.send(msg.as_bytes()).await.unwrap();
+                        assert_eq!(c.recv().await.unwrap(), Some(msg.as_bytes()));
+                    }
+                })
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    // 300 requests over at most 3 connections: reused, not reopened.
+    let handshakes = server.tls.handshakes();
+    assert!((1..=3).contains(&handshakes), "{handshakes} handshakes");
+    assert_eq!(pool.idle_count() as u64, handshakes);
+
+    // A replacement for a discarded connection resumes the TLS session.
+    bounded(T, async {
+        pool.get().await.unwrap().discard();
+        // Idle connections go out first; the one after them is new.
+        let mut out = Vec::new();
+        for _ in 0..=pool.idle_count() {
+            out.push(pool.get().await.unwrap());
+        }
+        let newest = out.last().unwrap();
+        assert!(newest.tls().unwrap().is_resumed());
+        roundtrip(&mut out.pop().unwrap(), b"resumed").await;
+    });
+}
+
+#[test]
+fn config_errors_are_reported_at_bind_and_connect() {
+    let pki = Pki::new();
+    let wrong_key = KeyPair::generate().unwrap().serialize_pem();
+    let config =
+        TlsServerConfig::from_pem(pki.server_cert.as_bytes(), wrong_key.as_bytes()).unwrap();
+    let err = Server::builder(len_codec()).tls(config).bind().unwrap_err();
+    assert!(err.to_string().contains("tls"), "{err}");
+    assert!(TlsServerConfig::from_pem(b"not pem", b"not pem").is_err());
+    assert!(TlsClientConfig::new("not a name!").is_err());
+
+    // A client that trusts another CA refuses the server.
+    let server = Running::start(len_codec(), pki.server());
+    let other = Pki::new();
+    let err = bounded(
+        T,
+        Client::connect_tls(server.addr, len_codec(), T, &other.connector()),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    // And a client that expects another name.
+    let named = TlsClientConfig::new("example.com")
+        .unwrap()
+        .ca_pem(pki.ca.as_bytes())
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(bounded(T, Client::connect_tls(server.addr, len_codec(), T, &named)).is_err());
+    assert!(wait_until(T, || server.tls.handshake_failures() == 2));
+}
+
+#[test]
+fn shutdown_ends_tls_connections_with_close_notify() {
+    let pki = Pki::new();
+    let server = Running::start(len_codec(), pki.server());
+    let tls = pki.connector();
+    let mut c = bounded(T, connect(server.addr, len_codec(), &tls));
+    bounded(T, roundtrip(&mut c, b"before shutdown"));
+
+    // A bare rustls stream tells a close_notify (Ok(0)) from a cut-off
+    // stream (UnexpectedEof).
+    let session = pki.connector().session().unwrap();
+    let sock = TcpStream::connect(server.addr).unwrap();
+    sock.set_read_timeout(Some(T)).unwrap();
+    let mut bare = fastnet_smol::tls::rustls::StreamOwned::new(session, sock);
+    bare.write_all(b"\0\0\0\x02hi").unwrap();
+    let mut reply = [0u8; 6];
+    bare.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"\0\0\0\x02hi");
+
+    let stats = server.stop();
+    assert_eq!(bare.read(&mut reply).unwrap(), 0, "a close_notify");
+    assert_eq!(bounded(T, c.recv()).unwrap(), None);
+    assert_eq!(stats.closed(CloseReason::Local), 2);
+}
