@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -31,8 +32,29 @@ pub struct EchoConfig {
     /// Log violations (closes for a limit, timeout or bad input, refusals,
     /// TLS failures) to stderr.
     pub log: bool,
-    /// Serve TLS (std driver only, for now).
-    pub tls: Option<fastnet_std::tls::TlsServerConfig>,
+    /// Serve TLS.
+    pub tls: Option<ServeTls>,
+}
+
+/// TLS settings of the echo server, for either driver: both build on the
+/// same rustls, so one rustls configuration serves both.
+#[derive(Debug, Clone)]
+pub struct ServeTls {
+    /// Certificate chain, key and client-certificate verification.
+    pub config: Arc<fastnet_std::tls::rustls::ServerConfig>,
+    /// How long a client may take to complete the handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl ServeTls {
+    /// Builds `tls` (checking the certificate and key) with the default
+    /// handshake timeout.
+    pub fn new(tls: &fastnet_std::tls::TlsServerConfig) -> io::Result<Self> {
+        Ok(ServeTls {
+            config: tls.build()?,
+            handshake_timeout: fastnet_std::tls::DEFAULT_HANDSHAKE_TIMEOUT,
+        })
+    }
 }
 
 impl EchoConfig {
@@ -145,10 +167,6 @@ impl fastnet_std::Handler for StdEcho {
     }
 }
 
-/// Why `start` refuses TLS on the smol driver.
-pub const SMOL_TLS_UNAVAILABLE: &str =
-    "TLS is not yet available on the smol driver; use --driver std";
-
 /// Echo handler for the async driver.
 struct SmolEcho {
     log: bool,
@@ -181,6 +199,12 @@ impl fastnet_smol::Handler for SmolEcho {
     fn on_reject(&self, peer: SocketAddr, reason: RejectReason) {
         log_reject(self.log, peer, reason);
     }
+
+    fn on_tls_error(&self, info: &fastnet_smol::ConnInfo, error: &fastnet_smol::tls::TlsError) {
+        if self.log {
+            eprintln!("{}: {error}", info.peer_addr());
+        }
+    }
 }
 
 /// Binds and starts serving on background threads.
@@ -191,7 +215,10 @@ pub fn start(cfg: EchoConfig) -> io::Result<RunningEcho> {
                 .config(cfg.server)
                 .addr(cfg.addr);
             if let Some(tls) = cfg.tls {
-                builder = builder.tls(tls);
+                builder = builder.tls(
+                    fastnet_std::tls::TlsServerConfig::from_rustls(tls.config)
+                        .handshake_timeout(tls.handshake_timeout),
+                );
             }
             let server = builder.bind()?;
             let addr = server.local_addr();
@@ -207,16 +234,16 @@ pub fn start(cfg: EchoConfig) -> io::Result<RunningEcho> {
             })
         }
         Driver::Smol => {
-            if cfg.tls.is_some() {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    SMOL_TLS_UNAVAILABLE,
-                ));
-            }
-            let server = fastnet_smol::Server::builder(cfg.server.codec)
+            let mut builder = fastnet_smol::Server::builder(cfg.server.codec)
                 .config(cfg.server)
-                .addr(cfg.addr)
-                .bind()?;
+                .addr(cfg.addr);
+            if let Some(tls) = cfg.tls {
+                builder = builder.tls(
+                    fastnet_smol::tls::TlsServerConfig::from_rustls(tls.config)
+                        .handshake_timeout(tls.handshake_timeout),
+                );
+            }
+            let server = builder.bind()?;
             let addr = server.local_addr()?;
             let handle = server.shutdown_handle();
             let log = cfg.log;

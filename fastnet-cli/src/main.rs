@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use fastnet_cli::echo::{self, Driver, EchoConfig};
+use fastnet_cli::echo::{self, Driver, EchoConfig, ServeTls};
 use fastnet_cli::load::{self, LoadConfig, Progress};
 use fastnet_cli::spec;
 use fastnet_cli::tls::{self, Verify};
@@ -76,7 +76,7 @@ struct ServeArgs {
     /// Worker threads (std: pool limit, default one per connection; smol: executor threads, default one per core).
     #[arg(long)]
     workers: Option<usize>,
-    /// Serve TLS with this certificate chain (PEM, own certificate first; std driver).
+    /// Serve TLS with this certificate chain (PEM, own certificate first).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM).
@@ -103,9 +103,9 @@ struct BenchArgs {
     /// Server to load; without it, an in-process server on loopback.
     #[arg(long)]
     addr: Option<String>,
-    /// Driver of the in-process server [default: smol; std with --tls].
-    #[arg(long, value_enum)]
-    driver: Option<Driver>,
+    /// Driver of the in-process server.
+    #[arg(long, value_enum, default_value = "smol")]
+    driver: Driver,
     /// Codec spec (raw, lines, delim=D, fixed=N, len=W[,..], varint[,..], cobs).
     #[arg(long, default_value = "len=u32be")]
     codec: String,
@@ -130,7 +130,7 @@ struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
-    /// Speak TLS; without --addr, the in-process server (std driver) gets a throwaway certificate.
+    /// Speak TLS; without --addr, the in-process server gets a throwaway certificate.
     #[arg(long)]
     tls: bool,
     /// Trust the CA certificates in this PEM file (default: the system's roots).
@@ -223,9 +223,6 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(tls) => tls,
         Err(m) => return usage(m),
     };
-    if tls.is_some() && args.driver == Driver::Smol {
-        return usage(echo::SMOL_TLS_UNAVAILABLE.to_string());
-    }
     let mut cfg = EchoConfig::new(args.driver, addr, codec).limits(Limits {
         idle_timeout: args.idle_timeout,
         read_timeout: args.read_timeout,
@@ -292,7 +289,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 /// The TLS settings of `serve`, if asked for.
-fn serve_tls(args: &ServeArgs) -> Result<Option<fastnet_std::tls::TlsServerConfig>, String> {
+fn serve_tls(args: &ServeArgs) -> Result<Option<ServeTls>, String> {
     let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
         return Ok(None);
     };
@@ -301,11 +298,11 @@ fn serve_tls(args: &ServeArgs) -> Result<Option<fastnet_std::tls::TlsServerConfi
     if let Some(ca) = &args.tls_client_ca {
         tls = tls.client_ca_pem_file(ca).map_err(|e| e.to_string())?;
     }
-    if let Some(t) = args.tls_handshake_timeout {
-        tls = tls.handshake_timeout(t);
-    }
     // Bad pairs (a key that is not the certificate's) are usage errors too.
-    tls.build().map_err(|e| e.to_string())?;
+    let mut tls = ServeTls::new(&tls).map_err(|e| e.to_string())?;
+    if let Some(t) = args.tls_handshake_timeout {
+        tls.handshake_timeout = t;
+    }
     Ok(Some(tls))
 }
 
@@ -327,14 +324,7 @@ fn bench(args: BenchArgs) -> ExitCode {
     if let Err(e) = load::ensure_fd_limit(args.conns, args.addr.is_none()) {
         return usage(e.to_string());
     }
-    let driver = match (args.driver, args.tls) {
-        (Some(Driver::Smol), true) if args.addr.is_none() => {
-            return usage(echo::SMOL_TLS_UNAVAILABLE.to_string())
-        }
-        (Some(d), _) => d,
-        (None, true) => Driver::Std,
-        (None, false) => Driver::Smol,
-    };
+    let driver = args.driver;
     // The in-process server's throwaway certificate, which the client
     // then trusts.
     let throwaway = if args.tls && args.addr.is_none() {
@@ -373,7 +363,14 @@ fn bench(args: BenchArgs) -> ExitCode {
         None => {
             let mut cfg = EchoConfig::new(driver, SocketAddr::from(([127, 0, 0, 1], 0)), codec);
             cfg.server.max_connections = args.conns.max(1);
-            cfg.tls = throwaway.map(|(server, _)| server);
+            cfg.tls = match throwaway.as_ref().map(|(server, _)| ServeTls::new(server)) {
+                None => None,
+                Some(Ok(tls)) => Some(tls),
+                Some(Err(e)) => {
+                    eprintln!("fastnet bench: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             match echo::start(cfg) {
                 Ok(r) => Some(r),
                 Err(e) => {

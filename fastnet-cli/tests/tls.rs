@@ -130,9 +130,12 @@ impl Drop for Serve {
     }
 }
 
-fn tls_serve(certs: &Certs, extra: &[&str]) -> Serve {
+/// Both drivers serve TLS.
+const DRIVERS: [&str; 2] = ["smol", "std"];
+
+fn tls_serve(certs: &Certs, driver: &str, extra: &[&str]) -> Serve {
     let (cert, key) = (certs.path("server.pem"), certs.path("server.key"));
-    let mut args = vec!["--driver", "std", "--codec", "lines"];
+    let mut args = vec!["--driver", driver, "--codec", "lines"];
     args.extend(["--tls-cert", &cert, "--tls-key", &key]);
     args.extend(extra);
     Serve::start(&args)
@@ -148,8 +151,14 @@ fn client_config(certs: &Certs) -> TlsClientConfig {
 #[test]
 fn serve_tls_echoes_to_a_rustls_client_and_closes_plaintext_peers() {
     let certs = Certs::new();
-    let serve = tls_serve(&certs, &[]);
-    let tls = client_config(&certs).build().unwrap();
+    for driver in DRIVERS {
+        serve_tls_echoes(&certs, driver);
+    }
+}
+
+fn serve_tls_echoes(certs: &Certs, driver: &str) {
+    let serve = tls_serve(certs, driver, &[]);
+    let tls = client_config(certs).build().unwrap();
     let mut c = Client::connect_tls(&serve.addr[..], CodecSpec::lines(1024), T, &tls).unwrap();
     c.set_read_timeout(Some(T)).unwrap();
     for line in [&b"hello over TLS"[..], b"second", &[b'x'; 900]] {
@@ -176,27 +185,39 @@ fn serve_tls_echoes_to_a_rustls_client_and_closes_plaintext_peers() {
     drop(c);
 
     let (code, out, err) = serve.terminate();
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("accepted=2"), "{out}");
-    assert!(err.contains("TLS"), "the plaintext peer is logged: {err}");
+    assert_eq!(code, 0, "{driver}: {err}");
+    assert!(out.contains("accepted=2"), "{driver}: {out}");
+    assert!(
+        err.contains("TLS"),
+        "{driver}: the plaintext peer is logged: {err}"
+    );
 }
 
 #[test]
 fn serve_tls_client_ca_requires_a_client_certificate() {
     let certs = Certs::new();
-    let ca = certs.path("ca.pem");
-    let serve = tls_serve(&certs, &["--tls-client-ca", &ca]);
+    for driver in DRIVERS {
+        serve_tls_client_ca(&certs, driver);
+    }
+}
 
-    let anonymous = client_config(&certs).build().unwrap();
+fn serve_tls_client_ca(certs: &Certs, driver: &str) {
+    let ca = certs.path("ca.pem");
+    let serve = tls_serve(certs, driver, &["--tls-client-ca", &ca]);
+
+    let anonymous = client_config(certs).build().unwrap();
     let refused = Client::connect_tls(&serve.addr[..], CodecSpec::lines(1024), T, &anonymous)
         .and_then(|mut c| {
             c.set_read_timeout(Some(T))?;
             c.send(b"let me in")?;
             c.recv().map(|r| r.map(<[u8]>::to_vec))
         });
-    assert!(matches!(refused, Err(_) | Ok(None)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(_) | Ok(None)),
+        "{driver}: {refused:?}"
+    );
 
-    let with_cert = client_config(&certs)
+    let with_cert = client_config(certs)
         .client_cert_pem_files(certs.path("client.pem"), certs.path("client.key"))
         .unwrap()
         .build()
@@ -232,8 +253,14 @@ fn bench(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn bench_tls_in_process_verifies_every_echo() {
-    for codec in ["len=u32be", "lines", "raw"] {
-        let v = bench(&[
+    // Without --driver the in-process server is smol's, as without --tls.
+    for (driver, codec) in [
+        (None, "len=u32be"),
+        (Some("smol"), "lines"),
+        (Some("smol"), "raw"),
+        (Some("std"), "len=u32be"),
+    ] {
+        let mut args = vec![
             "--tls",
             "--codec",
             codec,
@@ -243,7 +270,11 @@ fn bench_tls_in_process_verifies_every_echo() {
             "4",
             "--size",
             "700",
-        ]);
+        ];
+        if let Some(driver) = driver {
+            args.extend(["--driver", driver]);
+        }
+        let v = bench(&args);
         assert_eq!(v["conns"], 16);
     }
 }
@@ -251,7 +282,7 @@ fn bench_tls_in_process_verifies_every_echo() {
 #[test]
 fn bench_tls_against_serve_with_a_ca_or_insecure() {
     let certs = Certs::new();
-    let serve = tls_serve(&certs, &[]);
+    let serve = tls_serve(&certs, "smol", &[]);
     let ca = certs.path("ca.pem");
     let common = ["--addr", &serve.addr, "--codec", "lines", "--conns", "8"];
     let mut args = common.to_vec();
@@ -288,22 +319,6 @@ fn tls_usage_errors_exit_2() {
     let (cert, key) = (certs.path("server.pem"), certs.path("server.key"));
     let missing = Path::new(&certs.path("missing.pem")).display().to_string();
     for (args, message) in [
-        (
-            vec![
-                "serve",
-                "--driver",
-                "smol",
-                "--tls-cert",
-                &cert,
-                "--tls-key",
-                &key,
-            ],
-            "TLS is not yet available on the smol driver",
-        ),
-        (
-            vec!["bench", "--tls", "--driver", "smol"],
-            "TLS is not yet available on the smol driver",
-        ),
         (vec!["serve", "--tls-cert", &cert], "--tls-key"),
         (
             vec![
@@ -321,7 +336,7 @@ fn tls_usage_errors_exit_2() {
             vec![
                 "serve",
                 "--driver",
-                "std",
+                "smol",
                 "--tls-cert",
                 &cert,
                 "--tls-key",
