@@ -821,12 +821,14 @@ pub fn never_reading_client<D: TestDriver>() {
             let frame = encode(spec, &vec![b'n'; FRAME - 4]);
             let start = Instant::now();
             let mut total = 0;
+            let mut progress = start;
             // Until the server closes it, or it got everything out (it
             // must not), or a bound on the test's time.
             while total < PUSH && start.elapsed() < Duration::from_secs(10) {
                 match s.write(&frame) {
                     Ok(n) => {
                         total += n;
+                        progress = Instant::now();
                         pushed2.store(total, Ordering::SeqCst);
                     }
                     Err(e)
@@ -839,7 +841,7 @@ pub fn never_reading_client<D: TestDriver>() {
                     Err(_) => break,
                 }
             }
-            (total, start.elapsed())
+            (total, start.elapsed(), progress.elapsed())
         });
         while !pusher.is_finished() {
             if let Some(rss) = rss_bytes() {
@@ -847,10 +849,14 @@ pub fn never_reading_client<D: TestDriver>() {
             }
             thread::sleep(Duration::from_millis(10));
         }
-        let (total, took) = pusher.join().unwrap();
+        let (total, took, stalled) = pusher.join().unwrap();
         assert!(
             total < PUSH,
             "{}: a client that never reads pushed all {total} bytes in {took:?}",
+            D::NAME
+        );
+        eprintln!(
+            "{}: never-reading client: closed {stalled:?} after its last write went through",
             D::NAME
         );
         vec![(CloseReason::IdleTimeout, 1)]
