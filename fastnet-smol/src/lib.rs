@@ -73,6 +73,12 @@
 //! bounded per-connection queue ([`SendError::Full`] when it is full);
 //! `examples/chat.rs` broadcasts this way.
 //!
+//! With feature `tls`, [`ServerBuilder::tls`], [`Client::connect_tls`] and
+//! [`Pool::with_tls`] speak TLS (rustls on `ring`; see the [`tls`] module):
+//! the task drives the rustls session itself, so the replies of a wake-up
+//! still leave in one write and idle plain connections still park their
+//! buffers.
+//!
 //! Timeouts (idle, read) come from [`fastnet_proto::Connection::poll_timeout`]
 //! and are waited for with one async-io `Timer` per connection, re-armed
 //! only when the deadline moves earlier or fires, so traffic does not touch
