@@ -49,6 +49,21 @@ impl Idle {
             && (self.clean_exit || !self.server.exits_cleanly())
     }
 
+    /// A measurement back from [`to_json`](Self::to_json).
+    pub fn from_json(v: &serde_json::Value) -> Option<Idle> {
+        let u = |k: &str| v[k].as_u64();
+        Some(Idle {
+            server: Server::from_name(v["server"].as_str()?)?,
+            rep: u("rep")? as usize,
+            conns: u("conns")? as usize,
+            open: u("open")? as usize,
+            rss_before_kib: u("rss_before_kib")?,
+            rss_after_kib: u("rss_after_kib")?,
+            clean_exit: v["clean_exit"].as_bool()?,
+            error: v["error"].as_str().map(str::to_string),
+        })
+    }
+
     /// The measurement as JSON.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({

@@ -153,6 +153,28 @@ impl Run {
             && (self.clean_exit || !self.server.exits_cleanly())
     }
 
+    /// A run back from [`to_json`](Self::to_json).
+    pub fn from_json(v: &serde_json::Value) -> Option<Run> {
+        let u = |k: &str| v[k].as_u64();
+        Some(Run {
+            server: Server::from_name(v["server"].as_str()?)?,
+            shape: v["shape"].as_str()?.parse().ok()?,
+            rep: u("rep")? as usize,
+            requests: u("requests")?,
+            rps: v["rps"].as_f64()?,
+            p50_us: u("p50_us")?,
+            p99_us: u("p99_us")?,
+            cpu_us: u("cpu_us")?,
+            cpu_user_us: u("cpu_user_us").unwrap_or(0),
+            peak_rss_kib: u("peak_rss_kib")?,
+            mismatches: u("mismatches")?,
+            io_errors: u("io_errors")?,
+            connect_errors: u("connect_errors")?,
+            clean_exit: v["clean_exit"].as_bool()?,
+            error: v["error"].as_str().map(str::to_string),
+        })
+    }
+
     /// The run as JSON.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({

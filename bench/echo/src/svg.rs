@@ -1,16 +1,17 @@
-//! The chart: requests/s per server per load as grouped bars (median, with
-//! a whisker from the slowest to the fastest repetition), written as plain
-//! SVG.
+//! The chart: requests/s per server, one panel per load (bars are medians,
+//! whiskers go from the slowest to the fastest repetition), written as
+//! plain SVG.
 
 use std::fmt::Write as _;
 
+use crate::load::Shape;
 use crate::report::{Metric, Results};
 use crate::servers::Server;
 use crate::stats::{median, min_max};
 
 const WIDTH: f64 = 960.0;
 const HEIGHT: f64 = 520.0;
-const LEFT: f64 = 80.0;
+const LEFT: f64 = 30.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 56.0;
 const BOTTOM: f64 = 120.0;
@@ -63,35 +64,11 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The chart of `results` as an SVG document.
+/// The chart of `results` as an SVG document: one panel per load, each
+/// with its own scale (pipelined loads answer ten times more requests).
 pub fn chart(results: &Results) -> String {
     let servers = &results.servers;
     let shapes = &results.shapes;
-    let data: Vec<Vec<Option<(f64, f64, f64)>>> = shapes
-        .iter()
-        .map(|&shape| {
-            servers
-                .iter()
-                .map(|&server| {
-                    let v = results.values(server, shape, Metric::Rps);
-                    let (lo, hi) = min_max(&v)?;
-                    Some((median(&v)?, lo, hi))
-                })
-                .collect()
-        })
-        .collect();
-    let max = data
-        .iter()
-        .flatten()
-        .flatten()
-        .map(|&(_, _, hi)| hi)
-        .fold(0.0, f64::max);
-    let step = nice_step(max * 1.05);
-    let top = (max * 1.05 / step).ceil().max(1.0) * step;
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let y = |v: f64| TOP + plot_h * (1.0 - v / top);
-
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -109,82 +86,23 @@ pub fn chart(results: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        r##"<text x="{}" y="42" text-anchor="middle" fill="#555555">{} · {} cores · {}</text>"##,
+        r##"<text x="{}" y="42" text-anchor="middle" fill="#555555">{} · {} cores · {} · each panel has its own scale</text>"##,
         WIDTH / 2.0,
         escape(&results.date),
         results.machine.cores,
         escape(&results.machine.cpu)
     );
-    // Grid and y axis.
-    let mut v = 0.0;
-    while v <= top + step / 2.0 {
-        let yy = y(v);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e0e0e0"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-            WIDTH - RIGHT,
-            LEFT - 6.0,
-            yy + 4.0,
-            short(v)
-        );
-        v += step;
-    }
     let _ = writeln!(
         s,
-        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">requests/s</text>"#,
-        TOP + plot_h / 2.0,
-        TOP + plot_h / 2.0
+        r#"<text x="16" y="{:.1}" text-anchor="middle" transform="rotate(-90 16 {:.1})">requests/s</text>"#,
+        TOP + (HEIGHT - TOP - BOTTOM) / 2.0,
+        TOP + (HEIGHT - TOP - BOTTOM) / 2.0
     );
-    // Bars.
-    let group_w = plot_w / shapes.len().max(1) as f64;
-    let bar_w = (group_w * 0.8) / servers.len().max(1) as f64;
-    for (g, shape) in shapes.iter().enumerate() {
-        let gx = LEFT + g as f64 * group_w + group_w * 0.1;
-        for (i, &server) in servers.iter().enumerate() {
-            let x = gx + i as f64 * bar_w;
-            let Some((m, lo, hi)) = data[g][i] else {
-                continue;
-            };
-            let _ = writeln!(
-                s,
-                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {:.0} req/s</title></rect>"#,
-                x + 1.0,
-                y(m),
-                bar_w - 2.0,
-                TOP + plot_h - y(m),
-                color(server),
-                escape(server.label()),
-                m
-            );
-            let cx = x + bar_w / 2.0;
-            let _ = writeln!(
-                s,
-                r##"<line x1="{cx:.1}" y1="{:.1}" x2="{cx:.1}" y2="{:.1}" stroke="#222222"/>"##,
-                y(lo),
-                y(hi)
-            );
-            let _ = writeln!(
-                s,
-                r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10">{}</text>"#,
-                y(hi) - 4.0,
-                short(m)
-            );
-        }
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            LEFT + g as f64 * group_w + group_w / 2.0,
-            TOP + plot_h + 18.0,
-            escape(&shape.label())
-        );
+    let panel_w = (WIDTH - LEFT - RIGHT) / shapes.len().max(1) as f64;
+    for (g, &shape) in shapes.iter().enumerate() {
+        let x0 = LEFT + g as f64 * panel_w;
+        panel(&mut s, results, shape, x0, panel_w);
     }
-    let _ = writeln!(
-        s,
-        r##"<line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#000000"/>"##,
-        TOP + plot_h,
-        WIDTH - RIGHT,
-        TOP + plot_h
-    );
     // Legend, three per row.
     for (i, &server) in servers.iter().enumerate() {
         let lx = LEFT + (i % 3) as f64 * 280.0;
@@ -201,4 +119,86 @@ pub fn chart(results: &Results) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// One load's bars, in the panel starting at `x0`, `width` wide.
+fn panel(s: &mut String, results: &Results, shape: Shape, x0: f64, width: f64) {
+    let servers = &results.servers;
+    let data: Vec<Option<(f64, f64, f64)>> = servers
+        .iter()
+        .map(|&server| {
+            let v = results.values(server, shape, Metric::Rps);
+            let (lo, hi) = min_max(&v)?;
+            Some((median(&v)?, lo, hi))
+        })
+        .collect();
+    let max = data
+        .iter()
+        .flatten()
+        .map(|&(_, _, hi)| hi)
+        .fold(0.0, f64::max);
+    let step = nice_step(max * 1.05);
+    let top = (max * 1.05 / step).ceil().max(1.0) * step;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let y = |v: f64| TOP + plot_h * (1.0 - v / top);
+    let (left, right) = (x0 + 34.0, x0 + width - 8.0);
+    // Grid and this panel's scale.
+    let mut v = 0.0;
+    while v <= top + step / 2.0 {
+        let yy = y(v);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left:.1}" y1="{yy:.1}" x2="{right:.1}" y2="{yy:.1}" stroke="#e0e0e0"/><text x="{:.1}" y="{:.1}" text-anchor="end" font-size="10">{}</text>"##,
+            left - 4.0,
+            yy + 4.0,
+            short(v)
+        );
+        v += step;
+    }
+    let bar_w = (right - left) / servers.len().max(1) as f64;
+    for (i, &server) in servers.iter().enumerate() {
+        let x = left + i as f64 * bar_w;
+        let Some((m, lo, hi)) = data[i] else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {:.0} req/s (min {:.0}, max {:.0})</title></rect>"#,
+            x + 1.0,
+            y(m),
+            (bar_w - 2.0).max(1.0),
+            TOP + plot_h - y(m),
+            color(server),
+            escape(server.label()),
+            m,
+            lo,
+            hi
+        );
+        let cx = x + bar_w / 2.0;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{cx:.1}" y1="{:.1}" x2="{cx:.1}" y2="{:.1}" stroke="#222222"/>"##,
+            y(lo),
+            y(hi)
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="9">{}</text>"#,
+            y(hi) - 4.0,
+            short(m)
+        );
+    }
+    let _ = writeln!(
+        s,
+        r##"<line x1="{left:.1}" y1="{:.1}" x2="{right:.1}" y2="{:.1}" stroke="#000000"/>"##,
+        TOP + plot_h,
+        TOP + plot_h
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        (left + right) / 2.0,
+        TOP + plot_h + 18.0,
+        escape(&shape.label())
+    );
 }

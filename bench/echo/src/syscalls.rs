@@ -61,6 +61,27 @@ impl Syscalls {
             / self.requests.max(1) as f64
     }
 
+    /// Counts back from [`to_json`](Self::to_json).
+    pub fn from_json(v: &serde_json::Value) -> Option<Syscalls> {
+        Some(Syscalls {
+            server: Server::from_name(v["server"].as_str()?)?,
+            shape: v["shape"].as_str()?.parse().ok()?,
+            requests: v["requests"].as_u64()?,
+            calls: v["calls"]
+                .as_array()?
+                .iter()
+                .map(|c| {
+                    Some(Call {
+                        name: c["name"].as_str()?.to_string(),
+                        calls: c["calls"].as_u64()?,
+                        errors: c["errors"].as_u64()?,
+                    })
+                })
+                .collect::<Option<_>>()?,
+            error: v["error"].as_str().map(str::to_string),
+        })
+    }
+
     /// The counts as JSON.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({

@@ -89,6 +89,10 @@ struct Args {
     /// Where every run's figures go as JSON [default: echo-bench-results.json next to this binary].
     #[arg(long)]
     json_out: Option<PathBuf>,
+    /// Measure nothing: render the report (Markdown section and chart) from
+    /// the JSON an earlier run wrote.
+    #[arg(long, value_name = "JSON")]
+    render: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -157,6 +161,16 @@ fn main() -> ExitCode {
 
 /// Runs everything; `Ok(false)` when some server answered wrongly.
 fn run(args: Args) -> Result<bool, String> {
+    if let Some(path) = &args.render {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut results = Results::from_json(&json)
+            .ok_or_else(|| format!("{} is not a bench-echo results file", path.display()))?;
+        results.chart = Some(relative_link(&args.markdown, &args.svg));
+        return publish(&results, &args, !args.no_write);
+    }
     let started = Instant::now();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let exe_dir = exe.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -356,13 +370,6 @@ fn run(args: Args) -> Result<bool, String> {
         chart: Some(relative_link(&args.markdown, &args.svg)),
     };
 
-    println!("\nTargets (issue 7):\n");
-    println!("{}", results.targets_table());
-    let failures = results.failures();
-    for f in &failures {
-        eprintln!("FAILED: {f}");
-    }
-
     if let Some(dir) = json_out.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -370,33 +377,46 @@ fn run(args: Args) -> Result<bool, String> {
     std::fs::write(&json_out, json)
         .map_err(|e| format!("cannot write {}: {e}", json_out.display()))?;
     eprintln!("bench-echo: every run's figures in {}", json_out.display());
-
-    if write {
-        if let Some(dir) = args.svg.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        }
-        std::fs::write(&args.svg, svg::chart(&results))
-            .map_err(|e| format!("cannot write {}: {e}", args.svg.display()))?;
-        // Read as late as possible: others may edit the rest of the file.
-        let doc = match std::fs::read_to_string(&args.markdown) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "# Benchmarks\n".into(),
-            Err(e) => return Err(format!("cannot read {}: {e}", args.markdown.display())),
-        };
-        let updated = report::splice(&doc, &results.markdown());
-        std::fs::write(&args.markdown, updated)
-            .map_err(|e| format!("cannot write {}: {e}", args.markdown.display()))?;
-        eprintln!(
-            "bench-echo: wrote {} and {}",
-            args.markdown.display(),
-            args.svg.display()
-        );
-    } else {
-        println!("{}", results.markdown());
-    }
+    let ok = publish(&results, &args, write)?;
     eprintln!(
         "bench-echo: done in {:.1} minutes",
         started.elapsed().as_secs_f64() / 60.0
+    );
+    Ok(ok)
+}
+
+/// Prints the targets and failures, and writes the Markdown section and
+/// the chart (or prints the section when not `write`); `Ok(false)` when a
+/// run failed.
+fn publish(results: &Results, args: &Args, write: bool) -> Result<bool, String> {
+    println!("\nTargets (issue 7):\n");
+    println!("{}", results.targets_table());
+    let failures = results.failures();
+    for f in &failures {
+        eprintln!("FAILED: {f}");
+    }
+    if !write {
+        println!("{}", results.markdown());
+        return Ok(failures.is_empty());
+    }
+    if let Some(dir) = args.svg.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(&args.svg, svg::chart(results))
+        .map_err(|e| format!("cannot write {}: {e}", args.svg.display()))?;
+    // Read as late as possible: others may edit the rest of the file.
+    let doc = match std::fs::read_to_string(&args.markdown) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "# Benchmarks\n".into(),
+        Err(e) => return Err(format!("cannot read {}: {e}", args.markdown.display())),
+    };
+    let updated = report::splice(&doc, &results.markdown());
+    std::fs::write(&args.markdown, updated)
+        .map_err(|e| format!("cannot write {}: {e}", args.markdown.display()))?;
+    eprintln!(
+        "bench-echo: wrote {} and {}",
+        args.markdown.display(),
+        args.svg.display()
     );
     Ok(failures.is_empty())
 }

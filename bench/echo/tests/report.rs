@@ -1,0 +1,184 @@
+//! Run: cargo test -p fastnet-bench-echo --test report
+//!
+//! The report from made-up runs: medians, ratios, the targets' verdicts,
+//! the JSON round trip that `--render` relies on, and the chart.
+
+use fastnet_bench_echo::idle::Idle;
+use fastnet_bench_echo::load::{Run, Shape};
+use fastnet_bench_echo::machine::Machine;
+use fastnet_bench_echo::report::{splice, Results, BEGIN, END};
+use fastnet_bench_echo::servers::Server;
+use fastnet_bench_echo::svg;
+
+fn run(server: Server, shape: Shape, rep: usize, rps: f64, cpu_us_per_req: f64) -> Run {
+    let requests = (rps * 3.0) as u64;
+    Run {
+        server,
+        shape,
+        rep,
+        requests,
+        rps,
+        p50_us: 1000,
+        p99_us: if server == Server::FastnetSmol {
+            900
+        } else {
+            1000
+        },
+        cpu_us: (cpu_us_per_req * requests as f64) as u64,
+        cpu_user_us: 0,
+        peak_rss_kib: 4096,
+        mismatches: 0,
+        io_errors: 0,
+        connect_errors: 0,
+        clean_exit: true,
+        error: None,
+    }
+}
+
+fn results() -> Results {
+    let shapes = Shape::STANDARD.to_vec();
+    let mut runs = Vec::new();
+    for rep in 0..3 {
+        for &shape in &shapes {
+            let pipelined = shape.pipeline > 1;
+            for (server, rps, cpu) in [
+                (
+                    Server::FastnetSmol,
+                    if pipelined { 130.0 } else { 100.0 },
+                    7.0,
+                ),
+                (Server::FastnetStd, 100.0, 12.0),
+                (Server::TokioFramed, 100.0, 10.0),
+                (Server::TokioRaw, 100.0, 9.0),
+                (Server::Mio, 100.0, 8.0),
+                (Server::Std, 100.0, 12.5),
+            ] {
+                // Repetition 2 is an outlier the medians must ignore.
+                let k = if rep == 2 { 3.0 } else { 1.0 };
+                runs.push(run(server, shape, rep, rps * 1000.0 * k, cpu * k));
+            }
+        }
+    }
+    let idles = Server::ALL
+        .iter()
+        .map(|&server| Idle {
+            server,
+            rep: 0,
+            conns: 1000,
+            open: 1000,
+            rss_before_kib: 1000,
+            rss_after_kib: if server == Server::FastnetSmol {
+                2500
+            } else {
+                11_000
+            },
+            clean_exit: true,
+            error: None,
+        })
+        .collect();
+    Results {
+        servers: Server::ALL.to_vec(),
+        shapes,
+        runs,
+        idles,
+        syscalls: Vec::new(),
+        reps: 3,
+        duration: "3s".into(),
+        load_threads: 1,
+        idle_conns: 1000,
+        machine: Machine {
+            cores: 2,
+            cpu: "Test CPU".into(),
+            kernel: "6.0".into(),
+            memory_mib: 1024,
+            rustc: None,
+        },
+        date: "2026-01-01 00:00 UTC".into(),
+        load_average: (Some(1.0), Some(2.0)),
+        minutes: 1.0,
+        command: "bench-echo".into(),
+        chart: Some("bench/echo-results.svg".into()),
+    }
+}
+
+#[test]
+fn targets_are_judged_on_medians() {
+    let r = results();
+    let targets = r.targets();
+    let verdict = |prefix: &str| {
+        targets
+            .iter()
+            .find(|t| t.goal.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no target {prefix:?}"))
+            .met
+    };
+    // 7 / 10 = 0.7 ≤ 0.8; 7 / 8 = 0.875 ≤ 1.05.
+    assert_eq!(
+        verdict("fastnet-smol CPU/request ≤ 0.8× tokio-util Framed, 1000"),
+        Some(true)
+    );
+    assert_eq!(
+        verdict("fastnet-smol CPU/request ≤ 1.05× mio raw, 2000"),
+        Some(true)
+    );
+    // 130 / 100 ≥ 1.2.
+    assert_eq!(verdict("fastnet-smol requests/s ≥ 1.2×"), Some(true));
+    // 12 / 12.5 ≤ 1.
+    assert_eq!(verdict("fastnet-std CPU/request"), Some(true));
+    // 1500 KiB / 1000 connections = 1.5 KiB.
+    assert_eq!(verdict("fastnet-smol RSS per idle"), Some(true));
+    assert_eq!(verdict("fastnet-smol p99"), Some(true));
+    let ratio = r
+        .ratio(
+            Server::FastnetSmol,
+            Server::TokioFramed,
+            Shape::STANDARD[0],
+            fastnet_bench_echo::report::Metric::CpuPerRequest,
+        )
+        .unwrap();
+    assert!((ratio.0 - 0.7).abs() < 1e-6, "{ratio:?}");
+    assert!(r.failures().is_empty());
+}
+
+#[test]
+fn a_failed_run_is_reported_and_left_out() {
+    let mut r = results();
+    r.runs[0].mismatches = 1;
+    let failures = r.failures();
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].contains("mismatches 1"), "{failures:?}");
+    assert_eq!(
+        r.values(
+            Server::FastnetSmol,
+            Shape::STANDARD[0],
+            fastnet_bench_echo::report::Metric::Rps
+        )
+        .len(),
+        2
+    );
+    assert!(r.markdown().contains("Failed runs"));
+}
+
+#[test]
+fn json_round_trip_renders_the_same_report() {
+    let r = results();
+    let back = Results::from_json(&r.to_json()).expect("results from their JSON");
+    assert_eq!(back.markdown(), r.markdown());
+    assert_eq!(svg::chart(&back), svg::chart(&r));
+}
+
+#[test]
+fn markdown_and_chart_have_every_server() {
+    let r = results();
+    let md = r.markdown();
+    assert!(md.starts_with(BEGIN) && md.trim_end().ends_with(END));
+    let chart = svg::chart(&r);
+    assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
+    for s in Server::ALL {
+        assert!(md.contains(s.label()), "{}", s.label());
+        assert!(chart.contains(s.label()), "{}", s.label());
+    }
+    let doc = format!("# Benchmarks\n\n## Other\n\nkept\n\n{md}\n## After\n\nkept too\n");
+    let again = splice(&doc, &md);
+    assert_eq!(again, doc);
+}
