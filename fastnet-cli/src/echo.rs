@@ -3,13 +3,13 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use fastnet_proto::codec::CodecSpec;
 use fastnet_proto::connection::{CloseReason, Limits};
 use fastnet_proto::server::{RejectReason, ServerConfig, StatsSnapshot};
+use fastnet_std::tls::TlsServerConfig;
 
 /// Which driver serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,29 +32,9 @@ pub struct EchoConfig {
     /// Log violations (closes for a limit, timeout or bad input, refusals,
     /// TLS failures) to stderr.
     pub log: bool,
-    /// Serve TLS.
-    pub tls: Option<ServeTls>,
-}
-
-/// TLS settings of the echo server, for either driver: both build on the
-/// same rustls, so one rustls configuration serves both.
-#[derive(Debug, Clone)]
-pub struct ServeTls {
-    /// Certificate chain, key and client-certificate verification.
-    pub config: Arc<fastnet_std::tls::rustls::ServerConfig>,
-    /// How long a client may take to complete the handshake.
-    pub handshake_timeout: Duration,
-}
-
-impl ServeTls {
-    /// Builds `tls` (checking the certificate and key) with the default
-    /// handshake timeout.
-    pub fn new(tls: &fastnet_std::tls::TlsServerConfig) -> io::Result<Self> {
-        Ok(ServeTls {
-            config: tls.build()?,
-            handshake_timeout: fastnet_std::tls::DEFAULT_HANDSHAKE_TIMEOUT,
-        })
-    }
+    /// Serve TLS. Both drivers take the same `fastnet-tls` configuration,
+    /// so one serves either.
+    pub tls: Option<TlsServerConfig>,
 }
 
 impl EchoConfig {
@@ -215,10 +195,7 @@ pub fn start(cfg: EchoConfig) -> io::Result<RunningEcho> {
                 .config(cfg.server)
                 .addr(cfg.addr);
             if let Some(tls) = cfg.tls {
-                builder = builder.tls(
-                    fastnet_std::tls::TlsServerConfig::from_rustls(tls.config)
-                        .handshake_timeout(tls.handshake_timeout),
-                );
+                builder = builder.tls(tls);
             }
             let server = builder.bind()?;
             let addr = server.local_addr();
@@ -238,10 +215,7 @@ pub fn start(cfg: EchoConfig) -> io::Result<RunningEcho> {
                 .config(cfg.server)
                 .addr(cfg.addr);
             if let Some(tls) = cfg.tls {
-                builder = builder.tls(
-                    fastnet_smol::tls::TlsServerConfig::from_rustls(tls.config)
-                        .handshake_timeout(tls.handshake_timeout),
-                );
+                builder = builder.tls(tls);
             }
             let server = builder.bind()?;
             let addr = server.local_addr()?;

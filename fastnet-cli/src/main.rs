@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use fastnet_cli::echo::{self, Driver, EchoConfig, ServeTls};
+use fastnet_cli::echo::{self, Driver, EchoConfig};
 use fastnet_cli::load::{self, LoadConfig, Progress};
 use fastnet_cli::spec;
 use fastnet_cli::tls::{self, Verify};
 use fastnet_proto::codec::{CodecSpec, Oversize};
 use fastnet_proto::connection::Limits;
+use fastnet_std::tls::TlsServerConfig;
 
 /// How long a graceful shutdown may take before connections are cut.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
@@ -289,19 +290,18 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 /// The TLS settings of `serve`, if asked for.
-fn serve_tls(args: &ServeArgs) -> Result<Option<ServeTls>, String> {
+fn serve_tls(args: &ServeArgs) -> Result<Option<TlsServerConfig>, String> {
     let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
         return Ok(None);
     };
-    let mut tls =
-        fastnet_std::tls::TlsServerConfig::from_pem_files(cert, key).map_err(|e| e.to_string())?;
+    let mut tls = TlsServerConfig::from_pem_files(cert, key).map_err(|e| e.to_string())?;
     if let Some(ca) = &args.tls_client_ca {
         tls = tls.client_ca_pem_file(ca).map_err(|e| e.to_string())?;
     }
     // Bad pairs (a key that is not the certificate's) are usage errors too.
-    let mut tls = ServeTls::new(&tls).map_err(|e| e.to_string())?;
+    let mut tls = TlsServerConfig::from_rustls(tls.build().map_err(|e| e.to_string())?);
     if let Some(t) = args.tls_handshake_timeout {
-        tls.handshake_timeout = t;
+        tls = tls.handshake_timeout(t);
     }
     Ok(Some(tls))
 }
@@ -363,7 +363,10 @@ fn bench(args: BenchArgs) -> ExitCode {
         None => {
             let mut cfg = EchoConfig::new(driver, SocketAddr::from(([127, 0, 0, 1], 0)), codec);
             cfg.server.max_connections = args.conns.max(1);
-            cfg.tls = match throwaway.as_ref().map(|(server, _)| ServeTls::new(server)) {
+            cfg.tls = match throwaway
+                .as_ref()
+                .map(|(server, _)| server.build().map(TlsServerConfig::from_rustls))
+            {
                 None => None,
                 Some(Ok(tls)) => Some(tls),
                 Some(Err(e)) => {

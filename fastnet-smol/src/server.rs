@@ -355,7 +355,7 @@ impl ServerBuilder {
                 })?;
                 Some(TlsSettings {
                     config,
-                    handshake_timeout: tls.handshake_timeout,
+                    handshake_timeout: tls.configured_handshake_timeout(),
                 })
             }
             None => None,

@@ -185,7 +185,7 @@ impl TlsSettings {
         })?;
         Ok(TlsSettings {
             config,
-            handshake_timeout: tls.handshake_timeout,
+            handshake_timeout: tls.configured_handshake_timeout(),
         })
     }
 }
