@@ -35,7 +35,9 @@
 //! At the end: no mismatch and no well-behaved client ever cut off; the
 //! server's close counts per reason equal what the clients did, accepted =
 //! closed once all are gone, the handler saw the same; RSS sampled every
-//! half second did not grow after the warm-up; a new client is served.
+//! half second did not grow after the warm-up (the first third of the run,
+//! at least 10 s) by more than 20 % or 16 MiB, whichever is more; a new
+//! client is served.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -699,8 +701,9 @@ pub fn soak_with<D: TestDriver>(params: SoakParams) {
             thread::spawn(move || client_thread(addr, target, 1 + t as u64, sh, stop, frames))
         })
         .collect();
-    // RSS every half second; the warm-up is the first quarter (at least 3 s).
-    let warmup = (params.duration / 4).max(Duration::from_secs(3));
+    // RSS every half second; the warm-up (worker threads, buffer pools,
+    // allocator arenas filling up) is the first third, at least 10 s.
+    let warmup = (params.duration / 3).max(Duration::from_secs(10));
     let mut rss_warm: Option<u64> = None;
     let mut rss_peak_after = 0u64;
     let mut rss_samples = Vec::new();
