@@ -874,7 +874,7 @@ pub fn never_reading_client<D: TestDriver>() {
     if let Some(before) = rss_before {
         let growth = rss_peak.load(Ordering::SeqCst).saturating_sub(before);
         eprintln!(
-            "{}: never-reading client pushed {} KiB before it was stopped; server read {} KiB; RSS grew {} KiB at most",
+            "{}: never-reading client pushed {} KiB before it was stopped; the server read {} KiB from all clients; RSS grew {} KiB at most",
             D::NAME,
             pushed >> 10,
             stats.bytes_in >> 10,
