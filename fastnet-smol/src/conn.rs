@@ -120,8 +120,9 @@ impl<H: Handler> Driver<H> {
         let conn = shared.new_conn(shared.now());
         let Some(conn) = conn else {
             // Validated at bind; cannot happen. Close as reset.
+            shared.free_slot(info.peer_addr());
             handler.on_close(&info, state, CloseReason::Reset);
-            shared.release(info.id(), info.peer_addr());
+            shared.forget(info.id());
             return None;
         };
         #[cfg(feature = "tls")]
@@ -130,8 +131,9 @@ impl<H: Handler> Driver<H> {
                 Some(tls) => Some(tls),
                 None => {
                     // Checked at bind; cannot happen. Close as reset.
+                    shared.free_slot(info.peer_addr());
                     handler.on_close(&info, state, CloseReason::Reset);
-                    shared.release(info.id(), info.peer_addr());
+                    shared.forget(info.id());
                     return None;
                 }
             },
@@ -563,16 +565,17 @@ impl<H: Handler> Drop for Driver<H> {
             tls.goodbye(self.stream.get_ref(), reason);
         }
         self.report();
-        self.server().stats.on_close(reason);
         self.info.shared.queue().closed = true;
         // Give the storage back: clear it, then park it out.
         let now = self.now();
         self.conn.reset(now);
         self.park();
-        self.server().release(self.info.id(), self.info.peer_addr());
+        self.server().free_slot(self.info.peer_addr());
+        self.server().stats.on_close(reason);
         if let Some(state) = self.state.take() {
             self.handler.on_close(&self.info, state, reason);
         }
+        self.server().forget(self.info.id());
     }
 }
 #[cfg(test)]

@@ -139,10 +139,18 @@ impl ServerShared {
         Some(conn)
     }
 
-    /// A connection task ended: release everything it held at the server.
-    pub(crate) fn release(&self, id: u64, peer: SocketAddr) {
-        lock(&self.conns).remove(&id);
+    /// A connection is closing: free its admission slot. Done before the
+    /// close is reported, so a client that reconnects on seeing it is
+    /// admitted.
+    pub(crate) fn free_slot(&self, peer: SocketAddr) {
         lock(&self.admission).release(peer.ip());
+    }
+
+    /// A connection task ended and its close was counted: forget it. Done
+    /// last, so `serve` (which waits for every task) returns statistics
+    /// that include the close.
+    pub(crate) fn forget(&self, id: u64) {
+        lock(&self.conns).remove(&id);
         if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.serve_waker.wake();
         }

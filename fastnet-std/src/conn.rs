@@ -144,6 +144,7 @@ impl<H: Handler> Inner<H> {
         #[cfg(feature = "tls")]
         self.tls_goodbye(shared, reason);
         let _ = shared.stream.shutdown(std::net::Shutdown::Both);
+        self.free_slot(shared);
         self.stats.on_close(reason);
         self.handler.on_close(&shared.info, state, reason);
     }

@@ -141,6 +141,8 @@ pub(crate) struct ConnShared {
     pub(crate) close_requested: AtomicBool,
     /// A pusher's write failed: the socket is unusable.
     pub(crate) broken: AtomicBool,
+    /// The admission slot was given back.
+    pub(crate) released: AtomicBool,
     stats: Arc<ServerStats>,
 }
 
@@ -169,6 +171,7 @@ impl ConnShared {
             queued: AtomicUsize::new(0),
             close_requested: AtomicBool::new(false),
             broken: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             stats,
         }
     }

@@ -375,9 +375,23 @@ impl<H> Inner<H> {
         self.epoch.elapsed()
     }
 
-    /// A connection is done: free its admission and registry slots.
+    /// A connection is closing: free its admission slot (once). Done
+    /// before the close is reported, so a client that reconnects on seeing
+    /// it is admitted.
+    pub(crate) fn free_slot(&self, shared: &ConnShared) {
+        if !shared
+            .released
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            lock(&self.admission).release(shared.info.peer_addr().ip());
+        }
+    }
+
+    /// A connection is done: free its admission slot if still held, then
+    /// its registry slot. The registry goes last, so `serve` (which waits
+    /// for it to empty) returns statistics that include the close.
     pub(crate) fn release(&self, shared: &ConnShared) {
-        lock(&self.admission).release(shared.info.peer_addr().ip());
+        self.free_slot(shared);
         let mut registry = lock(&self.registry);
         registry.remove(&shared.info.id());
         if registry.is_empty() {
