@@ -40,7 +40,7 @@ struct Args {
     /// Measured period of each run, like 5s or 500ms [default: 3s, quick: 1s].
     #[arg(long)]
     duration: Option<String>,
-    /// A load as CONNSxSIZE[pPIPELINE], repeatable
+    /// A load as `CONNSxSIZE[pPIPELINE]`, repeatable
     /// [default: 1000x512 2000x512 50x512 1000x512p16].
     #[arg(long = "config", value_name = "SHAPE")]
     configs: Vec<Shape>,
