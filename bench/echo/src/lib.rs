@@ -17,6 +17,10 @@
 //! cargo build --release -p fastnet-cli -p fastnet-bench-echo -p fastnet-smol --bins --example bench_server && target/release/bench-echo
 //! ```
 //!
+//! A full run also keeps every run's figures in `bench/echo-results.json`,
+//! from which `bench-echo --render bench/echo-results.json` writes the
+//! report again without measuring.
+//!
 //! The modules are the harness's pieces, public so the binaries and the
 //! smoke test share them.
 

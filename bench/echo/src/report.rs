@@ -543,6 +543,13 @@ impl Results {
              − `VmRSS` before) / connections.\n",
             thousands(self.idle_conns as u64)
         );
+        if self.servers.contains(&Server::FastnetSmolPerThread) {
+            md.push_str(
+                "The targets are judged on `fastnet serve`, the server users run; the row \
+                 \"fastnet-smol, executor per thread\" is fastnet-smol's `bench_server` example \
+                 with the other executor layout, for comparison.\n\n",
+            );
+        }
         md.push_str("| server | what runs |\n|---|---|\n");
         for &s in &self.servers {
             let _ = writeln!(md, "| {} | {} |", s.label(), s.describe());

@@ -86,7 +86,9 @@ struct Args {
     /// Do not write the Markdown section and the chart.
     #[arg(long)]
     no_write: bool,
-    /// Where every run's figures go as JSON [default: echo-bench-results.json next to this binary].
+    /// Where every run's figures go as JSON (`--render` reads it back)
+    /// [default: next to the chart, as bench/echo-results.json, when writing;
+    /// else echo-bench-results.json next to this binary].
     #[arg(long)]
     json_out: Option<PathBuf>,
     /// Measure nothing: render the report (Markdown section and chart) from
@@ -228,10 +230,13 @@ fn run(args: Args) -> Result<bool, String> {
     } else {
         args.write || !args.quick
     };
-    let json_out = args
-        .json_out
-        .clone()
-        .unwrap_or_else(|| exe_dir.join("echo-bench-results.json"));
+    let json_out = args.json_out.clone().unwrap_or_else(|| {
+        if write {
+            args.svg.with_extension("json")
+        } else {
+            exe_dir.join("echo-bench-results.json")
+        }
+    });
 
     // Many connections in this process (idle measurement) and in the
     // servers, which inherit the limit.
