@@ -117,7 +117,7 @@ impl Server {
     /// How this server is started, for the report.
     pub fn describe(self) -> &'static str {
         match self {
-            Server::FastnetSmol => "`fastnet serve --driver smol --codec len=u32be --max-conns 20000` (one shared `smol::Executor`, one thread per core)",
+            Server::FastnetSmol => "`fastnet serve --driver smol --codec len=u32be --max-conns 20000` (the default layout: one `smol::Executor` per thread, one thread per core)",
             Server::FastnetStd => "`fastnet serve --driver std --codec len=u32be --max-conns 20000` (a pooled thread per connection)",
             Server::TokioFramed => "`peer-tokio-framed`: tokio multi-thread runtime, `Framed<TcpStream, LengthDelimitedCodec>` (u32 BE), `stream.forward(sink)`",
             Server::TokioRaw => "`peer-tokio-raw`: tokio multi-thread runtime, a task per connection, `read` / `write_all` with an 8 KiB buffer",
