@@ -37,6 +37,8 @@ pub struct Delimiters {
     last_count: u8,
     /// Bit set of the last bytes, for the scan when there are more than three.
     last_set: [u32; 8],
+    /// Exactly `\n` and `\r\n`: lines, which take a shorter path.
+    lines: bool,
 }
 
 impl Delimiters {
@@ -57,6 +59,7 @@ impl Delimiters {
             last: [0; MAX_DELIMITERS],
             last_count: 0,
             last_set: [0; 8],
+            lines: false,
         };
         for d in delims {
             if d.is_empty() || d.len() > MAX_DELIMITER_LEN {
@@ -91,6 +94,8 @@ impl Delimiters {
             }
         }
         set.count = delims.len() as u8;
+        set.lines =
+            delims.len() == 2 && delims.contains(&&b"\n"[..]) && delims.contains(&&b"\r\n"[..]);
         Ok(set)
     }
 
@@ -177,6 +182,12 @@ impl Delimiters {
     /// where a delimiter ends: `(end, delimiter length)`.
     fn first_end(&self, hay: &[u8], from: usize, to: usize) -> Option<(usize, usize)> {
         let hay = hay.get(..to)?;
+        if self.lines {
+            // One search for LF and one byte compare for the CR before it.
+            let end = from + memchr::memchr(b'\n', hay.get(from..)?)? + 1;
+            let cr = end >= 2 && hay.get(end - 2) == Some(&b'\r');
+            return Some((end, if cr { 2 } else { 1 }));
+        }
         let mut at = from;
         while let Some(i) = self.next_candidate(hay, at) {
             if let Some(len) = self.match_ending_at(hay, i + 1) {
@@ -691,6 +702,22 @@ mod tests {
             for f in &whole.frames {
                 prop_assert!(f.len() <= max);
             }
+        }
+
+        #[test]
+        fn lines_fast_path_matches_a_reference(input in proptest::collection::vec(
+                                                   prop_oneof![Just(b'a'), Just(b'\r'), Just(b'\n')], 0..200),
+                                               chunks in proptest::collection::vec(1usize..16, 1..6)) {
+            // Reference: split at each LF, drop one CR before it.
+            let mut want = Vec::new();
+            let mut rest = &input[..];
+            while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+                let line = &rest[..i];
+                want.push(line.strip_suffix(b"\r").unwrap_or(line).to_vec());
+                rest = &rest[i + 1..];
+            }
+            let out = decode_chunked(&mut DelimiterDecoder::lines(1000).unwrap(), &input, &chunks);
+            prop_assert_eq!(out.frames, want);
         }
 
         #[test]
