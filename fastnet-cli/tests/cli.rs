@@ -1,87 +1,13 @@
 //! End-to-end tests of the `fastnet` binary: `serve` driven by raw TCP
 //! clients for each codec, usage errors, signals, and `bench` verifying.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fastnet");
+mod common;
 
-/// A `fastnet serve` child and the address it printed.
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
-impl Serve {
-    fn start(args: &[&str]) -> Serve {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn fastnet serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("listening on ")
-            .expect("listening line")
-            .trim()
-            .to_string();
-        Serve { child, addr }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s
-    }
-
-    /// SIGTERM, then the exit status and everything printed after the
-    /// listening line.
-    fn terminate(mut self) -> (i32, String, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.child.wait_with_output_after_read()
-    }
-}
-
-trait WaitOutput {
-    fn wait_with_output_after_read(&mut self) -> (i32, String, String);
-}
-
-impl WaitOutput for Child {
-    fn wait_with_output_after_read(&mut self) -> (i32, String, String) {
-        let mut out = String::new();
-        let mut err = String::new();
-        self.stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        self.stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        let code = self.wait().unwrap().code().unwrap_or(-1);
-        (code, out, err)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Serve, BIN};
 
 fn roundtrip(serve: &Serve, request: &[u8], expect: &[u8]) {
     let mut s = serve.connect();

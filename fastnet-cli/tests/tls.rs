@@ -2,10 +2,10 @@
 //! rustls client (and mutual TLS), `bench --tls` in-process and against a
 //! TLS `serve`, usage errors. Certificates are made at test time.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -14,7 +14,10 @@ use fastnet_std::tls::TlsClientConfig;
 use fastnet_std::Client;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fastnet");
+mod common;
+
+use common::{Serve, BIN};
+
 const T: Duration = Duration::from_secs(5);
 
 /// PEM files in a directory of their own, removed on drop: a CA, a server
@@ -67,66 +70,6 @@ impl Certs {
 impl Drop for Certs {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A `fastnet serve` child and the address it printed.
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
-impl Serve {
-    fn start(args: &[&str]) -> Serve {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn fastnet serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("listening line, got {line:?}"))
-            .trim()
-            .to_string();
-        Serve { child, addr }
-    }
-
-    /// SIGTERM; the exit code, stdout and stderr after the listening line.
-    fn terminate(mut self) -> (i32, String, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let mut out = String::new();
-        let mut err = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        let code = self.child.wait().unwrap().code().unwrap_or(-1);
-        (code, out, err)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -7,78 +7,19 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use fastnet_proto::codec::{CodecSpec, Endian, LengthFieldConfig, Oversize, VarintConfig};
+use fastnet_proto::codec::CodecSpec;
 use fastnet_proto::connection::TlsFailure;
 use fastnet_smol::tls::{TlsClientConfig, TlsConnector, TlsError, TlsServerConfig, TlsStats};
 use fastnet_smol::{
     Client, CloseReason, ConnHandle, ConnInfo, Ctx, Handler, Pool, PoolConfig, Server,
     ShutdownHandle, StatsSnapshot,
 };
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
+use fastnet_tls::test_pki::{closed_within, codecs, len_codec, payload, wait_until, Pki};
+use rcgen::KeyPair;
 
 const T: Duration = Duration::from_secs(5);
-const MAX_FRAME: usize = 64 * 1024;
-
-/// A CA, a server certificate for `localhost` and 127.0.0.1, and a client
-/// certificate, all as PEM.
-struct Pki {
-    ca: String,
-    server_cert: String,
-    server_key: String,
-    client_cert: String,
-    client_key: String,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "fastnet test CA");
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let leaf = |names: Vec<String>| {
-            let key = KeyPair::generate().unwrap();
-            let cert = CertificateParams::new(names)
-                .unwrap()
-                .signed_by(&key, &ca)
-                .unwrap();
-            (cert.pem(), key.serialize_pem())
-        };
-        let (server_cert, server_key) = leaf(vec!["localhost".into(), "127.0.0.1".into()]);
-        let (client_cert, client_key) = leaf(vec!["client.test".into()]);
-        Pki {
-            ca: ca.pem(),
-            server_cert,
-            server_key,
-            client_cert,
-            client_key,
-        }
-    }
-
-    fn server(&self) -> TlsServerConfig {
-        TlsServerConfig::from_pem(self.server_cert.as_bytes(), self.server_key.as_bytes()).unwrap()
-    }
-
-    fn client(&self) -> TlsClientConfig {
-        TlsClientConfig::new("localhost")
-            .unwrap()
-            .ca_pem(self.ca.as_bytes())
-            .unwrap()
-    }
-
-    fn connector(&self) -> TlsConnector {
-        self.client().build().unwrap()
-    }
-}
 
 /// What an `info` frame found: is_tls, protocol version, ALPN, how many
 /// client certificates.
@@ -182,19 +123,6 @@ impl Drop for Running {
     }
 }
 
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// Runs `f` on the calling thread, failing if it takes longer than `limit`.
 fn bounded<R>(limit: Duration, f: impl std::future::Future<Output = R>) -> R {
     smol::block_on(async {
@@ -214,52 +142,6 @@ async fn connect(addr: SocketAddr, codec: CodecSpec, tls: &TlsConnector) -> Clie
 async fn roundtrip(c: &mut Client, payload: &[u8]) {
     c.send(payload).await.unwrap();
     assert_eq!(c.recv().await.unwrap().expect("reply"), payload);
-}
-
-fn len_codec() -> CodecSpec {
-    CodecSpec::LengthField(LengthFieldConfig {
-        max_frame: MAX_FRAME,
-        ..LengthFieldConfig::new(4, Endian::Big)
-    })
-}
-
-/// One codec of each family.
-fn codecs() -> Vec<(&'static str, CodecSpec)> {
-    vec![
-        ("lines", CodecSpec::lines(MAX_FRAME)),
-        ("len", len_codec()),
-        (
-            "varint",
-            CodecSpec::Varint(VarintConfig::new()).with_max_frame(MAX_FRAME),
-        ),
-        (
-            "cobs",
-            CodecSpec::Cobs {
-                max_frame: MAX_FRAME,
-                oversize: Oversize::Close,
-            },
-        ),
-        ("fixed", CodecSpec::Fixed { len: 100 }),
-        (
-            "raw",
-            CodecSpec::Raw {
-                max_frame: MAX_FRAME,
-            },
-        ),
-    ]
-}
-
-fn payload(rng: &mut fastrand::Rng, name: &str) -> Vec<u8> {
-    match name {
-        "fixed" => (0..100).map(|_| rng.u8(..)).collect(),
-        // Printable, so no delimiter; up to a little more than one record.
-        "lines" => (0..rng.usize(1..20_000))
-            .map(|_| rng.u8(b' '..=b'~'))
-            .collect(),
-        // Any byte, zeros included (COBS stuffs them); larger than a
-        // record sometimes.
-        _ => (0..rng.usize(1..40_000)).map(|_| rng.u8(..)).collect(),
-    }
 }
 
 /// Sends `payload` and checks that exactly it comes back (for the raw
@@ -451,32 +333,6 @@ fn mutual_tls_refuses_a_client_without_certificate_and_serves_one_with() {
     assert_eq!(server.tls.handshakes(), 1);
 }
 
-/// The first flight of a real client: a ClientHello.
-fn client_hello(pki: &Pki) -> Vec<u8> {
-    let mut session = pki.connector().session().unwrap();
-    let mut hello = Vec::new();
-    while session.wants_write() {
-        session.write_tls(&mut hello).unwrap();
-    }
-    assert!(hello.len() > 100);
-    hello
-}
-
-/// Reads until the server closes; fails if it does not within `limit`.
-fn closed_within(mut s: &TcpStream, limit: Duration) -> Duration {
-    let start = Instant::now();
-    s.set_read_timeout(Some(limit)).unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return start.elapsed(),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return start.elapsed(),
-            Err(e) => panic!("not closed within {limit:?}: {e}"),
-        }
-    }
-}
-
 #[test]
 fn bad_handshakes_close_only_the_offender() {
     let pki = Pki::new();
@@ -493,7 +349,7 @@ fn bad_handshakes_close_only_the_offender() {
     bounded(T, roundtrip(&mut good, b"after plaintext"));
 
     // Half a ClientHello, then the client leaves.
-    let hello = client_hello(&pki);
+    let hello = pki.client_hello();
     let truncated = TcpStream::connect(server.addr).unwrap();
     (&truncated).write_all(&hello[..hello.len() / 2]).unwrap();
     truncated.shutdown(std::net::Shutdown::Write).unwrap();

@@ -54,6 +54,9 @@ use rustls::{CipherSuite, CommonState, ProtocolVersion, RootCertStore};
 /// ([`TlsServerConfig::from_rustls`], [`TlsClientConfig::from_rustls`]).
 pub use rustls;
 
+#[cfg(feature = "test-pki")]
+pub mod test_pki;
+
 /// How long a handshake may take unless configured otherwise.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
