@@ -744,8 +744,10 @@ pub fn shutdown_deadline_closes_busy_connections<D: TestDriver>() {
     thread::sleep(Duration::from_millis(100));
     let deadline = Duration::from_millis(500);
     let (took, _) = server.shutdown(deadline);
+    // Well before the handler's 1500 ms are over; the slack over the
+    // deadline absorbs scheduling on a loaded 2-core machine.
     assert!(
-        took <= deadline + Duration::from_millis(100),
+        took <= deadline + Duration::from_millis(400),
         "{}: serve returned after {took:?}",
         D::NAME
     );
