@@ -318,6 +318,13 @@ impl<H: Handler> Inner<H> {
         if !conn.wants_write() && !shared.has_pushes() && !shared.tls_wants_write() {
             return 0;
         }
+        // Only a `ConnHandle` writes from another thread, and handles are
+        // made on this one: until the handler makes one, the socket is
+        // ours alone and the writer lock (a cold cache line after every
+        // thread switch) is skipped.
+        if !shared.has_handles() && !shared.is_tls() {
+            return self.write_replies(shared, conn);
+        }
         let mut total = 0;
         loop {
             let mut guard = lock(&shared.writer);
@@ -331,33 +338,47 @@ impl<H: Handler> Inner<H> {
                 }
                 continue;
             }
-            while conn.wants_write() {
-                let (a, b) = conn.poll_transmit();
-                let bufs = [IoSlice::new(a), IoSlice::new(b)];
-                match (&shared.stream).write_vectored(&bufs) {
-                    Ok(0) => conn.handle_reset(),
-                    Ok(n) => {
-                        conn.handle_written(n, self.now());
-                        total += n;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    // No progress for the write timeout: idle, or not yet.
-                    Err(e) if is_timeout(&e) => conn.handle_timeout(self.now()),
-                    Err(_) => {
-                        if self.control.is_aborted() {
-                            conn.abort();
-                        } else {
-                            conn.handle_reset();
-                        }
-                    }
-                }
-            }
+            total += self.write_replies(shared, conn);
             total += shared.write_pushes(&mut guard);
             drop(guard);
             if !shared.pushes_pending() {
                 return total;
             }
         }
+    }
+
+    /// Writes the connection's replies until none are left or the
+    /// connection closes; the caller holds the writer lock or has no
+    /// handles to share the socket with. Returns the bytes written.
+    fn write_replies(&self, shared: &ConnShared, conn: &mut Conn) -> usize {
+        let mut total = 0;
+        while conn.wants_write() {
+            let (a, b) = conn.poll_transmit();
+            // One slice (the usual case) takes the cheaper `write`.
+            let written = if b.is_empty() {
+                (&shared.stream).write(a)
+            } else {
+                (&shared.stream).write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+            };
+            match written {
+                Ok(0) => conn.handle_reset(),
+                Ok(n) => {
+                    conn.handle_written(n, self.now());
+                    total += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // No progress for the write timeout: idle, or not yet.
+                Err(e) if is_timeout(&e) => conn.handle_timeout(self.now()),
+                Err(_) => {
+                    if self.control.is_aborted() {
+                        conn.abort();
+                    } else {
+                        conn.handle_reset();
+                    }
+                }
+            }
+        }
+        total
     }
 
     /// [`flush`](Self::flush) over TLS, under the writer lock: encrypts the

@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use fastnet_proto::codec::{AnyEncoder, Encoder};
@@ -125,24 +125,33 @@ impl Writer {
 
 /// What the worker, the server and every [`ConnHandle`] of one connection
 /// share.
+///
+/// `repr(C)` keeps the fields the worker reads on every request (the
+/// socket and the push flags) together at the front, in one cache line:
+/// with a thread per connection, that line is cold after every switch.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct ConnShared {
-    pub(crate) info: ConnInfo,
     pub(crate) stream: TcpStream,
-    /// Whoever holds it may write to `stream`; it writes whole frames only.
-    pub(crate) writer: Mutex<Writer>,
-    /// The TLS session, on a TLS server.
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<crate::tls::ServerSession>,
-    queue: Mutex<PushQueue>,
-    /// Frames in `queue` (read without the lock, as a hint).
-    queued: AtomicUsize,
+    /// The handler made a [`ConnHandle`] (on the worker's thread, so the
+    /// worker reads this without ordering concerns): from then on other
+    /// threads may write, and the worker takes the writer lock too.
+    handles: AtomicBool,
     /// A handle asked to close.
     pub(crate) close_requested: AtomicBool,
     /// A pusher's write failed: the socket is unusable.
     pub(crate) broken: AtomicBool,
     /// The admission slot was given back.
     pub(crate) released: AtomicBool,
+    /// Frames in `queue` (read without the lock, as a hint).
+    queued: AtomicUsize,
+    pub(crate) info: ConnInfo,
+    /// Whoever holds it may write to `stream`; it writes whole frames only.
+    pub(crate) writer: Mutex<Writer>,
+    /// The TLS session, on a TLS server.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::ServerSession>,
+    queue: Mutex<PushQueue>,
     stats: Arc<ServerStats>,
 }
 
@@ -169,6 +178,7 @@ impl ConnShared {
                 closed: false,
             }),
             queued: AtomicUsize::new(0),
+            handles: AtomicBool::new(false),
             close_requested: AtomicBool::new(false),
             broken: AtomicBool::new(false),
             released: AtomicBool::new(false),
@@ -215,6 +225,10 @@ impl ConnShared {
             q.frames.push_back(frame);
             self.queued.fetch_add(1, Ordering::Relaxed);
         }
+        // Pairs with the fence in `pushes_pending`: either this thread's
+        // `try_lock` finds the writer lock free, or the holder, after
+        // letting go, sees the frame counted.
+        fence(Ordering::SeqCst);
         self.try_write_pushes();
         Ok(())
     }
@@ -236,11 +250,14 @@ impl ConnShared {
         }
     }
 
-    /// Exact check, under the queue lock: a push that was queued after the
-    /// last holder's check finds the writer lock free, so checking after
-    /// letting go of the lock cannot strand a frame.
+    /// Whether pushed frames wait, checked by a writer after it let go of
+    /// the writer lock. A pusher counts its frame, then (after a fence that
+    /// pairs with this one) tries the writer lock: so either it finds the
+    /// lock free and writes the frame itself, or this check sees the count.
+    /// No queue lock on the worker's path when nobody pushes.
     pub(crate) fn pushes_pending(&self) -> bool {
-        !lock(&self.queue).frames.is_empty()
+        fence(Ordering::SeqCst);
+        self.queued.load(Ordering::Relaxed) > 0
     }
 
     /// Writes every queued push; the caller holds the writer lock.
@@ -248,6 +265,11 @@ impl ConnShared {
     pub(crate) fn write_pushes(&self, writer: &mut Writer) -> usize {
         let mut total = 0;
         loop {
+            // The count is exact under the writer lock for this purpose: a
+            // frame it misses is caught by `pushes_pending` after unlock.
+            if self.queued.load(Ordering::Relaxed) == 0 {
+                break;
+            }
             let Some(frame) = lock(&self.queue).frames.pop_front() else {
                 break;
             };
@@ -298,6 +320,20 @@ impl ConnShared {
         self.tls.as_ref().and_then(|t| t.info())
     }
 
+    /// Whether a [`ConnHandle`] was ever made for this connection.
+    pub(crate) fn has_handles(&self) -> bool {
+        self.handles.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection runs over TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return true;
+        }
+        false
+    }
+
     /// Whether the TLS session holds records to send.
     pub(crate) fn tls_wants_write(&self) -> bool {
         #[cfg(feature = "tls")]
@@ -322,7 +358,10 @@ pub struct ConnHandle {
 }
 
 impl ConnHandle {
+    /// Made by the connection's worker only (`Ctx::handle`): the worker
+    /// stops writing without the writer lock from here on.
     pub(crate) fn new(shared: Arc<ConnShared>) -> Self {
+        shared.handles.store(true, Ordering::Relaxed);
         ConnHandle { shared }
     }
 

@@ -213,6 +213,8 @@ pub(crate) struct Settings {
     pub(crate) rx_len: usize,
     pub(crate) tx_len: usize,
     pub(crate) workers: usize,
+    /// Whether the limits set a timeout, so connections need a clock.
+    pub(crate) timed: bool,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<TlsSettings>,
 }
@@ -264,6 +266,7 @@ impl Settings {
             rx_len,
             tx_len,
             workers,
+            timed: config.limits.idle_timeout.is_some() || config.limits.read_timeout.is_some(),
             #[cfg(feature = "tls")]
             tls: None,
         })
@@ -370,9 +373,15 @@ pub(crate) struct Inner<H> {
 }
 
 impl<H> Inner<H> {
-    /// Time as the connections see it.
+    /// Time as the connections see it. Without an idle or read timeout
+    /// the state machine arms no timer, so the clock stays at zero rather
+    /// than being read several times per request.
     pub(crate) fn now(&self) -> Duration {
-        self.epoch.elapsed()
+        if self.settings.timed {
+            self.epoch.elapsed()
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// A connection is closing: free its admission slot (once). Done
