@@ -13,7 +13,6 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::TcpStream;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,9 +21,10 @@ use std::time::{Duration, Instant};
 
 use fastnet_proto::connection::{Buffers, CloseReason, ConnStats, State};
 use fastnet_proto::Error;
-use smol::{future, Async, Timer};
+use smol::{future, Timer};
 
 use crate::handle::{ABORT, CLOSE, PUSH, SHUTDOWN};
+use crate::io::Io;
 use crate::pool::BufSet;
 use crate::server::{Conn, ServerShared};
 use crate::{ConnInfo, Ctx, Handler};
@@ -55,7 +55,7 @@ enum Flushed {
 /// driver is built from, roughly doubling what every idle connection costs.
 pub(crate) fn task<H: Handler>(
     handler: Arc<H>,
-    stream: Async<TcpStream>,
+    stream: Io,
     info: ConnInfo,
     state: H::State,
 ) -> Option<impl Future<Output = ()> + Send> {
@@ -90,7 +90,7 @@ struct Driver<H: Handler> {
     info: ConnInfo,
     /// `None` only after `on_close` took it.
     state: Option<H::State>,
-    stream: Async<TcpStream>,
+    stream: Io,
     conn: Conn,
     /// Armed no later than `conn.poll_timeout()`; re-armed lazily (only
     /// when the deadline moves earlier or the timer fired), so traffic does
@@ -110,12 +110,7 @@ struct Driver<H: Handler> {
 
 impl<H: Handler> Driver<H> {
     /// A driver with a parked connection (no buffers until bytes move).
-    fn new(
-        handler: Arc<H>,
-        stream: Async<TcpStream>,
-        info: ConnInfo,
-        state: H::State,
-    ) -> Option<Self> {
+    fn new(handler: Arc<H>, stream: Io, info: ConnInfo, state: H::State) -> Option<Self> {
         let shared = &info.shared.server;
         let conn = shared.new_conn(shared.now());
         let Some(conn) = conn else {
@@ -262,11 +257,20 @@ impl<H: Handler> Driver<H> {
             wake.writable = true;
         }
         if read {
-            let woken_by_socket = *read_armed && !signalled && !wake.timer && !wake.writable;
-            if woken_by_socket || self.stream.poll_readable(cx).is_ready() {
-                wake.readable = true;
-            } else {
-                *read_armed = true;
+            match &self.stream {
+                Io::Async(stream) => {
+                    let woken_by_socket =
+                        *read_armed && !signalled && !wake.timer && !wake.writable;
+                    if woken_by_socket || stream.poll_readable(cx).is_ready() {
+                        wake.readable = true;
+                    } else {
+                        *read_armed = true;
+                    }
+                }
+                // The flag is exact: set by an event since the last read
+                // pass began.
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                Io::Edge(stream) => wake.readable = stream.poll_readable(cx).is_ready(),
             }
         }
         if signalled || wake.readable || wake.writable || wake.timer {
@@ -295,8 +299,11 @@ impl<H: Handler> Driver<H> {
                 }
             };
         }
+        self.stream.begin_read();
         loop {
             let Some(buf) = self.conn.read_buf() else {
+                // No room: bytes may be left, and no new event will say so.
+                self.stream.still_readable();
                 return true;
             };
             let offered = buf.len();
@@ -309,7 +316,7 @@ impl<H: Handler> Driver<H> {
                 }
                 Ok(n) => {
                     self.conn.handle_read(n, now);
-                    if n < offered {
+                    if n < offered && !self.stream.peer_closed() {
                         return false;
                     }
                 }
@@ -363,6 +370,9 @@ impl<H: Handler> Driver<H> {
                     Flushed::All
                 }
             };
+        }
+        if self.conn.wants_write() {
+            self.stream.begin_write();
         }
         while self.conn.wants_write() {
             let (a, b) = self.conn.poll_transmit();
@@ -436,7 +446,13 @@ impl<H: Handler> Driver<H> {
             Timer::after(timeout).await;
             Err(Some(crate::tls::TlsError::HandshakeTimeout(timeout)))
         };
-        let handshake = async { tls.handshake(&self.stream).await.map_err(Some) };
+        let handshake = async {
+            match self.stream.as_async() {
+                Some(stream) => tls.handshake(stream).await.map_err(Some),
+                // TLS connections are always made on async-io (`admit`).
+                None => Err(None),
+            }
+        };
         match future::or(handshake, future::or(timed_out, stopped)).await {
             Ok(()) => {
                 shared.server.tls_stats.on_handshake();
@@ -583,7 +599,7 @@ mod tests {
     use super::*;
     use crate::handle::ConnShared;
     use crate::{CodecSpec, Server};
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     struct Echo;
 
@@ -607,7 +623,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let peer = s.local_addr().unwrap();
-        let stream = Async::new(s).unwrap();
+        let stream = Io::Async(smol::Async::new(s).unwrap());
         let shared = Arc::new(ConnShared::new(1, peer, server.shared.clone()));
         let info = ConnInfo { shared };
         let fut = task(Arc::new(Echo), stream, info, ()).unwrap();

@@ -87,8 +87,11 @@
 
 mod client;
 mod conn;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod edge;
 mod handle;
 mod handler;
+mod io;
 mod pool;
 mod server;
 #[cfg(feature = "tls")]

@@ -20,6 +20,7 @@ use smol::{future, Async, Executor, Timer};
 
 use crate::conn;
 use crate::handle::{ConnShared, ABORT, SHUTDOWN};
+use crate::io::Io;
 use crate::pool::{BufPool, BufSet};
 use crate::Handler;
 
@@ -499,27 +500,40 @@ impl Server {
             Layout::Shared => vec![Arc::new(Executor::new())],
             Layout::PerThread => (0..workers).map(|_| Arc::new(Executor::new())).collect(),
         };
+        // With one executor per thread, each thread also gets a reactor of
+        // its own (Linux): its connections are registered there once,
+        // edge-triggered, instead of with async-io (see `edge`).
+        let reactors = match self.layout {
+            Layout::PerThread if !self.shared.is_tls() => Reactors::new(executors.len())?,
+            _ => Reactors::none(executors.len()),
+        };
         let (stop, stopped) = smol::channel::bounded::<()>(1);
         let mut threads = Vec::with_capacity(workers.saturating_sub(1));
         for i in 1..workers {
             let ex = executors[i % executors.len()].clone();
+            let reactor = reactors.get(i % executors.len());
             let stopped = stopped.clone();
             let t = std::thread::Builder::new()
                 .name(format!("fastnet-smol-{i}"))
-                .spawn(move || smol::block_on(ex.run(stopped.recv())))?;
+                .spawn(move || block_on(reactor.as_ref(), ex.run(stopped.recv())))?;
             threads.push(t);
         }
         let main = executors[0].clone();
+        let main_reactor = reactors.get(0);
         let spawn = RoundRobin {
             executors,
+            reactors,
             next: AtomicUsize::new(0),
         };
-        let result = smol::block_on(main.run(self.serve_with(handler, spawn)));
+        let result = block_on(
+            main_reactor.as_ref(),
+            main.run(self.serve_with(handler, spawn)),
+        );
         drop(stop);
         for t in threads {
             let _ = t.join();
         }
-        result
+        result?
     }
 
     async fn serve_with<H: Handler>(
@@ -606,7 +620,8 @@ fn admit<H: Handler>(
     if shared.config.nodelay {
         let _ = stream.set_nodelay(true);
     }
-    let stream = match Async::new(stream) {
+    let place = spawn.place();
+    let stream = match place.io(stream) {
         Ok(s) => s,
         Err(_) => {
             // Could not register with the reactor: treat as reset at once.
@@ -622,7 +637,7 @@ fn admit<H: Handler>(
         info.shared.signal(SHUTDOWN);
     }
     if let Some(task) = conn::task(handler.clone(), stream, info, state) {
-        spawn.spawn(task);
+        spawn.spawn(&place, task);
     }
 }
 
@@ -693,14 +708,106 @@ impl fmt::Debug for ShutdownHandle {
 
 /// Where connection tasks go.
 trait Spawn {
-    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F);
+    /// Where the next connection goes.
+    fn place(&self) -> Place;
+    /// Spawns a connection's task where [`place`](Self::place) said.
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, place: &Place, f: F);
+}
+
+/// A connection's executor (by index) and, if that executor's thread has
+/// one, its reactor.
+struct Place {
+    executor: usize,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    reactor: Option<Arc<crate::edge::Reactor>>,
+}
+
+impl Place {
+    /// On async-io.
+    fn anywhere() -> Place {
+        Place {
+            executor: 0,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            reactor: None,
+        }
+    }
+
+    /// Registers an accepted socket where its task will run.
+    fn io(&self, stream: TcpStream) -> io::Result<Io> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(reactor) = &self.reactor {
+            return crate::edge::EdgeStream::new(stream, reactor).map(Io::Edge);
+        }
+        Async::new(stream).map(Io::Async)
+    }
+}
+
+/// The reactors of [`Server::run`]'s threads, one per executor, or none.
+struct Reactors {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    reactors: Vec<Option<Arc<crate::edge::Reactor>>>,
+}
+
+impl Reactors {
+    /// One reactor per executor (on Linux; none elsewhere).
+    fn new(n: usize) -> io::Result<Reactors> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let reactors = (0..n)
+                .map(|_| crate::edge::Reactor::new().map(Some))
+                .collect::<io::Result<_>>()?;
+            Ok(Reactors { reactors })
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        Ok(Reactors::none(n))
+    }
+
+    /// Every executor on async-io.
+    fn none(n: usize) -> Reactors {
+        let _ = n;
+        Reactors {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            reactors: vec![None; n],
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<ThreadReactor> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        return self.reactors.get(i).cloned().flatten().map(ThreadReactor);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            let _ = i;
+            None
+        }
+    }
+}
+
+/// The reactor a thread of [`Server::run`] waits in.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+struct ThreadReactor(Arc<crate::edge::Reactor>);
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+enum ThreadReactor {}
+
+/// Runs `future` on this thread, waiting in `reactor` if it has one and
+/// in async-io (`smol::block_on`) otherwise.
+fn block_on<T>(reactor: Option<&ThreadReactor>, future: impl Future<Output = T>) -> io::Result<T> {
+    match reactor {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        Some(r) => crate::edge::block_on(&r.0, future),
+        #[allow(unreachable_patterns)]
+        _ => Ok(smol::block_on(future)),
+    }
 }
 
 /// A caller-supplied executor.
 struct OnExecutor(Arc<Executor<'static>>);
 
 impl Spawn for OnExecutor {
-    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
+    fn place(&self) -> Place {
+        Place::anywhere()
+    }
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, _: &Place, f: F) {
         self.0.spawn(f).detach();
     }
 }
@@ -708,13 +815,22 @@ impl Spawn for OnExecutor {
 /// Executors taken in turn, one per connection.
 struct RoundRobin {
     executors: Vec<Arc<Executor<'static>>>,
+    reactors: Reactors,
     next: AtomicUsize,
 }
 
 impl Spawn for RoundRobin {
-    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
+    fn place(&self) -> Place {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.executors.len();
-        self.executors[i].spawn(f).detach();
+        Place {
+            executor: i,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            reactor: self.reactors.get(i).map(|r| r.0),
+        }
+    }
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, place: &Place, f: F) {
+        self.executors[place.executor].spawn(f).detach();
     }
 }
 
@@ -722,7 +838,11 @@ impl Spawn for RoundRobin {
 struct Global;
 
 impl Spawn for Global {
-    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
+    fn place(&self) -> Place {
+        Place::anywhere()
+    }
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, _: &Place, f: F) {
         smol::spawn(f).detach();
     }
 }
