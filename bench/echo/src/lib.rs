@@ -6,10 +6,14 @@
 //!   servers written the way their own documentation recommends, each
 //!   binding `127.0.0.1:PORT` (or any `ADDR`) from its command line,
 //!   printing `listening on ADDR` and exiting on SIGTERM or SIGINT;
+//! - `peer-tokio-rustls`: `peer-tokio-framed` over tokio-rustls, taking the
+//!   certificate chain and key PEM files after the address;
 //! - `bench-echo`: the harness. It starts every server in turn as a child
 //!   process, loads it with `fastnet bench --json`, reads the server's CPU
-//!   time and memory from `/proc`, measures memory per idle connection, and
-//!   writes the tables into `BENCHMARKS.md` and a chart as SVG.
+//!   time and memory from `/proc`, measures memory per idle connection,
+//!   compares fastnet-smol with TLS against tokio-rustls on a throwaway
+//!   certificate, and writes the tables into `BENCHMARKS.md` and a chart as
+//!   SVG.
 //!
 //! One command builds and runs it all (see [`BUILD_COMMAND`]):
 //!
@@ -39,3 +43,4 @@ pub mod servers;
 pub mod stats;
 pub mod svg;
 pub mod syscalls;
+pub mod tls;

@@ -199,6 +199,11 @@ impl Run {
     }
 }
 
+/// The measured period of a setup load (see [`measure_setup`]): none, so
+/// each connection sends its first `pipeline` requests, waits for their
+/// echoes and closes.
+pub const SETUP_DURATION: Duration = Duration::ZERO;
+
 /// Load-generator settings shared by all runs.
 #[derive(Debug, Clone)]
 pub struct LoadSettings {
@@ -275,15 +280,44 @@ pub fn measure(
     run
 }
 
-/// Runs `fastnet bench --json` against a running server; its JSON report.
+/// [`measure`] with a load that only sets its connections up and closes
+/// them again ([`SETUP_DURATION`]: connect, TLS handshake for a TLS
+/// server, one round trip of `pipeline` requests, close): the server's CPU
+/// for the connections themselves, which the full runs include.
+pub fn measure_setup(
+    server: Server,
+    shape: Shape,
+    rep: usize,
+    bins: &Binaries,
+    settings: &LoadSettings,
+) -> Run {
+    let settings = LoadSettings {
+        duration: SETUP_DURATION,
+        ..settings.clone()
+    };
+    measure(server, shape, rep, bins, &settings)
+}
+
+/// Runs `fastnet bench --json` against a running server (with `--tls
+/// --tls-ca` for a TLS server); its JSON report.
 pub fn bench_json(
     running: &Running,
     shape: Shape,
     bins: &Binaries,
     settings: &LoadSettings,
 ) -> Result<serde_json::Value, String> {
-    let mut child = Command::new(&bins.fastnet)
-        .arg("bench")
+    let mut cmd = Command::new(&bins.fastnet);
+    cmd.arg("bench");
+    if running.server.tls() {
+        let files = bins
+            .tls
+            .as_ref()
+            .ok_or("a TLS server without a certificate to trust")?;
+        // Verified against the run's CA (the certificate names 127.0.0.1),
+        // as a real client would; verifying costs the load, not the server.
+        cmd.arg("--tls").arg("--tls-ca").arg(&files.ca);
+    }
+    let mut child = cmd
         .args(["--addr", &running.addr.to_string()])
         .args(["--codec", running.server.codec()])
         .args(["--conns", &shape.conns.to_string()])

@@ -48,6 +48,14 @@ pub struct Results {
     pub command: String,
     /// Where the chart is, relative to `BENCHMARKS.md`.
     pub chart: Option<String>,
+    /// The TLS servers compared (their runs are in `runs`, under
+    /// `tls_shape`); empty when TLS was not measured.
+    pub tls_servers: Vec<Server>,
+    /// The load of the TLS runs.
+    pub tls_shape: Option<Shape>,
+    /// The TLS servers' setup loads ([`load::measure_setup`](crate::load::measure_setup)),
+    /// one per server and repetition.
+    pub tls_setup: Vec<Run>,
 }
 
 /// A figure of a run.
@@ -150,15 +158,57 @@ impl Results {
         median(&v)
     }
 
+    /// The TLS runs of `server` that answered every request correctly.
+    fn good_tls_runs(&self, server: Server) -> impl Iterator<Item = &Run> {
+        let shape = self.tls_shape;
+        self.runs
+            .iter()
+            .filter(move |r| r.server == server && Some(r.shape) == shape && r.ok())
+    }
+
+    /// The good setup load of `server` in repetition `rep`.
+    fn tls_setup_of(&self, server: Server, rep: usize) -> Option<&Run> {
+        self.tls_setup
+            .iter()
+            .find(|r| r.server == server && r.rep == rep && r.ok())
+    }
+
+    /// Server CPU microseconds per request of `server`'s TLS runs without
+    /// the connections' setup: (CPU of the run − CPU of the same
+    /// repetition's setup load) / (requests of the run − requests of the
+    /// setup load), one value per repetition that has both.
+    pub fn tls_steady_cpu_values(&self, server: Server) -> Vec<f64> {
+        self.good_tls_runs(server)
+            .filter_map(|r| {
+                let setup = self.tls_setup_of(server, r.rep)?;
+                let requests = r.requests.checked_sub(setup.requests).filter(|&n| n > 0)?;
+                Some(r.cpu_us.saturating_sub(setup.cpu_us) as f64 / requests as f64)
+            })
+            .collect()
+    }
+
+    /// Server CPU microseconds per connection of `server`'s setup loads.
+    pub fn tls_setup_cpu_values(&self, server: Server) -> Vec<f64> {
+        let conns = self.tls_shape.map_or(1, |s| s.conns).max(1);
+        self.tls_setup
+            .iter()
+            .filter(|r| r.server == server && r.ok())
+            .map(|r| r.cpu_us as f64 / conns as f64)
+            .collect()
+    }
+
     /// Runs or idle measurements that failed, described.
     pub fn failures(&self) -> Vec<String> {
+        let setups = self.tls_setup.iter().map(|r| (r, "setup load "));
         let mut out: Vec<String> = self
             .runs
             .iter()
-            .filter(|r| !r.ok())
-            .map(|r| {
+            .map(|r| (r, ""))
+            .chain(setups)
+            .filter(|(r, _)| !r.ok())
+            .map(|(r, what)| {
                 format!(
-                    "{} {} rep {}: requests {}, mismatches {}, I/O errors {}, connect errors {}, clean exit {}{}",
+                    "{} {} {what}rep {}: requests {}, mismatches {}, I/O errors {}, connect errors {}, clean exit {}{}",
                     r.server.name(),
                     r.shape,
                     r.rep,
@@ -486,6 +536,110 @@ impl Results {
         t
     }
 
+    /// The TLS subsection: each TLS server's requests/s, CPU per request
+    /// with and without connection setup, setup CPU per connection and p99,
+    /// the ratio of fastnet-smol TLS to tokio-rustls Framed, and the
+    /// commands; empty when TLS was not measured.
+    fn tls_section(&self) -> String {
+        let Some(shape) = self.tls_shape.filter(|_| !self.tls_servers.is_empty()) else {
+            return String::new();
+        };
+        let mut md = String::from("\n### TLS\n\n");
+        let _ = writeln!(
+            md,
+            "fastnet-smol with TLS against tokio + tokio-rustls + tokio-util Framed, {}, {}({} \
+             repetition(s) of {}, each on a freshly started server). Both servers run rustls \
+             0.23 on its `ring` provider with its default settings (TLS 1.3 is negotiated), no \
+             client certificates, and the same throwaway ECDSA P-256 certificate for 127.0.0.1, \
+             made by rcgen when the run starts (`fastnet_tls::test_pki`) and written with its CA \
+             as `ca.pem`, `server.pem` and `server.key` into a temporary directory. `fastnet \
+             bench` verifies the certificate against that CA and every echoed byte.\n",
+            shape.label(),
+            if self.servers.is_empty() {
+                ""
+            } else {
+                "interleaved with the runs above "
+            },
+            self.reps,
+            self.duration
+        );
+        md.push_str(
+            "Server CPU per request is measured as in the tables above, so it includes accepting \
+             the connections, **their TLS handshakes** and closing them, which weighs far more \
+             than with plain TCP. `fastnet bench` completes every handshake before its clock \
+             starts (requests/s and p99 leave setup out), but that moment is not visible from \
+             outside, so the harness measures the setup on its own: in each repetition each TLS \
+             server also gets a setup load, the same connections with a measured period of 0 \
+             (connect, handshake, one round trip per connection, close). \
+             **setup CPU per connection** is that load's server CPU / connections; **CPU per \
+             request without setup** is (CPU of the run − CPU of the same repetition's setup \
+             load) / (requests of the run − requests of the setup load). CPU times are read in \
+             the clock ticks of `/proc/PID/stat` (10 ms at the usual 100 per second).\n\n",
+        );
+        md.push_str("| server | what runs |\n|---|---|\n");
+        for &s in &self.tls_servers {
+            let _ = writeln!(md, "| {} | {} |", s.label(), s.describe());
+        }
+        md.push_str(
+            "\n| server | requests/s | CPU/request (µs) | CPU/request without setup (µs) | \
+             setup CPU per connection (µs) | p99 (µs) |\n|---|---:|---:|---:|---:|---:|\n",
+        );
+        let cell = |values: &[f64], format: fn(f64) -> String| match median(values) {
+            Some(m) if values.len() > 1 => match spread(values) {
+                Some(sp) => format!("{} ({:.0}%)", format(m), sp * 100.0),
+                None => format(m),
+            },
+            Some(m) => format(m),
+            None => "–".into(),
+        };
+        let count = |v: f64| thousands(v.round() as u64);
+        let micros = |v: f64| format!("{v:.2}");
+        let columns = |server: Server| -> [Vec<f64>; 5] {
+            [
+                self.values(server, shape, Metric::Rps),
+                self.values(server, shape, Metric::CpuPerRequest),
+                self.tls_steady_cpu_values(server),
+                self.tls_setup_cpu_values(server),
+                self.values(server, shape, Metric::P99),
+            ]
+        };
+        let formats: [fn(f64) -> String; 5] = [count, micros, micros, micros, count];
+        for &server in &self.tls_servers {
+            let _ = write!(md, "| {} |", server.label());
+            for (values, format) in columns(server).iter().zip(formats) {
+                let _ = write!(md, " {} |", cell(values, format));
+            }
+            md.push('\n');
+        }
+        let (a, b) = (Server::FastnetSmolTls, Server::TokioRustls);
+        if self.tls_servers.contains(&a) && self.tls_servers.contains(&b) {
+            let _ = write!(md, "| *{} ÷ {}* |", a.label(), b.label());
+            for (va, vb) in columns(a).iter().zip(columns(b).iter()) {
+                match (median(va), median(vb)) {
+                    (Some(x), Some(y)) if y != 0.0 => {
+                        let _ = write!(md, " {:.2}× |", x / y);
+                    }
+                    _ => md.push_str(" – |"),
+                }
+            }
+            md.push('\n');
+        }
+        let load = format!(
+            "fastnet bench --tls --tls-ca ca.pem --addr 127.0.0.1:PORT --codec len=u32be \
+             --conns {} --size {} --pipeline {} --threads {}",
+            shape.conns, shape.size, shape.pipeline, self.load_threads
+        );
+        let _ = writeln!(
+            md,
+            "\nThe loads (the servers' commands are in the table above; `PORT` is the one the \
+             server printed):\n\n```sh\n{load} --duration {} --json\n\
+             # setup load\n{load} --duration {}ms --json\n```",
+            self.duration,
+            crate::load::SETUP_DURATION.as_millis()
+        );
+        md
+    }
+
     /// The targets as a Markdown table.
     pub fn targets_table(&self) -> String {
         let mut t = String::from("| target | measured (medians) | met? |\n|---|---|---|\n");
@@ -503,6 +657,41 @@ impl Results {
             );
         }
         t
+    }
+
+    /// The plain servers' tables: what runs, targets, every metric, idle
+    /// memory; empty when only TLS servers ran.
+    fn plain_tables(&self) -> String {
+        let mut md = String::new();
+        if self.servers.is_empty() {
+            return md;
+        }
+        md.push_str("| server | what runs |\n|---|---|\n");
+        for &s in &self.servers {
+            let _ = writeln!(md, "| {} | {} |", s.label(), s.describe());
+        }
+        md.push_str("\n### Targets (issue 7)\n\n");
+        md.push_str(&self.targets_table());
+        md.push_str("\n### Requests/s\n\n");
+        md.push_str(&self.metric_table(Metric::Rps, true));
+        md.push_str("\n### Server CPU time per request (µs)\n\n");
+        md.push_str(&self.metric_table(Metric::CpuPerRequest, true));
+        md.push_str(
+            "\n### … of which in user space (µs)\n\n\
+             The rest is the kernel working on the server's behalf (system calls, TCP).\n\n",
+        );
+        md.push_str(&self.metric_table(Metric::UserPerRequest, false));
+        md.push_str("\n### p99 latency (µs)\n\n");
+        md.push_str(&self.metric_table(Metric::P99, true));
+        md.push_str("\n### Peak RSS under load (MiB)\n\n");
+        md.push_str(&self.metric_table(Metric::PeakRss, false));
+        let _ = writeln!(
+            md,
+            "\n### RSS per idle connection ({} connections)\n",
+            thousands(self.idle_conns as u64)
+        );
+        md.push_str(&self.idle_table());
+        md
     }
 
     /// The whole Markdown section, markers included.
@@ -550,31 +739,7 @@ impl Results {
                  with the other executor layout, for comparison.\n\n",
             );
         }
-        md.push_str("| server | what runs |\n|---|---|\n");
-        for &s in &self.servers {
-            let _ = writeln!(md, "| {} | {} |", s.label(), s.describe());
-        }
-        md.push_str("\n### Targets (issue 7)\n\n");
-        md.push_str(&self.targets_table());
-        md.push_str("\n### Requests/s\n\n");
-        md.push_str(&self.metric_table(Metric::Rps, true));
-        md.push_str("\n### Server CPU time per request (µs)\n\n");
-        md.push_str(&self.metric_table(Metric::CpuPerRequest, true));
-        md.push_str(
-            "\n### … of which in user space (µs)\n\n\
-             The rest is the kernel working on the server's behalf (system calls, TCP).\n\n",
-        );
-        md.push_str(&self.metric_table(Metric::UserPerRequest, false));
-        md.push_str("\n### p99 latency (µs)\n\n");
-        md.push_str(&self.metric_table(Metric::P99, true));
-        md.push_str("\n### Peak RSS under load (MiB)\n\n");
-        md.push_str(&self.metric_table(Metric::PeakRss, false));
-        let _ = writeln!(
-            md,
-            "\n### RSS per idle connection ({} connections)\n",
-            thousands(self.idle_conns as u64)
-        );
-        md.push_str(&self.idle_table());
+        md.push_str(&self.plain_tables());
         if !self.syscalls.is_empty() {
             md.push_str(
                 "\n### System calls per request\n\n\
@@ -585,6 +750,7 @@ impl Results {
             );
             md.push_str(&self.syscall_table());
         }
+        md.push_str(&self.tls_section());
         let failures = self.failures();
         if !failures.is_empty() {
             md.push_str("\n### Failed runs (left out of the medians)\n\n");
@@ -648,6 +814,9 @@ impl Results {
             "targets": self.targets().iter().map(|t| serde_json::json!({
                 "goal": t.goal, "measured": t.measured, "met": t.met,
             })).collect::<Vec<_>>(),
+            "tls_servers": self.tls_servers.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "tls_shape": self.tls_shape.map(|s| s.to_string()),
+            "tls_setup_runs": self.tls_setup.iter().map(Run::to_json).collect::<Vec<_>>(),
             "failures": self.failures(),
         })
     }
@@ -696,6 +865,22 @@ impl Results {
             minutes: v["minutes"].as_f64()?,
             command: v["command"].as_str()?.to_string(),
             chart: v["chart"].as_str().map(str::to_string),
+            // Absent from results of runs before TLS was measured.
+            tls_servers: match list("tls_servers") {
+                Some(names) => names
+                    .iter()
+                    .map(|s| Server::from_name(s.as_str()?))
+                    .collect::<Option<_>>()?,
+                None => Vec::new(),
+            },
+            tls_shape: match v["tls_shape"].as_str() {
+                Some(s) => Some(s.parse().ok()?),
+                None => None,
+            },
+            tls_setup: match list("tls_setup_runs") {
+                Some(runs) => runs.iter().map(Run::from_json).collect::<Option<_>>()?,
+                None => Vec::new(),
+            },
         })
     }
 }

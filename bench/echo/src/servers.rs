@@ -8,6 +8,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::tls::TlsFiles;
+
 /// How long a server may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a server may take to exit after SIGTERM before it is killed.
@@ -33,6 +35,12 @@ pub enum Server {
     /// fastnet-smol's `bench_server` example with one executor per thread
     /// (`--layout per-thread`); not in [`Server::ALL`], run only on request.
     FastnetSmolPerThread,
+    /// `fastnet serve --driver smol --codec len=u32be` with TLS; in
+    /// [`Server::TLS`].
+    FastnetSmolTls,
+    /// `peer-tokio-rustls`: tokio + tokio-rustls +
+    /// `Framed<LengthDelimitedCodec>`; in [`Server::TLS`].
+    TokioRustls,
 }
 
 impl Server {
@@ -46,6 +54,9 @@ impl Server {
         Server::Std,
     ];
 
+    /// The servers that speak TLS, compared in a table of their own.
+    pub const TLS: [Server; 2] = [Server::FastnetSmolTls, Server::TokioRustls];
+
     /// Short name, used on the command line (`--servers`) and in JSON.
     pub fn name(self) -> &'static str {
         match self {
@@ -56,6 +67,8 @@ impl Server {
             Server::Mio => "mio",
             Server::Std => "std",
             Server::FastnetSmolPerThread => "fastnet-smol-per-thread",
+            Server::FastnetSmolTls => "fastnet-smol-tls",
+            Server::TokioRustls => "tokio-rustls",
         }
     }
 
@@ -64,6 +77,7 @@ impl Server {
         Server::ALL
             .into_iter()
             .chain([Server::FastnetSmolPerThread])
+            .chain(Server::TLS)
             .find(|s| s.name() == name)
     }
 
@@ -77,6 +91,8 @@ impl Server {
             Server::Mio => "mio raw (ceiling)",
             Server::Std => "std thread/conn raw",
             Server::FastnetSmolPerThread => "fastnet-smol, executor per thread",
+            Server::FastnetSmolTls => "fastnet-smol TLS",
+            Server::TokioRustls => "tokio-rustls Framed",
         }
     }
 
@@ -88,7 +104,14 @@ impl Server {
                 | Server::FastnetStd
                 | Server::TokioFramed
                 | Server::FastnetSmolPerThread
+                | Server::FastnetSmolTls
+                | Server::TokioRustls
         )
+    }
+
+    /// Whether the server speaks TLS (the load then does too).
+    pub fn tls(self) -> bool {
+        Server::TLS.contains(&self)
     }
 
     /// `fastnet bench --codec` value that speaks to this server.
@@ -104,7 +127,10 @@ impl Server {
     pub fn is_fastnet(self) -> bool {
         matches!(
             self,
-            Server::FastnetSmol | Server::FastnetStd | Server::FastnetSmolPerThread
+            Server::FastnetSmol
+                | Server::FastnetStd
+                | Server::FastnetSmolPerThread
+                | Server::FastnetSmolTls
         )
     }
 
@@ -124,12 +150,20 @@ impl Server {
             Server::Mio => "`peer-mio`: mio, edge-triggered, one event loop per core with its own `SO_REUSEPORT` listener, one shared read buffer per loop",
             Server::Std => "`peer-std`: std, a thread per connection, blocking `read` / `write_all` with an 8 KiB buffer",
             Server::FastnetSmolPerThread => "`examples/bench_server --layout per-thread` of fastnet-smol (`len=u32be`): one `smol::Executor` per thread, connections placed round-robin",
+            Server::FastnetSmolTls => "`fastnet serve --driver smol --codec len=u32be --max-conns 20000 --tls-cert server.pem --tls-key server.key` (the default layout; fastnet-smol's `tls` feature: rustls as a byte transform in the driver, between the socket and the connection state machine)",
+            Server::TokioRustls => "`peer-tokio-rustls 0 server.pem server.key`: tokio multi-thread runtime, a `tokio_rustls::TlsAcceptor` handshake in each connection's task, then `Framed<TlsStream<TcpStream>, LengthDelimitedCodec>` (u32 BE), `stream.forward(sink)`",
         }
     }
 
-    /// The command that starts this server on a free loopback port.
+    /// The command that starts this server on a free loopback port; a TLS
+    /// server gets the certificate and key of `bins.tls` (without them it
+    /// fails to start, and [`Binaries::check`] says why first).
     pub fn command(self, bins: &Binaries) -> Command {
         let mut cmd;
+        let (cert, key) = match &bins.tls {
+            Some(files) => (files.cert.as_os_str(), files.key.as_os_str()),
+            None => ("".as_ref(), "".as_ref()),
+        };
         match self {
             Server::FastnetSmol | Server::FastnetStd => {
                 cmd = Command::new(&bins.fastnet);
@@ -161,6 +195,19 @@ impl Server {
                 cmd = Command::new(bins.bench_server());
                 cmd.args(["127.0.0.1:0", "--layout", "per-thread"]);
             }
+            Server::FastnetSmolTls => {
+                cmd = Command::new(&bins.fastnet);
+                cmd.args(["serve", "--driver", "smol", "--addr", "127.0.0.1:0"])
+                    .args(["--codec", "len=u32be", "--max-conns", "20000"])
+                    .arg("--tls-cert")
+                    .arg(cert)
+                    .arg("--tls-key")
+                    .arg(key);
+            }
+            Server::TokioRustls => {
+                cmd = Command::new(bins.peer("peer-tokio-rustls"));
+                cmd.arg("0").arg(cert).arg(key);
+            }
         }
         cmd
     }
@@ -173,6 +220,9 @@ pub struct Binaries {
     pub fastnet: PathBuf,
     /// The directory holding the `peer-*` binaries.
     pub peer_dir: PathBuf,
+    /// The certificate and key of the TLS servers, and the CA their load
+    /// trusts; needed only to run [`Server::TLS`].
+    pub tls: Option<Arc<TlsFiles>>,
 }
 
 impl Binaries {
@@ -204,6 +254,9 @@ impl Binaries {
             if !Path::new(&path).is_file() {
                 missing.push(path.display().to_string());
             }
+        }
+        if self.tls.is_none() && servers.iter().any(|s| s.tls()) {
+            return Err("the TLS servers need a certificate (Binaries::tls)".into());
         }
         if missing.is_empty() {
             Ok(())

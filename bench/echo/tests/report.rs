@@ -1,7 +1,8 @@
 //! Run: cargo test -p fastnet-bench-echo --test report
 //!
 //! The report from made-up runs: medians, ratios, the targets' verdicts,
-//! the JSON round trip that `--render` relies on, and the chart.
+//! the TLS table, the JSON round trip that `--render` relies on, and the
+//! chart.
 
 use fastnet_bench_echo::idle::Idle;
 use fastnet_bench_echo::load::{Run, Shape};
@@ -59,6 +60,22 @@ fn results() -> Results {
             }
         }
     }
+    // TLS at 1000 × 512: 30,000 requests per run; the setup load costs
+    // 300 µs per connection (one request each), so the steady state is
+    // (cpu × 30,000 − 300,000) / 29,000 µs per request.
+    let tls_shape = Shape::STANDARD[0];
+    let mut tls_setup = Vec::new();
+    for rep in 0..3 {
+        for (server, cpu) in [(Server::FastnetSmolTls, 12.0), (Server::TokioRustls, 15.0)] {
+            let mut r = run(server, tls_shape, rep, 10_000.0, cpu);
+            r.p99_us = 2000;
+            runs.push(r);
+            let mut s = run(server, tls_shape, rep, 1_000_000.0, 0.0);
+            s.requests = 1000;
+            s.cpu_us = 300_000;
+            tls_setup.push(s);
+        }
+    }
     let idles = Server::ALL
         .iter()
         .map(|&server| Idle {
@@ -98,6 +115,9 @@ fn results() -> Results {
         minutes: 1.0,
         command: "bench-echo".into(),
         chart: Some("bench/echo-results.svg".into()),
+        tls_servers: Server::TLS.to_vec(),
+        tls_shape: Some(tls_shape),
+        tls_setup,
     }
 }
 
@@ -181,4 +201,48 @@ fn markdown_and_chart_have_every_server() {
     let doc = format!("# Benchmarks\n\n## Other\n\nkept\n\n{md}\n## After\n\nkept too\n");
     let again = splice(&doc, &md);
     assert_eq!(again, doc);
+}
+
+#[test]
+fn tls_table_has_both_servers_with_and_without_setup() {
+    let r = results();
+    let steady = |server| fastnet_bench_echo::stats::median(&r.tls_steady_cpu_values(server));
+    let expect = |cpu: f64| (cpu * 30_000.0 - 300_000.0) / 29_000.0;
+    assert!((steady(Server::FastnetSmolTls).unwrap() - expect(12.0)).abs() < 1e-3);
+    assert!((steady(Server::TokioRustls).unwrap() - expect(15.0)).abs() < 1e-3);
+    assert_eq!(r.tls_setup_cpu_values(Server::TokioRustls), vec![300.0; 3]);
+    let md = r.markdown();
+    let tls = &md[md.find("### TLS").expect("a TLS subsection")..];
+    for s in Server::TLS {
+        assert!(tls.contains(s.label()), "{}", s.label());
+    }
+    assert!(
+        tls.contains("| fastnet-smol TLS | 10,000 (0%) | 12.00 (0%) |"),
+        "{tls}"
+    );
+    // 12 / 15 = 0.80; setup and p99 equal.
+    assert!(
+        tls.contains("| *fastnet-smol TLS ÷ tokio-rustls Framed* | 1.00× | 0.80× |"),
+        "{tls}"
+    );
+    assert!(tls.contains("fastnet bench --tls --tls-ca ca.pem"), "{tls}");
+    assert!(tls.contains("--duration 0ms"), "{tls}");
+    // The plain tables do not list the TLS servers.
+    let plain = &md[..md.find("### TLS").unwrap()];
+    assert!(!plain.contains("tokio-rustls"));
+    // Failed setup loads are reported.
+    let mut failed = r.clone();
+    failed.tls_setup[0].mismatches = 1;
+    assert!(failed.failures()[0].contains("setup load"));
+}
+
+#[test]
+fn results_from_before_tls_still_render() {
+    let mut json = results().to_json();
+    for key in ["tls_servers", "tls_shape", "tls_setup_runs"] {
+        json.as_object_mut().unwrap().remove(key);
+    }
+    let back = Results::from_json(&json).expect("results without TLS");
+    assert!(back.tls_servers.is_empty() && back.tls_setup.is_empty());
+    assert!(!back.markdown().contains("### TLS"));
 }

@@ -2,13 +2,24 @@
 //!
 //! The harness end to end at toy size: every server (both fastnet drivers
 //! and every peer) is started, loaded with a few connections for a moment,
-//! plain and pipelined, and measured with a few idle connections; every
-//! echo must be correct and every server must exit cleanly on SIGTERM.
-//! Not a performance test: no figure is compared.
+//! plain and pipelined, and measured with a few idle connections; the TLS
+//! pair (fastnet-smol with TLS and the tokio-rustls peer) is loaded over
+//! TLS, with its setup load. Every echo must be correct and every server
+//! must exit cleanly on SIGTERM. The tokio-rustls peer also echoes frames
+//! from empty to larger than a TLS record to a rustls client. All on
+//! loopback; not a performance test: no figure is compared.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use fastnet_bench_echo::servers::{Binaries, Running, Server};
+use fastnet_bench_echo::tls::TlsFiles;
+use fastnet_tls::rustls::StreamOwned;
+use fastnet_tls::TlsClientConfig;
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_bench-echo");
 /// The harness stops itself well before this; it is only a backstop.
@@ -42,6 +53,7 @@ fn every_server_echoes_correctly() {
         .args(["--reps", "1", "--duration", "300ms", "--settle", "50ms"])
         .args(["--config", "8x512", "--config", "4x512p4"])
         .args(["--idle-conns", "16", "--no-syscalls", "--no-write"])
+        .args(["--tls", "--tls-config", "8x512p4"])
         .arg("--json-out")
         .arg(&json)
         .stdout(Stdio::null())
@@ -99,5 +111,100 @@ fn every_server_echoes_correctly() {
         assert_eq!(idle["open"], 16, "{idle}");
         assert_eq!(idle["ok"], true, "{idle}");
     }
+
+    assert_eq!(results["tls_shape"], "8x512p4");
+    let setups = results["tls_setup_runs"].as_array().expect("setup loads");
+    for server in ["fastnet-smol-tls", "tokio-rustls"] {
+        let run = runs
+            .iter()
+            .find(|r| r["server"] == server && r["shape"] == "8x512p4")
+            .unwrap_or_else(|| panic!("no TLS run of {server}"));
+        let setup = setups
+            .iter()
+            .find(|r| r["server"] == server)
+            .unwrap_or_else(|| panic!("no setup load of {server}"));
+        for r in [run, setup] {
+            assert!(r["requests"].as_u64().unwrap() > 0, "{r}");
+            assert_eq!(r["ok"], true, "{r}");
+        }
+        // The setup load is one round trip per request in flight.
+        assert_eq!(setup["requests"], 8 * 4, "{setup}");
+    }
     assert!(results["failures"].as_array().unwrap().is_empty());
+}
+
+/// Reads one `len=u32be` frame's payload.
+fn read_frame(stream: &mut impl Read) -> Vec<u8> {
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).expect("frame header");
+    let mut payload = vec![0u8; u32::from_be_bytes(header) as usize];
+    stream.read_exact(&mut payload).expect("frame payload");
+    payload
+}
+
+#[test]
+fn tokio_rustls_peer_echoes_frames_over_tls() {
+    let files = Arc::new(TlsFiles::create().expect("certificate files"));
+    let harness = Path::new(HARNESS);
+    let bins = Binaries {
+        fastnet: harness.with_file_name("fastnet"),
+        peer_dir: harness.parent().expect("binary directory").to_path_buf(),
+        tls: Some(files.clone()),
+    };
+    let running = Running::start(Server::TokioRustls, &bins).expect("start peer-tokio-rustls");
+    let ca = std::fs::read(&files.ca).expect("CA file");
+    let connector = TlsClientConfig::new("localhost")
+        .and_then(|c| c.ca_pem(&ca))
+        .and_then(|c| c.build())
+        .expect("client configuration");
+    let tcp = TcpStream::connect(running.addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = StreamOwned::new(connector.session().expect("session"), tcp);
+
+    // Empty, small, the benchmark's size, just over one TLS record
+    // (16 KiB), and near the peer's largest frame; all written before any
+    // is read, so frames share records and records split frames.
+    let sizes = [0, 1, 512, 16 * 1024 + 1, 60_000];
+    let payloads: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (0..n).map(|b| (b * 31 + i * 7) as u8).collect())
+        .collect();
+    let mut wire = Vec::new();
+    for p in &payloads {
+        wire.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        wire.extend_from_slice(p);
+    }
+    tls.write_all(&wire).expect("write frames");
+    tls.flush().expect("flush");
+    for p in &payloads {
+        assert!(
+            read_frame(&mut tls) == *p,
+            "echo of {} bytes differs",
+            p.len()
+        );
+    }
+    // One frame at a time too, on the same connection.
+    for p in &payloads {
+        tls.write_all(&(p.len() as u32).to_be_bytes()).unwrap();
+        tls.write_all(p).unwrap();
+        tls.flush().unwrap();
+        assert!(
+            read_frame(&mut tls) == *p,
+            "echo of {} bytes differs",
+            p.len()
+        );
+    }
+    // What the TLS table says both servers negotiate.
+    assert_eq!(
+        tls.conn.protocol_version(),
+        Some(fastnet_tls::rustls::ProtocolVersion::TLSv1_3)
+    );
+    drop(tls);
+    assert!(
+        running.stop(),
+        "peer-tokio-rustls did not exit cleanly on SIGTERM"
+    );
 }

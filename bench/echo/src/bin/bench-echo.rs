@@ -11,17 +11,21 @@
 //! The echo benchmark harness: every server (`fastnet serve` on both
 //! drivers and the peers of this crate) runs in turn as a child process and
 //! is loaded by `fastnet bench --json`; the harness reads the server's CPU
-//! time and memory from /proc and writes the report.
+//! time and memory from /proc and writes the report. With TLS (`--tls`, on
+//! by default except with `--quick`) it also compares `fastnet serve
+//! --driver smol` with TLS against `peer-tokio-rustls` on a throwaway
+//! certificate.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use fastnet_bench_echo::load::{self, LoadSettings, Shape};
+use fastnet_bench_echo::load::{self, LoadSettings, Run, Shape};
 use fastnet_bench_echo::machine::{self, Machine};
 use fastnet_bench_echo::report::{self, thousands, Results};
 use fastnet_bench_echo::servers::{Binaries, Server};
+use fastnet_bench_echo::tls::TlsFiles;
 use fastnet_bench_echo::{idle, peer, svg, syscalls};
 
 #[derive(Parser, Debug)]
@@ -45,10 +49,23 @@ struct Args {
     #[arg(long = "config", value_name = "SHAPE")]
     configs: Vec<Shape>,
     /// Servers to run, comma-separated, from fastnet-smol, fastnet-std,
-    /// tokio-framed, tokio-raw, mio, std, fastnet-smol-per-thread [default:
-    /// all; the last only if fastnet-smol's bench_server example is built].
+    /// tokio-framed, tokio-raw, mio, std, fastnet-smol-per-thread and the
+    /// TLS ones fastnet-smol-tls, tokio-rustls [default: all;
+    /// fastnet-smol-per-thread only if fastnet-smol's bench_server example is
+    /// built, the TLS ones as --tls says].
     #[arg(long, value_delimiter = ',')]
     servers: Vec<String>,
+    /// Run the TLS comparison (fastnet-smol-tls and tokio-rustls under
+    /// --tls-config) [default: on, quick: off; with --servers, on only for
+    /// the TLS servers it names, or both with --tls].
+    #[arg(long, overrides_with = "no_tls")]
+    tls: bool,
+    /// Do not run the TLS comparison.
+    #[arg(long)]
+    no_tls: bool,
+    /// The load of the TLS comparison, as `CONNSxSIZE[pPIPELINE]`.
+    #[arg(long, value_name = "SHAPE", default_value = "1000x512")]
+    tls_config: Shape,
     /// Connections of the idle-memory measurement [default: 10000, quick: 2000]; 0 skips it.
     #[arg(long)]
     idle_conns: Option<usize>,
@@ -176,14 +193,31 @@ fn run(args: Args) -> Result<bool, String> {
     let started = Instant::now();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let exe_dir = exe.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let bins = Binaries {
+    let mut bins = Binaries {
         fastnet: args
             .fastnet
             .clone()
             .unwrap_or_else(|| exe_dir.join("fastnet")),
         peer_dir: args.peer_dir.clone().unwrap_or_else(|| exe_dir.clone()),
+        tls: None,
     };
-    let servers: Vec<Server> = if args.servers.is_empty() {
+    let named: Vec<Server> = args
+        .servers
+        .iter()
+        .map(|n| Server::from_name(n).ok_or_else(|| format!("unknown server {n:?}")))
+        .collect::<Result<_, _>>()?;
+    let named_tls: Vec<Server> = named.iter().copied().filter(|s| s.tls()).collect();
+    if args.no_tls && !named_tls.is_empty() {
+        return Err("--no-tls, yet --servers names TLS servers".into());
+    }
+    let tls_servers: Vec<Server> = if !named_tls.is_empty() {
+        named_tls
+    } else if args.tls || (!args.no_tls && !args.quick && named.is_empty()) {
+        Server::TLS.to_vec()
+    } else {
+        Vec::new()
+    };
+    let servers: Vec<Server> = if named.is_empty() {
         let mut all = Server::ALL.to_vec();
         if bins.bench_server().is_file() {
             all.push(Server::FastnetSmolPerThread);
@@ -196,12 +230,17 @@ fn run(args: Args) -> Result<bool, String> {
         }
         all
     } else {
-        args.servers
-            .iter()
-            .map(|n| Server::from_name(n).ok_or_else(|| format!("unknown server {n:?}")))
-            .collect::<Result<_, _>>()?
+        named.into_iter().filter(|s| !s.tls()).collect()
     };
+    let tls_shape = (!tls_servers.is_empty()).then_some(args.tls_config);
+    // Removed with the last handle, when this function returns.
+    if !tls_servers.is_empty() {
+        let files =
+            TlsFiles::create().map_err(|e| format!("cannot write the TLS certificate: {e}"))?;
+        bins.tls = Some(std::sync::Arc::new(files));
+    }
     bins.check(&servers)?;
+    bins.check(&tls_servers)?;
     let shapes: Vec<Shape> = if args.configs.is_empty() {
         Shape::STANDARD.to_vec()
     } else {
@@ -242,7 +281,13 @@ fn run(args: Args) -> Result<bool, String> {
     // servers, which inherit the limit.
     let nofile =
         peer::raise_fd_limit().map_err(|e| format!("cannot raise the open-file limit: {e}"))?;
-    let need = (idle_conns.max(shapes.iter().map(|s| s.conns).max().unwrap_or(0)) + 256) as u64;
+    let most_conns = shapes
+        .iter()
+        .chain(&tls_shape)
+        .map(|s| s.conns)
+        .max()
+        .unwrap_or(0);
+    let need = (idle_conns.max(most_conns) + 256) as u64;
     if nofile < need {
         return Err(format!(
             "the open-file limit is {nofile}, below the {need} needed; raise it (ulimit -n) or use fewer connections"
@@ -252,47 +297,46 @@ fn run(args: Args) -> Result<bool, String> {
     let machine = Machine::describe();
     let date = machine::utc_now();
     let load_start = machine::load_average();
-    let total = servers.len() * shapes.len() * reps;
+    let total = (servers.len() * shapes.len() + 2 * tls_servers.len()) * reps;
     eprintln!(
-        "bench-echo: {} servers × {} loads × {reps} repetitions of {duration_text}, idle memory at {} connections{}; {} cores, load average {}",
+        "bench-echo: {} servers × {} loads × {reps} repetitions of {duration_text}, idle memory at {} connections{}{}; {} cores, load average {}",
         servers.len(),
         shapes.len(),
         thousands(idle_conns as u64),
         if trace { ", system calls traced" } else { "" },
+        tls_shape
+            .map(|s| format!(
+                ", TLS: {} servers at {s} (and a setup load each)",
+                tls_servers.len()
+            ))
+            .unwrap_or_default(),
         machine.cores,
         load_start.map_or("?".into(), |l| format!("{l:.1}")),
     );
 
     let mut runs = Vec::new();
+    let mut tls_setup = Vec::new();
     let mut n = 0;
     for rep in 0..reps {
         for &shape in &shapes {
             for &server in &servers {
                 n += 1;
                 let r = load::measure(server, shape, rep, &bins, &settings);
-                eprintln!(
-                    "[{n}/{total}] {:<23} {:<12} rep {rep}: {:>9} req/s  {:>6.2} µs CPU/req  p99 {:>7} µs  peak {:>6.1} MiB{}",
-                    server.name(),
-                    shape.to_string(),
-                    thousands(r.rps.round() as u64),
-                    r.cpu_us_per_request(),
-                    thousands(r.p99_us),
-                    r.peak_rss_kib as f64 / 1024.0,
-                    if r.ok() {
-                        String::new()
-                    } else {
-                        format!(
-                            "  FAILED: mismatches {}, I/O errors {}, connect errors {}, clean exit {}{}",
-                            r.mismatches,
-                            r.io_errors,
-                            r.connect_errors,
-                            r.clean_exit,
-                            r.error.as_ref().map(|e| format!(", {e}")).unwrap_or_default()
-                        )
-                    }
-                );
+                log_run(&format!("[{n}/{total}]"), &r, false);
                 runs.push(r);
             }
+        }
+        // The TLS pair in the same repetition, so it sees the same machine.
+        for &server in &tls_servers {
+            let shape = args.tls_config;
+            n += 1;
+            let r = load::measure(server, shape, rep, &bins, &settings);
+            log_run(&format!("[{n}/{total}]"), &r, false);
+            runs.push(r);
+            n += 1;
+            let s = load::measure_setup(server, shape, rep, &bins, &settings);
+            log_run(&format!("[{n}/{total}]"), &s, true);
+            tls_setup.push(s);
         }
     }
 
@@ -373,6 +417,9 @@ fn run(args: Args) -> Result<bool, String> {
         minutes: started.elapsed().as_secs_f64() / 60.0,
         command: command_line(),
         chart: Some(relative_link(&args.markdown, &args.svg)),
+        tls_servers,
+        tls_shape,
+        tls_setup,
     };
 
     if let Some(dir) = json_out.parent() {
@@ -388,6 +435,46 @@ fn run(args: Args) -> Result<bool, String> {
         started.elapsed().as_secs_f64() / 60.0
     );
     Ok(ok)
+}
+
+/// Prints one run's figures (a setup load's: CPU per connection), and what
+/// went wrong if it failed.
+fn log_run(prefix: &str, r: &Run, setup: bool) {
+    let figures = if setup {
+        format!(
+            "setup load: {:.2} µs CPU per connection",
+            r.cpu_us as f64 / r.shape.conns.max(1) as f64
+        )
+    } else {
+        format!(
+            "{:>9} req/s  {:>6.2} µs CPU/req  p99 {:>7} µs",
+            thousands(r.rps.round() as u64),
+            r.cpu_us_per_request(),
+            thousands(r.p99_us),
+        )
+    };
+    eprintln!(
+        "{prefix} {:<23} {:<12} rep {}: {figures}  peak {:>6.1} MiB{}",
+        r.server.name(),
+        r.shape.to_string(),
+        r.rep,
+        r.peak_rss_kib as f64 / 1024.0,
+        if r.ok() {
+            String::new()
+        } else {
+            format!(
+                "  FAILED: mismatches {}, I/O errors {}, connect errors {}, clean exit {}{}",
+                r.mismatches,
+                r.io_errors,
+                r.connect_errors,
+                r.clean_exit,
+                r.error
+                    .as_ref()
+                    .map(|e| format!(", {e}"))
+                    .unwrap_or_default()
+            )
+        }
+    );
 }
 
 /// Prints the targets and failures, and writes the Markdown section and
