@@ -112,7 +112,7 @@ impl<H: Handler> Driver<H> {
     /// A driver with a parked connection (no buffers until bytes move).
     fn new(handler: Arc<H>, stream: Io, info: ConnInfo, state: H::State) -> Option<Self> {
         let shared = &info.shared.server;
-        let conn = shared.new_conn(shared.now());
+        let conn = shared.new_conn(shared.now(), info.shared.shard);
         let Some(conn) = conn else {
             // Validated at bind; cannot happen. Close as reset.
             shared.free_slot(info.peer_addr());
@@ -546,10 +546,13 @@ impl<H: Handler> Driver<H> {
             tx: Vec::new(),
         };
         if let Ok(bufs) = self.conn.park(placeholder) {
-            self.info.shared.server.pool.give(BufSet {
-                rx: bufs.rx,
-                tx: bufs.tx,
-            });
+            self.info.shared.server.pool.give(
+                self.info.shared.shard,
+                BufSet {
+                    rx: bufs.rx,
+                    tx: bufs.tx,
+                },
+            );
             // An idle connection keeps no push storage either.
             let mut q = self.info.shared.queue();
             if q.bytes.is_empty() && q.bytes.capacity() > 0 {
@@ -563,7 +566,7 @@ impl<H: Handler> Driver<H> {
         if !self.conn.is_parked() {
             return;
         }
-        let set = self.server().pool.take();
+        let set = self.server().pool.take(self.info.shared.shard);
         let bufs = Buffers {
             rx: set.rx,
             tx: set.tx,
@@ -624,7 +627,7 @@ mod tests {
         let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let peer = s.local_addr().unwrap();
         let stream = Io::Async(smol::Async::new(s).unwrap());
-        let shared = Arc::new(ConnShared::new(1, peer, server.shared.clone()));
+        let shared = Arc::new(ConnShared::new(1, peer, server.shared.clone(), 0));
         let info = ConnInfo { shared };
         let fut = task(Arc::new(Echo), stream, info, ()).unwrap();
         let size = std::mem::size_of_val(&fut);

@@ -11,15 +11,20 @@
 //! sets it again and nothing is lost. A pass that stops early (no room in
 //! the receive buffer) sets the flag back itself.
 //!
-//! [`block_on`] runs an executor on the calling thread and waits in this
-//! reactor's `epoll_wait` whenever the executor has nothing to run. A task
-//! woken on this thread (the usual case: a socket event) costs an atomic
-//! store; a wake-up from another thread (a push through a `ConnHandle`, a
-//! timer, shutdown) writes the reactor's eventfd only if the thread is
-//! asleep in `epoll_wait`. So a request costs its read, its write and a
-//! share of one `epoll_wait`. Timers stay with async-io: the driver re-arms
-//! them only when a deadline moves earlier, so they are off the hot path.
+//! The reactor is also its thread's executor: [`Reactor::spawn`] makes an
+//! `async-task` task whose wake-ups go to the reactor's run queue, and
+//! [`block_on`] runs a future on the calling thread together with those
+//! tasks, waiting in `epoll_wait` whenever none is runnable. A task woken
+//! on this thread (the usual case: a socket event) costs a queue push and
+//! an atomic swap; a wake-up from another thread (a new connection, a push
+//! through a `ConnHandle`, a timer, shutdown) writes the reactor's eventfd
+//! only if the thread is asleep in `epoll_wait`. So a request costs its
+//! read, its write and a share of one `epoll_wait`, and no executor state
+//! is shared between threads. Timers stay with async-io: the driver
+//! re-arms them only when a deadline moves earlier, so they are off the
+//! hot path.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, Read, Write};
@@ -30,6 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
+use async_task::Runnable;
 use atomic_waker::AtomicWaker;
 use rustix::event::epoll;
 use rustix::event::{eventfd, EventfdFlags};
@@ -40,6 +46,10 @@ const NOTIFY_KEY: u64 = u64::MAX;
 /// Events taken from the kernel per `epoll_wait`.
 const EVENTS_PER_WAIT: usize = 256;
 
+/// Tasks run between two looks at the sockets, so a flood of runnable
+/// tasks cannot starve input.
+const TASKS_PER_TURN: usize = 256;
+
 /// One thread's reactor.
 pub(crate) struct Reactor {
     epoll: OwnedFd,
@@ -47,9 +57,11 @@ pub(crate) struct Reactor {
     notify: File,
     /// The thread is in (or about to enter) a blocking `epoll_wait`.
     sleeping: AtomicBool,
-    /// A task was woken since the executor was last polled.
+    /// A task was woken since the last turn began.
     notified: AtomicBool,
     sources: Mutex<Sources>,
+    /// Tasks due to run.
+    runnable: Mutex<VecDeque<Runnable>>,
 }
 
 /// Registered sockets by epoll key (their slot index).
@@ -93,13 +105,58 @@ impl Reactor {
             sleeping: AtomicBool::new(false),
             notified: AtomicBool::new(false),
             sources: Mutex::new(Sources::default()),
+            runnable: Mutex::new(VecDeque::new()),
         }))
     }
 
-    /// Waits for events (blocking only if no task was woken meanwhile)
-    /// and hands them to the sockets' flags and wakers.
-    fn turn(&self, events: &mut Vec<epoll::Event>, wakers: &mut Vec<Waker>) -> io::Result<()> {
-        let block = !self.notified.swap(false, Ordering::SeqCst);
+    /// Runs `future` as a task of this reactor's thread.
+    pub(crate) fn spawn<F: Future<Output = ()> + Send + 'static>(self: &Arc<Self>, future: F) {
+        let reactor = Arc::clone(self);
+        let (runnable, task) = async_task::spawn(future, move |r| reactor.schedule(r));
+        task.detach();
+        runnable.schedule();
+    }
+
+    /// A task is due: queue it and wake the thread.
+    fn schedule(&self, runnable: Runnable) {
+        lock(&self.runnable).push_back(runnable);
+        self.wake();
+    }
+
+    /// Makes the next turn not block, writing the eventfd if the thread is
+    /// asleep in (or entering) `epoll_wait`.
+    fn wake(&self) {
+        if !self.notified.swap(true, Ordering::SeqCst) && self.sleeping.load(Ordering::SeqCst) {
+            // A full eventfd counter (never, at one write per sleep) would
+            // only mean the thread is already due to wake.
+            let _ = (&self.notify).write(&1u64.to_ne_bytes());
+        }
+    }
+
+    /// Runs up to [`TASKS_PER_TURN`] queued tasks.
+    fn run_tasks(&self) {
+        for _ in 0..TASKS_PER_TURN {
+            // Popped under the lock, run outside it: the task may wake
+            // itself or others.
+            let Some(runnable) = lock(&self.runnable).pop_front() else {
+                return;
+            };
+            runnable.run();
+        }
+    }
+
+    /// Takes the events the kernel has (waiting for one if `may_block` and
+    /// no task is due) and hands them to the sockets' flags and wakers.
+    fn turn(
+        &self,
+        may_block: bool,
+        events: &mut Vec<epoll::Event>,
+        wakers: &mut Vec<Waker>,
+    ) -> io::Result<()> {
+        // Wake-ups from here on make the wait below return at once; the
+        // ones before left their tasks in the queue.
+        self.notified.store(false, Ordering::SeqCst);
+        let block = may_block && lock(&self.runnable).is_empty();
         let timeout = rustix::event::Timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -173,45 +230,58 @@ fn retry_interrupted<T>(r: rustix::io::Result<T>) -> io::Result<()> {
     }
 }
 
-/// Wakes the executor loop of [`block_on`].
-struct Notifier(Arc<Reactor>);
+/// Wakes the future [`block_on`] runs.
+struct MainWaker {
+    reactor: Arc<Reactor>,
+    woken: AtomicBool,
+}
 
-impl Wake for Notifier {
+impl Wake for MainWaker {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let r = &self.0;
-        if !r.notified.swap(true, Ordering::SeqCst) && r.sleeping.load(Ordering::SeqCst) {
-            // A full eventfd counter (never, at one write per sleep) would
-            // only mean the thread is already due to wake.
-            let _ = (&r.notify).write(&1u64.to_ne_bytes());
-        }
+        self.woken.store(true, Ordering::SeqCst);
+        self.reactor.wake();
     }
 }
 
-/// Runs `future` on the calling thread, waiting in `reactor` whenever it
-/// is pending. Meant for `executor.run(..)`: the executor's tasks then run
-/// between turns of the reactor, on this thread. An `epoll_wait` that
-/// fails (it cannot, short of a bad descriptor) falls back to polling the
-/// future again after a yield, so the thread never spins on an error
-/// silently: the error is returned.
+/// Runs `future` on the calling thread together with the reactor's tasks,
+/// waiting in the reactor whenever nothing is runnable. The future is
+/// polled only when woken (its own wake-ups, not its tasks', so a future
+/// that accepts connections does not try `accept` on every turn). Tasks
+/// still queued when it finishes are dropped. Fails only if `epoll_wait`
+/// does (it cannot, short of a bad descriptor).
 pub(crate) fn block_on<T>(
     reactor: &Arc<Reactor>,
     future: impl Future<Output = T>,
 ) -> io::Result<T> {
-    let waker = Waker::from(Arc::new(Notifier(Arc::clone(reactor))));
+    let main = Arc::new(MainWaker {
+        reactor: Arc::clone(reactor),
+        woken: AtomicBool::new(true),
+    });
+    let waker = Waker::from(Arc::clone(&main));
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     let mut events = Vec::with_capacity(EVENTS_PER_WAIT);
     let mut wakers = Vec::with_capacity(EVENTS_PER_WAIT);
-    loop {
-        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-            return Ok(v);
+    let result = loop {
+        if main.woken.swap(false, Ordering::SeqCst) {
+            if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                break Ok(v);
+            }
         }
-        reactor.turn(&mut events, &mut wakers)?;
-    }
+        reactor.run_tasks();
+        let may_block = !main.woken.load(Ordering::SeqCst);
+        if let Err(e) = reactor.turn(may_block, &mut events, &mut wakers) {
+            break Err(e);
+        }
+    };
+    // Dropping a queued task drops its future.
+    let queued: Vec<Runnable> = lock(&reactor.runnable).drain(..).collect();
+    drop(queued);
+    result
 }
 
 /// A non-blocking TCP socket registered with a [`Reactor`], edge-triggered,
@@ -221,14 +291,9 @@ pub(crate) fn block_on<T>(
 /// and [`begin_write`](Self::begin_write).
 pub(crate) struct EdgeStream {
     stream: TcpStream,
-    reg: Arc<Registration>,
-}
-
-/// What an [`EdgeStream`] needs beyond its socket, behind one pointer so
-/// an idle connection's task stays small.
-struct Registration {
+    /// The epoll key: the slot of `source` in the reactor.
+    key: u32,
     source: Arc<Source>,
-    key: usize,
     reactor: Arc<Reactor>,
 }
 
@@ -239,7 +304,7 @@ impl EdgeStream {
         let source = Arc::new(Source::default());
         let key = {
             let mut s = lock(&reactor.sources);
-            match s.free.pop() {
+            let key = match s.free.pop() {
                 Some(k) => {
                     s.slots[k] = Some(Arc::clone(&source));
                     k
@@ -248,27 +313,35 @@ impl EdgeStream {
                     s.slots.push(Some(Arc::clone(&source)));
                     s.slots.len() - 1
                 }
+            };
+            match u32::try_from(key) {
+                Ok(k) => k,
+                Err(_) => {
+                    s.slots[key] = None;
+                    s.free.push(key);
+                    return Err(io::Error::other("edge reactor: too many sockets"));
+                }
             }
         };
-        let reg = Arc::new(Registration {
-            source,
+        let stream = EdgeStream {
+            stream,
             key,
+            source,
             reactor: Arc::clone(reactor),
-        });
+        };
         let flags = epoll::EventFlags::IN
             | epoll::EventFlags::OUT
             | epoll::EventFlags::RDHUP
             | epoll::EventFlags::ET;
-        if let Err(e) = epoll::add(
+        // On failure `stream` drops: its slot is freed, and the delete
+        // of a descriptor never added fails harmlessly.
+        epoll::add(
             &reactor.epoll,
-            &stream,
-            epoll::EventData::new_u64(key as u64),
+            &stream.stream,
+            epoll::EventData::new_u64(u64::from(key)),
             flags,
-        ) {
-            reg.release();
-            return Err(e.into());
-        }
-        Ok(EdgeStream { stream, reg })
+        )?;
+        Ok(stream)
     }
 
     /// The socket, for reads and writes.
@@ -279,38 +352,38 @@ impl EdgeStream {
     /// A read pass that goes on until the socket is drained begins: the
     /// next readiness must come from an event after this point.
     pub(crate) fn begin_read(&self) {
-        self.reg.source.readable.store(false, Ordering::SeqCst);
+        self.source.readable.store(false, Ordering::SeqCst);
     }
 
     /// The read pass stopped before the socket was drained (no room): it
     /// is still readable.
     pub(crate) fn still_readable(&self) {
-        self.reg.source.readable.store(true, Ordering::SeqCst);
+        self.source.readable.store(true, Ordering::SeqCst);
     }
 
     /// Whether an event said the peer closed: read on to end of input (or
     /// `WouldBlock`), a short read does not end the pass.
     pub(crate) fn peer_closed(&self) -> bool {
-        self.reg.source.closed.load(Ordering::SeqCst)
+        self.source.closed.load(Ordering::SeqCst)
     }
 
     /// A write pass begins; if it blocks, the next writability must come
     /// from an event after this point.
     pub(crate) fn begin_write(&self) {
-        self.reg.source.writable.store(false, Ordering::SeqCst);
+        self.source.writable.store(false, Ordering::SeqCst);
     }
 
     /// Ready once an event said readable (or closed) since the last
     /// [`begin_read`](Self::begin_read).
     pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let s = &self.reg.source;
+        let s = &self.source;
         poll_flag(&s.readable, &s.reader, cx)
     }
 
     /// Ready once an event said writable (or closed) since the last
     /// [`begin_write`](Self::begin_write).
     pub(crate) fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let s = &self.reg.source;
+        let s = &self.source;
         poll_flag(&s.writable, &s.writer, cx)
     }
 }
@@ -327,23 +400,17 @@ fn poll_flag(flag: &AtomicBool, waker: &AtomicWaker, cx: &mut Context<'_>) -> Po
     }
 }
 
-impl Registration {
-    /// Frees the epoll key.
-    fn release(&self) {
-        let mut s = lock(&self.reactor.sources);
-        if let Some(slot) = s.slots.get_mut(self.key) {
-            *slot = None;
-            s.free.push(self.key);
-        }
-    }
-}
-
 impl Drop for EdgeStream {
     fn drop(&mut self) {
         // Before the descriptor closes, so no event can name a reused
         // key; an error only means the descriptor is gone already.
-        let _ = epoll::delete(&self.reg.reactor.epoll, self.stream.as_fd());
-        self.reg.release();
+        let _ = epoll::delete(&self.reactor.epoll, self.stream.as_fd());
+        let key = self.key as usize;
+        let mut s = lock(&self.reactor.sources);
+        if let Some(slot) = s.slots.get_mut(key) {
+            *slot = None;
+            s.free.push(key);
+        }
     }
 }
 
@@ -424,6 +491,31 @@ mod tests {
     }
 
     #[test]
+    fn spawned_tasks_run_on_the_thread_and_wake_across_threads() {
+        let reactor = Reactor::new().unwrap();
+        let (tx, rx) = smol::channel::unbounded::<u32>();
+        let (done_tx, done_rx) = smol::channel::bounded::<u32>(1);
+        reactor.spawn(async move {
+            let mut sum = 0;
+            while let Ok(n) = rx.recv().await {
+                sum += n;
+            }
+            let _ = done_tx.send(sum).await;
+        });
+        let feeder = std::thread::spawn(move || {
+            for n in 1..=100 {
+                smol::block_on(tx.send(n)).unwrap();
+                if n % 10 == 0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        });
+        let sum = block_on(&reactor, async { done_rx.recv().await.unwrap() }).unwrap();
+        feeder.join().unwrap();
+        assert_eq!(sum, 5050);
+    }
+
+    #[test]
     fn a_peer_close_counts_as_readable_and_writable() {
         let reactor = Reactor::new().unwrap();
         let (client, server) = pair();
@@ -444,11 +536,11 @@ mod tests {
         let reactor = Reactor::new().unwrap();
         let (_c1, s1) = pair();
         let a = EdgeStream::new(s1, &reactor).unwrap();
-        let key = a.reg.key;
+        let key = a.key;
         drop(a);
         let (_c2, s2) = pair();
         let b = EdgeStream::new(s2, &reactor).unwrap();
-        assert_eq!(b.reg.key, key);
+        assert_eq!(b.key, key);
         assert_eq!(lock(&reactor.sources).slots.len(), 1);
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct ConnShared {
     pub(crate) peer: SocketAddr,
     pub(crate) connected_at: Instant,
     pub(crate) server: Arc<ServerShared>,
+    /// The buffer pool shard of the connection's thread.
+    pub(crate) shard: usize,
     /// The connection task's waker.
     pub(crate) waker: AtomicWaker,
     /// Signals for the task: [`PUSH`], [`CLOSE`], [`SHUTDOWN`], [`ABORT`].
@@ -43,12 +45,13 @@ pub(crate) struct PushQueue {
 }
 
 impl ConnShared {
-    pub(crate) fn new(id: u64, peer: SocketAddr, server: Arc<ServerShared>) -> Self {
+    pub(crate) fn new(id: u64, peer: SocketAddr, server: Arc<ServerShared>, shard: usize) -> Self {
         ConnShared {
             id,
             peer,
             connected_at: Instant::now(),
             server,
+            shard,
             waker: AtomicWaker::new(),
             flags: AtomicU8::new(0),
             push: Mutex::new(PushQueue::default()),

@@ -80,6 +80,8 @@ pub(crate) struct ServerShared {
     next_id: AtomicU64,
     /// When the clock of the connections' state machines started.
     pub(crate) epoch: Instant,
+    /// Whether the limits set a timeout, so connections need a clock.
+    timed: bool,
     shutting_down: AtomicBool,
     deadline: Mutex<Option<Instant>>,
     /// The serve future: woken by shutdown and by the last connection.
@@ -105,16 +107,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ServerShared {
-    /// Time since the epoch, the clock of every `Connection`.
+    /// Time since the epoch, the clock of every `Connection`. Without an
+    /// idle or read timeout no state machine arms a timer, so the clock
+    /// stays at zero rather than being read on every wake-up.
     pub(crate) fn now(&self) -> Duration {
-        self.epoch.elapsed()
+        if self.timed {
+            self.epoch.elapsed()
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// A new connection state machine, already parked: its buffers went
     /// back to the pool and come out again when bytes arrive. `None` only
     /// if the configuration is invalid, which `bind` rules out.
-    pub(crate) fn new_conn(&self, now: Duration) -> Option<Conn> {
-        let set = self.pool.take();
+    pub(crate) fn new_conn(&self, now: Duration, shard: usize) -> Option<Conn> {
+        let set = self.pool.take(shard);
         let bufs = Buffers {
             rx: set.rx,
             tx: set.tx,
@@ -132,10 +140,13 @@ impl ServerShared {
             tx: Vec::new(),
         };
         if let Ok(bufs) = conn.park(placeholder) {
-            self.pool.give(BufSet {
-                rx: bufs.rx,
-                tx: bufs.tx,
-            });
+            self.pool.give(
+                shard,
+                BufSet {
+                    rx: bufs.rx,
+                    tx: bufs.tx,
+                },
+            );
         }
         Some(conn)
     }
@@ -378,7 +389,16 @@ impl ServerBuilder {
             encoder,
             tx_len,
             stats: Arc::new(ServerStats::new()),
-            pool: BufPool::new(rx_len, tx_len, self.buffer_pool),
+            // One shard per thread of `run` with a thread per executor.
+            pool: BufPool::new(
+                rx_len,
+                tx_len,
+                self.buffer_pool,
+                match self.layout {
+                    Layout::PerThread => worker_threads(&config),
+                    Layout::Shared => 1,
+                },
+            ),
             admission: Mutex::new(Admission::new(
                 config.max_connections,
                 config.max_connections_per_ip,
@@ -387,6 +407,7 @@ impl ServerBuilder {
             live: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             epoch: Instant::now(),
+            timed: config.limits.idle_timeout.is_some() || config.limits.read_timeout.is_some(),
             shutting_down: AtomicBool::new(false),
             deadline: Mutex::new(None),
             serve_waker: AtomicWaker::new(),
@@ -400,6 +421,14 @@ impl ServerBuilder {
             shared,
             layout: self.layout,
         })
+    }
+}
+
+/// The threads [`Server::run`] starts: `workers`, or one per core.
+fn worker_threads(config: &ServerConfig) -> usize {
+    match config.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     }
 }
 
@@ -492,43 +521,27 @@ impl Server {
     /// [`layout`](ServerBuilder::layout) says, blocking until shut down;
     /// returns the final statistics.
     pub fn run<H: Handler>(self, handler: H) -> io::Result<StatsSnapshot> {
-        let workers = match self.shared.config.workers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        let executors: Vec<Arc<Executor<'static>>> = match self.layout {
-            Layout::Shared => vec![Arc::new(Executor::new())],
-            Layout::PerThread => (0..workers).map(|_| Arc::new(Executor::new())).collect(),
-        };
-        // With one executor per thread, each thread also gets a reactor of
-        // its own (Linux): its connections are registered there once,
-        // edge-triggered, instead of with async-io (see `edge`).
-        let reactors = match self.layout {
-            Layout::PerThread if !self.shared.is_tls() => Reactors::new(executors.len())?,
-            _ => Reactors::none(executors.len()),
+        let workers = worker_threads(&self.shared.config);
+        let targets = match self.layout {
+            Layout::Shared => vec![Target::Executor(Arc::new(Executor::new()))],
+            Layout::PerThread => Target::per_thread(workers, !self.shared.is_tls())?,
         };
         let (stop, stopped) = smol::channel::bounded::<()>(1);
         let mut threads = Vec::with_capacity(workers.saturating_sub(1));
         for i in 1..workers {
-            let ex = executors[i % executors.len()].clone();
-            let reactor = reactors.get(i % executors.len());
+            let target = targets[i % targets.len()].clone();
             let stopped = stopped.clone();
             let t = std::thread::Builder::new()
                 .name(format!("fastnet-smol-{i}"))
-                .spawn(move || block_on(reactor.as_ref(), ex.run(stopped.recv())))?;
+                .spawn(move || target.block_on(stopped.recv()))?;
             threads.push(t);
         }
-        let main = executors[0].clone();
-        let main_reactor = reactors.get(0);
+        let main = targets[0].clone();
         let spawn = RoundRobin {
-            executors,
-            reactors,
+            targets,
             next: AtomicUsize::new(0),
         };
-        let result = block_on(
-            main_reactor.as_ref(),
-            main.run(self.serve_with(handler, spawn)),
-        );
+        let result = main.block_on(self.serve_with(handler, spawn));
         drop(stop);
         for t in threads {
             let _ = t.join();
@@ -609,7 +622,8 @@ fn admit<H: Handler>(
         return reject(reason);
     }
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let conn_shared = Arc::new(ConnShared::new(id, peer, shared.clone()));
+    let place = spawn.place();
+    let conn_shared = Arc::new(ConnShared::new(id, peer, shared.clone(), place.target));
     let info = crate::ConnInfo {
         shared: conn_shared.clone(),
     };
@@ -620,7 +634,6 @@ fn admit<H: Handler>(
     if shared.config.nodelay {
         let _ = stream.set_nodelay(true);
     }
-    let place = spawn.place();
     let stream = match place.io(stream) {
         Ok(s) => s,
         Err(_) => {
@@ -714,10 +727,10 @@ trait Spawn {
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, place: &Place, f: F);
 }
 
-/// A connection's executor (by index) and, if that executor's thread has
-/// one, its reactor.
+/// Where one connection goes: a [`RoundRobin`] target by index, and that
+/// target's reactor if it has one.
 struct Place {
-    executor: usize,
+    target: usize,
     #[cfg(any(target_os = "linux", target_os = "android"))]
     reactor: Option<Arc<crate::edge::Reactor>>,
 }
@@ -726,7 +739,7 @@ impl Place {
     /// On async-io.
     fn anywhere() -> Place {
         Place {
-            executor: 0,
+            target: 0,
             #[cfg(any(target_os = "linux", target_os = "android"))]
             reactor: None,
         }
@@ -742,60 +755,39 @@ impl Place {
     }
 }
 
-/// The reactors of [`Server::run`]'s threads, one per executor, or none.
-struct Reactors {
+/// What one or more of [`Server::run`]'s threads run.
+#[derive(Clone)]
+enum Target {
+    /// A `smol::Executor` on async-io.
+    Executor(Arc<Executor<'static>>),
+    /// The thread's own edge-triggered reactor and executor (see `edge`).
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    reactors: Vec<Option<Arc<crate::edge::Reactor>>>,
+    Reactor(Arc<crate::edge::Reactor>),
 }
 
-impl Reactors {
-    /// One reactor per executor (on Linux; none elsewhere).
-    fn new(n: usize) -> io::Result<Reactors> {
+impl Target {
+    /// One target per thread: a reactor each where `edge` allows (Linux,
+    /// and the caller says plain TCP), a `smol::Executor` each otherwise.
+    fn per_thread(n: usize, edge: bool) -> io::Result<Vec<Target>> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            let reactors = (0..n)
-                .map(|_| crate::edge::Reactor::new().map(Some))
-                .collect::<io::Result<_>>()?;
-            Ok(Reactors { reactors })
+        if edge {
+            return (0..n)
+                .map(|_| crate::edge::Reactor::new().map(Target::Reactor))
+                .collect();
         }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        Ok(Reactors::none(n))
+        let _ = edge;
+        Ok((0..n)
+            .map(|_| Target::Executor(Arc::new(Executor::new())))
+            .collect())
     }
 
-    /// Every executor on async-io.
-    fn none(n: usize) -> Reactors {
-        let _ = n;
-        Reactors {
+    /// Runs `future` on this thread together with the target's tasks.
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> io::Result<T> {
+        match self {
+            Target::Executor(ex) => Ok(smol::block_on(ex.run(future))),
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            reactors: vec![None; n],
+            Target::Reactor(r) => crate::edge::block_on(r, future),
         }
-    }
-
-    fn get(&self, i: usize) -> Option<ThreadReactor> {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        return self.reactors.get(i).cloned().flatten().map(ThreadReactor);
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        {
-            let _ = i;
-            None
-        }
-    }
-}
-
-/// The reactor a thread of [`Server::run`] waits in.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-struct ThreadReactor(Arc<crate::edge::Reactor>);
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-enum ThreadReactor {}
-
-/// Runs `future` on this thread, waiting in `reactor` if it has one and
-/// in async-io (`smol::block_on`) otherwise.
-fn block_on<T>(reactor: Option<&ThreadReactor>, future: impl Future<Output = T>) -> io::Result<T> {
-    match reactor {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        Some(r) => crate::edge::block_on(&r.0, future),
-        #[allow(unreachable_patterns)]
-        _ => Ok(smol::block_on(future)),
     }
 }
 
@@ -812,25 +804,31 @@ impl Spawn for OnExecutor {
     }
 }
 
-/// Executors taken in turn, one per connection.
+/// Targets taken in turn, one per connection.
 struct RoundRobin {
-    executors: Vec<Arc<Executor<'static>>>,
-    reactors: Reactors,
+    targets: Vec<Target>,
     next: AtomicUsize,
 }
 
 impl Spawn for RoundRobin {
     fn place(&self) -> Place {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.executors.len();
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.targets.len();
         Place {
-            executor: i,
+            target: i,
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            reactor: self.reactors.get(i).map(|r| r.0),
+            reactor: match &self.targets[i] {
+                Target::Reactor(r) => Some(Arc::clone(r)),
+                Target::Executor(_) => None,
+            },
         }
     }
 
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, place: &Place, f: F) {
-        self.executors[place.executor].spawn(f).detach();
+        match &self.targets[place.target] {
+            Target::Executor(ex) => ex.spawn(f).detach(),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Target::Reactor(r) => r.spawn(f),
+        }
     }
 }
 
