@@ -52,18 +52,23 @@
 //! per-connection byte limit, are answered before the connection closes.
 //! Traffic is added to [`ServerStats`] once per wake-up.
 //!
-//! async-io arms a socket one-shot, so every wait costs one `epoll_ctl`;
-//! the driver takes a wake-up from the reactor as readable instead of
-//! asking async-io again, which would re-arm the socket a second time
-//! whenever the event came in the reactor turn that was running when the
-//! wait began. At 512-byte ping-pong a request costs about four system
-//! calls: a read, a write, the re-arm, and a share of the reactor's
-//! `epoll_wait`.
+//! On Linux, [`Server::run`] with the default [`Layout::PerThread`] gives
+//! each thread an edge-triggered epoll reactor of its own, which is also
+//! that thread's executor: a socket is registered once, when accepted, and
+//! a woken connection runs on its thread without touching any state shared
+//! with other threads. At 512-byte ping-pong a request then costs a read, a
+//! write and a share of one `epoll_wait` (about 2.5 system calls, as many
+//! as a raw mio server). Elsewhere (TLS servers, [`Layout::Shared`],
+//! [`Server::serve_on`], [`Server::serve`], other platforms) sockets are on
+//! async-io, which arms a socket one-shot, so every wait costs one
+//! `epoll_ctl`; there the driver takes a wake-up from the reactor as
+//! readable instead of asking async-io again, and a request costs about
+//! four system calls.
 //!
-//! Receive and reply buffers come from a pool only while a connection has
-//! bytes in flight: once a read's replies are written and no partial frame
-//! is buffered, the connection's storage is parked and goes back to the
-//! pool, so idle connections hold no buffers. An idle connection costs
+//! Receive and reply buffers come from a pool (one stack per thread) only
+//! while a connection has bytes in flight: once a read's replies are
+//! written and no partial frame is buffered, the connection's storage is
+//! parked and goes back to the pool, so idle connections hold no buffers. An idle connection costs
 //! about 1.5 KiB of server memory (`examples/idle_memory.rs` measures it).
 //!
 //! [`Server::run`] starts one executor per thread by default and places

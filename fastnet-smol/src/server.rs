@@ -211,8 +211,11 @@ pub enum Layout {
     /// One executor per thread; each new connection is placed on the next
     /// thread in turn and stays there (one listener, accepted on the
     /// calling thread). The default: a connection's wake-ups run where its
-    /// state is, with no queue shared between threads. A handler that
-    /// computes for long delays the other connections of its thread only.
+    /// state is, with no queue shared between threads. On Linux (plain
+    /// TCP) each thread's executor is the driver's own, on an
+    /// edge-triggered epoll reactor of the thread's own, so a socket is
+    /// registered once and never re-armed. A handler that computes for long
+    /// delays the other connections of its thread only.
     #[default]
     PerThread,
     /// One `smol::Executor` run by every thread: any idle thread picks up

@@ -30,7 +30,7 @@
 
 /// Builds every binary the harness runs, in release mode: `fastnet`, the
 /// peers and the harness, and fastnet-smol's `bench_server` example (the
-/// per-thread executor layout, an extra row of the tables).
+/// shared-executor layout, an extra row of the tables).
 pub const BUILD_COMMAND: &str = "cargo build --release -p fastnet-cli -p fastnet-bench-echo -p fastnet-smol --bins --example bench_server";
 
 pub mod idle;

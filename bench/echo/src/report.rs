@@ -732,10 +732,10 @@ impl Results {
              − `VmRSS` before) / connections.\n",
             thousands(self.idle_conns as u64)
         );
-        if self.servers.contains(&Server::FastnetSmolPerThread) {
+        if self.servers.contains(&Server::FastnetSmolShared) {
             md.push_str(
                 "The targets are judged on `fastnet serve`, the server users run; the row \
-                 \"fastnet-smol, executor per thread\" is fastnet-smol's `bench_server` example \
+                 \"fastnet-smol, shared executor\" is fastnet-smol's `bench_server` example \
                  with the other executor layout, for comparison.\n\n",
             );
         }

@@ -32,9 +32,10 @@ pub enum Server {
     Mio,
     /// `peer-std`: std thread-per-connection raw echo.
     Std,
-    /// fastnet-smol's `bench_server` example with one executor per thread
-    /// (`--layout per-thread`); not in [`Server::ALL`], run only on request.
-    FastnetSmolPerThread,
+    /// fastnet-smol's `bench_server` example with one `smol::Executor`
+    /// shared by every thread (`--layout shared`); not in [`Server::ALL`],
+    /// run only on request.
+    FastnetSmolShared,
     /// `fastnet serve --driver smol --codec len=u32be` with TLS; in
     /// [`Server::TLS`].
     FastnetSmolTls,
@@ -66,7 +67,7 @@ impl Server {
             Server::TokioRaw => "tokio-raw",
             Server::Mio => "mio",
             Server::Std => "std",
-            Server::FastnetSmolPerThread => "fastnet-smol-per-thread",
+            Server::FastnetSmolShared => "fastnet-smol-shared",
             Server::FastnetSmolTls => "fastnet-smol-tls",
             Server::TokioRustls => "tokio-rustls",
         }
@@ -76,7 +77,7 @@ impl Server {
     pub fn from_name(name: &str) -> Option<Server> {
         Server::ALL
             .into_iter()
-            .chain([Server::FastnetSmolPerThread])
+            .chain([Server::FastnetSmolShared])
             .chain(Server::TLS)
             .find(|s| s.name() == name)
     }
@@ -90,7 +91,7 @@ impl Server {
             Server::TokioRaw => "tokio raw",
             Server::Mio => "mio raw (ceiling)",
             Server::Std => "std thread/conn raw",
-            Server::FastnetSmolPerThread => "fastnet-smol, executor per thread",
+            Server::FastnetSmolShared => "fastnet-smol, shared executor",
             Server::FastnetSmolTls => "fastnet-smol TLS",
             Server::TokioRustls => "tokio-rustls Framed",
         }
@@ -103,7 +104,7 @@ impl Server {
             Server::FastnetSmol
                 | Server::FastnetStd
                 | Server::TokioFramed
-                | Server::FastnetSmolPerThread
+                | Server::FastnetSmolShared
                 | Server::FastnetSmolTls
                 | Server::TokioRustls
         )
@@ -129,7 +130,7 @@ impl Server {
             self,
             Server::FastnetSmol
                 | Server::FastnetStd
-                | Server::FastnetSmolPerThread
+                | Server::FastnetSmolShared
                 | Server::FastnetSmolTls
         )
     }
@@ -137,19 +138,19 @@ impl Server {
     /// Whether the server exits with status 0 on SIGTERM (fastnet-smol's
     /// `bench_server` example serves until killed).
     pub fn exits_cleanly(self) -> bool {
-        self != Server::FastnetSmolPerThread
+        self != Server::FastnetSmolShared
     }
 
     /// How this server is started, for the report.
     pub fn describe(self) -> &'static str {
         match self {
-            Server::FastnetSmol => "`fastnet serve --driver smol --codec len=u32be --max-conns 20000` (the default layout: one `smol::Executor` per thread, one thread per core)",
+            Server::FastnetSmol => "`fastnet serve --driver smol --codec len=u32be --max-conns 20000` (the default layout: one thread per core, each with its own edge-triggered epoll reactor and executor)",
             Server::FastnetStd => "`fastnet serve --driver std --codec len=u32be --max-conns 20000` (a pooled thread per connection)",
             Server::TokioFramed => "`peer-tokio-framed`: tokio multi-thread runtime, `Framed<TcpStream, LengthDelimitedCodec>` (u32 BE), `stream.forward(sink)`",
             Server::TokioRaw => "`peer-tokio-raw`: tokio multi-thread runtime, a task per connection, `read` / `write_all` with an 8 KiB buffer",
             Server::Mio => "`peer-mio`: mio, edge-triggered, one event loop per core with its own `SO_REUSEPORT` listener, one shared read buffer per loop",
             Server::Std => "`peer-std`: std, a thread per connection, blocking `read` / `write_all` with an 8 KiB buffer",
-            Server::FastnetSmolPerThread => "`examples/bench_server --layout per-thread` of fastnet-smol (`len=u32be`): one `smol::Executor` per thread, connections placed round-robin",
+            Server::FastnetSmolShared => "`examples/bench_server --layout shared` of fastnet-smol (`len=u32be`): one `smol::Executor` run by every thread, sockets on async-io",
             Server::FastnetSmolTls => "`fastnet serve --driver smol --codec len=u32be --max-conns 20000 --tls-cert server.pem --tls-key server.key` (the default layout; fastnet-smol's `tls` feature: rustls as a byte transform in the driver, between the socket and the connection state machine)",
             Server::TokioRustls => "`peer-tokio-rustls 0 server.pem server.key`: tokio multi-thread runtime, a `tokio_rustls::TlsAcceptor` handshake in each connection's task, then `Framed<TlsStream<TcpStream>, LengthDelimitedCodec>` (u32 BE), `stream.forward(sink)`",
         }
@@ -191,9 +192,9 @@ impl Server {
                 cmd = Command::new(bins.peer("peer-std"));
                 cmd.arg("0");
             }
-            Server::FastnetSmolPerThread => {
+            Server::FastnetSmolShared => {
                 cmd = Command::new(bins.bench_server());
-                cmd.args(["127.0.0.1:0", "--layout", "per-thread"]);
+                cmd.args(["127.0.0.1:0", "--layout", "shared"]);
             }
             Server::FastnetSmolTls => {
                 cmd = Command::new(&bins.fastnet);

@@ -24,7 +24,7 @@ fn color(server: Server) -> &'static str {
         Server::TokioRaw => "#f6b26b",
         Server::Mio => "#38761d",
         Server::Std => "#999999",
-        Server::FastnetSmolPerThread => "#0b2f5a",
+        Server::FastnetSmolShared => "#0b2f5a",
         // Not charted (the TLS runs have a table of their own).
         Server::FastnetSmolTls => "#741b47",
         Server::TokioRustls => "#c27ba0",

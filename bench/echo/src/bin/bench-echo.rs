@@ -49,9 +49,9 @@ struct Args {
     #[arg(long = "config", value_name = "SHAPE")]
     configs: Vec<Shape>,
     /// Servers to run, comma-separated, from fastnet-smol, fastnet-std,
-    /// tokio-framed, tokio-raw, mio, std, fastnet-smol-per-thread and the
+    /// tokio-framed, tokio-raw, mio, std, fastnet-smol-shared and the
     /// TLS ones fastnet-smol-tls, tokio-rustls [default: all;
-    /// fastnet-smol-per-thread only if fastnet-smol's bench_server example is
+    /// fastnet-smol-shared only if fastnet-smol's bench_server example is
     /// built, the TLS ones as --tls says].
     #[arg(long, value_delimiter = ',')]
     servers: Vec<String>,
@@ -220,10 +220,10 @@ fn run(args: Args) -> Result<bool, String> {
     let servers: Vec<Server> = if named.is_empty() {
         let mut all = Server::ALL.to_vec();
         if bins.bench_server().is_file() {
-            all.push(Server::FastnetSmolPerThread);
+            all.push(Server::FastnetSmolShared);
         } else {
             eprintln!(
-                "bench-echo: {} not built, so fastnet-smol-per-thread is left out ({})",
+                "bench-echo: {} not built, so fastnet-smol-shared is left out ({})",
                 bins.bench_server().display(),
                 fastnet_bench_echo::BUILD_COMMAND
             );
