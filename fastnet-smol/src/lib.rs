@@ -69,7 +69,7 @@
 //! while a connection has bytes in flight: once a read's replies are
 //! written and no partial frame is buffered, the connection's storage is
 //! parked and goes back to the pool, so idle connections hold no buffers. An idle connection costs
-//! about 1.5 KiB of server memory (`examples/idle_memory.rs` measures it).
+//! about 1.4 KiB of server memory (`examples/idle_memory.rs` measures it).
 //!
 //! [`Server::run`] starts one executor per thread by default and places
 //! each connection on one of them in turn ([`Layout`]).
