@@ -366,19 +366,23 @@ impl<H: Handler> Inner<H> {
                     conn.handle_written(n, self.now());
                     total += n;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // No progress for the write timeout: idle, or not yet.
-                Err(e) if is_timeout(&e) => conn.handle_timeout(self.now()),
-                Err(_) => {
-                    if self.control.is_aborted() {
-                        conn.abort();
-                    } else {
-                        conn.handle_reset();
-                    }
-                }
+                Err(e) => self.write_failed(conn, &e),
             }
         }
         total
+    }
+
+    /// Acts on a failed write: an interrupted one is simply retried, one
+    /// that made no progress for the write timeout is the connection's
+    /// timeout (idle, or not yet), anything else resets the connection
+    /// (aborts it during a forced shutdown).
+    fn write_failed(&self, conn: &mut Conn, e: &io::Error) {
+        match e.kind() {
+            io::ErrorKind::Interrupted => {}
+            _ if is_timeout(e) => conn.handle_timeout(self.now()),
+            _ if self.control.is_aborted() => conn.abort(),
+            _ => conn.handle_reset(),
+        }
     }
 
     /// [`flush`](Self::flush) over TLS, under the writer lock: encrypts the
@@ -425,16 +429,7 @@ impl<H: Handler> Inner<H> {
                     writer.advance(n);
                     total += n;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // No progress for the write timeout: idle, or not yet.
-                Err(e) if is_timeout(&e) => conn.handle_timeout(self.now()),
-                Err(_) => {
-                    if self.control.is_aborted() {
-                        conn.abort();
-                    } else {
-                        conn.handle_reset();
-                    }
-                }
+                Err(e) => self.write_failed(conn, &e),
             }
             if conn.is_closed() {
                 // Replies count as written only once their ciphertext is,
