@@ -231,13 +231,30 @@ impl Admission {
 
 /// Live counters of a server, updated with relaxed atomics and cheap to
 /// read while serving. Drivers add a connection's traffic in batches (per
-/// wake-up, not per frame) to keep the shared cache line quiet.
+/// wake-up, not per frame), and into one of [`TRAFFIC_SHARDS`] shards of
+/// their choosing (a thread's or a core's), each on its own cache line, so
+/// that threads on different cores do not pass one line back and forth on
+/// every request; [`snapshot`](Self::snapshot) adds the shards up.
 #[cfg(target_has_atomic = "64")]
 #[derive(Debug, Default)]
 pub struct ServerStats {
     accepted: core::sync::atomic::AtomicU64,
     rejected: [core::sync::atomic::AtomicU64; 5],
     closed: [core::sync::atomic::AtomicU64; 9],
+    traffic: [TrafficShard; TRAFFIC_SHARDS],
+}
+
+/// How many traffic shards [`ServerStats`] keeps; a shard index is taken
+/// modulo this.
+#[cfg(target_has_atomic = "64")]
+pub const TRAFFIC_SHARDS: usize = 16;
+
+/// One shard of traffic counters, alone on its cache line (two lines on
+/// CPUs that fetch lines in pairs).
+#[cfg(target_has_atomic = "64")]
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct TrafficShard {
     frames_in: core::sync::atomic::AtomicU64,
     frames_out: core::sync::atomic::AtomicU64,
     bytes_in: core::sync::atomic::AtomicU64,
@@ -340,30 +357,57 @@ impl ServerStats {
     }
 
     /// Adds traffic: frames and bytes in and out since the last call for
-    /// that connection.
+    /// that connection (into shard 0; see [`add_traffic_on`](Self::add_traffic_on)).
     pub fn add_traffic(&self, frames_in: u64, frames_out: u64, bytes_in: u64, bytes_out: u64) {
+        self.add_traffic_on(0, frames_in, frames_out, bytes_in, bytes_out);
+    }
+
+    /// [`add_traffic`](Self::add_traffic) into shard `shard` (modulo
+    /// [`TRAFFIC_SHARDS`]): a driver passes its thread's or its core's
+    /// number.
+    pub fn add_traffic_on(
+        &self,
+        shard: usize,
+        frames_in: u64,
+        frames_out: u64,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
         use core::sync::atomic::Ordering::Relaxed;
+        let t = &self.traffic[shard % TRAFFIC_SHARDS];
         if frames_in > 0 {
-            self.frames_in.fetch_add(frames_in, Relaxed);
+            t.frames_in.fetch_add(frames_in, Relaxed);
         }
         if frames_out > 0 {
-            self.frames_out.fetch_add(frames_out, Relaxed);
+            t.frames_out.fetch_add(frames_out, Relaxed);
         }
         if bytes_in > 0 {
-            self.bytes_in.fetch_add(bytes_in, Relaxed);
+            t.bytes_in.fetch_add(bytes_in, Relaxed);
         }
         if bytes_out > 0 {
-            self.bytes_out.fetch_add(bytes_out, Relaxed);
+            t.bytes_out.fetch_add(bytes_out, Relaxed);
         }
     }
 
-    /// Adds the difference between two snapshots of one connection's counters.
+    /// Adds the difference between two snapshots of one connection's
+    /// counters (into shard 0).
     pub fn add_conn_delta(
         &self,
         before: &crate::connection::ConnStats,
         after: &crate::connection::ConnStats,
     ) {
-        self.add_traffic(
+        self.add_conn_delta_on(0, before, after);
+    }
+
+    /// [`add_conn_delta`](Self::add_conn_delta) into shard `shard`.
+    pub fn add_conn_delta_on(
+        &self,
+        shard: usize,
+        before: &crate::connection::ConnStats,
+        after: &crate::connection::ConnStats,
+    ) {
+        self.add_traffic_on(
+            shard,
             after.frames_in - before.frames_in,
             after.frames_out - before.frames_out,
             after.bytes_in - before.bytes_in,
@@ -378,10 +422,14 @@ impl ServerStats {
             accepted: self.accepted.load(Relaxed),
             rejected: core::array::from_fn(|i| self.rejected[i].load(Relaxed)),
             closed: core::array::from_fn(|i| self.closed[i].load(Relaxed)),
-            frames_in: self.frames_in.load(Relaxed),
-            frames_out: self.frames_out.load(Relaxed),
-            bytes_in: self.bytes_in.load(Relaxed),
-            bytes_out: self.bytes_out.load(Relaxed),
+            frames_in: self.traffic.iter().map(|t| t.frames_in.load(Relaxed)).sum(),
+            frames_out: self
+                .traffic
+                .iter()
+                .map(|t| t.frames_out.load(Relaxed))
+                .sum(),
+            bytes_in: self.traffic.iter().map(|t| t.bytes_in.load(Relaxed)).sum(),
+            bytes_out: self.traffic.iter().map(|t| t.bytes_out.load(Relaxed)).sum(),
         }
     }
 }
@@ -453,6 +501,36 @@ mod tests {
             std::format!("{snap}"),
             "accepted=3 open=1 rejected=1 max-per-ip=1 closed=2 protocol=1 tls=1 frames_in=3 frames_out=2 bytes_in=30 bytes_out=20"
         );
+    }
+
+    #[test]
+    #[cfg(target_has_atomic = "64")]
+    fn traffic_shards_add_up_and_any_index_is_taken_modulo() {
+        let s = ServerStats::new();
+        let before = crate::connection::ConnStats::default();
+        let after = crate::connection::ConnStats {
+            bytes_in: 10,
+            bytes_out: 7,
+            frames_in: 2,
+            frames_out: 1,
+            frames_skipped: 0,
+        };
+        for shard in [0, 1, 5, TRAFFIC_SHARDS - 1, TRAFFIC_SHARDS, usize::MAX] {
+            s.add_conn_delta_on(shard, &before, &after);
+        }
+        s.add_traffic(1, 1, 1, 1);
+        let snap = s.snapshot();
+        assert_eq!(
+            (
+                snap.frames_in,
+                snap.frames_out,
+                snap.bytes_in,
+                snap.bytes_out
+            ),
+            (13, 7, 61, 43)
+        );
+        // Each shard has a cache line of its own.
+        assert!(core::mem::align_of::<TrafficShard>() >= 64);
     }
 
     #[test]

@@ -527,11 +527,11 @@ impl<H: Handler> Driver<H> {
     fn report(&mut self) {
         let now = *self.conn.stats();
         if now != self.reported {
-            self.info
-                .shared
-                .server
-                .stats
-                .add_conn_delta(&self.reported, &now);
+            self.info.shared.server.stats.add_conn_delta_on(
+                self.info.shared.shard,
+                &self.reported,
+                &now,
+            );
             self.reported = now;
         }
     }
