@@ -361,7 +361,8 @@ fn bad_handshakes_close_only_the_offender() {
     roundtrip(&mut good, b"the last word");
     drop(good);
     {
-        // Plaintext: an alert sent; EOF and timeouts: named as such.
+        // Plaintext: an alert sent; EOF and timeouts: named as such. The
+        // good client's own close may already follow them (it was dropped).
         let closes = server.seen.closes.lock().unwrap();
         assert!(
             matches!(closes[0], CloseReason::Tls(TlsFailure::AlertSent(_))),
@@ -369,7 +370,7 @@ fn bad_handshakes_close_only_the_offender() {
         );
         assert_eq!(closes[1], CloseReason::Tls(TlsFailure::HandshakeEof));
         assert_eq!(
-            closes[2..],
+            closes[2..4],
             [CloseReason::Tls(TlsFailure::HandshakeTimeout); 2]
         );
     }
