@@ -4,13 +4,15 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fastnet_proto::codec::{CodecSpec, Endian, LengthFieldConfig};
 use fastnet_std::{
     CloseReason, ConnHandle, ConnInfo, Ctx, Handler, RejectReason, Server, ServerBuilder,
     ShutdownHandle, StatsSnapshot,
 };
+/// The one polling helper of the workspace's tests.
+pub use fastnet_tls::test_pki::wait_until;
 
 pub fn codec(max_frame: usize) -> CodecSpec {
     CodecSpec::LengthField(LengthFieldConfig {
@@ -107,18 +109,5 @@ pub fn start(builder: ServerBuilder, refuse: bool) -> Running {
         server_stats,
         workers,
         join: Some(join),
-    }
-}
-
-pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(2));
     }
 }
