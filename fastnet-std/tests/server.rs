@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -160,16 +161,31 @@ fn push_queue_full_is_reported_and_nothing_is_lost() {
         wait_until(Duration::from_secs(10), || full.load(Ordering::SeqCst)),
         "a push to a peer that does not read reports Full"
     );
-    // Now read: every accepted push arrives, whole.
+    // Now read: every accepted push arrives, whole. A pusher's frame can
+    // arrive before its `send` returns and counts it, so read with a short
+    // timeout and stop only once every pusher is done and the counts agree.
+    c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
     let mut got = 0;
     loop {
-        let expected = ok.load(Ordering::SeqCst);
-        if got == expected && pushers.iter().all(|p| p.is_finished()) {
+        let done = pushers.iter().all(|p| p.is_finished());
+        if done && got == ok.load(Ordering::SeqCst) {
             break;
         }
-        let f = c.recv().unwrap().expect("open");
-        assert!(f.len() == FRAME && f.iter().all(|&b| b == 7));
-        got += 1;
+        assert!(
+            Instant::now() < end,
+            "got {got} of {} pushes",
+            ok.load(Ordering::SeqCst)
+        );
+        match c.recv() {
+            Ok(Some(f)) => {
+                assert!(f.len() == FRAME && f.iter().all(|&b| b == 7));
+                got += 1;
+            }
+            Ok(None) => panic!("closed after {got} pushes"),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("after {got} pushes: {e}"),
+        }
     }
     for p in pushers {
         p.join().unwrap();
