@@ -61,22 +61,21 @@ pub(crate) fn task<H: Handler>(
 ) -> Option<impl Future<Output = ()> + Send> {
     let mut driver = Driver::new(handler, stream, info, state)?;
     Some(async move {
-        let flags = driver.info.shared.clone();
-        let aborted = future::or(
-            async {
-                driver.run().await;
-                false
-            },
+        let shared = driver.info.shared.clone();
+        let aborted = {
+            let mut run = std::pin::pin!(driver.run());
+            // Every poll registers the waker (a compare unless it changed)
+            // before anything looks at the signal flags, so a signal is
+            // never missed, also while the handler's future is pending.
             future::poll_fn(|cx| {
-                flags.waker.register(cx.waker());
-                if flags.flags.load(Ordering::Acquire) & ABORT != 0 {
-                    Poll::Ready(true)
-                } else {
-                    Poll::Pending
+                shared.register(cx.waker());
+                if shared.flags.load(Ordering::SeqCst) & ABORT != 0 {
+                    return Poll::Ready(true);
                 }
-            }),
-        )
-        .await;
+                run.as_mut().poll(cx).map(|()| false)
+            })
+            .await
+        };
         if aborted {
             driver.conn.abort();
         }
@@ -103,6 +102,9 @@ struct Driver<H: Handler> {
     push_backlog: bool,
     /// Shutdown or a handle asked to close; honoured after queued pushes.
     closing_requested: bool,
+    /// Frames were pushed since the last park: the push queue may hold
+    /// storage to free (otherwise parking leaves its lock alone).
+    pushed: bool,
     /// The TLS session, on a TLS server (boxed: one pointer otherwise).
     #[cfg(feature = "tls")]
     tls: Option<Box<crate::tls::ServerTls>>,
@@ -111,6 +113,10 @@ struct Driver<H: Handler> {
 impl<H: Handler> Driver<H> {
     /// A driver with a parked connection (no buffers until bytes move).
     fn new(handler: Arc<H>, stream: Io, info: ConnInfo, state: H::State) -> Option<Self> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Io::Edge(s) = &stream {
+            s.prefetch_also(Arc::as_ptr(&info.shared) as usize);
+        }
         let shared = &info.shared.server;
         let conn = shared.new_conn(shared.now(), info.shared.shard);
         let Some(conn) = conn else {
@@ -147,6 +153,7 @@ impl<H: Handler> Driver<H> {
             reported: ConnStats::default(),
             push_backlog: false,
             closing_requested: false,
+            pushed: false,
         })
     }
 
@@ -167,13 +174,17 @@ impl<H: Handler> Driver<H> {
         }
         let mut wake = Wake::default();
         loop {
-            let flags = self
-                .info
-                .shared
-                .flags
-                .fetch_and(!(PUSH | CLOSE | SHUTDOWN), Ordering::AcqRel);
+            // A look first: the read-modify-write only when a flag is up.
+            let signals = PUSH | CLOSE | SHUTDOWN;
+            let shared = &self.info.shared;
+            let flags = if shared.flags.load(Ordering::SeqCst) & signals != 0 {
+                shared.flags.fetch_and(!signals, Ordering::SeqCst)
+            } else {
+                0
+            };
             if flags & PUSH != 0 {
                 self.push_backlog = true;
+                self.pushed = true;
             }
             if flags & (CLOSE | SHUTDOWN) != 0 {
                 self.closing_requested = true;
@@ -245,10 +256,10 @@ impl<H: Handler> Driver<H> {
         write: bool,
         read_armed: &mut bool,
     ) -> Poll<Wake> {
+        // The task's wrapper registered the waker before this poll.
         let shared = &self.info.shared;
-        shared.waker.register(cx.waker());
         let mut wake = Wake::default();
-        let signalled = shared.flags.load(Ordering::Acquire) & (PUSH | CLOSE | SHUTDOWN) != 0;
+        let signalled = shared.flags.load(Ordering::SeqCst) & (PUSH | CLOSE | SHUTDOWN) != 0;
         if self.timer_at.is_some() && Pin::new(&mut self.timer).poll(cx).is_ready() {
             self.timer_at = None;
             wake.timer = true;
@@ -434,8 +445,8 @@ impl<H: Handler> Driver<H> {
             return true;
         };
         let timeout = settings.handshake_timeout;
-        let stopped = future::poll_fn(|cx| {
-            shared.waker.register(cx.waker());
+        // The task's wrapper registered the waker before this poll.
+        let stopped = future::poll_fn(|_| {
             if shared.flags.load(Ordering::Acquire) & (CLOSE | SHUTDOWN) != 0 {
                 Poll::Ready(Err(None))
             } else {
@@ -517,7 +528,7 @@ impl<H: Handler> Driver<H> {
             return;
         };
         let at = self.server().epoch + at;
-        if self.timer_at.map_or(true, |armed| at < armed) {
+        if self.timer_at.is_none_or(|armed| at < armed) {
             self.timer.set_at(at);
             self.timer_at = Some(at);
         }
@@ -554,9 +565,12 @@ impl<H: Handler> Driver<H> {
                 },
             );
             // An idle connection keeps no push storage either.
-            let mut q = self.info.shared.queue();
-            if q.bytes.is_empty() && q.bytes.capacity() > 0 {
-                q.bytes = Vec::new();
+            if self.pushed {
+                self.pushed = false;
+                let mut q = self.info.shared.queue();
+                if q.bytes.is_empty() && q.bytes.capacity() > 0 {
+                    q.bytes = Vec::new();
+                }
             }
         }
     }
@@ -577,6 +591,7 @@ impl<H: Handler> Driver<H> {
 
 impl<H: Handler> Drop for Driver<H> {
     fn drop(&mut self) {
+        self.info.shared.unregister();
         self.conn.abort();
         let reason = self.conn.close_reason().unwrap_or(CloseReason::Local);
         #[cfg(feature = "tls")]

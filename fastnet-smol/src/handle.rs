@@ -3,11 +3,11 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{RawWakerVTable, Waker};
 use std::time::Instant;
 
-use atomic_waker::AtomicWaker;
 use fastnet_proto::codec::Encoder;
 
 use crate::server::ServerShared;
@@ -22,17 +22,26 @@ pub(crate) const SHUTDOWN: u8 = 4;
 pub(crate) const ABORT: u8 = 8;
 
 /// State shared between a connection's task and its handles.
+///
+/// `repr(C)`, the fields every wake-up reads first: they share the first
+/// cache line, which the reactor fetches ahead of waking the task.
+#[repr(C)]
 pub(crate) struct ConnShared {
+    /// Signals for the task: [`PUSH`], [`CLOSE`], [`SHUTDOWN`], [`ABORT`].
+    pub(crate) flags: AtomicU8,
+    /// The registered waker's data and vtable addresses (what
+    /// `Waker::will_wake` compares); written only by the task.
+    registered: (AtomicUsize, AtomicUsize),
+    /// The buffer pool shard of the connection's thread.
+    pub(crate) shard: usize,
+    pub(crate) server: Arc<ServerShared>,
+    /// The connection task's waker: registered once (a task's waker does
+    /// not change between polls) and woken by reference, so a poll costs
+    /// no locked instruction for it; signals are rare and take the lock.
+    waker: Mutex<Option<Waker>>,
     pub(crate) id: u64,
     pub(crate) peer: SocketAddr,
     pub(crate) connected_at: Instant,
-    pub(crate) server: Arc<ServerShared>,
-    /// The buffer pool shard of the connection's thread.
-    pub(crate) shard: usize,
-    /// The connection task's waker.
-    pub(crate) waker: AtomicWaker,
-    /// Signals for the task: [`PUSH`], [`CLOSE`], [`SHUTDOWN`], [`ABORT`].
-    pub(crate) flags: AtomicU8,
     pub(crate) push: Mutex<PushQueue>,
 }
 
@@ -52,23 +61,59 @@ impl ConnShared {
             connected_at: Instant::now(),
             server,
             shard,
-            waker: AtomicWaker::new(),
+            waker: Mutex::new(None),
+            registered: (AtomicUsize::new(0), AtomicUsize::new(0)),
             flags: AtomicU8::new(0),
             push: Mutex::new(PushQueue::default()),
         }
     }
 
     pub(crate) fn queue(&self) -> MutexGuard<'_, PushQueue> {
-        self.push.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.push)
     }
 
     /// Raises `flag` and wakes the task unless the flag was already up (the
     /// task is then already due to run: no second cross-thread wake-up).
     pub(crate) fn signal(&self, flag: u8) {
-        if self.flags.fetch_or(flag, Ordering::AcqRel) & flag == 0 {
-            self.waker.wake();
+        if self.flags.fetch_or(flag, Ordering::SeqCst) & flag == 0 {
+            if let Some(w) = lock(&self.waker).as_ref() {
+                w.wake_by_ref();
+            }
         }
     }
+
+    /// Makes `waker` the task's waker (called by the task on every poll,
+    /// before it looks at the flags; a lock only when the waker changed).
+    pub(crate) fn register(&self, waker: &Waker) {
+        let id = (
+            waker.data() as usize,
+            waker.vtable() as *const RawWakerVTable as usize,
+        );
+        let (data, vtable) = &self.registered;
+        if (data.load(Ordering::Relaxed), vtable.load(Ordering::Relaxed)) == id {
+            return;
+        }
+        let old = lock(&self.waker).replace(waker.clone());
+        data.store(id.0, Ordering::Relaxed);
+        vtable.store(id.1, Ordering::Relaxed);
+        drop(old);
+        // Pairs with `signal`'s read-modify-write: a flag raised before the
+        // registration is seen by the task's next look at the flags.
+        std::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    /// Forgets the task's waker (the task ends; a handle may outlive it
+    /// and must not keep the task's memory).
+    pub(crate) fn unregister(&self) {
+        let old = lock(&self.waker).take();
+        self.registered.0.store(0, Ordering::Relaxed);
+        self.registered.1.store(0, Ordering::Relaxed);
+        drop(old);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Who a connection is: id, peer, when it connected, and a handle to it.

@@ -88,7 +88,7 @@
 //! and are waited for with one async-io `Timer` per connection, re-armed
 //! only when the deadline moves earlier or fires, so traffic does not touch
 //! the reactor's timer set.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod client;
 mod conn;
