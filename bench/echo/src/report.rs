@@ -627,7 +627,10 @@ impl Results {
         let load = format!(
             "fastnet bench --tls --tls-ca ca.pem --addr 127.0.0.1:PORT --codec len=u32be \
              --conns {} --size {} --pipeline {} --threads {}",
-            shape.conns, shape.size, shape.pipeline, self.load_threads
+            shape.conns,
+            shape.size,
+            shape.pipeline,
+            shape.threads.unwrap_or(self.load_threads)
         );
         let _ = writeln!(
             md,
@@ -709,7 +712,8 @@ impl Results {
         let _ = writeln!(
             md,
             "Every server runs as its own process and is loaded by `fastnet bench` \
-             (one mio thread, `--threads {}`), which verifies every echoed byte: framed servers \
+             (one mio thread per load thread: `--threads {}`, but for a load that names its own \
+             count, like the pipelined one), which verifies every echoed byte: framed servers \
              with `--codec len=u32be` (4-byte big-endian length, then the payload), raw servers \
              with `--codec raw` (fixed-size request, the same bytes back). Each (server, load) ran \
              {} time(s) for {} each; servers interleaved (all servers for one load, then the next \

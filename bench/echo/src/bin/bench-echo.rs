@@ -44,8 +44,8 @@ struct Args {
     /// Measured period of each run, like 5s or 500ms [default: 3s, quick: 1s].
     #[arg(long)]
     duration: Option<String>,
-    /// A load as `CONNSxSIZE[pPIPELINE]`, repeatable
-    /// [default: 1000x512 2000x512 50x512 1000x512p16].
+    /// A load as `CONNSxSIZE[pPIPELINE][tLOADTHREADS]`, repeatable
+    /// [default: 1000x512 2000x512 50x512 1000x512p16t2].
     #[arg(long = "config", value_name = "SHAPE")]
     configs: Vec<Shape>,
     /// Servers to run, comma-separated, from fastnet-smol, fastnet-std,
@@ -63,7 +63,7 @@ struct Args {
     /// Do not run the TLS comparison.
     #[arg(long)]
     no_tls: bool,
-    /// The load of the TLS comparison, as `CONNSxSIZE[pPIPELINE]`.
+    /// The load of the TLS comparison, as `CONNSxSIZE[pPIPELINE][tLOADTHREADS]`.
     #[arg(long, value_name = "SHAPE", default_value = "1000x512")]
     tls_config: Shape,
     /// Connections of the idle-memory measurement [default: 10000, quick: 2000]; 0 skips it.
