@@ -27,7 +27,7 @@ impl Shape {
     /// connections, and 1000 connections with 16 requests pipelined, all
     /// with 512-byte payloads. The pipelined load runs two load threads:
     /// one `fastnet bench` thread is slower than every server at 16
-    /// requests in flight (mio raw, the ceiling, measured 1.03–1.05x
+    /// requests in flight (mio raw, the ceiling, measured 1.09x
     /// tokio-util Framed's requests/s with one), so only a load that
     /// saturates the machine shows what a server's CPU per request buys.
     pub const STANDARD: [Shape; 4] = [
