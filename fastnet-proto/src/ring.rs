@@ -73,14 +73,18 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Ring<S> {
             });
         }
         let cap = self.capacity();
-        if cap == 0 {
-            return Ok(());
+        // `head < cap` and `len <= cap`, so one subtraction wraps the tail
+        // (no division on the reply path).
+        let mut tail = self.head + self.len;
+        if tail >= cap {
+            tail -= cap;
         }
-        let tail = (self.head + self.len) % cap;
         let first = bytes.len().min(cap - tail);
         let buf = self.storage.as_mut();
         buf[tail..tail + first].copy_from_slice(&bytes[..first]);
-        buf[..bytes.len() - first].copy_from_slice(&bytes[first..]);
+        if first < bytes.len() {
+            buf[..bytes.len() - first].copy_from_slice(&bytes[first..]);
+        }
         self.len += bytes.len();
         Ok(())
     }
@@ -93,8 +97,22 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Ring<S> {
         self.head = if self.len == 0 {
             0
         } else {
-            (self.head + n) % self.capacity()
+            let head = self.head + n;
+            if head >= self.capacity() {
+                head - self.capacity()
+            } else {
+                head
+            }
         };
+    }
+
+    /// Drops the newest bytes so that `len` remain (nothing if fewer are
+    /// waiting): takes back a push.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+        if self.len == 0 {
+            self.head = 0;
+        }
     }
 
     /// Drops everything.

@@ -40,7 +40,10 @@ impl BufPool {
     }
 
     fn shard(&self, shard: usize) -> MutexGuard<'_, Vec<BufSet>> {
-        self.shards[shard % self.shards.len()]
+        // Callers pass their thread's index, in range: no division then.
+        let n = self.shards.len();
+        let i = if shard < n { shard } else { shard % n };
+        self.shards[i]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }

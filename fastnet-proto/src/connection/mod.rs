@@ -216,17 +216,22 @@ fn enqueue<E: Encoder, T: AsRef<[u8]> + AsMut<[u8]>>(
     tx: &mut Ring<T>,
     payload: &[u8],
 ) -> Result<usize, Error> {
-    let len = encoder.encoded_len(payload)?;
-    if len > tx.free() {
+    // Validated once, inside `encode_with`, and written optimistically:
+    // a frame that does not fit is taken back, which costs a copy only on
+    // that (rare) error instead of a second validation on every reply.
+    let before = tx.len();
+    let mut fits = true;
+    let len = encoder.encode_with(payload, |piece| {
+        fits = fits && tx.push(piece).is_ok();
+    })?;
+    if !fits {
+        tx.truncate(before);
         return Err(Error::BufferTooSmall {
             needed: len,
             capacity: tx.free(),
         });
     }
-    // Every piece fits: the whole frame was checked against the free space.
-    encoder.encode_with(payload, |piece| {
-        let _ = tx.push(piece);
-    })
+    Ok(len)
 }
 
 fn deadline(since: Duration, timeout: Option<Duration>) -> Option<Duration> {

@@ -600,3 +600,69 @@ fn tls_failure_reasons_read_well() {
     assert!(!CloseReason::Tls(TlsFailure::AlertReceived(0)).is_violation());
     assert_eq!(CloseReason::Tls(TlsFailure::HandshakeEof).name(), "tls");
 }
+
+fn any_encoder(which: u8) -> crate::codec::AnyEncoder {
+    use crate::codec::{CodecSpec, Endian, LengthFieldConfig, VarintConfig};
+    let spec = match which % 6 {
+        0 => CodecSpec::Raw { max_frame: 48 },
+        1 => CodecSpec::lines(48),
+        2 => CodecSpec::Fixed { len: 5 },
+        3 => CodecSpec::LengthField(LengthFieldConfig {
+            max_frame: 48,
+            ..LengthFieldConfig::new(2, Endian::Little)
+        }),
+        4 => CodecSpec::Varint(VarintConfig {
+            max_frame: 48,
+            ..VarintConfig::default()
+        }),
+        _ => CodecSpec::Cobs {
+            max_frame: 48,
+            oversize: Oversize::Close,
+        },
+    };
+    spec.encoder().unwrap()
+}
+
+proptest! {
+    /// Queuing a reply writes exactly the encoder's frame after what the
+    /// ring held (wrapped anywhere), or refuses it with the encoder's own
+    /// error or `BufferTooSmall` and leaves the ring as it was.
+    #[test]
+    fn enqueue_writes_the_whole_frame_or_nothing(
+        which in 0u8..6,
+        head in 0usize..40,
+        held in proptest::collection::vec(any::<u8>(), 0..40),
+        payload in proptest::collection::vec(prop_oneof![Just(0u8), Just(b'\n'), any::<u8>()], 0..60),
+    ) {
+        let enc = any_encoder(which);
+        let mut tx = crate::Ring::new([0u8; 40]);
+        // Move the ring's start to `head`, then fill it with `held`.
+        let skip = head.min(40);
+        let _ = tx.push(&[0xEE; 40][..skip]);
+        tx.consume(skip);
+        let held = &held[..held.len().min(40)];
+        tx.push(held).unwrap();
+        let free = tx.free();
+        let expected = enc.encoded_len(&payload);
+        let result = enqueue(&enc, &mut tx, &payload);
+        let (a, b) = tx.as_slices();
+        let now: Vec<u8> = a.iter().chain(b).copied().collect();
+        match expected {
+            Err(e) => {
+                prop_assert_eq!(result, Err(e));
+                prop_assert_eq!(&now[..], held);
+            }
+            Ok(len) if len > free => {
+                prop_assert_eq!(result, Err(Error::BufferTooSmall { needed: len, capacity: free }));
+                prop_assert_eq!(&now[..], held);
+            }
+            Ok(len) => {
+                prop_assert_eq!(result, Ok(len));
+                let mut frame = Vec::new();
+                enc.encode_vec(&payload, &mut frame).unwrap();
+                prop_assert_eq!(&now[..held.len()], held);
+                prop_assert_eq!(&now[held.len()..], &frame[..]);
+            }
+        }
+    }
+}
