@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::procfs;
@@ -333,7 +333,7 @@ pub fn bench_json(
     bins: &Binaries,
     settings: &LoadSettings,
 ) -> Result<serde_json::Value, String> {
-    let mut cmd = Command::new(&bins.fastnet);
+    let mut cmd = bins.load_command();
     cmd.arg("bench");
     if running.server.tls() {
         let files = bins

@@ -34,6 +34,8 @@ pub struct Results {
     pub duration: String,
     /// `fastnet bench --threads`.
     pub load_threads: usize,
+    /// CPUs of the servers and of the load generator, if pinned (`--pin`).
+    pub pin: Option<crate::servers::Pin>,
     /// Connections of the idle-memory measurement.
     pub idle_conns: usize,
     /// The machine.
@@ -721,6 +723,14 @@ impl Results {
              medians over the repetitions; `(n%)` is the spread, (largest − smallest) / median.\n",
             self.load_threads, self.reps, self.duration
         );
+        if let Some(pin) = &self.pin {
+            let _ = writeln!(
+                md,
+                "Pinned (`--pin`): every server ran on CPU {} and the load generator on CPU {} \
+                 (`taskset -c`), so neither took the other's core.\n",
+                pin.server, pin.load
+            );
+        }
         md.push_str(
             "- **requests/s** and **p99 latency**: from `fastnet bench --json`.\n\
              - **server CPU per request**: user + system time of the server process \
@@ -804,6 +814,7 @@ impl Results {
             "servers": self.servers.iter().map(|s| s.name()).collect::<Vec<_>>(),
             "shapes": self.shapes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             "load_threads": self.load_threads,
+            "pin": self.pin.as_ref().map(|p| serde_json::json!({"server": p.server, "load": p.load})),
             "idle_conns": self.idle_conns,
             "machine": {
                 "cores": m.cores, "cpu": m.cpu, "kernel": m.kernel,
@@ -856,6 +867,14 @@ impl Results {
             reps: v["reps"].as_u64()? as usize,
             duration: v["duration"].as_str()?.to_string(),
             load_threads: v["load_threads"].as_u64()? as usize,
+            // Absent from runs made before `--pin` existed.
+            pin: v["pin"]["server"]
+                .as_str()
+                .zip(v["pin"]["load"].as_str())
+                .map(|(server, load)| crate::servers::Pin {
+                    server: server.to_string(),
+                    load: load.to_string(),
+                }),
             idle_conns: v["idle_conns"].as_u64()? as usize,
             machine: Machine {
                 cores: m["cores"].as_u64()? as usize,

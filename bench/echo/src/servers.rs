@@ -167,7 +167,7 @@ impl Server {
         };
         match self {
             Server::FastnetSmol | Server::FastnetStd => {
-                cmd = Command::new(&bins.fastnet);
+                cmd = bins.server_command(&bins.fastnet);
                 let driver = if self == Server::FastnetSmol {
                     "smol"
                 } else {
@@ -177,27 +177,27 @@ impl Server {
                     .args(["--codec", "len=u32be", "--max-conns", "20000"]);
             }
             Server::TokioFramed => {
-                cmd = Command::new(bins.peer("peer-tokio-framed"));
+                cmd = bins.server_command(&bins.peer("peer-tokio-framed"));
                 cmd.arg("0");
             }
             Server::TokioRaw => {
-                cmd = Command::new(bins.peer("peer-tokio-raw"));
+                cmd = bins.server_command(&bins.peer("peer-tokio-raw"));
                 cmd.arg("0");
             }
             Server::Mio => {
-                cmd = Command::new(bins.peer("peer-mio"));
+                cmd = bins.server_command(&bins.peer("peer-mio"));
                 cmd.arg("0");
             }
             Server::Std => {
-                cmd = Command::new(bins.peer("peer-std"));
+                cmd = bins.server_command(&bins.peer("peer-std"));
                 cmd.arg("0");
             }
             Server::FastnetSmolShared => {
-                cmd = Command::new(bins.bench_server());
+                cmd = bins.server_command(&bins.bench_server());
                 cmd.args(["127.0.0.1:0", "--layout", "shared"]);
             }
             Server::FastnetSmolTls => {
-                cmd = Command::new(&bins.fastnet);
+                cmd = bins.server_command(&bins.fastnet);
                 cmd.args(["serve", "--driver", "smol", "--addr", "127.0.0.1:0"])
                     .args(["--codec", "len=u32be", "--max-conns", "20000"])
                     .arg("--tls-cert")
@@ -206,7 +206,7 @@ impl Server {
                     .arg(key);
             }
             Server::TokioRustls => {
-                cmd = Command::new(bins.peer("peer-tokio-rustls"));
+                cmd = bins.server_command(&bins.peer("peer-tokio-rustls"));
                 cmd.arg("0").arg(cert).arg(key);
             }
         }
@@ -224,9 +224,62 @@ pub struct Binaries {
     /// The certificate and key of the TLS servers, and the CA their load
     /// trusts; needed only to run [`Server::TLS`].
     pub tls: Option<Arc<TlsFiles>>,
+    /// CPUs of the servers and of the load generator, if pinned.
+    pub pin: Option<Pin>,
+}
+
+/// Which CPUs the servers and the load generator run on (`taskset -c`
+/// lists, like `0` or `1-3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// CPUs of every server.
+    pub server: String,
+    /// CPUs of `fastnet bench`.
+    pub load: String,
+}
+
+impl Pin {
+    /// The server on CPU 0, the load generator on all the others; `None`
+    /// with fewer than two CPUs.
+    pub fn split(cpus: usize) -> Option<Pin> {
+        match cpus {
+            0 | 1 => None,
+            2 => Some(Pin {
+                server: "0".into(),
+                load: "1".into(),
+            }),
+            n => Some(Pin {
+                server: "0".into(),
+                load: format!("1-{}", n - 1),
+            }),
+        }
+    }
 }
 
 impl Binaries {
+    /// A command running `program`, on `cpus` if given (through
+    /// `taskset`, which execs it: the process id stays the program's).
+    fn command_on(program: &Path, cpus: Option<&str>) -> Command {
+        match cpus {
+            Some(cpus) => {
+                let mut cmd = Command::new("taskset");
+                cmd.arg("-c").arg(cpus).arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        }
+    }
+
+    /// A command running server binary `program` (pinned if asked).
+    pub fn server_command(&self, program: &Path) -> Command {
+        Self::command_on(program, self.pin.as_ref().map(|p| p.server.as_str()))
+    }
+
+    /// A command running the load generator (pinned if asked).
+    pub fn load_command(&self) -> Command {
+        Self::command_on(&self.fastnet, self.pin.as_ref().map(|p| p.load.as_str()))
+    }
+
     /// Path of peer binary `name`.
     pub fn peer(&self, name: &str) -> PathBuf {
         self.peer_dir.join(name)

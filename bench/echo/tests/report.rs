@@ -102,6 +102,7 @@ fn results() -> Results {
         reps: 3,
         duration: "3s".into(),
         load_threads: 1,
+        pin: None,
         idle_conns: 1000,
         machine: Machine {
             cores: 2,

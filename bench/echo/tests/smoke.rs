@@ -150,6 +150,7 @@ fn tokio_rustls_peer_echoes_frames_over_tls() {
         fastnet: harness.with_file_name("fastnet"),
         peer_dir: harness.parent().expect("binary directory").to_path_buf(),
         tls: Some(files.clone()),
+        pin: None,
     };
     let running = Running::start(Server::TokioRustls, &bins).expect("start peer-tokio-rustls");
     let ca = std::fs::read(&files.ca).expect("CA file");
@@ -207,4 +208,61 @@ fn tokio_rustls_peer_echoes_frames_over_tls() {
         running.stop(),
         "peer-tokio-rustls did not exit cleanly on SIGTERM"
     );
+}
+
+/// The CPUs the kernel lets `pid` run on (`Cpus_allowed_list`).
+fn cpus_allowed(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list")
+        .trim()
+        .to_string()
+}
+
+/// With `--pin`, a server runs on the server's CPUs, under its own process
+/// id (the harness reads that process's CPU time), and still echoes.
+#[test]
+fn pinned_servers_run_on_their_cpu() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Some(pin) = fastnet_bench_echo::servers::Pin::split(cpus) else {
+        eprintln!("SKIPPED pinned_servers_run_on_their_cpu: {cpus} CPU, --pin needs two");
+        return;
+    };
+    assert_eq!(pin.server, "0");
+    assert_eq!(
+        pin.load,
+        if cpus == 2 {
+            "1".into()
+        } else {
+            format!("1-{}", cpus - 1)
+        }
+    );
+    let harness = Path::new(HARNESS);
+    let bins = Binaries {
+        fastnet: harness.with_file_name("fastnet"),
+        peer_dir: harness.parent().expect("binary directory").to_path_buf(),
+        tls: None,
+        pin: Some(pin),
+    };
+    let running = Running::start(Server::Mio, &bins).expect("start a pinned peer-mio");
+    assert_eq!(cpus_allowed(running.pid()), "0");
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", running.pid())).unwrap();
+    assert_eq!(
+        comm.trim(),
+        "peer-mio",
+        "the process is the server, not taskset"
+    );
+    let mut stream = TcpStream::connect(running.addr).expect("connect");
+    stream.write_all(b"pinned").unwrap();
+    let mut back = [0u8; 6];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"pinned");
+    let load = bins
+        .load_command()
+        .arg("--version")
+        .output()
+        .expect("pinned fastnet");
+    assert!(load.status.success(), "{load:?}");
 }

@@ -17,14 +17,14 @@
 //! certificate.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use fastnet_bench_echo::load::{self, LoadSettings, Run, Shape};
 use fastnet_bench_echo::machine::{self, Machine};
 use fastnet_bench_echo::report::{self, thousands, Results};
-use fastnet_bench_echo::servers::{Binaries, Server};
+use fastnet_bench_echo::servers::{Binaries, Pin, Server};
 use fastnet_bench_echo::tls::TlsFiles;
 use fastnet_bench_echo::{idle, peer, svg, syscalls};
 
@@ -72,6 +72,11 @@ struct Args {
     /// `fastnet bench --threads`.
     #[arg(long, default_value_t = 1)]
     load_threads: usize,
+    /// Run every server on CPU 0 and the load generator on the other CPUs
+    /// (`taskset -c`), so the two never take each other's core and CPU
+    /// per request moves less between repetitions [default: off].
+    #[arg(long)]
+    pin: bool,
     /// Pause after a server announces itself before measuring, like 300ms.
     #[arg(long, default_value = "300ms")]
     settle: String,
@@ -200,7 +205,19 @@ fn run(args: Args) -> Result<bool, String> {
             .unwrap_or_else(|| exe_dir.join("fastnet")),
         peer_dir: args.peer_dir.clone().unwrap_or_else(|| exe_dir.clone()),
         tls: None,
+        pin: None,
     };
+    if args.pin {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        bins.pin = Some(Pin::split(cpus).ok_or("--pin needs at least two CPUs")?);
+        let taskset = Command::new("taskset")
+            .arg("-V")
+            .output()
+            .map_err(|e| format!("--pin runs `taskset` (util-linux), which failed: {e}"))?;
+        if !taskset.status.success() {
+            return Err("--pin runs `taskset` (util-linux), which failed".into());
+        }
+    }
     let named: Vec<Server> = args
         .servers
         .iter()
@@ -410,6 +427,7 @@ fn run(args: Args) -> Result<bool, String> {
         reps,
         duration: duration_text,
         load_threads: settings.threads,
+        pin: bins.pin.clone(),
         idle_conns,
         machine,
         date,
