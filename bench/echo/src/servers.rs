@@ -299,10 +299,15 @@ impl Binaries {
     pub fn check(&self, servers: &[Server]) -> Result<(), String> {
         let mut missing = Vec::new();
         let mut need = vec![self.fastnet.clone()];
+        // The binaries themselves, not `taskset` when pinned.
+        let unpinned = Binaries {
+            pin: None,
+            ..self.clone()
+        };
         need.extend(
             servers
                 .iter()
-                .map(|s| PathBuf::from(s.command(self).get_program())),
+                .map(|s| PathBuf::from(s.command(&unpinned).get_program())),
         );
         for path in need {
             if !Path::new(&path).is_file() {

@@ -246,6 +246,8 @@ fn pinned_servers_run_on_their_cpu() {
         tls: None,
         pin: Some(pin),
     };
+    bins.check(&[Server::Mio, Server::FastnetSmol])
+        .expect("a pinned run finds its binaries");
     let running = Running::start(Server::Mio, &bins).expect("start a pinned peer-mio");
     assert_eq!(cpus_allowed(running.pid()), "0");
     let comm = std::fs::read_to_string(format!("/proc/{}/comm", running.pid())).unwrap();
