@@ -658,10 +658,10 @@ proptest! {
             }
             Ok(len) => {
                 prop_assert_eq!(result, Ok(len));
-                let mut frame = Vec::new();
-                enc.encode_vec(&payload, &mut frame).unwrap();
+                let mut frame = [0u8; 128];
+                let n = enc.encode(&payload, &mut frame).unwrap();
                 prop_assert_eq!(&now[..held.len()], held);
-                prop_assert_eq!(&now[held.len()..], &frame[..]);
+                prop_assert_eq!(&now[held.len()..], &frame[..n]);
             }
         }
     }
