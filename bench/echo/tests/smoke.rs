@@ -230,6 +230,10 @@ fn pinned_servers_run_on_their_cpu() {
         eprintln!("SKIPPED pinned_servers_run_on_their_cpu: {cpus} CPU, --pin needs two");
         return;
     };
+    if Command::new("taskset").arg("-V").output().is_err() {
+        eprintln!("SKIPPED pinned_servers_run_on_their_cpu: no `taskset` (util-linux) to pin with");
+        return;
+    }
     assert_eq!(pin.server, "0");
     assert_eq!(
         pin.load,
