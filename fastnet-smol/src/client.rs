@@ -5,13 +5,15 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoded, Decoder, Encoder};
 use fastnet_proto::Buffer;
 use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::{future, Async, Timer};
+
+use crate::sync::lock;
 
 /// One framed TCP connection to a server.
 ///
@@ -418,7 +420,7 @@ struct PoolInner {
 
 impl PoolInner {
     fn idle(&self) -> MutexGuard<'_, Vec<(Client, Instant)>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.idle)
     }
 }
 

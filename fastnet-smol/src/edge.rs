@@ -41,13 +41,15 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, RawWakerVTable, Wake, Waker};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 
 use async_task::Runnable;
 use rustix::event::epoll;
 use rustix::event::{eventfd, EventfdFlags};
+
+use crate::sync::{lock, WakerId};
 
 /// The epoll key of the reactor's own eventfd.
 const NOTIFY_KEY: u64 = u64::MAX;
@@ -84,6 +86,9 @@ thread_local! {
 
 /// Bytes of a task (header and future) fetched ahead of running it.
 const PREFETCH_BYTES: usize = 1024;
+
+/// How many tasks ahead of the running one that fetch is made.
+const PREFETCH_AHEAD: usize = 2;
 
 /// Asks the CPU to start loading the cache lines of `len` bytes at `addr`.
 ///
@@ -128,6 +133,16 @@ struct Sources {
     free: Vec<usize>,
 }
 
+impl Sources {
+    /// The socket registered under epoll key `key`, if it still is.
+    fn get(&self, key: u64) -> Option<&Slot> {
+        usize::try_from(key)
+            .ok()
+            .and_then(|k| self.slots.get(k))
+            .and_then(Option::as_ref)
+    }
+}
+
 /// A registered socket: its readiness and the waker of the task using it.
 struct Slot {
     source: Arc<Source>,
@@ -157,10 +172,6 @@ struct Source {
     /// the next such event wakes it; other events do not.
     read_waiting: AtomicBool,
     write_waiting: AtomicBool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Reactor {
@@ -235,7 +246,7 @@ impl Reactor {
     fn run_tasks(&self) {
         HINTS.with(|h| {
             let h = h.borrow();
-            for &a in h.iter().take(2) {
+            for &a in h.iter().take(PREFETCH_AHEAD) {
                 prefetch(a, PREFETCH_BYTES);
             }
         });
@@ -243,7 +254,8 @@ impl Reactor {
             HINTS.with(|h| {
                 let mut h = h.borrow_mut();
                 h.pop_front();
-                if let Some(&a) = h.get(1) {
+                // After the pop, the front is the task about to run.
+                if let Some(&a) = h.get(PREFETCH_AHEAD - 1) {
                     prefetch(a, PREFETCH_BYTES);
                 }
             });
@@ -290,10 +302,7 @@ impl Reactor {
         // connections' memory then overlap instead of being taken one
         // after another (each behind a locked instruction).
         for event in events.iter() {
-            if let Some(Some(slot)) = usize::try_from(event.data.u64())
-                .ok()
-                .and_then(|k| sources.slots.get(k))
-            {
+            if let Some(slot) = sources.get(event.data.u64()) {
                 prefetch(Arc::as_ptr(&slot.source) as usize, 1);
                 if let Some(w) = &slot.waker {
                     prefetch(w.data() as usize, 1);
@@ -310,8 +319,7 @@ impl Reactor {
                 let _ = (&self.notify).read(&mut drain);
                 continue;
             }
-            let Some(Some(slot)) = usize::try_from(key).ok().and_then(|k| sources.slots.get(k))
-            else {
+            let Some(slot) = sources.get(key) else {
                 // Deregistered while the event was in flight.
                 continue;
             };
@@ -452,10 +460,8 @@ pub(crate) struct EdgeStream {
     key: u32,
     source: Arc<Source>,
     reactor: Arc<Reactor>,
-    /// The waker registered in the slot, as `Waker::will_wake` compares
-    /// wakers (data and vtable addresses): the task's waker does not change
-    /// between polls, so it is registered once.
-    registered: (AtomicUsize, AtomicUsize),
+    /// Which waker the slot holds: registered once, not on every poll.
+    registered: WakerId,
 }
 
 impl EdgeStream {
@@ -497,7 +503,7 @@ impl EdgeStream {
             key,
             source,
             reactor: Arc::clone(reactor),
-            registered: (AtomicUsize::new(0), AtomicUsize::new(0)),
+            registered: WakerId::default(),
         };
         let flags = epoll::EventFlags::IN
             | epoll::EventFlags::OUT
@@ -569,15 +575,9 @@ impl EdgeStream {
             return Poll::Ready(());
         }
         let w = cx.waker();
-        let id = (
-            w.data() as usize,
-            w.vtable() as *const RawWakerVTable as usize,
-        );
-        let (data, vtable) = &self.registered;
-        if (data.load(Ordering::Relaxed), vtable.load(Ordering::Relaxed)) != id {
+        if !self.registered.is(w) {
             self.reactor.register(self.key, w);
-            data.store(id.0, Ordering::Relaxed);
-            vtable.store(id.1, Ordering::Relaxed);
+            self.registered.set(w);
         }
         waiting.store(true, Ordering::Release);
         if flag.load(Ordering::Acquire) {

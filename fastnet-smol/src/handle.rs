@@ -3,14 +3,15 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{RawWakerVTable, Waker};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::Instant;
 
 use fastnet_proto::codec::Encoder;
 
 use crate::server::ServerShared;
+use crate::sync::{lock, WakerId};
 
 /// A frame pushed through a [`ConnHandle`] is waiting.
 pub(crate) const PUSH: u8 = 1;
@@ -29,9 +30,8 @@ pub(crate) const ABORT: u8 = 8;
 pub(crate) struct ConnShared {
     /// Signals for the task: [`PUSH`], [`CLOSE`], [`SHUTDOWN`], [`ABORT`].
     pub(crate) flags: AtomicU8,
-    /// The registered waker's data and vtable addresses (what
-    /// `Waker::will_wake` compares); written only by the task.
-    registered: (AtomicUsize, AtomicUsize),
+    /// Which waker `waker` holds (written only by the task).
+    registered: WakerId,
     /// The buffer pool shard of the connection's thread.
     pub(crate) shard: usize,
     pub(crate) server: Arc<ServerShared>,
@@ -62,7 +62,7 @@ impl ConnShared {
             server,
             shard,
             waker: Mutex::new(None),
-            registered: (AtomicUsize::new(0), AtomicUsize::new(0)),
+            registered: WakerId::default(),
             flags: AtomicU8::new(0),
             push: Mutex::new(PushQueue::default()),
         }
@@ -85,17 +85,11 @@ impl ConnShared {
     /// Makes `waker` the task's waker (called by the task on every poll,
     /// before it looks at the flags; a lock only when the waker changed).
     pub(crate) fn register(&self, waker: &Waker) {
-        let id = (
-            waker.data() as usize,
-            waker.vtable() as *const RawWakerVTable as usize,
-        );
-        let (data, vtable) = &self.registered;
-        if (data.load(Ordering::Relaxed), vtable.load(Ordering::Relaxed)) == id {
+        if self.registered.is(waker) {
             return;
         }
         let old = lock(&self.waker).replace(waker.clone());
-        data.store(id.0, Ordering::Relaxed);
-        vtable.store(id.1, Ordering::Relaxed);
+        self.registered.set(waker);
         drop(old);
         // Pairs with `signal`'s read-modify-write: a flag raised before the
         // registration is seen by the task's next look at the flags.
@@ -106,14 +100,9 @@ impl ConnShared {
     /// and must not keep the task's memory).
     pub(crate) fn unregister(&self) {
         let old = lock(&self.waker).take();
-        self.registered.0.store(0, Ordering::Relaxed);
-        self.registered.1.store(0, Ordering::Relaxed);
+        self.registered.clear();
         drop(old);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Who a connection is: id, peer, when it connected, and a handle to it.

@@ -103,6 +103,7 @@ mod handler;
 mod io;
 mod pool;
 mod server;
+mod sync;
 #[cfg(feature = "tls")]
 pub mod tls;
 

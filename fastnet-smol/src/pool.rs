@@ -1,7 +1,9 @@
 //! The buffer pool: rx/tx storage lent to connections only while they have
 //! bytes in flight.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::sync::lock;
 
 /// The storage one busy connection needs.
 #[derive(Debug, Default)]
@@ -43,9 +45,7 @@ impl BufPool {
         // Callers pass their thread's index, in range: no division then.
         let n = self.shards.len();
         let i = if shard < n { shard } else { shard % n };
-        self.shards[i]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.shards[i])
     }
 
     /// A set, from `shard`'s stack or freshly allocated.

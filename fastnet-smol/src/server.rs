@@ -7,7 +7,7 @@ use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use crate::conn;
 use crate::handle::{ConnShared, ABORT, SHUTDOWN};
 use crate::io::Io;
 use crate::pool::{BufPool, BufSet};
+use crate::sync::lock;
 use crate::Handler;
 
 /// The connection state machine as this driver instantiates it.
@@ -100,10 +101,6 @@ pub(crate) struct ServerShared {
 pub(crate) struct TlsSettings {
     pub(crate) config: Arc<rustls::ServerConfig>,
     pub(crate) handshake_timeout: Duration,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl ServerShared {
