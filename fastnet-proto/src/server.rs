@@ -41,12 +41,17 @@ pub struct ServerConfig {
     pub handle_queue: usize,
     /// Set `TCP_NODELAY` on accepted sockets.
     pub nodelay: bool,
+    /// Connections the kernel may hold completed but not yet accepted
+    /// (`listen` backlog; the kernel caps it, on Linux at
+    /// `net.core.somaxconn`). A burst of connects beyond it has its SYNs
+    /// dropped, and those clients retry only after a second or more.
+    pub listen_backlog: u32,
 }
 
 impl ServerConfig {
     /// Defaults for `codec`: 10 000 connections, no per-IP limit, one worker
     /// per core, 8 KiB buffers (or the maximum frame, if larger), 64 queued
-    /// pushes, `TCP_NODELAY` on, no timeouts.
+    /// pushes, `TCP_NODELAY` on, a listen backlog of 1024, no timeouts.
     pub fn new(codec: CodecSpec) -> Self {
         ServerConfig {
             codec,
@@ -60,6 +65,7 @@ impl ServerConfig {
             tx_buffer: 8 * 1024,
             handle_queue: 64,
             nodelay: true,
+            listen_backlog: 1024,
         }
     }
 

@@ -312,6 +312,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Completed connections the kernel may queue before `accept` (default
+    /// 1024; capped by the kernel). See [`ServerConfig::listen_backlog`].
+    pub fn listen_backlog(mut self, n: u32) -> Self {
+        self.config.listen_backlog = n;
+        self
+    }
+
     /// Buffer sets kept for reuse (default 256). Connections borrow a set
     /// only while they have bytes in flight.
     pub fn buffer_pool(mut self, n: usize) -> Self {
@@ -382,6 +389,10 @@ impl ServerBuilder {
         };
         let addrs = self.addrs?;
         let listener = TcpListener::bind(&addrs[..])?;
+        // std listens with a backlog of 128, which a burst of a few hundred
+        // connects overflows; listening again sets the configured one.
+        socket2::SockRef::from(&listener)
+            .listen(i32::try_from(config.listen_backlog).unwrap_or(i32::MAX))?;
         let listener = Async::new(listener)?;
         let shared = Arc::new(ServerShared {
             config,

@@ -112,6 +112,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Completed connections the kernel may queue before `accept` (default
+    /// 1024; capped by the kernel). See [`ServerConfig::listen_backlog`].
+    pub fn listen_backlog(mut self, n: u32) -> Self {
+        self.config.listen_backlog = n;
+        self
+    }
+
     /// Replaces every setting but the address (and TLS) at once.
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
@@ -140,6 +147,10 @@ impl ServerBuilder {
             Err(e) => return Err(io::Error::new(e.kind(), format!("server address: {e}"))),
         };
         let listener = TcpListener::bind(addrs)?;
+        // std listens with a backlog of 128, which a burst of a few hundred
+        // connects overflows; listening again sets the configured one.
+        socket2::SockRef::from(&listener)
+            .listen(i32::try_from(self.config.listen_backlog).unwrap_or(i32::MAX))?;
         let local_addr = listener.local_addr()?;
         let workers = Arc::new(Workers::new(
             settings.workers,

@@ -52,6 +52,16 @@ fn start_echo(config: ServerConfig, layout: Layout) -> RunningServer {
     start_echo_on(SocketAddr::from(([127, 0, 0, 1], 0)), config, layout).expect("bind")
 }
 
+/// Binds a server that is never run.
+fn bind_unserved(config: ServerConfig, layout: Layout) -> (SocketAddr, Box<dyn std::any::Any>) {
+    let server = Server::builder(config.codec)
+        .config(config)
+        .layout(layout)
+        .bind()
+        .expect("bind");
+    (server.local_addr().expect("local addr"), Box::new(server))
+}
+
 /// Starts the echo server on `addr` with `layout` on two threads.
 fn start_echo_on(
     addr: SocketAddr,
@@ -94,6 +104,10 @@ impl TestDriver for Smol {
     fn start_echo_on(addr: SocketAddr, config: ServerConfig) -> Option<io::Result<RunningServer>> {
         Some(start_echo_on(addr, config, Layout::PerThread))
     }
+
+    fn bind_unserved(config: ServerConfig) -> (SocketAddr, Box<dyn std::any::Any>) {
+        bind_unserved(config, Layout::PerThread)
+    }
 }
 
 /// One executor shared by all threads.
@@ -109,6 +123,20 @@ impl TestDriver for SmolShared {
     fn start_echo_on(addr: SocketAddr, config: ServerConfig) -> Option<io::Result<RunningServer>> {
         Some(start_echo_on(addr, config, Layout::Shared))
     }
+
+    fn bind_unserved(config: ServerConfig) -> (SocketAddr, Box<dyn std::any::Any>) {
+        bind_unserved(config, Layout::Shared)
+    }
+}
+
+#[test]
+fn listen_backlog_holds_a_connect_burst() {
+    fastnet_tests::listen_backlog_holds_a_connect_burst::<Smol>();
+}
+
+#[test]
+fn listen_backlog_holds_a_connect_burst_shared() {
+    fastnet_tests::listen_backlog_holds_a_connect_burst::<SmolShared>();
 }
 
 #[test]

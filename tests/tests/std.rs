@@ -61,6 +61,14 @@ impl TestDriver for Std {
                 .map(serve),
         )
     }
+
+    fn bind_unserved(config: ServerConfig) -> (SocketAddr, Box<dyn std::any::Any>) {
+        let server = Server::builder(config.codec)
+            .config(config)
+            .bind()
+            .expect("bind");
+        (server.local_addr(), Box::new(server))
+    }
 }
 
 /// Serves the echo handler on a background thread.
@@ -85,6 +93,11 @@ fn serve(server: Server) -> RunningServer {
 #[test]
 fn echo_500_clients() {
     fastnet_tests::echo_500_clients::<Std>();
+}
+
+#[test]
+fn listen_backlog_holds_a_connect_burst() {
+    fastnet_tests::listen_backlog_holds_a_connect_burst::<Std>();
 }
 
 #[test]
