@@ -316,11 +316,23 @@ fn bad_handshakes_close_only_the_offender() {
     let mut good = connect(server.addr, len_codec(), &pki.connector());
     roundtrip(&mut good, b"before");
 
+    // The handler hears of a close after the peer sees its socket closed,
+    // so each offender's reports are awaited before the next one connects:
+    // the order below is then the offenders' own.
+    let reported = |n: usize| {
+        let done = wait_until(T, || {
+            server.seen.closes.lock().unwrap().len() == n
+                && server.seen.tls_errors.lock().unwrap().len() == n
+        });
+        assert!(done, "{n} closes and TLS errors reported");
+    };
+
     // Plaintext to the TLS port: not a TLS record.
     let plain = TcpStream::connect(server.addr).unwrap();
     (&plain).write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
     closed_within(&plain, T);
     roundtrip(&mut good, b"after plaintext");
+    reported(1);
 
     // Half a ClientHello, then the client leaves.
     let hello = pki.client_hello();
@@ -329,6 +341,7 @@ fn bad_handshakes_close_only_the_offender() {
     truncated.shutdown(std::net::Shutdown::Write).unwrap();
     closed_within(&truncated, T);
     roundtrip(&mut good, b"after a truncated handshake");
+    reported(2);
 
     // A client that connects, sends half a ClientHello and stalls.
     let stalled = TcpStream::connect(server.addr).unwrap();
@@ -339,11 +352,13 @@ fn bad_handshakes_close_only_the_offender() {
         "closed by the timeout, after {took:?}"
     );
     roundtrip(&mut good, b"after a stalled handshake");
+    reported(3);
 
     // A client that sends nothing at all.
     let silent = TcpStream::connect(server.addr).unwrap();
     closed_within(&silent, T);
     roundtrip(&mut good, b"after a silent client");
+    reported(4);
 
     assert!(wait_until(T, || server.tls.handshake_failures() == 4));
     assert_eq!(server.tls.handshake_timeouts(), 2);
