@@ -8,6 +8,8 @@
 //!   printing `listening on ADDR` and exiting on SIGTERM or SIGINT;
 //! - `peer-tokio-rustls`: `peer-tokio-framed` over tokio-rustls, taking the
 //!   certificate chain and key PEM files after the address;
+//! - `peer-uring` (Linux): raw echo on io_uring, run only when named
+//!   (`--servers uring`), to compare completion-based IO with epoll;
 //! - `bench-echo`: the harness. It starts every server in turn as a child
 //!   process, loads it with `fastnet bench --json`, reads the server's CPU
 //!   time and memory from `/proc`, measures memory per idle connection,

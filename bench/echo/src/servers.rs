@@ -42,6 +42,9 @@ pub enum Server {
     /// `peer-tokio-rustls`: tokio + tokio-rustls +
     /// `Framed<LengthDelimitedCodec>`; in [`Server::TLS`].
     TokioRustls,
+    /// `peer-uring`: io_uring raw echo, one ring per core (Linux); not in
+    /// [`Server::ALL`], run only on request.
+    Uring,
 }
 
 impl Server {
@@ -70,6 +73,7 @@ impl Server {
             Server::FastnetSmolShared => "fastnet-smol-shared",
             Server::FastnetSmolTls => "fastnet-smol-tls",
             Server::TokioRustls => "tokio-rustls",
+            Server::Uring => "uring",
         }
     }
 
@@ -77,7 +81,7 @@ impl Server {
     pub fn from_name(name: &str) -> Option<Server> {
         Server::ALL
             .into_iter()
-            .chain([Server::FastnetSmolShared])
+            .chain([Server::FastnetSmolShared, Server::Uring])
             .chain(Server::TLS)
             .find(|s| s.name() == name)
     }
@@ -94,6 +98,7 @@ impl Server {
             Server::FastnetSmolShared => "fastnet-smol, shared executor",
             Server::FastnetSmolTls => "fastnet-smol TLS",
             Server::TokioRustls => "tokio-rustls Framed",
+            Server::Uring => "io_uring raw",
         }
     }
 
@@ -152,6 +157,7 @@ impl Server {
             Server::Std => "`peer-std`: std, a thread per connection, blocking `read` / `write_all` with an 8 KiB buffer",
             Server::FastnetSmolShared => "`examples/bench_server --layout shared` of fastnet-smol (`len=u32be`): one `smol::Executor` run by every thread, sockets on async-io",
             Server::FastnetSmolTls => "`fastnet serve --driver smol --codec len=u32be --max-conns 20000 --tls-cert server.pem --tls-key server.key` (the default layout; fastnet-smol's `tls` feature: rustls as a byte transform in the driver, between the socket and the connection state machine)",
+            Server::Uring => "`peer-uring`: io_uring, one ring per core with its own `SO_REUSEPORT` listener and a multishot accept; each connection has one receive or send in flight on its own 8 KiB buffer, and each `io_uring_enter` submits every queued operation and reaps every completion",
             Server::TokioRustls => "`peer-tokio-rustls 0 server.pem server.key`: tokio multi-thread runtime, a `tokio_rustls::TlsAcceptor` handshake in each connection's task, then `Framed<TlsStream<TcpStream>, LengthDelimitedCodec>` (u32 BE), `stream.forward(sink)`",
         }
     }
@@ -190,6 +196,10 @@ impl Server {
             }
             Server::Std => {
                 cmd = bins.server_command(&bins.peer("peer-std"));
+                cmd.arg("0");
+            }
+            Server::Uring => {
+                cmd = bins.server_command(&bins.peer("peer-uring"));
                 cmd.arg("0");
             }
             Server::FastnetSmolShared => {
@@ -435,6 +445,17 @@ impl Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
         false
+    }
+}
+
+/// A server that was not [`stop`](Running::stop)ped (a failed assertion, an
+/// early return) is killed, so no run leaves a process behind.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -272,3 +272,45 @@ fn pinned_servers_run_on_their_cpu() {
         .expect("pinned fastnet");
     assert!(load.status.success(), "{load:?}");
 }
+
+/// The io_uring peer (run on request, not in the default set) echoes, in
+/// pieces and after others' connections come and go, and a `Running`
+/// that is dropped instead of stopped takes its process with it.
+#[test]
+fn io_uring_peer_echoes_and_a_dropped_server_exits() {
+    let harness = Path::new(HARNESS);
+    let bins = Binaries {
+        fastnet: harness.with_file_name("fastnet"),
+        peer_dir: harness.parent().expect("binary directory").to_path_buf(),
+        tls: None,
+        pin: None,
+    };
+    let running = match Running::start(Server::Uring, &bins) {
+        Ok(r) => r,
+        Err(e) if !cfg!(target_os = "linux") || e.to_string().contains("io_uring") => {
+            eprintln!("SKIPPED io_uring_peer_echoes_and_a_dropped_server_exits: {e}");
+            return;
+        }
+        Err(e) => panic!("start peer-uring: {e}"),
+    };
+    for round in 0..3 {
+        let streams: Vec<TcpStream> = (0..8)
+            .map(|_| TcpStream::connect(running.addr).expect("connect"))
+            .collect();
+        for (i, mut s) in streams.iter().enumerate() {
+            let msg = format!("round {round} conn {i} ").repeat(1 + i * 100);
+            for piece in msg.as_bytes().chunks(1000) {
+                s.write_all(piece).unwrap();
+            }
+            let mut back = vec![0u8; msg.len()];
+            s.read_exact(&mut back).unwrap();
+            assert_eq!(back, msg.as_bytes());
+        }
+    }
+    let pid = running.pid();
+    drop(running);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "a dropped server's process {pid} is gone"
+    );
+}

@@ -49,10 +49,10 @@ struct Args {
     #[arg(long = "config", value_name = "SHAPE")]
     configs: Vec<Shape>,
     /// Servers to run, comma-separated, from fastnet-smol, fastnet-std,
-    /// tokio-framed, tokio-raw, mio, std, fastnet-smol-shared and the
-    /// TLS ones fastnet-smol-tls, tokio-rustls [default: all;
-    /// fastnet-smol-shared only if fastnet-smol's bench_server example is
-    /// built, the TLS ones as --tls says].
+    /// tokio-framed, tokio-raw, mio, std, fastnet-smol-shared, uring (the
+    /// io_uring peer) and the TLS ones fastnet-smol-tls, tokio-rustls
+    /// [default: all but uring; fastnet-smol-shared only if fastnet-smol's
+    /// bench_server example is built, the TLS ones as --tls says].
     #[arg(long, value_delimiter = ',')]
     servers: Vec<String>,
     /// Run the TLS comparison (fastnet-smol-tls and tokio-rustls under
