@@ -363,10 +363,10 @@ impl Running {
                 io::Error::new(e.kind(), format!("cannot start {}: {e}", server.name()))
             })?;
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
-        if let Some(err) = child.stderr.take() {
+        let stderr_reader = child.stderr.take().map(|err| {
             let tail = stderr.clone();
-            std::thread::spawn(move || keep_tail(err, &tail));
-        }
+            std::thread::spawn(move || keep_tail(err, &tail))
+        });
         let (tx, rx) = mpsc::channel();
         if let Some(out) = child.stdout.take() {
             std::thread::spawn(move || {
@@ -387,6 +387,11 @@ impl Running {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
+                // The server is gone, so its stderr ends: read all of it
+                // (a server that failed at start says why there).
+                if let Some(reader) = stderr_reader {
+                    let _ = reader.join();
+                }
                 let tail: Vec<String> = stderr
                     .lock()
                     .map(|t| t.iter().cloned().collect())
