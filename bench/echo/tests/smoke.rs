@@ -273,9 +273,38 @@ fn pinned_servers_run_on_their_cpu() {
     assert!(load.status.success(), "{load:?}");
 }
 
-/// The io_uring peer (run on request, not in the default set) echoes, in
-/// pieces and after others' connections come and go, and a `Running`
-/// that is dropped instead of stopped takes its process with it.
+/// Echoes messages of up to about 12 KB (more than one of the io_uring
+/// peer's buffers), sent in pieces, on 8 connections at once, 3 rounds.
+fn echo_concurrently(addr: std::net::SocketAddr) {
+    for round in 0..3 {
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let mut s = TcpStream::connect(addr).expect("connect");
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let msg = format!("round {round} conn {i} ").repeat(1 + i * 100);
+                    for piece in msg.as_bytes().chunks(1000) {
+                        s.write_all(piece).unwrap();
+                    }
+                    let mut back = vec![0u8; msg.len()];
+                    s.read_exact(&mut back).unwrap();
+                    assert!(
+                        back == msg.as_bytes(),
+                        "round {round} conn {i}: echo differs"
+                    );
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("client thread");
+        }
+    }
+}
+
+/// The io_uring peer (run on request, not in the default set) echoes, also
+/// with two provided buffers per ring (receives then wait for buffers to
+/// come back), and a `Running` that is dropped instead of stopped takes its
+/// process with it.
 #[test]
 fn io_uring_peer_echoes_and_a_dropped_server_exits() {
     let harness = Path::new(HARNESS);
@@ -293,24 +322,31 @@ fn io_uring_peer_echoes_and_a_dropped_server_exits() {
         }
         Err(e) => panic!("start peer-uring: {e}"),
     };
-    for round in 0..3 {
-        let streams: Vec<TcpStream> = (0..8)
-            .map(|_| TcpStream::connect(running.addr).expect("connect"))
-            .collect();
-        for (i, mut s) in streams.iter().enumerate() {
-            let msg = format!("round {round} conn {i} ").repeat(1 + i * 100);
-            for piece in msg.as_bytes().chunks(1000) {
-                s.write_all(piece).unwrap();
-            }
-            let mut back = vec![0u8; msg.len()];
-            s.read_exact(&mut back).unwrap();
-            assert_eq!(back, msg.as_bytes());
-        }
-    }
+    echo_concurrently(running.addr);
     let pid = running.pid();
     drop(running);
     assert!(
         !Path::new(&format!("/proc/{pid}")).exists(),
         "a dropped server's process {pid} is gone"
     );
+
+    let mut starved = Command::new(bins.peer("peer-uring"))
+        .args(["0", "--buffers", "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start peer-uring --buffers 2");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(starved.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no `listening on ADDR` line: {line:?}"));
+    echo_concurrently(addr);
+    starved.kill().unwrap();
+    starved.wait().unwrap();
 }
