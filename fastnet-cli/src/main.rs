@@ -68,6 +68,10 @@ struct ServeArgs {
     /// Most connections at once from one IP address.
     #[arg(long)]
     max_conns_per_ip: Option<usize>,
+    /// Connections the kernel may queue before they are accepted (the
+    /// listen backlog, capped by the kernel) [default: 1024].
+    #[arg(long)]
+    listen_backlog: Option<u32>,
     /// Close a connection after this long without traffic (like 30s).
     #[arg(long, value_parser = parse_duration)]
     idle_timeout: Option<Duration>,
@@ -236,6 +240,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         cfg.server.max_connections = n;
     }
     cfg.server.max_connections_per_ip = args.max_conns_per_ip;
+    if let Some(n) = args.listen_backlog {
+        cfg.server.listen_backlog = n;
+    }
     if let Some(n) = args.workers {
         cfg.server.workers = n;
     }

@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
+use std::time::Duration;
 
 mod common;
 
@@ -74,6 +75,42 @@ fn oversize_closes_only_that_connection_and_is_logged() {
         err.contains("127.0.0.1:") && err.contains("closed: frame too large"),
         "{err}"
     );
+}
+
+/// `--listen-backlog` reaches the listening socket: with the server
+/// stopped (SIGSTOP), the kernel completes that many connects and a few
+/// more, then makes the next one wait.
+#[cfg(target_os = "linux")]
+#[test]
+fn listen_backlog_is_the_sockets() {
+    let signal = |serve: &Serve, sig: &str| {
+        let status = Command::new("kill")
+            .args([sig, &serve.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {sig}");
+    };
+    for driver in ["smol", "std"] {
+        let serve = Serve::start(&["--driver", driver, "--listen-backlog", "16"]);
+        let addr: std::net::SocketAddr = serve.addr.parse().unwrap();
+        signal(&serve, "-STOP");
+        let mut open = Vec::new();
+        while open.len() < 200 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                Ok(s) => open.push(s),
+                Err(_) => break,
+            }
+        }
+        signal(&serve, "-CONT");
+        assert!(
+            (16..=32).contains(&open.len()),
+            "{driver}: {} connects queued with --listen-backlog 16",
+            open.len()
+        );
+        drop(open);
+        let (code, _, _) = serve.terminate();
+        assert_eq!(code, 0, "{driver}");
+    }
 }
 
 #[test]

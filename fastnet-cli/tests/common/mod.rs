@@ -37,6 +37,12 @@ impl Serve {
         Serve { child, addr }
     }
 
+    /// The server's process id.
+    #[allow(dead_code)] // not every suite signals it
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A plain TCP connection with a bounded read timeout.
     #[allow(dead_code)] // not every suite speaks plaintext
     pub(crate) fn connect(&self) -> TcpStream {
