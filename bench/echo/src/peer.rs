@@ -1,5 +1,5 @@
 //! What the peer echo servers share: the command line, the announcement,
-//! and exiting on a signal.
+//! exiting on a signal, and per-loop listeners.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -56,6 +56,29 @@ pub fn exit_on_signal() -> io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// `n` non-blocking `SO_REUSEPORT` listeners on `addr`, one per event
+/// loop, so the kernel spreads connections over the loops: the first fixes
+/// the port (port 0 picks one), the others share it.
+pub fn reuseport_listeners(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let listener = |addr: SocketAddr| -> io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(4096)?;
+        Ok(socket.into())
+    };
+    let first = listener(addr)?;
+    let addr = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..n.max(1) {
+        all.push(listener(addr)?);
+    }
+    Ok(all)
 }
 
 /// Prints the one line the harness waits for: `listening on ADDR`.

@@ -15,12 +15,10 @@
 //! exits on SIGTERM or SIGINT.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use socket2::{Domain, Protocol, Socket, Type};
 
 use fastnet_bench_echo::peer;
 
@@ -92,17 +90,6 @@ fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
         }
     }
     Ok(at)
-}
-
-/// A non-blocking `SO_REUSEPORT` listener on `addr`.
-fn listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    Ok(socket.into())
 }
 
 /// One event loop: accepts from its own listener and serves what it
@@ -185,14 +172,8 @@ fn main() -> io::Result<()> {
     }
     peer::raise_fd_limit()?;
     peer::exit_on_signal()?;
-    // The first listener fixes the port (port 0 picks one); the others
-    // share it.
-    let first = listener(addr)?;
-    let addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..threads {
-        listeners.push(listener(addr)?);
-    }
+    let listeners = peer::reuseport_listeners(addr, threads)?;
+    let addr = listeners[0].local_addr()?;
     let mut handles = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
         handles.push(

@@ -31,14 +31,13 @@ mod uring {
     use std::alloc::Layout;
     use std::collections::VecDeque;
     use std::io;
-    use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+    use std::net::{Shutdown, TcpListener, TcpStream};
     use std::os::fd::{AsRawFd, FromRawFd};
     use std::sync::atomic::{AtomicU16, Ordering};
     use std::sync::mpsc;
 
     use io_uring::types::BufRingEntry;
     use io_uring::{cqueue, opcode, squeue, types, IoUring};
-    use socket2::{Domain, Protocol, Socket, Type};
 
     use fastnet_bench_echo::peer;
 
@@ -183,16 +182,6 @@ mod uring {
             }
             ring.submit()?;
         }
-    }
-
-    /// A `SO_REUSEPORT` listener on `addr`.
-    fn listener(addr: SocketAddr) -> io::Result<TcpListener> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_reuse_address(true)?;
-        socket.set_reuse_port(true)?;
-        socket.bind(&addr.into())?;
-        socket.listen(4096)?;
-        Ok(socket.into())
     }
 
     /// Builds a ring and its buffers on the calling thread (the single
@@ -371,12 +360,8 @@ mod uring {
         }
         peer::raise_fd_limit()?;
         peer::exit_on_signal()?;
-        let first = listener(addr)?;
-        let addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..threads {
-            listeners.push(listener(addr)?);
-        }
+        let listeners = peer::reuseport_listeners(addr, threads)?;
+        let addr = listeners[0].local_addr()?;
         let mut handles = Vec::new();
         let (ready, rings) = mpsc::channel();
         for (i, l) in listeners.into_iter().enumerate() {
