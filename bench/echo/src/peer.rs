@@ -42,6 +42,45 @@ pub fn parse_addr(arg: Option<&str>) -> io::Result<SocketAddr> {
     })
 }
 
+/// The numeric options `names` (like `--threads`) given after the
+/// address, each as `NAME N` with `ok(NAME, N)`; anything else prints
+/// `usage` and exits with status 2.
+pub fn numeric_options<const K: usize>(
+    usage: &str,
+    names: [&str; K],
+    ok: impl Fn(&str, usize) -> bool,
+) -> [Option<usize>; K] {
+    let mut values = [None; K];
+    let mut args = std::env::args().skip(2);
+    while let Some(arg) = args.next() {
+        let value = args.next().and_then(|n| n.parse().ok());
+        match (names.iter().position(|&n| n == arg), value) {
+            (Some(i), Some(n)) if ok(&arg, n) => values[i] = Some(n),
+            _ => {
+                eprintln!("{usage}");
+                std::process::exit(2);
+            }
+        }
+    }
+    values
+}
+
+/// Prepares an event-loop peer: raises the open-file limit, exits on a
+/// signal, and binds one [`reuseport_listeners`] listener per loop
+/// (`loops`, or one per core); returns the address they share.
+pub fn loop_listeners(
+    addr: SocketAddr,
+    loops: Option<usize>,
+) -> io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+    let loops =
+        loops.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    raise_fd_limit()?;
+    exit_on_signal()?;
+    let listeners = reuseport_listeners(addr, loops)?;
+    let addr = listeners[0].local_addr()?;
+    Ok((addr, listeners))
+}
+
 /// Exits the process with status 0 on SIGTERM or SIGINT (an echo server
 /// has nothing to flush). Call before [`announce`], so a signal sent as
 /// soon as the address is known is handled.

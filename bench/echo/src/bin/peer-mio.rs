@@ -159,21 +159,12 @@ fn event_loop(listener: std::net::TcpListener) -> io::Result<()> {
 
 fn main() -> io::Result<()> {
     let addr = peer::addr_from_args()?;
-    let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut args = std::env::args().skip(2);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next().and_then(|n| n.parse().ok())) {
-            ("--threads", Some(n)) if n > 0 => threads = n,
-            _ => {
-                eprintln!("usage: peer-mio [PORT|ADDR] [--threads N]");
-                std::process::exit(2);
-            }
-        }
-    }
-    peer::raise_fd_limit()?;
-    peer::exit_on_signal()?;
-    let listeners = peer::reuseport_listeners(addr, threads)?;
-    let addr = listeners[0].local_addr()?;
+    let [threads] = peer::numeric_options(
+        "usage: peer-mio [PORT|ADDR] [--threads N]",
+        ["--threads"],
+        |_, n| n > 0,
+    );
+    let (addr, listeners) = peer::loop_listeners(addr, threads)?;
     let mut handles = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
         handles.push(

@@ -343,25 +343,16 @@ mod uring {
 
     pub(crate) fn main() -> io::Result<()> {
         let addr = peer::addr_from_args()?;
-        let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut buffers = BUFFERS;
-        let mut args = std::env::args().skip(2);
-        while let Some(arg) = args.next() {
-            match (arg.as_str(), args.next().and_then(|n| n.parse().ok())) {
-                ("--threads", Some(n)) if n > 0 => threads = n,
-                ("--buffers", Some(n)) if usize::is_power_of_two(n) && n <= 1 << 15 => buffers = n,
-                _ => {
-                    eprintln!(
-                        "usage: peer-uring [PORT|ADDR] [--threads N] [--buffers N (a power of two, at most 32768)]"
-                    );
-                    std::process::exit(2);
-                }
-            }
-        }
-        peer::raise_fd_limit()?;
-        peer::exit_on_signal()?;
-        let listeners = peer::reuseport_listeners(addr, threads)?;
-        let addr = listeners[0].local_addr()?;
+        let [threads, buffers] = peer::numeric_options(
+            "usage: peer-uring [PORT|ADDR] [--threads N] [--buffers N (a power of two, at most 32768)]",
+            ["--threads", "--buffers"],
+            |name, n| match name {
+                "--threads" => n > 0,
+                _ => n.is_power_of_two() && n <= 1 << 15,
+            },
+        );
+        let buffers = buffers.unwrap_or(BUFFERS);
+        let (addr, listeners) = peer::loop_listeners(addr, threads)?;
         let mut handles = Vec::new();
         let (ready, rings) = mpsc::channel();
         for (i, l) in listeners.into_iter().enumerate() {
