@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fastnet_bench_echo::servers::{Binaries, Running, Server};
+use fastnet_bench_echo::servers::{parse_listening, Binaries, Pin, Running, Server};
 use fastnet_bench_echo::tls::TlsFiles;
 use fastnet_tls::rustls::StreamOwned;
 use fastnet_tls::TlsClientConfig;
@@ -41,6 +41,17 @@ fn fastnet() -> PathBuf {
     }
     assert!(path.is_file(), "no fastnet binary at {}", path.display());
     path
+}
+
+/// The binaries next to the harness, with `tls` files and a `pin`.
+fn binaries(tls: Option<Arc<TlsFiles>>, pin: Option<Pin>) -> Binaries {
+    let harness = Path::new(HARNESS);
+    Binaries {
+        fastnet: harness.with_file_name("fastnet"),
+        peer_dir: harness.parent().expect("binary directory").to_path_buf(),
+        tls,
+        pin,
+    }
 }
 
 #[test]
@@ -145,13 +156,7 @@ fn read_frame(stream: &mut impl Read) -> Vec<u8> {
 #[test]
 fn tokio_rustls_peer_echoes_frames_over_tls() {
     let files = Arc::new(TlsFiles::create().expect("certificate files"));
-    let harness = Path::new(HARNESS);
-    let bins = Binaries {
-        fastnet: harness.with_file_name("fastnet"),
-        peer_dir: harness.parent().expect("binary directory").to_path_buf(),
-        tls: Some(files.clone()),
-        pin: None,
-    };
+    let bins = binaries(Some(files.clone()), None);
     let running = Running::start(Server::TokioRustls, &bins).expect("start peer-tokio-rustls");
     let ca = std::fs::read(&files.ca).expect("CA file");
     let connector = TlsClientConfig::new("localhost")
@@ -243,13 +248,7 @@ fn pinned_servers_run_on_their_cpu() {
             format!("1-{}", cpus - 1)
         }
     );
-    let harness = Path::new(HARNESS);
-    let bins = Binaries {
-        fastnet: harness.with_file_name("fastnet"),
-        peer_dir: harness.parent().expect("binary directory").to_path_buf(),
-        tls: None,
-        pin: Some(pin),
-    };
+    let bins = binaries(None, Some(pin));
     bins.check(&[Server::Mio, Server::FastnetSmol])
         .expect("a pinned run finds its binaries");
     let running = Running::start(Server::Mio, &bins).expect("start a pinned peer-mio");
@@ -307,13 +306,7 @@ fn echo_concurrently(addr: std::net::SocketAddr) {
 /// process with it.
 #[test]
 fn io_uring_peer_echoes_and_a_dropped_server_exits() {
-    let harness = Path::new(HARNESS);
-    let bins = Binaries {
-        fastnet: harness.with_file_name("fastnet"),
-        peer_dir: harness.parent().expect("binary directory").to_path_buf(),
-        tls: None,
-        pin: None,
-    };
+    let bins = binaries(None, None);
     let running = match Running::start(Server::Uring, &bins) {
         Ok(r) => r,
         Err(e) if !cfg!(target_os = "linux") || e.to_string().contains("io_uring") => {
@@ -330,23 +323,28 @@ fn io_uring_peer_echoes_and_a_dropped_server_exits() {
         "a dropped server's process {pid} is gone"
     );
 
-    let mut starved = Command::new(bins.peer("peer-uring"))
-        .args(["0", "--buffers", "2"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start peer-uring --buffers 2");
+    // Killed however the test ends.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut starved = Child(
+        Command::new(bins.peer("peer-uring"))
+            .args(["0", "--buffers", "2"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start peer-uring --buffers 2"),
+    );
     let mut line = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(starved.stdout.take().unwrap()),
+        &mut std::io::BufReader::new(starved.0.stdout.take().unwrap()),
         &mut line,
     )
     .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no `listening on ADDR` line: {line:?}"));
+    let addr =
+        parse_listening(&line).unwrap_or_else(|| panic!("no `listening on ADDR` line: {line:?}"));
     echo_concurrently(addr);
-    starved.kill().unwrap();
-    starved.wait().unwrap();
 }
