@@ -94,20 +94,12 @@ fn listen_backlog_is_the_sockets() {
         let serve = Serve::start(&["--driver", driver, "--listen-backlog", "16"]);
         let addr: std::net::SocketAddr = serve.addr.parse().unwrap();
         signal(&serve, "-STOP");
-        let mut open = Vec::new();
-        while open.len() < 200 {
-            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
-                Ok(s) => open.push(s),
-                Err(_) => break,
-            }
-        }
+        let queued = fastnet_tests::connects_until_one_fails(addr, 200, Duration::from_millis(100));
         signal(&serve, "-CONT");
         assert!(
-            (16..=32).contains(&open.len()),
-            "{driver}: {} connects queued with --listen-backlog 16",
-            open.len()
+            (16..=32).contains(&queued),
+            "{driver}: {queued} connects queued with --listen-backlog 16"
         );
-        drop(open);
         let (code, _, _) = serve.terminate();
         assert_eq!(code, 0, "{driver}");
     }
