@@ -157,7 +157,7 @@ impl Server {
             Server::Std => "`peer-std`: std, a thread per connection, blocking `read` / `write_all` with an 8 KiB buffer",
             Server::FastnetSmolShared => "`examples/bench_server --layout shared` of fastnet-smol (`len=u32be`): one `smol::Executor` run by every thread, sockets on async-io",
             Server::FastnetSmolTls => "`fastnet serve --driver smol --codec len=u32be --max-conns 20000 --tls-cert server.pem --tls-key server.key` (the default layout; fastnet-smol's `tls` feature: rustls as a byte transform in the driver, between the socket and the connection state machine)",
-            Server::Uring => "`peer-uring`: io_uring, one ring per core with its own `SO_REUSEPORT` listener and a multishot accept; each connection has one receive or send in flight on its own 8 KiB buffer, and each `io_uring_enter` submits every queued operation and reaps every completion",
+            Server::Uring => "`peer-uring`: io_uring, one ring per core with its own `SO_REUSEPORT` listener and a multishot accept (`SINGLE_ISSUER`, `DEFER_TASKRUN`); each connection has one multishot receive into the ring's pool of provided buffers (4096 × 8 KiB) and one send in flight, and each `io_uring_enter` submits every queued operation and reaps every completion",
             Server::TokioRustls => "`peer-tokio-rustls 0 server.pem server.key`: tokio multi-thread runtime, a `tokio_rustls::TlsAcceptor` handshake in each connection's task, then `Framed<TlsStream<TcpStream>, LengthDelimitedCodec>` (u32 BE), `stream.forward(sink)`",
         }
     }
@@ -182,24 +182,15 @@ impl Server {
                 cmd.args(["serve", "--driver", driver, "--addr", "127.0.0.1:0"])
                     .args(["--codec", "len=u32be", "--max-conns", "20000"]);
             }
-            Server::TokioFramed => {
-                cmd = bins.server_command(&bins.peer("peer-tokio-framed"));
-                cmd.arg("0");
-            }
-            Server::TokioRaw => {
-                cmd = bins.server_command(&bins.peer("peer-tokio-raw"));
-                cmd.arg("0");
-            }
-            Server::Mio => {
-                cmd = bins.server_command(&bins.peer("peer-mio"));
-                cmd.arg("0");
-            }
-            Server::Std => {
-                cmd = bins.server_command(&bins.peer("peer-std"));
-                cmd.arg("0");
-            }
-            Server::Uring => {
-                cmd = bins.server_command(&bins.peer("peer-uring"));
+            Server::TokioFramed | Server::TokioRaw | Server::Mio | Server::Std | Server::Uring => {
+                let peer = match self {
+                    Server::TokioFramed => "peer-tokio-framed",
+                    Server::TokioRaw => "peer-tokio-raw",
+                    Server::Mio => "peer-mio",
+                    Server::Std => "peer-std",
+                    _ => "peer-uring",
+                };
+                cmd = bins.server_command(&bins.peer(peer));
                 cmd.arg("0");
             }
             Server::FastnetSmolShared => {

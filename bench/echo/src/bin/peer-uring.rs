@@ -11,9 +11,10 @@
 //! provided buffers (`--buffers`, default 4096, × 8 KiB per ring); the
 //! buffers are sent back in order, one send in flight per connection, and
 //! each returns to the pool when sent. A receive that finds the pool empty
-//! is armed again when a buffer comes back. The loop submits every queued operation and waits for
-//! completions in one `io_uring_enter`. No framing. Prints `listening on
-//! ADDR`; exits on SIGTERM or SIGINT. Linux 6.0 or later.
+//! is armed again when a buffer comes back. The loop submits every queued
+//! operation and waits for completions in one `io_uring_enter`. No
+//! framing. Prints `listening on ADDR`; exits on SIGTERM or SIGINT. Linux
+//! 6.0 or later.
 
 #[cfg(target_os = "linux")]
 fn main() -> std::io::Result<()> {
