@@ -231,7 +231,7 @@ fn cpus_allowed(pid: u32) -> String {
 #[test]
 fn pinned_servers_run_on_their_cpu() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let Some(pin) = fastnet_bench_echo::servers::Pin::split(cpus) else {
+    let Some(pin) = Pin::split(cpus) else {
         eprintln!("SKIPPED pinned_servers_run_on_their_cpu: {cpus} CPU, --pin needs two");
         return;
     };
@@ -239,15 +239,12 @@ fn pinned_servers_run_on_their_cpu() {
         eprintln!("SKIPPED pinned_servers_run_on_their_cpu: no `taskset` (util-linux) to pin with");
         return;
     }
-    assert_eq!(pin.server, "0");
+    assert_eq!(Pin::split(1), None);
     assert_eq!(
-        pin.load,
-        if cpus == 2 {
-            "1".into()
-        } else {
-            format!("1-{}", cpus - 1)
-        }
+        Pin::split(2).map(|p| (p.server, p.load)),
+        Some(("0".into(), "1".into()))
     );
+    assert_eq!(Pin::split(4).map(|p| p.load), Some("1-3".into()));
     let bins = binaries(None, Some(pin));
     bins.check(&[Server::Mio, Server::FastnetSmol])
         .expect("a pinned run finds its binaries");
