@@ -1,14 +1,9 @@
 //! Small synchronisation helpers the driver's modules share.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{RawWakerVTable, Waker};
 
-/// Locks `m`, also after a panic elsewhere poisoned it: every value the
-/// driver keeps behind a lock stays consistent between statements.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub(crate) use fastnet_driver::sync::lock;
 
 /// The identity of the waker last registered somewhere: the data and
 /// vtable addresses that `Waker::will_wake` compares. A task's waker does

@@ -28,7 +28,7 @@ use std::fmt;
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use fastnet_proto::codec::{AnyEncoder, Encoder};
 use fastnet_proto::server::ServerStats;
@@ -67,9 +67,7 @@ impl std::error::Error for SendError {
     }
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub(crate) use fastnet_driver::sync::lock;
 
 /// Frames pushed through handles, encoded, waiting for the writer.
 #[derive(Debug)]

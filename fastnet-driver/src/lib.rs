@@ -1,0 +1,22 @@
+//! # fastnet-driver
+//!
+//! What both fastnet drivers (`fastnet-std`, blocking, and `fastnet-smol`,
+//! async) need and neither owns: the std-level pieces that sit between the
+//! sans-IO core (`fastnet-proto`, which has no `std`) and a driver's way of
+//! waiting (OS threads or an executor). Nothing here blocks, spawns or
+//! awaits; everything here is written once so the two drivers cannot drift.
+//!
+//! Application code does not depend on this crate directly: each driver
+//! re-exports the types its users see.
+//!
+//! ```
+//! use std::sync::Mutex;
+//! use fastnet_driver::sync::lock;
+//!
+//! let m = Mutex::new(1);
+//! *lock(&m) += 1;
+//! assert_eq!(*lock(&m), 2);
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod sync;
