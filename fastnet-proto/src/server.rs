@@ -36,9 +36,10 @@ pub struct ServerConfig {
     pub rx_buffer: usize,
     /// Reply buffer per connection in bytes.
     pub tx_buffer: usize,
-    /// Frames that other threads may queue for one connection through its
-    /// handle before `send` reports the queue full.
-    pub handle_queue: usize,
+    /// Bytes that other threads may queue for one connection through its
+    /// handles (encoded frames plus 4 bytes each) before `send` reports
+    /// the queue full; see [`PushQueue`](crate::connection::PushQueue).
+    pub push_queue: usize,
     /// Set `TCP_NODELAY` on accepted sockets.
     pub nodelay: bool,
     /// Connections the kernel may hold completed but not yet accepted
@@ -50,20 +51,25 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// Defaults for `codec`: 10 000 connections, no per-IP limit, one worker
-    /// per core, 8 KiB buffers (or the maximum frame, if larger), 64 queued
-    /// pushes, `TCP_NODELAY` on, a listen backlog of 1024, no timeouts.
+    /// per core, 8 KiB buffers (or the maximum frame, if larger), 64 KiB of
+    /// queued pushes per connection, `TCP_NODELAY` on, a listen backlog of
+    /// 1024, no idle or read timeout, and a closing connection given
+    /// [`DEFAULT_DRAIN_TIMEOUT`] to flush.
     pub fn new(codec: CodecSpec) -> Self {
         ServerConfig {
             codec,
             reply_codec: None,
-            limits: Limits::default(),
+            limits: Limits {
+                drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
+                ..Limits::default()
+            },
             max_connections: 10_000,
             max_connections_per_ip: None,
             workers: 0,
             worker_idle_expiry: Duration::from_secs(10),
             rx_buffer: 8 * 1024,
             tx_buffer: 8 * 1024,
-            handle_queue: 64,
+            push_queue: 64 * 1024,
             nodelay: true,
             listen_backlog: 1024,
         }
@@ -87,6 +93,10 @@ impl ServerConfig {
             .max(self.reply_codec().max_frame().saturating_mul(2))
     }
 }
+
+/// How long a closing connection may take to flush by default
+/// ([`Limits::drain_timeout`] of [`ServerConfig::new`]).
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a connection was refused before it was served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -247,6 +257,7 @@ pub struct ServerStats {
     accepted: core::sync::atomic::AtomicU64,
     rejected: [core::sync::atomic::AtomicU64; 5],
     closed: [core::sync::atomic::AtomicU64; 9],
+    pushes_dropped: core::sync::atomic::AtomicU64,
     traffic: [TrafficShard; TRAFFIC_SHARDS],
 }
 
@@ -284,6 +295,9 @@ pub struct StatsSnapshot {
     pub bytes_in: u64,
     /// Bytes sent.
     pub bytes_out: u64,
+    /// Pushed frames dropped because their connection closed before they
+    /// could be sent.
+    pub pushes_dropped: u64,
 }
 
 impl StatsSnapshot {
@@ -335,7 +349,11 @@ impl fmt::Display for StatsSnapshot {
             f,
             " frames_in={} frames_out={} bytes_in={} bytes_out={}",
             self.frames_in, self.frames_out, self.bytes_in, self.bytes_out
-        )
+        )?;
+        if self.pushes_dropped > 0 {
+            write!(f, " pushes_dropped={}", self.pushes_dropped)?;
+        }
+        Ok(())
     }
 }
 
@@ -412,6 +430,11 @@ impl ServerStats {
         before: &crate::connection::ConnStats,
         after: &crate::connection::ConnStats,
     ) {
+        let dropped = after.pushes_dropped - before.pushes_dropped;
+        if dropped > 0 {
+            self.pushes_dropped
+                .fetch_add(dropped, core::sync::atomic::Ordering::Relaxed);
+        }
         self.add_traffic_on(
             shard,
             after.frames_in - before.frames_in,
@@ -436,6 +459,7 @@ impl ServerStats {
                 .sum(),
             bytes_in: self.traffic.iter().map(|t| t.bytes_in.load(Relaxed)).sum(),
             bytes_out: self.traffic.iter().map(|t| t.bytes_out.load(Relaxed)).sum(),
+            pushes_dropped: self.pushes_dropped.load(Relaxed),
         }
     }
 }
@@ -520,6 +544,7 @@ mod tests {
             frames_in: 2,
             frames_out: 1,
             frames_skipped: 0,
+            pushes_dropped: 1,
         };
         for shard in [0, 1, 5, TRAFFIC_SHARDS - 1, TRAFFIC_SHARDS, usize::MAX] {
             s.add_conn_delta_on(shard, &before, &after);
@@ -535,6 +560,7 @@ mod tests {
             ),
             (13, 7, 61, 43)
         );
+        assert_eq!(snap.pushes_dropped, 6);
         // Each shard has a cache line of its own.
         assert!(core::mem::align_of::<TrafficShard>() >= 64);
     }

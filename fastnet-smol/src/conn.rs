@@ -20,7 +20,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use fastnet_proto::connection::{Buffers, CloseReason, ConnStats, State};
-use fastnet_proto::Error;
 use smol::{future, Timer};
 
 use crate::handle::{ABORT, CLOSE, PUSH, SHUTDOWN};
@@ -188,6 +187,8 @@ impl<H: Handler> Driver<H> {
             }
             if flags & (CLOSE | SHUTDOWN) != 0 {
                 self.closing_requested = true;
+                // No new pushes; those queued still go out.
+                shared.queue().seal();
             }
             if wake.timer {
                 self.conn.handle_timeout(self.now());
@@ -200,7 +201,8 @@ impl<H: Handler> Driver<H> {
             if self.push_backlog {
                 self.drain_push();
             }
-            if self.closing_requested && !self.push_backlog {
+            if self.closing_requested {
+                // Waits for queued pushes too, within the drain timeout.
                 self.conn.close();
             }
             let flushed = self.write();
@@ -213,8 +215,9 @@ impl<H: Handler> Driver<H> {
             if self.conn.is_closed() {
                 return;
             }
-            if self.conn.state() != State::Open {
-                self.info.shared.queue().closed = true;
+            if self.conn.state() != State::Open && !self.closing_requested {
+                self.closing_requested = true;
+                self.info.shared.queue().seal();
             }
             // Go around without waiting if the socket may hold more, or
             // frames wait in rx (the write lifted backpressure).
@@ -491,34 +494,15 @@ impl<H: Handler> Driver<H> {
         self.conn.handle_failure(e.close_reason());
     }
 
-    /// Moves pushed frames into the tx buffer, as many as fit.
+    /// Moves pushed frames into the connection, as many as fit.
     fn drain_push(&mut self) {
         let shared = self.info.shared.clone();
         let mut q = shared.queue();
-        if q.bytes.is_empty() {
-            self.push_backlog = false;
-            return;
+        if !q.is_empty() {
+            self.unpark();
         }
-        self.unpark();
-        let mut off = 0;
-        let mut taken = 0;
-        while let Some(header) = q.bytes.get(off..off + 4) {
-            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-            let Some(payload) = q.bytes.get(off + 4..off + 4 + len) else {
-                break;
-            };
-            match self.conn.send(payload) {
-                Err(Error::BufferTooSmall { .. }) if self.conn.tx_len() > 0 => break,
-                // Sent, or refused for good (closing): either way it is done.
-                _ => {
-                    off += 4 + len;
-                    taken += 1;
-                }
-            }
-        }
-        q.bytes.drain(..off);
-        q.frames -= taken;
-        self.push_backlog = !q.bytes.is_empty();
+        self.conn.handle_pushes(&mut q, self.now());
+        self.push_backlog = !q.is_empty();
     }
 
     /// Arms the timer for `poll_timeout` if it is not already armed for an
@@ -567,10 +551,7 @@ impl<H: Handler> Driver<H> {
             // An idle connection keeps no push storage either.
             if self.pushed {
                 self.pushed = false;
-                let mut q = self.info.shared.queue();
-                if q.bytes.is_empty() && q.bytes.capacity() > 0 {
-                    q.bytes = Vec::new();
-                }
+                self.info.shared.queue().shrink();
             }
         }
     }
@@ -598,10 +579,11 @@ impl<H: Handler> Drop for Driver<H> {
         if let Some(tls) = self.tls.as_mut() {
             tls.goodbye(self.stream.get_ref(), reason);
         }
-        self.report();
-        self.info.shared.queue().closed = true;
-        // Give the storage back: clear it, then park it out.
+        // Pushes still queued are dropped and counted, then reported.
         let now = self.now();
+        self.conn.handle_pushes(&mut self.info.shared.queue(), now);
+        self.report();
+        // Give the storage back: clear it, then park it out.
         self.conn.reset(now);
         self.park();
         self.server().free_slot(self.info.peer_addr());

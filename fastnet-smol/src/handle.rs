@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
 
-use fastnet_proto::codec::Encoder;
+use fastnet_proto::connection::PushQueue;
+pub use fastnet_proto::connection::SendError;
 
 use crate::server::ServerShared;
 use crate::sync::{lock, WakerId};
@@ -42,15 +43,9 @@ pub(crate) struct ConnShared {
     pub(crate) id: u64,
     pub(crate) peer: SocketAddr,
     pub(crate) connected_at: Instant,
+    /// Frames pushed through handles, encoded, until the task moves them
+    /// into the connection (`Connection::handle_pushes`).
     pub(crate) push: Mutex<PushQueue>,
-}
-
-/// Frames pushed from other tasks, as `[u32 LE length][payload]` records.
-#[derive(Debug, Default)]
-pub(crate) struct PushQueue {
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) frames: usize,
-    pub(crate) closed: bool,
 }
 
 impl ConnShared {
@@ -59,12 +54,12 @@ impl ConnShared {
             id,
             peer,
             connected_at: Instant::now(),
+            push: Mutex::new(PushQueue::new(server.config.push_queue, server.tx_len)),
             server,
             shard,
             waker: Mutex::new(None),
             registered: WakerId::default(),
             flags: AtomicU8::new(0),
-            push: Mutex::new(PushQueue::default()),
         }
     }
 
@@ -154,40 +149,17 @@ impl fmt::Debug for ConnInfo {
     }
 }
 
-/// Why [`ConnHandle::send`] did not queue a frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SendError {
-    /// The connection's push queue holds
-    /// [`handle_queue`](crate::ServerBuilder::handle_queue) frames already:
-    /// the peer or the connection is not keeping up.
-    Full,
-    /// The connection is closing or closed.
-    Closed,
-    /// The reply encoder refuses the payload (too large for the codec or
-    /// for the connection's tx buffer, contains a delimiter, …).
-    Encode(fastnet_proto::Error),
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::Full => f.write_str("connection push queue full"),
-            SendError::Closed => f.write_str("connection closed"),
-            SendError::Encode(e) => write!(f, "cannot encode frame: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {}
-
 /// A cloneable, `Send + Sync` handle to one connection: push frames to it
 /// or close it from any task or thread.
 ///
-/// Pushed frames wait in a bounded per-connection queue
-/// ([`handle_queue`](crate::ServerBuilder::handle_queue) frames) until the
-/// connection's task moves them into its reply buffer; a full queue is
-/// reported as [`SendError::Full`], never by blocking.
+/// Pushed frames wait in a per-connection queue bounded in bytes
+/// ([`push_queue`](crate::ServerBuilder::push_queue)) until the
+/// connection's task moves them into its reply buffer, where they leave
+/// like replies (counted in `frames_out`, subject to backpressure); a full
+/// queue is reported as [`SendError::Full`] at once, never by blocking.
+/// Frames still queued when the connection closes are counted as
+/// [`undelivered`](Self::undelivered) and in
+/// [`StatsSnapshot::pushes_dropped`](fastnet_proto::server::StatsSnapshot::pushes_dropped).
 ///
 /// ```no_run
 /// # fn demo(handles: &[fastnet_smol::ConnHandle]) {
@@ -208,46 +180,37 @@ impl ConnHandle {
         self.shared.id
     }
 
-    /// Queues `payload` to be framed and sent to the peer.
+    /// Encodes `payload` with the reply codec and queues it for the peer;
+    /// returns at once: [`SendError::Full`] when the queue has no room for
+    /// it, [`SendError::Closed`] once the connection is closing.
     pub fn send(&self, payload: &[u8]) -> Result<(), SendError> {
-        let server = &self.shared.server;
-        let len = server
-            .encoder
-            .encoded_len(payload)
-            .map_err(SendError::Encode)?;
-        if len > server.tx_len || u32::try_from(payload.len()).is_err() {
-            return Err(SendError::Encode(fastnet_proto::Error::BufferTooSmall {
-                needed: len,
-                capacity: server.tx_len,
-            }));
-        }
-        {
-            let mut q = self.shared.queue();
-            if q.closed {
-                return Err(SendError::Closed);
-            }
-            if q.frames >= server.config.handle_queue {
-                return Err(SendError::Full);
-            }
-            q.bytes
-                .extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            q.bytes.extend_from_slice(payload);
-            q.frames += 1;
-        }
+        self.shared
+            .queue()
+            .push(&self.shared.server.encoder, payload)?;
         self.shared.signal(PUSH);
         Ok(())
     }
 
-    /// Asks the connection to close: frames already queued are flushed,
-    /// then it closes with [`CloseReason::Local`](fastnet_proto::connection::CloseReason::Local).
+    /// Asks the connection to close: frames already queued (replies and
+    /// pushes) are flushed, then it closes with
+    /// [`CloseReason::Local`](fastnet_proto::connection::CloseReason::Local);
+    /// a peer that does not take them within the drain timeout
+    /// ([`Limits::drain_timeout`](fastnet_proto::connection::Limits::drain_timeout))
+    /// is closed at once.
     pub fn close(&self) {
         self.shared.signal(CLOSE);
+    }
+
+    /// Pushed frames that were queued but not sent because the connection
+    /// closed first.
+    pub fn undelivered(&self) -> u64 {
+        self.shared.queue().dropped()
     }
 
     /// Whether the connection has closed (a `send` would fail with
     /// [`SendError::Closed`]).
     pub fn is_closed(&self) -> bool {
-        self.shared.queue().closed
+        self.shared.queue().is_closed()
     }
 }
 

@@ -79,8 +79,9 @@
 //! each connection on one of them in turn ([`Layout`]).
 //!
 //! Pushes from other tasks or threads go through a [`ConnHandle`] into a
-//! bounded per-connection queue ([`SendError::Full`] when it is full);
-//! `examples/chat.rs` broadcasts this way.
+//! per-connection queue bounded in bytes ([`SendError::Full`] when it is
+//! full, at once); the task moves them into the connection, where they
+//! leave like replies. `examples/chat.rs` broadcasts this way.
 //!
 //! With feature `tls`, [`ServerBuilder::tls`], [`Client::connect_tls`] and
 //! [`Pool::with_tls`] speak TLS (rustls on `ring`; see the [`tls`] module):

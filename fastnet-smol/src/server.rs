@@ -290,11 +290,11 @@ impl ServerBuilder {
         self
     }
 
-    /// Frames a [`ConnHandle`](crate::ConnHandle) may queue for one
-    /// connection before `send` reports [`SendError::Full`](crate::SendError::Full).
-    /// Default 64.
-    pub fn handle_queue(mut self, n: usize) -> Self {
-        self.config.handle_queue = n;
+    /// Bytes that [`ConnHandle`](crate::ConnHandle)s may queue for one
+    /// connection (encoded frames, plus 4 bytes each) before `send`
+    /// reports [`SendError::Full`](crate::SendError::Full). Default 64 KiB.
+    pub fn push_queue(mut self, bytes: usize) -> Self {
+        self.config.push_queue = bytes;
         self
     }
 
@@ -418,7 +418,7 @@ impl ServerBuilder {
             live: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             epoch: Instant::now(),
-            timed: config.limits.idle_timeout.is_some() || config.limits.read_timeout.is_some(),
+            timed: config.limits.needs_clock(),
             shutting_down: AtomicBool::new(false),
             deadline: Mutex::new(None),
             serve_waker: AtomicWaker::new(),

@@ -252,7 +252,7 @@ fn conn_handle_push_full_and_closed() {
         ..Probe::default()
     };
     let srv = start(
-        Server::builder(CodecSpec::lines(64)).handle_queue(4),
+        Server::builder(CodecSpec::lines(64)).push_queue(4 * 7), // 4 x "pN\n" + header
         probe.clone(),
     );
     let mut c = LineClient::connect(srv.addr);
@@ -272,7 +272,13 @@ fn conn_handle_push_full_and_closed() {
     for i in 0..4 {
         h.send(format!("p{i}").as_bytes()).unwrap();
     }
-    assert_eq!(h.send(b"p4"), Err(SendError::Full));
+    assert_eq!(
+        h.send(b"p4"),
+        Err(SendError::Full {
+            queued: 28,
+            limit: 28
+        })
+    );
     assert!(matches!(h.send(b"bad\nline"), Err(SendError::Encode(_))));
     release.try_send(()).unwrap();
     assert_eq!(c.line(), "block");

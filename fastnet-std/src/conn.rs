@@ -15,6 +15,11 @@ use fastnet_proto::Connection;
 use crate::handle::{lock, ConnShared};
 use crate::handler::{Ctx, Handler};
 use crate::server::Inner;
+use crate::wake::Ready;
+
+/// How often a TLS connection with push handles looks for pushes while it
+/// waits for input.
+const PUSH_POLL: Duration = Duration::from_millis(10);
 
 type Conn = Connection<AnyDecoder, AnyEncoder, Box<[u8]>, Box<[u8]>>;
 
@@ -230,11 +235,27 @@ impl<H: Handler> Inner<H> {
                 break;
             }
             if conn.state() != State::Open {
-                // Draining: pushes would only be dropped.
-                shared.close_queue();
+                // Draining: no new pushes; those queued still go out.
+                lock(&shared.push).seal();
             }
             let now = self.now();
             let wait = conn.poll_timeout().map(|at| at.saturating_sub(now));
+            if shared.has_handles() && conn.wants_read() && !shared.is_tls() {
+                // Pushes wake the worker; a wait that ends for one goes
+                // around to move them (`pump`).
+                match crate::wake::wait(stream, shared.wake.get(), wait) {
+                    Ok(Ready::Input) => {}
+                    Ok(Ready::Woken) => continue,
+                    Ok(Ready::Timeout) => {
+                        conn.handle_timeout(self.now());
+                        continue;
+                    }
+                    Err(_) => {
+                        conn.handle_reset();
+                        continue;
+                    }
+                }
+            }
             let Some(buf) = conn.read_buf() else {
                 // Not reading (draining or held back by unsent replies):
                 // writes are blocking, so only time can move us on.
@@ -246,18 +267,22 @@ impl<H: Handler> Inner<H> {
                 }
                 continue;
             };
+            // A TLS connection with handles cannot wait in `poll` (its
+            // session may hold plaintext already): it looks for pushes
+            // between short reads instead.
+            let wait = match shared.has_handles() && shared.is_tls() {
+                true => Some(wait.map_or(PUSH_POLL, |w| w.min(PUSH_POLL))),
+                false => wait,
+            };
             timeout.set(stream, wait);
             match source.read(shared, buf) {
                 Ok(0) => {
-                    let now = self.now();
-                    if shared.broken.load(Ordering::SeqCst) {
-                        conn.handle_reset();
-                    } else if self.control.is_shutting_down()
+                    if self.control.is_shutting_down()
                         || shared.close_requested.load(Ordering::SeqCst)
                     {
-                        conn.close();
+                        self.close_gracefully(shared, conn);
                     } else {
-                        conn.handle_eof(now);
+                        conn.handle_eof(self.now());
                     }
                 }
                 Ok(n) => conn.handle_read(n, self.now()),
@@ -281,14 +306,46 @@ impl<H: Handler> Inner<H> {
                 }
             }
         }
+        // Closed: pushes still queued are dropped and counted.
+        conn.handle_pushes(&mut lock(&shared.push), self.now());
+        self.stats.add_conn_delta(&counted, conn.stats());
         conn.close_reason().unwrap_or(CloseReason::Reset)
     }
 
-    /// Hands frames to the handler and writes replies until neither moves.
-    /// Returns whether anything did.
+    /// Closes on request (a handle, shutdown): no new pushes, those queued
+    /// and the replies go out first, within the drain timeout.
+    fn close_gracefully(&self, shared: &ConnShared, conn: &mut Conn) {
+        let mut queue = lock(&shared.push);
+        queue.seal();
+        conn.handle_pushes(&mut queue, self.now());
+        if !queue.is_empty() {
+            shared.set_pushed();
+        }
+        drop(queue);
+        conn.close();
+    }
+
+    /// Moves frames pushed through handles into the connection, as many as
+    /// fit. Returns how many moved.
+    fn take_pushes(&self, shared: &ConnShared, conn: &mut Conn) -> usize {
+        if !shared.take_pushed() {
+            return 0;
+        }
+        let mut queue = lock(&shared.push);
+        let moved = conn.handle_pushes(&mut queue, self.now());
+        if !queue.is_empty() {
+            // The rest after the next write.
+            shared.set_pushed();
+        }
+        moved
+    }
+
+    /// Hands frames to the handler, moves pushes and writes replies until
+    /// none of them moves. Returns whether anything did.
     fn pump(&self, shared: &Arc<ConnShared>, conn: &mut Conn, state: &mut H::State) -> bool {
         let mut any = false;
         loop {
+            let pushes = self.take_pushes(shared, conn);
             let frames = if conn.wants_poll() {
                 conn.poll_frames(|frame, out| {
                     let mut ctx = Ctx {
@@ -302,7 +359,7 @@ impl<H: Handler> Inner<H> {
                 0
             };
             let wrote = self.flush(shared, conn);
-            if frames == 0 && wrote == 0 {
+            if frames == 0 && wrote == 0 && pushes == 0 {
                 return any;
             }
             any = true;
@@ -312,44 +369,21 @@ impl<H: Handler> Inner<H> {
         }
     }
 
-    /// Writes the connection's replies, and pushes queued by handles, under
-    /// the writer lock. Returns the bytes written.
+    /// Writes the connection's replies and pushes (over TLS, through the
+    /// session, under the writer lock). Returns the bytes written.
     fn flush(&self, shared: &Arc<ConnShared>, conn: &mut Conn) -> usize {
-        if !conn.wants_write() && !shared.has_pushes() && !shared.tls_wants_write() {
+        if !conn.wants_write() && !shared.tls_wants_write() {
             return 0;
         }
-        // Only a `ConnHandle` writes from another thread, and handles are
-        // made on this one: until the handler makes one, the socket is
-        // ours alone and the writer lock (a cold cache line after every
-        // thread switch) is skipped.
-        if !shared.has_handles() && !shared.is_tls() {
-            return self.write_replies(shared, conn);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &shared.tls {
+            return self.flush_tls(shared, tls, &mut lock(&shared.writer), conn);
         }
-        let mut total = 0;
-        loop {
-            let mut guard = lock(&shared.writer);
-            #[cfg(feature = "tls")]
-            if let Some(tls) = &shared.tls {
-                total += self.flush_tls(shared, tls, &mut guard, conn);
-                total += shared.write_pushes(&mut guard);
-                drop(guard);
-                if !shared.pushes_pending() {
-                    return total;
-                }
-                continue;
-            }
-            total += self.write_replies(shared, conn);
-            total += shared.write_pushes(&mut guard);
-            drop(guard);
-            if !shared.pushes_pending() {
-                return total;
-            }
-        }
+        self.write_replies(shared, conn)
     }
 
     /// Writes the connection's replies until none are left or the
-    /// connection closes; the caller holds the writer lock or has no
-    /// handles to share the socket with. Returns the bytes written.
+    /// connection closes. Returns the bytes written.
     fn write_replies(&self, shared: &ConnShared, conn: &mut Conn) -> usize {
         let mut total = 0;
         while conn.wants_write() {

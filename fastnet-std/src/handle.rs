@@ -3,82 +3,30 @@
 //!
 //! # How a push reaches the peer while the worker sleeps in `read`
 //!
-//! The worker blocks in `read` on the socket, and std offers no way to wake
-//! a blocked read short of shutting the socket down. So a push does not go
-//! through the worker: it is written by whoever holds the connection's
-//! *writer lock*. [`ConnHandle::send`] encodes the frame into a bounded
-//! queue, then tries to take the writer lock; if it gets it, it writes the
-//! queue out itself, on its own thread; if the worker (or another pusher)
-//! holds it, that holder drains the queue before letting go and checks
-//! again after. The worker writes its own replies under the same lock, and
-//! every holder writes whole frames only, so frames never interleave.
-//!
-//! A push therefore reaches the peer at once, whatever the worker is doing,
-//! at the price that the pushing thread may block in `write` while the
-//! socket's send buffer is full (a peer that does not read); the other
-//! pushers meanwhile see [`SendError::Full`] once `handle_queue` frames wait.
-//!
-//! Over TLS the same lock orders the ciphertext: a holder encrypts through
-//! the connection's one rustls session and writes the records before it
-//! lets go (see `tls::session`), so replies and pushes share one record
-//! stream.
+//! A push is a command on the connection's state machine, which only the
+//! worker touches: [`ConnHandle::send`] encodes the frame into the
+//! connection's [`PushQueue`] (bounded in bytes) and returns at once,
+//! never writing to the socket itself, so a peer that does not read cannot
+//! stall the pushing thread ([`SendError::Full`] tells it so instead). It
+//! then wakes the worker: once the handler has made a handle, the worker
+//! waits for its socket *and* a wake-up socket pair (`poll`), so it moves
+//! the frame into the connection (`Connection::handle_pushes`) and writes
+//! it with the replies, counted, backpressured and timed like them.
+//! Connections without handles keep the plain blocking `read` (one system
+//! call per wait).
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::io::Write;
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use fastnet_proto::codec::{AnyEncoder, Encoder};
-use fastnet_proto::server::ServerStats;
+use fastnet_proto::codec::AnyEncoder;
+use fastnet_proto::connection::PushQueue;
+pub use fastnet_proto::connection::SendError;
 
 use crate::handler::ConnInfo;
 
-/// Why [`ConnHandle::send`] did not queue a frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SendError {
-    /// The connection's push queue holds `handle_queue` frames already (the
-    /// peer is not reading fast enough); nothing was queued.
-    Full,
-    /// The connection is closing or closed.
-    Closed,
-    /// The reply encoder refused the payload.
-    Encode(fastnet_proto::Error),
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::Full => f.write_str("push queue full: the peer is not reading fast enough"),
-            SendError::Closed => f.write_str("connection closed"),
-            SendError::Encode(e) => write!(f, "cannot encode the frame: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SendError::Encode(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
 pub(crate) use fastnet_driver::sync::lock;
-
-/// Frames pushed through handles, encoded, waiting for the writer.
-#[derive(Debug)]
-struct PushQueue {
-    frames: VecDeque<Vec<u8>>,
-    /// Emptied frame buffers, reused by the next pushes.
-    spare: Vec<Vec<u8>>,
-    encoder: AnyEncoder,
-    limit: usize,
-    closed: bool,
-}
 
 /// What the writer lock guards: over TLS, ciphertext encrypted but not yet
 /// written (a write that timed out part way); nothing otherwise.
@@ -125,32 +73,33 @@ impl Writer {
 /// share.
 ///
 /// `repr(C)` keeps the fields the worker reads on every request (the
-/// socket and the push flags) together at the front, in one cache line:
-/// with a thread per connection, that line is cold after every switch.
+/// socket and the flags) together at the front, in one cache line: with a
+/// thread per connection, that line is cold after every switch.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct ConnShared {
     pub(crate) stream: TcpStream,
     /// The handler made a [`ConnHandle`] (on the worker's thread, so the
-    /// worker reads this without ordering concerns): from then on other
-    /// threads may write, and the worker takes the writer lock too.
+    /// worker reads this without ordering concerns): from then on the
+    /// worker also waits for pushes.
     handles: AtomicBool,
+    /// Frames were pushed since the worker last looked.
+    pushed: AtomicBool,
     /// A handle asked to close.
     pub(crate) close_requested: AtomicBool,
-    /// A pusher's write failed: the socket is unusable.
-    pub(crate) broken: AtomicBool,
     /// The admission slot was given back.
     pub(crate) released: AtomicBool,
-    /// Frames in `queue` (read without the lock, as a hint).
-    queued: AtomicUsize,
     pub(crate) info: ConnInfo,
-    /// Whoever holds it may write to `stream`; it writes whole frames only.
+    /// Held by the worker while it writes (over TLS, the ciphertext not
+    /// yet written).
     pub(crate) writer: Mutex<Writer>,
     /// The TLS session, on a TLS server.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::ServerSession>,
-    queue: Mutex<PushQueue>,
-    stats: Arc<ServerStats>,
+    encoder: AnyEncoder,
+    pub(crate) push: Mutex<PushQueue>,
+    /// Wakes the worker out of its wait; made with the first handle.
+    pub(crate) wake: OnceLock<crate::wake::Wake>,
 }
 
 impl ConnShared {
@@ -158,8 +107,7 @@ impl ConnShared {
         info: ConnInfo,
         stream: TcpStream,
         encoder: AnyEncoder,
-        limit: usize,
-        stats: Arc<ServerStats>,
+        push: PushQueue,
         #[cfg(feature = "tls")] tls: Option<crate::tls::ServerSession>,
     ) -> Self {
         ConnShared {
@@ -168,34 +116,29 @@ impl ConnShared {
             writer: Mutex::new(Writer::default()),
             #[cfg(feature = "tls")]
             tls,
-            queue: Mutex::new(PushQueue {
-                frames: VecDeque::new(),
-                spare: Vec::new(),
-                encoder,
-                limit,
-                closed: false,
-            }),
-            queued: AtomicUsize::new(0),
+            encoder,
+            push: Mutex::new(push),
             handles: AtomicBool::new(false),
+            pushed: AtomicBool::new(false),
             close_requested: AtomicBool::new(false),
-            broken: AtomicBool::new(false),
             released: AtomicBool::new(false),
-            stats,
+            wake: OnceLock::new(),
         }
     }
 
-    /// Whether pushed frames may be waiting (a hint: exact under the
-    /// writer lock only).
-    pub(crate) fn has_pushes(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) > 0
+    /// Whether frames were pushed since the last call (clears the flag).
+    pub(crate) fn take_pushed(&self) -> bool {
+        self.pushed.load(Ordering::Relaxed) && self.pushed.swap(false, Ordering::AcqRel)
     }
 
-    /// Takes no more pushes and drops those still queued.
+    /// Frames are still queued: look again after the next write.
+    pub(crate) fn set_pushed(&self) {
+        self.pushed.store(true, Ordering::Release);
+    }
+
+    /// Takes no more pushes and drops those still queued (counted).
     pub(crate) fn close_queue(&self) {
-        let mut q = lock(&self.queue);
-        q.closed = true;
-        q.frames.clear();
-        self.queued.store(0, Ordering::Relaxed);
+        lock(&self.push).close();
     }
 
     /// Wakes the worker out of a blocked `read` (it then sees end of input
@@ -204,111 +147,14 @@ impl ConnShared {
         let _ = self.stream.shutdown(Shutdown::Read);
     }
 
-    /// Encodes and queues a pushed frame, then makes sure it gets written.
+    /// Encodes and queues a pushed frame, then wakes the worker.
     fn push(&self, payload: &[u8]) -> Result<(), SendError> {
-        {
-            let mut q = lock(&self.queue);
-            if q.closed {
-                return Err(SendError::Closed);
-            }
-            if q.frames.len() >= q.limit {
-                return Err(SendError::Full);
-            }
-            let mut frame = q.spare.pop().unwrap_or_default();
-            frame.clear();
-            if let Err(e) = q.encoder.encode_vec(payload, &mut frame) {
-                q.spare.push(frame);
-                return Err(SendError::Encode(e));
-            }
-            q.frames.push_back(frame);
-            self.queued.fetch_add(1, Ordering::Relaxed);
+        lock(&self.push).push(&self.encoder, payload)?;
+        self.pushed.store(true, Ordering::Release);
+        if let Some(wake) = self.wake.get() {
+            wake.signal();
         }
-        // Pairs with the fence in `pushes_pending`: either this thread's
-        // `try_lock` finds the writer lock free, or the holder, after
-        // letting go, sees the frame counted.
-        fence(Ordering::SeqCst);
-        self.try_write_pushes();
         Ok(())
-    }
-
-    /// Writes the queued pushes if nobody else is writing; whoever is will
-    /// write them before it lets go of the writer lock.
-    fn try_write_pushes(&self) {
-        loop {
-            let mut guard = match self.writer.try_lock() {
-                Ok(g) => g,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return,
-            };
-            self.write_pushes(&mut guard);
-            drop(guard);
-            if !self.pushes_pending() {
-                return;
-            }
-        }
-    }
-
-    /// Whether pushed frames wait, checked by a writer after it let go of
-    /// the writer lock. A pusher counts its frame, then (after a fence that
-    /// pairs with this one) tries the writer lock: so either it finds the
-    /// lock free and writes the frame itself, or this check sees the count.
-    /// No queue lock on the worker's path when nobody pushes.
-    pub(crate) fn pushes_pending(&self) -> bool {
-        fence(Ordering::SeqCst);
-        self.queued.load(Ordering::Relaxed) > 0
-    }
-
-    /// Writes every queued push; the caller holds the writer lock.
-    /// Returns the bytes written.
-    pub(crate) fn write_pushes(&self, writer: &mut Writer) -> usize {
-        let mut total = 0;
-        loop {
-            // The count is exact under the writer lock for this purpose: a
-            // frame it misses is caught by `pushes_pending` after unlock.
-            if self.queued.load(Ordering::Relaxed) == 0 {
-                break;
-            }
-            let Some(frame) = lock(&self.queue).frames.pop_front() else {
-                break;
-            };
-            let result = self.write_frame(writer, &frame);
-            let len = frame.len();
-            {
-                let mut q = lock(&self.queue);
-                q.spare.push(frame);
-                self.queued.fetch_sub(1, Ordering::Relaxed);
-            }
-            match result {
-                Ok(()) => {
-                    total += len;
-                    self.stats.add_traffic(0, 1, 0, len as u64);
-                }
-                Err(_) => {
-                    // The worker sees the broken flag when its read ends.
-                    self.broken.store(true, Ordering::SeqCst);
-                    let _ = self.stream.shutdown(Shutdown::Both);
-                    self.close_queue();
-                    break;
-                }
-            }
-        }
-        total
-    }
-}
-
-impl ConnShared {
-    /// Writes one whole frame (under the writer lock).
-    fn write_frame(&self, writer: &mut Writer, frame: &[u8]) -> std::io::Result<()> {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            tls.encrypt(&[frame], &mut writer.out)?;
-            (&self.stream).write_all(writer.pending())?;
-            let n = writer.pending().len();
-            writer.advance(n);
-            return Ok(());
-        }
-        let _ = writer;
-        (&self.stream).write_all(frame)
     }
 
     /// What the TLS handshake negotiated (`None` without TLS, or before
@@ -345,11 +191,15 @@ impl ConnShared {
 /// A cloneable, `Send` handle to one connection, for pushing frames to it
 /// from other threads (broadcast, server push) or closing it.
 ///
-/// Pushes are bounded: at most `handle_queue` frames wait at once, and a
-/// push beyond that fails with [`SendError::Full`] instead of being lost or
-/// growing memory. A handle that outlives its connection answers
-/// [`SendError::Closed`] (it keeps the closed socket's file descriptor
-/// until it is dropped).
+/// Pushes are bounded in bytes ([`push_queue`](crate::ServerBuilder::push_queue)):
+/// a push that does not fit fails at once with [`SendError::Full`] instead
+/// of blocking, being lost or growing memory. Pushed frames leave like
+/// replies (counted in `frames_out`, subject to backpressure); frames
+/// still queued when the connection closes are counted as
+/// [`undelivered`](Self::undelivered) and in
+/// [`StatsSnapshot::pushes_dropped`](fastnet_proto::server::StatsSnapshot::pushes_dropped).
+/// A handle that outlives its connection answers [`SendError::Closed`] (it
+/// keeps the closed socket's file descriptor until it is dropped).
 #[derive(Clone)]
 pub struct ConnHandle {
     shared: Arc<ConnShared>,
@@ -359,7 +209,14 @@ impl ConnHandle {
     /// Made by the connection's worker only (`Ctx::handle`): the worker
     /// stops writing without the writer lock from here on.
     pub(crate) fn new(shared: Arc<ConnShared>) -> Self {
-        shared.handles.store(true, Ordering::Relaxed);
+        if !shared.handles.load(Ordering::Relaxed) {
+            // Without a wake-up pair (out of descriptors) pushes still go
+            // out: the worker then looks for them at a short interval.
+            if let Ok(wake) = crate::wake::Wake::new() {
+                let _ = shared.wake.set(wake);
+            }
+            shared.handles.store(true, Ordering::Relaxed);
+        }
         ConnHandle { shared }
     }
 
@@ -373,19 +230,26 @@ impl ConnHandle {
         &self.shared.info
     }
 
-    /// Encodes `payload` with the reply codec and sends it to the peer.
-    ///
-    /// When no other thread is writing to this connection, the frame is
-    /// written before `send` returns (which may block while the peer's
-    /// receive window is full); otherwise it is queued and written by the
-    /// thread that is. Frames from one thread keep their order.
+    /// Encodes `payload` with the reply codec and queues it for the peer;
+    /// returns at once, never blocking on the socket: [`SendError::Full`]
+    /// when the queue has no room for it, [`SendError::Closed`] once the
+    /// connection is closing. Frames from one thread keep their order.
     pub fn send(&self, payload: &[u8]) -> Result<(), SendError> {
         self.shared.push(payload)
     }
 
+    /// Pushed frames that were queued but not sent because the connection
+    /// closed first.
+    pub fn undelivered(&self) -> u64 {
+        lock(&self.shared.push).dropped()
+    }
+
     /// Asks the connection to close: it stops reading, flushes queued
-    /// replies and closes with
-    /// [`CloseReason::Local`](fastnet_proto::connection::CloseReason::Local).
+    /// replies and pushes and closes with
+    /// [`CloseReason::Local`](fastnet_proto::connection::CloseReason::Local);
+    /// a peer that does not take them within the drain timeout
+    /// ([`Limits::drain_timeout`](fastnet_proto::connection::Limits::drain_timeout))
+    /// is closed at once.
     pub fn close(&self) {
         self.shared.close_requested.store(true, Ordering::SeqCst);
         self.shared.wake();
@@ -393,7 +257,7 @@ impl ConnHandle {
 
     /// Whether the connection no longer takes pushes.
     pub fn is_closed(&self) -> bool {
-        lock(&self.shared.queue).closed
+        lock(&self.shared.push).is_closed()
     }
 
     /// What the connection's TLS handshake negotiated (`None` without

@@ -64,15 +64,16 @@
 //!   and closed by reason) and traffic, added once per wake-up rather than
 //!   per frame.
 //! - **Push.** [`Ctx::handle`] gives a [`ConnHandle`] that other threads
-//!   use to send frames to the connection, bounded by `handle_queue`. The
-//!   worker may be asleep in `read`, so a push does not wait for it: the
-//!   pushing thread writes the frame itself under the connection's writer
-//!   lock, or leaves it queued for the thread that holds that lock (the
-//!   worker writing replies, or another pusher), which writes it before
-//!   letting go. Frames never interleave, and a push reaches the peer at
-//!   once; the cost is that a pusher may block while the peer's receive
-//!   window is full (bounded by the idle timeout), while the others get
-//!   [`SendError::Full`].
+//!   use to send frames to the connection. A push never touches the socket
+//!   and never blocks: it is encoded into the connection's push queue
+//!   (bounded in bytes by `push_queue`; [`SendError::Full`] beyond) and
+//!   wakes the worker, which from the first handle on waits for its socket
+//!   and a wake-up pair together (`poll` on Unix). The worker moves pushed
+//!   frames into the connection, where they leave like replies: counted,
+//!   held back by the high-water mark, and written by the worker alone, so
+//!   frames never interleave. Frames still queued when the connection
+//!   closes are counted ([`ConnHandle::undelivered`],
+//!   [`StatsSnapshot::pushes_dropped`]).
 //! - **Shutdown.** [`ShutdownHandle::shutdown`] sets a flag and connects
 //!   to the listener to wake the blocking `accept`. The accept loop then
 //!   stops accepting and wakes every connection by shutting down the read
@@ -118,6 +119,7 @@ mod pool;
 mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
+mod wake;
 mod workers;
 
 pub use client::Client;

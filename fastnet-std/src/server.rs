@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec};
-use fastnet_proto::connection::{Buffers, Limits};
+use fastnet_proto::connection::{Buffers, Limits, PushQueue};
 use fastnet_proto::server::{Admission, RejectReason, ServerConfig, ServerStats, StatsSnapshot};
 use fastnet_proto::Connection;
 
@@ -98,11 +98,11 @@ impl ServerBuilder {
         self
     }
 
-    /// Frames other threads may queue for one connection through its
-    /// [`ConnHandle`](crate::ConnHandle) before `send` reports
-    /// [`SendError::Full`](crate::SendError::Full).
-    pub fn handle_queue(mut self, n: usize) -> Self {
-        self.config.handle_queue = n;
+    /// Bytes that [`ConnHandle`](crate::ConnHandle)s may queue for one
+    /// connection (encoded frames, plus 4 bytes each) before `send`
+    /// reports [`SendError::Full`](crate::SendError::Full). Default 64 KiB.
+    pub fn push_queue(mut self, bytes: usize) -> Self {
+        self.config.push_queue = bytes;
         self
     }
 
@@ -277,7 +277,7 @@ impl Settings {
             rx_len,
             tx_len,
             workers,
-            timed: config.limits.idle_timeout.is_some() || config.limits.read_timeout.is_some(),
+            timed: config.limits.needs_clock(),
             #[cfg(feature = "tls")]
             tls: None,
         })
@@ -579,8 +579,7 @@ impl<H: Handler> Inner<H> {
             info,
             stream,
             self.settings.encoder.clone(),
-            config.handle_queue,
-            Arc::clone(&self.stats),
+            PushQueue::new(config.push_queue, self.settings.tx_len),
             #[cfg(feature = "tls")]
             tls,
         ));

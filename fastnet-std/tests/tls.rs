@@ -215,7 +215,7 @@ fn pushes_share_the_session_with_replies() {
             let frame = format!("push {pushed}");
             match handle.send(frame.as_bytes()) {
                 Ok(()) => pushed += 1,
-                Err(fastnet_std::SendError::Full) => thread::yield_now(),
+                Err(fastnet_std::SendError::Full { .. }) => thread::yield_now(),
                 Err(e) => panic!("push: {e}"),
             }
         }

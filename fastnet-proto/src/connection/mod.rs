@@ -5,10 +5,14 @@
 //! and never reads a clock: the driver feeds it bytes, EOF and the time, and
 //! takes from it frames, bytes to write and the next deadline.
 
+mod push;
 mod types;
 
 use core::time::Duration;
 
+#[cfg(feature = "alloc")]
+pub use push::PushQueue;
+pub use push::SendError;
 pub use types::{CloseReason, ConnStats, Limits, State, TlsFailure};
 
 use crate::codec::{Decoded, Decoder, Encoder, Frame};
@@ -41,7 +45,9 @@ pub struct Buffers<R, T> {
 ///   [`poll_transmit`](Self::poll_transmit) (bytes to write),
 ///   [`poll_timeout`](Self::poll_timeout) (when to call `handle_timeout`)
 /// - commands: [`send`](Self::send) (push a frame), [`close`](Self::close),
-///   [`abort`](Self::abort)
+///   [`abort`](Self::abort); frames pushed from other threads arrive through
+///   a [`PushQueue`] and [`handle_pushes`](Self::handle_pushes) (feature
+///   `alloc`)
 ///
 /// # The driver loop
 ///
@@ -94,8 +100,6 @@ pub struct Connection<D, E, R, T> {
     rx: Buffer<R>,
     tx: Ring<T>,
     limits: Limits,
-    high_water: usize,
-    low_water: usize,
     state: State,
     /// The peer sent EOF; close once the buffered frames are processed.
     eof: bool,
@@ -103,11 +107,19 @@ pub struct Connection<D, E, R, T> {
     over_byte_limit: bool,
     /// Backpressure: reply queue above the high-water mark.
     paused: bool,
+    /// The push queue held frames at the last `handle_pushes`: a drain
+    /// is not over until they are sent too.
+    pushes_waiting: bool,
     /// Storage swapped out for a placeholder while idle.
     parked: bool,
     last_activity: Duration,
     last_read: Duration,
-    /// When the first byte of the unfinished frame in rx arrived.
+    /// The latest time any input brought (for deadlines set by commands,
+    /// which take no time of their own).
+    clock: Duration,
+    /// While open: when the first byte of the unfinished frame in rx
+    /// arrived (the read timer). While draining: when the drain began
+    /// (the drain timer). One field for both keeps idle connections small.
     partial_since: Option<Duration>,
     /// The decoder asked for more bytes and none came since.
     needs_input: bool,
@@ -270,21 +282,27 @@ where
                 reason: "tx watermarks must satisfy low <= high <= tx capacity and high > 0",
             });
         }
+        // Resolved once; `limits()` then shows the marks in force.
+        let limits = Limits {
+            tx_high_water: Some(high_water),
+            tx_low_water: Some(low_water),
+            ..limits
+        };
         Ok(Connection {
             decoder,
             encoder,
             rx,
             tx,
             limits,
-            high_water,
-            low_water,
             state: State::Open,
             eof: false,
             over_byte_limit: false,
             paused: false,
+            pushes_waiting: false,
             parked: false,
             last_activity: now,
             last_read: now,
+            clock: now,
             partial_since: None,
             needs_input: false,
             completed: false,
@@ -303,8 +321,10 @@ where
         self.eof = false;
         self.over_byte_limit = false;
         self.paused = false;
+        self.pushes_waiting = false;
         self.last_activity = now;
         self.last_read = now;
+        self.clock = now;
         self.partial_since = None;
         self.needs_input = false;
         self.completed = false;
@@ -444,6 +464,7 @@ where
         self.stats.bytes_in += n as u64;
         self.last_activity = now;
         self.last_read = now;
+        self.clock = now;
         if let Some(max) = self.limits.max_bytes_in {
             if self.stats.bytes_in > max {
                 let over = (self.stats.bytes_in - max) as usize;
@@ -470,6 +491,7 @@ where
     /// flushed; then the connection closes with
     /// [`CloseReason::PeerClosed`].
     pub fn handle_eof(&mut self, now: Duration) {
+        self.clock = now;
         if self.state == State::Open {
             self.eof = true;
             self.needs_input = false;
@@ -486,11 +508,17 @@ where
         self.tx.consume(n);
         self.stats.bytes_out += n as u64;
         self.last_activity = now;
-        if self.paused && self.tx.len() <= self.low_water {
+        self.clock = now;
+        if self.paused && self.tx.len() <= self.low_water() {
             self.paused = false;
         }
+        self.settle_drain();
+    }
+
+    /// Draining and nothing left to send: closed.
+    fn settle_drain(&mut self) {
         if let State::Draining(reason) = self.state {
-            if self.tx.is_empty() {
+            if self.tx.is_empty() && !self.pushes_waiting {
                 self.state = State::Closed(reason);
             }
         }
@@ -500,15 +528,23 @@ where
     /// timeout closes at once (the peer is not reading, so there is nothing
     /// to flush to); the read timeout flushes queued replies first.
     pub fn handle_timeout(&mut self, now: Duration) {
+        self.clock = now;
         if self.is_closed() {
             return;
+        }
+        if let (State::Draining(reason), Some(since)) = (self.state, self.partial_since) {
+            if deadline(since, self.limits.drain_timeout).is_some_and(|d| now >= d) {
+                // The peer does not take what is queued: give up on it.
+                self.state = State::Closed(reason);
+                return;
+            }
         }
         if deadline(self.last_activity, self.limits.idle_timeout).is_some_and(|d| now >= d) {
             let reason = self.close_reason().unwrap_or(CloseReason::IdleTimeout);
             self.state = State::Closed(reason);
             return;
         }
-        if let Some(since) = self.partial_since {
+        if let (State::Open, Some(since)) = (self.state, self.partial_since) {
             if deadline(since, self.limits.read_timeout).is_some_and(|d| now >= d) {
                 self.partial_since = None;
                 self.begin_close(CloseReason::ReadTimeout);
@@ -529,6 +565,48 @@ where
         if !self.is_closed() {
             self.state = State::Closed(reason);
         }
+    }
+
+    /// Moves frames pushed from elsewhere (a [`PushQueue`], which the
+    /// driver shares with the pushing threads) into the transmit ring, in
+    /// order and whole, as many as fit below the high-water mark; they are
+    /// then written like replies. Also while draining: a graceful close
+    /// delivers what was pushed before it (seal the queue, call this, then
+    /// [`close`](Self::close)), and the connection is not closed before
+    /// the queue is empty or the drain timeout passes. Once it is closed,
+    /// the queue is closed and what it still holds is dropped and counted
+    /// ([`ConnStats::pushes_dropped`]). Returns the frames moved.
+    ///
+    /// Does nothing while the connection is [parked](Self::park): unpark it
+    /// first when the queue is not empty.
+    #[cfg(feature = "alloc")]
+    pub fn handle_pushes(&mut self, queue: &mut PushQueue, now: Duration) -> usize {
+        self.clock = now;
+        if self.is_closed() {
+            self.stats.pushes_dropped += queue.close() as u64;
+            return 0;
+        }
+        if self.parked {
+            return 0;
+        }
+        let mut moved = 0;
+        while let Some(len) = queue.front_len() {
+            if self.tx.len() >= self.high_water() || len > self.tx.free() {
+                break;
+            }
+            // Fits: checked just above, so no piece is refused.
+            queue.pop_front_with(|piece| {
+                let _ = self.tx.push(piece);
+            });
+            moved += 1;
+        }
+        self.stats.frames_out += moved as u64;
+        if self.tx.len() >= self.high_water() {
+            self.paused = true;
+        }
+        self.pushes_waiting = !queue.is_empty();
+        self.settle_drain();
+        moved
     }
 
     // ---- outputs ----
@@ -610,7 +688,7 @@ where
         self.rx.consume(frame.consumed);
         self.stats.frames_in += 1;
         self.completed = true;
-        if self.tx.len() >= self.high_water {
+        if self.tx.len() >= self.high_water() {
             self.paused = true;
             self.partial_since = None;
         }
@@ -635,10 +713,12 @@ where
             return None;
         }
         let idle = deadline(self.last_activity, self.limits.idle_timeout);
-        let read = self
-            .partial_since
-            .and_then(|s| deadline(s, self.limits.read_timeout));
-        match (idle, read) {
+        let timer = match self.state {
+            State::Open => self.limits.read_timeout,
+            _ => self.limits.drain_timeout,
+        };
+        let partial_or_drain = self.partial_since.and_then(|s| deadline(s, timer));
+        match (idle, partial_or_drain) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -661,7 +741,7 @@ where
         }
         enqueue(&self.encoder, &mut self.tx, payload)?;
         self.stats.frames_out += 1;
-        if self.tx.len() >= self.high_water {
+        if self.tx.len() >= self.high_water() {
             self.paused = true;
         }
         Ok(())
@@ -715,7 +795,7 @@ where
     /// mark.
     pub fn unpark(&mut self, buffers: Buffers<R, T>) -> Result<Buffers<R, T>, Buffers<R, T>> {
         let rx_ok = buffers.rx.as_ref().len() >= self.decoder.max_frame();
-        let tx_ok = buffers.tx.as_ref().len() >= self.high_water;
+        let tx_ok = buffers.tx.as_ref().len() >= self.high_water();
         if !self.parked || !rx_ok || !tx_ok {
             return Err(buffers);
         }
@@ -742,11 +822,23 @@ where
 
     // ---- internals ----
 
+    /// Replies queued at which frames stop being handed out (resolved in
+    /// `new`, so never `None`).
+    fn high_water(&self) -> usize {
+        self.limits.tx_high_water.unwrap_or(usize::MAX)
+    }
+
+    /// Replies queued at which frames are handed out again.
+    fn low_water(&self) -> usize {
+        self.limits.tx_low_water.unwrap_or(0)
+    }
+
     fn begin_close(&mut self, reason: CloseReason) {
         if self.state == State::Open {
-            self.state = if self.tx.is_empty() {
+            self.state = if self.tx.is_empty() && !self.pushes_waiting {
                 State::Closed(reason)
             } else {
+                self.partial_since = Some(self.clock);
                 State::Draining(reason)
             };
         }

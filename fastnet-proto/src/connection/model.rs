@@ -146,7 +146,12 @@ impl Model {
             return None;
         }
         let idle = self.last_activity + IDLE;
-        Some(self.partial_since.map_or(idle, |p| idle.min(p + READ)))
+        // The read timer runs only while open: a draining connection
+        // reads nothing more (the model sets no drain timeout).
+        match (self.partial_since, self.closing) {
+            (Some(p), None) => Some(idle.min(p + READ)),
+            _ => Some(idle),
+        }
     }
 
     fn timeout(&mut self, now: u64) {
@@ -157,7 +162,7 @@ impl Model {
             self.closed = Some(self.closing.take().unwrap_or(CloseReason::IdleTimeout));
             return;
         }
-        if let Some(p) = self.partial_since {
+        if let (Some(p), None) = (self.partial_since, self.closing) {
             if now >= p + READ {
                 self.partial_since = None;
                 self.begin_close(CloseReason::ReadTimeout);

@@ -666,3 +666,150 @@ proptest! {
         }
     }
 }
+
+#[cfg(feature = "alloc")]
+#[test]
+fn pushes_leave_whole_through_the_reply_ring_and_count_as_frames_out() {
+    let mut c = lines(Limits::default());
+    let enc = DelimiterEncoder::lines(32).unwrap();
+    let mut q = PushQueue::new(1024, 64);
+    for p in [&b"first"[..], b"second", b"third"] {
+        q.push(&enc, p).unwrap();
+    }
+    c.handle_bytes(b"ping\n", MS);
+    echo(&mut c);
+    assert_eq!(c.handle_pushes(&mut q, MS), 3);
+    assert!(q.is_empty());
+    assert_eq!(c.stats().frames_out, 4);
+    assert_eq!(flush(&mut c, 5 * MS), b"ping\nfirst\nsecond\nthird\n");
+    assert_eq!(c.stats().bytes_out, 24);
+    // The write kept the connection active: its idle clock moved.
+    assert_eq!(c.last_activity, 5 * MS);
+}
+
+#[cfg(feature = "alloc")]
+#[test]
+fn pushes_wait_below_the_high_water_mark_and_never_split() {
+    // tx 64 bytes, high water 32: one 30-byte push fits, the next waits.
+    let mut c = lines(Limits::default());
+    let enc = DelimiterEncoder::lines(32).unwrap();
+    let mut q = PushQueue::new(1024, 64);
+    let long = [b'x'; 29];
+    q.push(&enc, &long).unwrap();
+    q.push(&enc, &long).unwrap();
+    q.push(&enc, b"short").unwrap();
+    assert_eq!(
+        c.handle_pushes(&mut q, MS),
+        2,
+        "stops at the high-water mark"
+    );
+    assert!(c.is_backpressured());
+    assert_eq!(q.frames(), 1);
+    let out = flush(&mut c, MS);
+    assert_eq!(out.len(), 60);
+    assert!(!c.is_backpressured());
+    assert_eq!(c.handle_pushes(&mut q, MS), 1);
+    assert_eq!(flush(&mut c, MS), b"short\n");
+}
+
+#[cfg(feature = "alloc")]
+#[test]
+fn a_graceful_close_delivers_queued_pushes_and_a_closed_one_counts_them_dropped() {
+    let mut c = lines(Limits::default());
+    let enc = DelimiterEncoder::lines(32).unwrap();
+    let mut q = PushQueue::new(1024, 64);
+    q.push(&enc, b"a").unwrap();
+    c.handle_bytes(b"x\n", MS);
+    c.poll_frames(|_, out| {
+        out.send(b"reply").unwrap();
+        out.close();
+    });
+    assert_eq!(c.state(), State::Draining(CloseReason::Local));
+    assert_eq!(c.handle_pushes(&mut q, MS), 1, "draining still delivers");
+    assert_eq!(flush(&mut c, MS), b"reply\na\n");
+    assert!(c.is_closed());
+    q.push(&enc, b"late").unwrap();
+    assert_eq!(c.handle_pushes(&mut q, MS), 0);
+    assert_eq!(c.stats().pushes_dropped, 1);
+    assert_eq!(q.dropped(), 1);
+    assert_eq!(q.push(&enc, b"later"), Err(SendError::Closed));
+}
+
+#[cfg(feature = "alloc")]
+#[test]
+fn parked_connections_take_no_pushes_until_unparked() {
+    let mut c = Connection::new(
+        DelimiterDecoder::lines(32).unwrap(),
+        DelimiterEncoder::lines(32).unwrap(),
+        Buffers {
+            rx: std::vec![0u8; 32],
+            tx: std::vec![0u8; 64],
+        },
+        Limits::default(),
+        Duration::ZERO,
+    )
+    .unwrap();
+    let mut q = PushQueue::new(1024, 64);
+    q.push(&DelimiterEncoder::lines(32).unwrap(), b"a").unwrap();
+    let bufs = c
+        .park(Buffers {
+            rx: Vec::new(),
+            tx: Vec::new(),
+        })
+        .unwrap();
+    assert_eq!(c.handle_pushes(&mut q, MS), 0);
+    assert_eq!(q.frames(), 1);
+    c.unpark(bufs).unwrap();
+    assert_eq!(c.handle_pushes(&mut q, MS), 1);
+}
+
+#[test]
+fn a_close_that_cannot_drain_ends_at_the_drain_timeout() {
+    let mut c = lines(Limits {
+        drain_timeout: Some(100 * MS),
+        ..Limits::default()
+    });
+    c.handle_bytes(b"x\n", 10 * MS);
+    echo(&mut c);
+    c.handle_timeout(20 * MS);
+    c.close();
+    assert_eq!(c.state(), State::Draining(CloseReason::Local));
+    // The peer never reads: the drain deadline runs from the close.
+    assert_eq!(c.poll_timeout(), Some(120 * MS));
+    c.handle_timeout(119 * MS);
+    assert_eq!(c.state(), State::Draining(CloseReason::Local));
+    c.handle_timeout(120 * MS);
+    assert_eq!(c.state(), State::Closed(CloseReason::Local));
+    assert_eq!(c.poll_transmit(), (&[][..], &[][..]));
+    // Without the limit a closing connection waits for its peer.
+    let mut c = lines(Limits::default());
+    c.handle_bytes(b"x\n", MS);
+    echo(&mut c);
+    c.close();
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[cfg(feature = "alloc")]
+#[test]
+fn a_drain_waits_for_pushes_that_did_not_fit_yet() {
+    let mut c = lines(Limits::default());
+    let enc = DelimiterEncoder::lines(32).unwrap();
+    let mut q = PushQueue::new(1024, 64);
+    for _ in 0..3 {
+        q.push(&enc, &[b'x'; 29]).unwrap();
+    }
+    assert_eq!(c.handle_pushes(&mut q, MS), 2);
+    q.seal();
+    c.close();
+    assert_eq!(c.state(), State::Draining(CloseReason::Local));
+    assert_eq!(flush(&mut c, MS).len(), 60);
+    assert_eq!(
+        c.state(),
+        State::Draining(CloseReason::Local),
+        "a push still waits"
+    );
+    assert_eq!(c.handle_pushes(&mut q, MS), 1);
+    assert_eq!(flush(&mut c, MS).len(), 30);
+    assert_eq!(c.state(), State::Closed(CloseReason::Local));
+    assert_eq!(q.dropped(), 0);
+}

@@ -24,11 +24,24 @@ pub struct Limits {
     /// Ask for input again once the queue has drained to this many bytes
     /// (default: a quarter of the tx buffer).
     pub tx_low_water: Option<usize>,
+    /// Close at once a closing connection that has not flushed its queued
+    /// replies and pushes within this long (a peer that stopped reading
+    /// would otherwise hold a closing connection forever); the close
+    /// keeps its reason.
+    pub drain_timeout: Option<Duration>,
     /// Step over malformed frames the decoder can resynchronise after (a
     /// corrupted COBS frame: the next `0x00` ends it) instead of closing
     /// with [`CloseReason::Protocol`]. Off by default: a peer that sends
     /// garbage is usually not worth serving, but a noisy serial link is.
     pub skip_malformed: bool,
+}
+
+impl Limits {
+    /// Whether any timer can be armed: without one, a driver may pass the
+    /// connection a constant time instead of reading the clock.
+    pub fn needs_clock(&self) -> bool {
+        self.idle_timeout.is_some() || self.read_timeout.is_some() || self.drain_timeout.is_some()
+    }
 }
 
 /// Why a connection closed (or is closing).
@@ -155,4 +168,7 @@ pub struct ConnStats {
     /// Oversized frames skipped under the `Skip` policy, and malformed
     /// frames stepped over with [`Limits::skip_malformed`].
     pub frames_skipped: u64,
+    /// Pushed frames dropped because the connection closed before they
+    /// could be queued for sending.
+    pub pushes_dropped: u64,
 }
