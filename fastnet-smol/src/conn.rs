@@ -205,11 +205,12 @@ impl<H: Handler> Driver<H> {
                 // Waits for queued pushes too, within the drain timeout.
                 self.conn.close();
             }
-            let flushed = self.write();
-            if self.push_backlog && flushed == Flushed::All {
-                // Room again: queue the rest, write once more.
-                self.drain_push();
-                self.write();
+            let mut flushed = self.write();
+            // Room again: queue the rest and write until the socket is
+            // full or the pushes are out (the PUSH flag is already spent:
+            // pushes left queued here would wait for the next one).
+            while self.push_backlog && flushed == Flushed::All && self.drain_push() > 0 {
+                flushed = self.write();
             }
             self.report();
             if self.conn.is_closed() {
@@ -494,15 +495,17 @@ impl<H: Handler> Driver<H> {
         self.conn.handle_failure(e.close_reason());
     }
 
-    /// Moves pushed frames into the connection, as many as fit.
-    fn drain_push(&mut self) {
+    /// Moves pushed frames into the connection, as many as fit; returns
+    /// how many moved.
+    fn drain_push(&mut self) -> usize {
         let shared = self.info.shared.clone();
         let mut q = shared.queue();
         if !q.is_empty() {
             self.unpark();
         }
-        self.conn.handle_pushes(&mut q, self.now());
+        let moved = self.conn.handle_pushes(&mut q, self.now());
         self.push_backlog = !q.is_empty();
+        moved
     }
 
     /// Arms the timer for `poll_timeout` if it is not already armed for an

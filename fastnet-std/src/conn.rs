@@ -122,8 +122,14 @@ impl<H: Handler> Inner<H> {
         }
         let settings = &self.settings;
         let limits = settings.config.limits;
-        // A write that makes no progress for the idle timeout is idleness.
-        let _ = shared.stream.set_write_timeout(limits.idle_timeout);
+        // A write that makes no progress for the idle timeout is idleness;
+        // one that blocks a closing connection past its drain timeout ends
+        // it. Either way the worker must come back to look at its timers.
+        let stall = match (limits.idle_timeout, limits.drain_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let _ = shared.stream.set_write_timeout(stall);
         let conn = Connection::new(
             settings.decoder.clone(),
             settings.encoder.clone(),
@@ -233,6 +239,10 @@ impl<H: Handler> Inner<H> {
             if self.control.is_aborted() {
                 conn.abort();
                 break;
+            }
+            if conn.state() == State::Open && shared.close_requested.load(Ordering::Relaxed) {
+                // A handle asked while the worker was writing, not reading.
+                self.close_gracefully(shared, conn);
             }
             if conn.state() != State::Open {
                 // Draining: no new pushes; those queued still go out.
@@ -400,7 +410,16 @@ impl<H: Handler> Inner<H> {
                     conn.handle_written(n, self.now());
                     total += n;
                 }
-                Err(e) => self.write_failed(conn, &e),
+                Err(e) => {
+                    self.write_failed(conn, &e);
+                    // A stalled write goes back to the loop when there is
+                    // a close to act on (its timers, a handle's request).
+                    let closing = conn.state() != State::Open
+                        || shared.close_requested.load(Ordering::Relaxed);
+                    if is_timeout(&e) && closing {
+                        break;
+                    }
+                }
             }
         }
         total

@@ -43,7 +43,10 @@ use fastnet_proto::connection::{CloseReason, Limits};
 use fastnet_proto::server::{RejectReason, ServerConfig, StatsSnapshot};
 
 pub mod adversarial;
+pub mod push;
 pub mod soak;
+
+pub use push::{wants_handle, PushHandle};
 
 /// A driver under test.
 pub trait TestDriver {
@@ -72,10 +75,21 @@ pub trait TestDriver {
 }
 
 /// What the handler of a [`RunningServer`] saw.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Events {
     closes: Mutex<Vec<CloseReason>>,
     rejects: Mutex<Vec<RejectReason>>,
+    handles: Mutex<Vec<Arc<dyn PushHandle>>>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("closes", &self.closes)
+            .field("rejects", &self.rejects)
+            .field("handles", &self.handles.lock().unwrap().len())
+            .finish()
+    }
 }
 
 impl Events {
@@ -92,6 +106,16 @@ impl Events {
     /// Call from `on_reject`.
     pub fn record_reject(&self, reason: RejectReason) {
         self.rejects.lock().unwrap().push(reason);
+    }
+
+    /// Call from `on_frame` when [`wants_handle`] says so.
+    pub fn record_handle(&self, handle: impl PushHandle + 'static) {
+        self.handles.lock().unwrap().push(Arc::new(handle));
+    }
+
+    /// Handles recorded so far, in order.
+    pub fn handles(&self) -> Vec<Arc<dyn PushHandle>> {
+        self.handles.lock().unwrap().clone()
     }
 
     /// Close reasons so far, in order.

@@ -14,7 +14,22 @@ use std::time::Duration;
 use fastnet_proto::connection::CloseReason;
 use fastnet_proto::server::{RejectReason, ServerConfig};
 use fastnet_smol::{ConnInfo, Ctx, Handler, Layout, Server};
-use fastnet_tests::{Events, RunningServer, TestDriver, SLEEP_TAG};
+use fastnet_tests::{wants_handle, Events, PushHandle, RunningServer, TestDriver, SLEEP_TAG};
+
+/// The suite's view of a connection handle.
+struct Handle(fastnet_smol::ConnHandle);
+
+impl PushHandle for Handle {
+    fn send(&self, payload: &[u8]) -> Result<(), fastnet_proto::connection::SendError> {
+        self.0.send(payload)
+    }
+    fn close(&self) {
+        self.0.close();
+    }
+    fn undelivered(&self) -> u64 {
+        self.0.undelivered()
+    }
+}
 
 /// Echoes every frame; records what happened.
 struct Echo {
@@ -32,6 +47,9 @@ impl Handler for Echo {
         if let Some([hi, lo, ..]) = frame.strip_prefix(SLEEP_TAG) {
             let ms = u64::from(u16::from_be_bytes([*hi, *lo]));
             smol::Timer::after(Duration::from_millis(ms)).await;
+        }
+        if wants_handle(frame) {
+            self.events.record_handle(Handle(ctx.handle()));
         }
         if ctx.send(frame).is_err() {
             ctx.close();
@@ -389,4 +407,24 @@ fn soak() {
 #[ignore = "soak: minutes; FASTNET_SOAK_SECS, FASTNET_SOAK_CONNS"]
 fn soak_shared() {
     fastnet_tests::soak::soak::<SmolShared>();
+}
+
+#[test]
+fn push_to_a_stalled_peer_is_full_at_once() {
+    fastnet_tests::push::push_to_a_stalled_peer_is_full_at_once::<Smol>();
+}
+
+#[test]
+fn push_to_a_stalled_peer_is_full_at_once_shared() {
+    fastnet_tests::push::push_to_a_stalled_peer_is_full_at_once::<SmolShared>();
+}
+
+#[test]
+fn pushes_keep_the_idle_timer_and_count() {
+    fastnet_tests::push::pushes_keep_the_idle_timer_and_count::<Smol>();
+}
+
+#[test]
+fn pushes_keep_the_idle_timer_and_count_shared() {
+    fastnet_tests::push::pushes_keep_the_idle_timer_and_count::<SmolShared>();
 }

@@ -8,7 +8,22 @@ use std::thread;
 use fastnet_proto::connection::CloseReason;
 use fastnet_proto::server::{RejectReason, ServerConfig};
 use fastnet_std::{ConnInfo, Ctx, Handler, Server};
-use fastnet_tests::{before_echo, Events, RunningServer, TestDriver};
+use fastnet_tests::{before_echo, wants_handle, Events, PushHandle, RunningServer, TestDriver};
+
+/// The suite's view of a connection handle.
+struct Handle(fastnet_std::ConnHandle);
+
+impl PushHandle for Handle {
+    fn send(&self, payload: &[u8]) -> Result<(), fastnet_proto::connection::SendError> {
+        self.0.send(payload)
+    }
+    fn close(&self) {
+        self.0.close();
+    }
+    fn undelivered(&self) -> u64 {
+        self.0.undelivered()
+    }
+}
 
 /// Echoes every frame; records what happened.
 struct Echo {
@@ -24,6 +39,9 @@ impl Handler for Echo {
 
     fn on_frame(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) {
         before_echo(frame);
+        if wants_handle(frame) {
+            self.events.record_handle(Handle(ctx.handle()));
+        }
         if ctx.send(frame).is_err() {
             ctx.close();
         }
@@ -219,4 +237,14 @@ fn adversarial_shutdown_with_offenders_connected() {
 #[ignore = "soak: minutes; FASTNET_SOAK_SECS, FASTNET_SOAK_CONNS"]
 fn soak() {
     fastnet_tests::soak::soak::<Std>();
+}
+
+#[test]
+fn push_to_a_stalled_peer_is_full_at_once() {
+    fastnet_tests::push::push_to_a_stalled_peer_is_full_at_once::<Std>();
+}
+
+#[test]
+fn pushes_keep_the_idle_timer_and_count() {
+    fastnet_tests::push::pushes_keep_the_idle_timer_and_count::<Std>();
 }
