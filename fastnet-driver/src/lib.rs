@@ -19,4 +19,5 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod sync;

@@ -36,6 +36,8 @@
 //! - [`connection`]: [`Connection`], the state machine that binds a decoder,
 //!   an encoder, both buffers and [`Limits`](connection::Limits), with idle
 //!   and read timeouts, backpressure and an orderly close.
+//! - [`reader`]: [`FrameReader`], the receive side alone (decoder and rx
+//!   buffer, one frame at a time), which both drivers' clients frame with.
 //! - [`server`]: what both drivers share: `ServerConfig`, admission
 //!   control (`Admission`, with `alloc`), live `ServerStats`.
 //! - [`Error`] / [`DecodeError`]: one small error enum for the crate.
@@ -55,12 +57,14 @@ mod buffer;
 pub mod codec;
 pub mod connection;
 mod error;
+pub mod reader;
 mod ring;
 pub mod server;
 
 pub use buffer::Buffer;
 pub use connection::Connection;
 pub use error::{DecodeError, Error};
+pub use reader::FrameReader;
 pub use ring::Ring;
 
 /// The README's examples, compiled and run as doctests.

@@ -1,26 +1,28 @@
-//! The async client: [`Client`] (one framed connection) and [`Pool`]
-//! (reusable client connections).
+//! [`Client`]: one framed connection to a server, async.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoded, Decoder, Encoder};
-use fastnet_proto::Buffer;
-use smol::lock::{Semaphore, SemaphoreGuardArc};
+use fastnet_driver::client::{check_codec, Framing, Step};
+use fastnet_proto::codec::CodecSpec;
+use smol::net::AsyncToSocketAddrs;
 use smol::{future, Async, Timer};
-
-use crate::sync::lock;
 
 /// One framed TCP connection to a server.
 ///
-/// [`send`](Self::send) frames and writes a payload;
+/// [`send`](Self::send) frames and writes a payload (or
+/// [`feed`](Self::feed) several and [`flush`](Self::flush) them at once);
 /// [`recv`](Self::recv) returns the next frame, borrowed from the client's
-/// buffer until the next call. Any IO or framing error marks the client
-/// [broken](Self::is_broken) (a [`Pool`] then discards it).
+/// buffer until the next call. An IO or framing error or the server's
+/// close marks the client [broken](Self::is_broken) (a [`Pool`](crate::Pool)
+/// then discards it).
+///
+/// Unlike the blocking client there is no `set_read_timeout` /
+/// `set_write_timeout`: the socket is non-blocking, so a socket timeout
+/// would never fire; bound an `.await` with a timer instead
+/// (`smol::future::or` with `smol::Timer::after`).
 ///
 /// ```no_run
 /// # async fn demo(addr: std::net::SocketAddr) -> std::io::Result<()> {
@@ -34,43 +36,26 @@ use crate::sync::lock;
 /// ```
 pub struct Client {
     stream: Async<TcpStream>,
-    decoder: AnyDecoder,
-    encoder: AnyEncoder,
-    rx: Buffer<Vec<u8>>,
-    /// Encoded frames not yet written.
-    tx: Vec<u8>,
-    /// Bytes of the frame `recv` returned last, dropped at the next call.
-    pending: usize,
-    broken: bool,
+    framing: Framing,
     /// The TLS session, for [`connect_tls`](Self::connect_tls).
     #[cfg(feature = "tls")]
     tls: Option<Box<ClientTls>>,
 }
 
 impl Client {
-    /// Connects to `addr` within `timeout`; frames use `codec` both ways.
+    /// Connects to `addr` (each resolved address in turn, each within
+    /// `timeout`), framing both directions with `codec`. `TCP_NODELAY` is
+    /// set.
     pub async fn connect(
-        addr: SocketAddr,
+        addr: impl AsyncToSocketAddrs,
         codec: CodecSpec,
         timeout: Duration,
     ) -> io::Result<Client> {
-        let decoder = codec.decoder().map_err(invalid)?;
-        let encoder = codec.encoder().map_err(invalid)?;
-        let stream = future::or(Async::<TcpStream>::connect(addr), async {
-            Timer::after(timeout).await;
-            Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
-        })
-        .await?;
-        let _ = stream.get_ref().set_nodelay(true);
-        let len = decoder.max_frame().max(8 * 1024);
+        check_codec(&codec)?;
+        let (stream, peer) = connect_tcp(addr, timeout).await?;
         Ok(Client {
             stream,
-            decoder,
-            encoder,
-            rx: Buffer::new(vec![0; len]),
-            tx: Vec::new(),
-            pending: 0,
-            broken: false,
+            framing: Framing::new(&codec, peer)?,
             #[cfg(feature = "tls")]
             tls: None,
         })
@@ -86,7 +71,7 @@ impl Client {
     /// done: that shows as an error of the first [`recv`](Self::recv).
     #[cfg(feature = "tls")]
     pub async fn connect_tls(
-        addr: SocketAddr,
+        addr: impl AsyncToSocketAddrs,
         codec: CodecSpec,
         timeout: Duration,
         tls: &crate::tls::TlsConnector,
@@ -97,11 +82,12 @@ impl Client {
         session.set_buffer_limit(None);
         let mut client = Client::connect(addr, codec, timeout).await?;
         let limit = tls.handshake_timeout();
+        let peer = client.peer_addr();
         future::or(client_handshake(&client.stream, &mut session), async {
             Timer::after(limit).await;
             Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("TLS handshake with {addr} not completed within {limit:?}"),
+                format!("TLS handshake with {peer} not completed within {limit:?}"),
             ))
         })
         .await?;
@@ -110,6 +96,123 @@ impl Client {
             session,
         }));
         Ok(client)
+    }
+
+    /// Frames `payload` and writes the whole frame (after any frames
+    /// [fed](Self::feed) before it).
+    ///
+    /// A payload the codec refuses fails with
+    /// [`io::ErrorKind::InvalidInput`] and leaves the connection usable; an
+    /// IO error marks it [broken](Self::is_broken).
+    pub async fn send(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.feed(payload)?;
+        self.flush().await
+    }
+
+    /// Frames `payload` and queues it without writing, for pipelining;
+    /// [`flush`](Self::flush) writes everything queued in one go.
+    pub fn feed(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.framing.feed(payload)
+    }
+
+    /// Writes every queued frame.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        match self.write_unsent().await {
+            Ok(n) => {
+                self.framing.handle_sent(n);
+                Ok(())
+            }
+            Err(e) => Err(self.framing.fail(e)),
+        }
+    }
+
+    async fn write_unsent(&mut self) -> io::Result<usize> {
+        let unsent = self.framing.unsent();
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            tls.write(&self.stream, unsent).await?;
+            return Ok(unsent.len());
+        }
+        let mut off = 0;
+        while off < unsent.len() {
+            match self
+                .stream
+                .write_with(|s| (&*s).write(&unsent[off..]))
+                .await?
+            {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => off += n,
+            }
+        }
+        Ok(off)
+    }
+
+    /// The next frame's payload, borrowed until the next call, or `None`
+    /// once the peer closed the connection cleanly (at a frame boundary).
+    ///
+    /// A malformed stream ([`io::ErrorKind::InvalidData`]), a close in the
+    /// middle of a frame ([`io::ErrorKind::UnexpectedEof`]) or an IO error
+    /// marks the connection [broken](Self::is_broken).
+    pub async fn recv(&mut self) -> io::Result<Option<&[u8]>> {
+        loop {
+            match self.framing.poll()? {
+                Step::Frame => return Ok(self.framing.frame()),
+                Step::End => return Ok(None),
+                Step::NeedMore => {}
+            }
+            let buf = self.framing.read_buf();
+            #[cfg(feature = "tls")]
+            let res = match self.tls.as_mut() {
+                Some(tls) => tls.read(&self.stream, buf).await,
+                None => self.stream.read_with(|s| (&*s).read(buf)).await,
+            };
+            #[cfg(not(feature = "tls"))]
+            let res = self.stream.read_with(|s| (&*s).read(buf)).await;
+            match res {
+                Ok(n) => self.framing.handle_read(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.framing.fail(e)),
+            }
+        }
+    }
+
+    /// Sends `payload` and waits for one reply frame, copied into `out`
+    /// (a close before the reply is [`io::ErrorKind::UnexpectedEof`]).
+    pub async fn request(&mut self, payload: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        self.send(payload).await?;
+        let peer = self.peer_addr();
+        let frame = self.recv().await?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{peer} closed the connection before replying"),
+            )
+        })?;
+        out.clear();
+        out.extend_from_slice(frame);
+        Ok(())
+    }
+
+    /// The server's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.framing.peer()
+    }
+
+    /// This end's address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.get_ref().local_addr()
+    }
+
+    /// Whether an error or the peer's close left the connection unusable
+    /// (a [`Pool`](crate::Pool) discards such connections).
+    pub fn is_broken(&self) -> bool {
+        self.framing.is_broken()
+    }
+
+    /// The socket, for options this type does not cover (over TLS, the
+    /// socket under the session: reading or writing it directly breaks the
+    /// session).
+    pub fn stream(&self) -> &TcpStream {
+        self.stream.get_ref()
     }
 
     /// Whether the connection is encrypted.
@@ -128,143 +231,18 @@ impl Client {
         self.tls.as_ref().map(|t| &t.info)
     }
 
-    /// The server's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.get_ref().peer_addr()
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.get_ref().local_addr()
-    }
-
-    /// Whether an IO or framing error happened on this connection.
-    pub fn is_broken(&self) -> bool {
-        self.broken
-    }
-
-    /// Frames `payload` and queues it without writing (for pipelining;
-    /// [`flush`](Self::flush) writes everything queued).
-    pub fn feed(&mut self, payload: &[u8]) -> io::Result<()> {
-        self.encoder
-            .encode_vec(payload, &mut self.tx)
-            .map(drop)
-            .map_err(invalid)
-    }
-
-    /// Writes every queued frame.
-    pub async fn flush(&mut self) -> io::Result<()> {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = self.tls.as_mut() {
-            let res = tls.write(&self.stream, &self.tx).await;
-            self.tx.clear();
-            return res.map_err(|e| self.fail(e));
-        }
-        let mut off = 0;
-        while off < self.tx.len() {
-            let res = self
-                .stream
-                .write_with(|s| (&*s).write(&self.tx[off..]))
-                .await;
-            match res {
-                Ok(0) => return Err(self.fail(io::ErrorKind::WriteZero.into())),
-                Ok(n) => off += n,
-                Err(e) => return Err(self.fail(e)),
-            }
-        }
-        self.tx.clear();
-        Ok(())
-    }
-
-    /// Frames `payload` and writes it.
-    pub async fn send(&mut self, payload: &[u8]) -> io::Result<()> {
-        self.feed(payload)?;
-        self.flush().await
-    }
-
-    /// The next frame, or `None` when the server closed the connection
-    /// cleanly between frames. The frame borrows the client's buffer.
-    pub async fn recv(&mut self) -> io::Result<Option<&[u8]>> {
-        if self.pending > 0 {
-            self.rx.consume(self.pending);
-            self.pending = 0;
-        }
-        loop {
-            match self.decoder.decode(self.rx.filled_mut()) {
-                Ok(Decoded::Frame(frame)) => {
-                    self.pending = frame.consumed;
-                    return Ok(Some(frame.payload(self.rx.filled())));
-                }
-                Ok(Decoded::Skip(n)) => {
-                    self.rx.consume(n);
-                    continue;
-                }
-                Ok(Decoded::NeedMore { .. }) => {}
-                Err(e) => {
-                    return Err(self.fail(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        e.error.to_string(),
-                    )))
-                }
-            }
-            if self.rx.spare_len() < self.rx.free() {
-                self.rx.compact();
-            }
-            let spare = self.rx.spare_mut();
-            #[cfg(feature = "tls")]
-            let res = match self.tls.as_mut() {
-                Some(tls) => tls.read(&self.stream, spare).await,
-                None => self.stream.read_with(|s| (&*s).read(spare)).await,
-            };
-            #[cfg(not(feature = "tls"))]
-            let res = self.stream.read_with(|s| (&*s).read(spare)).await;
-            match res {
-                Ok(0) if self.rx.is_empty() => return Ok(None),
-                Ok(0) => {
-                    return Err(self.fail(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "connection closed inside a frame",
-                    )))
-                }
-                Ok(n) => self.rx.commit(n),
-                Err(e) => return Err(self.fail(e)),
-            }
-        }
-    }
-
-    /// Sends `payload` and waits for one reply frame, copied into `out`.
-    pub async fn request(&mut self, payload: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
-        self.send(payload).await?;
-        match self.recv().await? {
-            Some(frame) => {
-                out.clear();
-                out.extend_from_slice(frame);
-                Ok(())
-            }
-            None => Err(self.fail(io::ErrorKind::UnexpectedEof.into())),
-        }
-    }
-
-    fn fail(&mut self, e: io::Error) -> io::Error {
-        self.broken = true;
-        e
-    }
-
-    /// Whether the connection can be reused: not broken, nothing unread,
-    /// and the server has not closed it.
-    fn reusable(&mut self) -> bool {
-        if self.pending > 0 {
-            self.rx.consume(self.pending);
-            self.pending = 0;
-        }
-        if self.broken || !self.rx.is_empty() || !self.tx.is_empty() {
+    /// Whether the connection can serve another user: not broken, nothing
+    /// unread, nothing fed and unsent, and the server has not closed it
+    /// (a non-blocking peek, free on this non-blocking socket).
+    pub(crate) fn is_reusable(&mut self) -> bool {
+        if !self.framing.is_idle() {
             return false;
         }
-        let mut probe = [0u8; 1];
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_mut() {
             return tls.is_quiet(self.stream.get_ref());
         }
+        let mut probe = [0u8; 1];
         matches!(self.stream.get_ref().peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }
@@ -272,11 +250,38 @@ impl Client {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("peer", &self.stream.get_ref().peer_addr().ok())
-            .field("broken", &self.broken)
+            .field("framing", &self.framing)
             .field("tls", &self.is_tls())
             .finish_non_exhaustive()
     }
+}
+
+/// Connects to the first of `addr`'s addresses that answers within
+/// `timeout`, with `TCP_NODELAY` set.
+async fn connect_tcp(
+    addr: impl AsyncToSocketAddrs,
+    timeout: Duration,
+) -> io::Result<(Async<TcpStream>, SocketAddr)> {
+    let mut last = None;
+    for peer in smol::net::resolve(addr).await? {
+        let attempt = future::or(Async::<TcpStream>::connect(peer), async {
+            Timer::after(timeout).await;
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("not connected within {timeout:?}"),
+            ))
+        })
+        .await;
+        match attempt {
+            Ok(stream) => {
+                stream.get_ref().set_nodelay(true)?;
+                return Ok((stream, peer));
+            }
+            Err(e) => last = Some(io::Error::new(e.kind(), format!("connect to {peer}: {e}"))),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")))
 }
 
 /// A client's TLS session and what its handshake negotiated.
@@ -372,223 +377,5 @@ impl ClientTls {
                 _ => return false,
             }
         }
-    }
-}
-
-fn invalid(e: fastnet_proto::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
-}
-
-/// Settings of a [`Pool`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolConfig {
-    /// Most connections out of and in the pool at once.
-    pub max_size: usize,
-    /// Most idle connections kept.
-    pub max_idle: usize,
-    /// Idle connections older than this are closed instead of reused.
-    pub idle_expiry: Duration,
-    /// Time allowed to connect.
-    pub connect_timeout: Duration,
-    /// Time [`Pool::get`] waits for a connection when `max_size` are out.
-    pub wait_timeout: Duration,
-}
-
-impl Default for PoolConfig {
-    /// 16 connections, 16 idle, 60 s idle expiry, 5 s connect timeout,
-    /// 5 s wait timeout.
-    fn default() -> Self {
-        PoolConfig {
-            max_size: 16,
-            max_idle: 16,
-            idle_expiry: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(5),
-            wait_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-struct PoolInner {
-    addr: SocketAddr,
-    codec: CodecSpec,
-    config: PoolConfig,
-    #[cfg(feature = "tls")]
-    tls: Option<crate::tls::TlsConnector>,
-    idle: Mutex<Vec<(Client, Instant)>>,
-    permits: Arc<Semaphore>,
-}
-
-impl PoolInner {
-    fn idle(&self) -> MutexGuard<'_, Vec<(Client, Instant)>> {
-        lock(&self.idle)
-    }
-}
-
-/// A pool of [`Client`] connections to one server.
-///
-/// [`get`](Self::get) hands out an idle connection (newest first) or opens
-/// one, waiting up to `wait_timeout` while `max_size` are out. A
-/// [`Pooled`] connection goes back to the pool when dropped, unless it is
-/// broken, has unread bytes, the server closed it, or it was
-/// [discarded](Pooled::discard).
-///
-/// ```no_run
-/// # async fn demo(addr: std::net::SocketAddr) -> std::io::Result<()> {
-/// use fastnet_smol::{CodecSpec, Pool, PoolConfig};
-///
-/// let pool = Pool::new(addr, CodecSpec::lines(1024), PoolConfig::default());
-/// let mut conn = pool.get().await?;
-/// conn.send(b"ping").await?;
-/// let _reply = conn.recv().await?;
-/// drop(conn); // back to the pool
-/// # Ok(()) }
-/// ```
-#[derive(Clone)]
-pub struct Pool {
-    inner: Arc<PoolInner>,
-}
-
-impl Pool {
-    /// A pool of connections to `addr` framed with `codec`.
-    pub fn new(addr: SocketAddr, codec: CodecSpec, config: PoolConfig) -> Pool {
-        Pool {
-            inner: Arc::new(PoolInner {
-                addr,
-                codec,
-                config,
-                #[cfg(feature = "tls")]
-                tls: None,
-                idle: Mutex::new(Vec::new()),
-                permits: Arc::new(Semaphore::new(config.max_size)),
-            }),
-        }
-    }
-
-    /// A pool of TLS connections ([`Client::connect_tls`]) to `addr`. Its
-    /// connections share `tls`'s session cache, so a connection opened to
-    /// replace a discarded one resumes the TLS session instead of a full
-    /// handshake. Feature `tls`.
-    #[cfg(feature = "tls")]
-    pub fn with_tls(
-        addr: SocketAddr,
-        codec: CodecSpec,
-        config: PoolConfig,
-        tls: crate::tls::TlsConnector,
-    ) -> Pool {
-        let mut pool = Pool::new(addr, codec, config);
-        if let Some(inner) = Arc::get_mut(&mut pool.inner) {
-            inner.tls = Some(tls);
-        }
-        pool
-    }
-
-    /// A connection: an idle one if any is fresh, else a new one.
-    ///
-    /// Fails with [`io::ErrorKind::TimedOut`] if none frees up within
-    /// `wait_timeout`, or with the connect error.
-    pub async fn get(&self) -> io::Result<Pooled> {
-        let inner = &self.inner;
-        let permit = future::or(async { Some(inner.permits.acquire_arc().await) }, async {
-            Timer::after(inner.config.wait_timeout).await;
-            None
-        })
-        .await
-        .ok_or_else(|| {
-            io::Error::new(io::ErrorKind::TimedOut, "no pooled connection became free")
-        })?;
-        loop {
-            let Some((mut client, since)) = inner.idle().pop() else {
-                break;
-            };
-            if since.elapsed() < inner.config.idle_expiry && client.reusable() {
-                return Ok(Pooled {
-                    client: Some(client),
-                    pool: inner.clone(),
-                    _permit: permit,
-                    discard: false,
-                });
-            }
-        }
-        let timeout = inner.config.connect_timeout;
-        #[cfg(feature = "tls")]
-        let client = match &inner.tls {
-            Some(tls) => Client::connect_tls(inner.addr, inner.codec, timeout, tls).await?,
-            None => Client::connect(inner.addr, inner.codec, timeout).await?,
-        };
-        #[cfg(not(feature = "tls"))]
-        let client = Client::connect(inner.addr, inner.codec, timeout).await?;
-        Ok(Pooled {
-            client: Some(client),
-            pool: inner.clone(),
-            _permit: permit,
-            discard: false,
-        })
-    }
-
-    /// Idle connections in the pool.
-    pub fn idle_count(&self) -> usize {
-        self.inner.idle().len()
-    }
-}
-
-impl fmt::Debug for Pool {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pool")
-            .field("addr", &self.inner.addr)
-            .field("config", &self.inner.config)
-            .field("idle", &self.idle_count())
-            .finish()
-    }
-}
-
-/// A [`Client`] lent by a [`Pool`]; dereferences to the client and goes
-/// back to the pool when dropped.
-pub struct Pooled {
-    client: Option<Client>,
-    pool: Arc<PoolInner>,
-    _permit: SemaphoreGuardArc,
-    discard: bool,
-}
-
-impl Pooled {
-    /// Closes this connection instead of returning it to the pool.
-    pub fn discard(mut self) {
-        self.discard = true;
-    }
-}
-
-impl Deref for Pooled {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client.as_ref().expect("present until drop")
-    }
-}
-
-impl DerefMut for Pooled {
-    fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("present until drop")
-    }
-}
-
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        let Some(mut client) = self.client.take() else {
-            return;
-        };
-        if self.discard || !client.reusable() {
-            return;
-        }
-        let mut idle = self.pool.idle();
-        if idle.len() < self.pool.config.max_idle {
-            idle.push((client, Instant::now()));
-        }
-    }
-}
-
-impl fmt::Debug for Pooled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pooled")
-            .field("client", &self.client)
-            .finish()
     }
 }

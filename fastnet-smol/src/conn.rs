@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use fastnet_proto::connection::{Buffers, CloseReason, ConnStats, State};
 use smol::{future, Timer};
 
+use crate::buffers::BufSet;
 use crate::handle::{ABORT, CLOSE, PUSH, SHUTDOWN};
 use crate::io::Io;
-use crate::pool::BufSet;
 use crate::server::{Conn, ServerShared};
 use crate::{ConnInfo, Ctx, Handler};
 

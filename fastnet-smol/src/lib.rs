@@ -95,6 +95,7 @@
 //! the reactor's timer set.
 #![deny(unsafe_code)]
 
+mod buffers;
 mod client;
 mod conn;
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -108,9 +109,10 @@ mod sync;
 #[cfg(feature = "tls")]
 pub mod tls;
 
-pub use client::{Client, Pool, PoolConfig, Pooled};
+pub use client::Client;
 pub use handle::{ConnHandle, ConnInfo, SendError};
 pub use handler::{Ctx, Handler};
+pub use pool::{Pool, PoolConfig, PoolStats, Pooled};
 pub use server::{Layout, Server, ServerBuilder, ShutdownHandle};
 
 pub use fastnet_proto::codec::CodecSpec;

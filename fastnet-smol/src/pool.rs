@@ -1,106 +1,212 @@
-//! The buffer pool: rx/tx storage lent to connections only while they have
-//! bytes in flight.
+//! [`Pool`]: reusable client connections to one server.
 
-use std::sync::{Mutex, MutexGuard};
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use fastnet_driver::client::{check_codec, Checkout, PoolState};
+pub use fastnet_driver::client::{PoolConfig, PoolStats};
+use fastnet_proto::codec::CodecSpec;
+use smol::lock::{Semaphore, SemaphoreGuardArc};
+use smol::{future, Timer};
+
+use crate::client::Client;
 use crate::sync::lock;
 
-/// The storage one busy connection needs.
-#[derive(Debug, Default)]
-pub(crate) struct BufSet {
-    /// Receive storage for the `Connection` (full length).
-    pub(crate) rx: Vec<u8>,
-    /// Reply storage for the `Connection` (full length).
-    pub(crate) tx: Vec<u8>,
-}
-
-/// LIFO stacks of [`BufSet`]s (the most recently returned, cache-warm set
-/// goes out first), one per executor thread of [`Layout::PerThread`](crate::Layout::PerThread)
-/// so that threads do not contend for one lock and one cache line on
-/// every request; one for the other layouts. Allocates only when a stack
-/// is empty; keeps at most `max` sets in all.
 #[derive(Debug)]
-pub(crate) struct BufPool {
-    rx_len: usize,
-    tx_len: usize,
-    max_per_shard: usize,
-    shards: Box<[Mutex<Vec<BufSet>>]>,
+struct Shared {
+    addrs: Vec<SocketAddr>,
+    codec: CodecSpec,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsConnector>,
+    state: Mutex<PoolState<Client>>,
+    /// One permit per connection in use or being opened: waiting for a
+    /// connection is waiting for a permit.
+    permits: Arc<Semaphore>,
 }
 
-impl BufPool {
-    pub(crate) fn new(rx_len: usize, tx_len: usize, max: usize, shards: usize) -> Self {
-        let shards = shards.max(1);
-        let max_per_shard = max.div_ceil(shards);
-        BufPool {
-            rx_len,
-            tx_len,
-            max_per_shard,
-            shards: (0..shards)
-                .map(|_| Mutex::new(Vec::with_capacity(max_per_shard.min(1024))))
-                .collect(),
+/// A pool of [`Client`] connections to one server, shared between tasks
+/// (clones share the pool).
+///
+/// [`get`](Self::get) hands out an idle connection (newest first), or
+/// opens one while the pool is below `max_size`, or waits up to
+/// `wait_timeout` for one to be returned. A [`Pooled`] goes back to the
+/// pool when dropped, unless it broke (an IO or framing error, the
+/// server's close, unread bytes) or was [discarded](Pooled::discard).
+///
+/// ```no_run
+/// # async fn demo(addr: std::net::SocketAddr) -> std::io::Result<()> {
+/// use fastnet_smol::{CodecSpec, Pool, PoolConfig};
+///
+/// let pool = Pool::new(addr, CodecSpec::lines(1024), PoolConfig::default())?;
+/// let mut conn = pool.get().await?;
+/// conn.send(b"ping").await?;
+/// let _reply = conn.recv().await?;
+/// drop(conn); // back to the pool
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Pool {
+    shared: Arc<Shared>,
+}
+
+impl Pool {
+    /// A pool of connections to `addr` framed with `codec`. The address is
+    /// resolved now, with the blocking resolver (pass an IP address, or
+    /// build the pool before entering async code); no connection is opened.
+    pub fn new(addr: impl ToSocketAddrs, codec: CodecSpec, config: PoolConfig) -> io::Result<Pool> {
+        Self::build(
+            addr,
+            codec,
+            config,
+            #[cfg(feature = "tls")]
+            None,
+        )
+    }
+
+    /// A pool of TLS connections ([`Client::connect_tls`]) to `addr`. Its
+    /// connections share `tls`'s session cache, so a connection opened to
+    /// replace a discarded one resumes the TLS session instead of a full
+    /// handshake. Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(
+        addr: impl ToSocketAddrs,
+        codec: CodecSpec,
+        config: PoolConfig,
+        tls: crate::tls::TlsConnector,
+    ) -> io::Result<Pool> {
+        Self::build(addr, codec, config, Some(tls))
+    }
+
+    fn build(
+        addr: impl ToSocketAddrs,
+        codec: CodecSpec,
+        config: PoolConfig,
+        #[cfg(feature = "tls")] tls: Option<crate::tls::TlsConnector>,
+    ) -> io::Result<Pool> {
+        let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+        if addrs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "pool: no address",
+            ));
         }
-    }
-
-    fn shard(&self, shard: usize) -> MutexGuard<'_, Vec<BufSet>> {
-        // Callers pass their thread's index, in range: no division then.
-        let n = self.shards.len();
-        let i = if shard < n { shard } else { shard % n };
-        lock(&self.shards[i])
-    }
-
-    /// A set, from `shard`'s stack or freshly allocated.
-    pub(crate) fn take(&self, shard: usize) -> BufSet {
-        let pooled = self.shard(shard).pop();
-        pooled.unwrap_or_else(|| BufSet {
-            rx: vec![0; self.rx_len],
-            tx: vec![0; self.tx_len],
+        check_codec(&codec)?;
+        Ok(Pool {
+            shared: Arc::new(Shared {
+                addrs,
+                codec,
+                #[cfg(feature = "tls")]
+                tls,
+                state: Mutex::new(PoolState::new(config)?),
+                permits: Arc::new(Semaphore::new(config.max_size)),
+            }),
         })
     }
 
-    /// Returns a set to `shard`'s stack (dropped if that is full or the
-    /// set is not ours).
-    pub(crate) fn give(&self, shard: usize, set: BufSet) {
-        if set.rx.len() != self.rx_len || set.tx.len() != self.tx_len {
-            return;
-        }
-        let mut free = self.shard(shard);
-        if free.len() < self.max_per_shard {
-            free.push(set);
-        }
+    /// A connection: an idle one, a new one, or one returned within
+    /// `wait_timeout` ([`io::ErrorKind::TimedOut`] otherwise).
+    pub async fn get(&self) -> io::Result<Pooled> {
+        let shared = &self.shared;
+        let (wait, connect_timeout) = {
+            let state = lock(&shared.state);
+            (state.config().wait_timeout, state.config().connect_timeout)
+        };
+        let permit = future::or(async { Some(shared.permits.acquire_arc().await) }, async {
+            Timer::after(wait).await;
+            None
+        })
+        .await;
+        let Some(permit) = permit else {
+            return Err(lock(&shared.state).exhausted(shared.addrs[0]));
+        };
+        let checkout = lock(&shared.state).checkout(Instant::now(), |c| c.is_reusable());
+        let client = match checkout {
+            Checkout::Idle(client) => client,
+            // The permit guarantees a slot (idle connections hold none);
+            // `Full` cannot happen, and would be a connect all the same.
+            Checkout::Connect | Checkout::Full => {
+                let res = shared.connect(connect_timeout).await;
+                lock(&shared.state).connected(res.is_ok());
+                res?
+            }
+        };
+        Ok(Pooled {
+            client: Some(client),
+            pool: Arc::clone(shared),
+            _permit: permit,
+            discard: false,
+        })
+    }
+
+    /// The pool's counters.
+    pub fn stats(&self) -> PoolStats {
+        lock(&self.shared.state).stats()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_recycle_their_own_sets_and_stay_bounded() {
-        let pool = BufPool::new(16, 32, 4, 2);
-        let a = pool.take(0);
-        let ptr = a.rx.as_ptr();
-        pool.give(0, a);
-        // Shard 1 does not see shard 0's set; shard 0 gets it back.
-        assert_ne!(pool.take(1).rx.as_ptr(), ptr);
-        assert_eq!(pool.take(0).rx.as_ptr(), ptr);
-        for _ in 0..5 {
-            pool.give(
-                1,
-                BufSet {
-                    rx: vec![0; 16],
-                    tx: vec![0; 32],
-                },
-            );
+impl Shared {
+    async fn connect(&self, timeout: std::time::Duration) -> io::Result<Client> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return Client::connect_tls(&self.addrs[..], self.codec, timeout, tls).await;
         }
-        assert_eq!(pool.shard(1).len(), 2, "at most max / shards per shard");
-        // A set of the wrong size is not kept.
-        pool.give(
-            0,
-            BufSet {
-                rx: vec![0; 8],
-                tx: vec![0; 32],
-            },
-        );
-        assert!(pool.shard(0).is_empty());
+        Client::connect(&self.addrs[..], self.codec, timeout).await
+    }
+}
+
+/// A connection borrowed from a [`Pool`]; derefs to [`Client`] and goes
+/// back to the pool when dropped.
+pub struct Pooled {
+    client: Option<Client>,
+    pool: Arc<Shared>,
+    _permit: SemaphoreGuardArc,
+    discard: bool,
+}
+
+impl Pooled {
+    /// Closes this connection instead of returning it to the pool (for
+    /// example after a reply that left the protocol out of step).
+    pub fn discard(mut self) {
+        self.discard = true;
+    }
+}
+
+impl Deref for Pooled {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        // Only `drop` takes the client out.
+        self.client.as_ref().expect("client present until drop")
+    }
+}
+
+impl DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("client present until drop")
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let Some(mut client) = self.client.take() else {
+            return;
+        };
+        let reusable = !self.discard && client.is_reusable();
+        lock(&self.pool.state).checkin(client, reusable, Instant::now());
+        // The permit is released after this, so a waiter finds the
+        // connection idle.
+    }
+}
+
+impl fmt::Debug for Pooled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pooled")
+            .field("client", &self.client)
+            .field("discard", &self.discard)
+            .finish()
     }
 }

@@ -18,10 +18,10 @@ use fastnet_proto::server::{Admission, RejectReason, ServerConfig, ServerStats, 
 use fastnet_proto::Connection;
 use smol::{future, Async, Executor, Timer};
 
+use crate::buffers::{BufPool, BufSet};
 use crate::conn;
 use crate::handle::{ConnShared, ABORT, SHUTDOWN};
 use crate::io::Io;
-use crate::pool::{BufPool, BufSet};
 use crate::sync::lock;
 use crate::Handler;
 

@@ -38,21 +38,21 @@ fn config() -> PoolConfig {
 #[test]
 fn reuse_discard_broken_and_wait_timeout() {
     let srv = start(Server::builder(CodecSpec::lines(64)), Echo);
-    let pool = Pool::new(srv.addr, CodecSpec::lines(64), config());
+    let pool = Pool::new(srv.addr, CodecSpec::lines(64), config()).unwrap();
     smol::block_on(async {
         let mut c = pool.get().await.unwrap();
         c.send(b"one").await.unwrap();
         assert_eq!(c.recv().await.unwrap(), Some(&b"one"[..]));
         let first = c.local_addr().unwrap();
         drop(c);
-        assert_eq!(pool.idle_count(), 1);
+        assert_eq!(pool.stats().idle, 1);
 
         // Reused: same local address.
         let c = pool.get().await.unwrap();
         assert_eq!(c.local_addr().unwrap(), first);
         // Discarded: the next one is new.
         c.discard();
-        assert_eq!(pool.idle_count(), 0);
+        assert_eq!(pool.stats().idle, 0);
         let mut c = pool.get().await.unwrap();
         let second = c.local_addr().unwrap();
         assert_ne!(second, first);
@@ -82,7 +82,7 @@ fn expired_idle_connections_are_replaced() {
         idle_expiry: Duration::from_millis(50),
         ..config()
     };
-    let pool = Pool::new(srv.addr, CodecSpec::lines(64), cfg);
+    let pool = Pool::new(srv.addr, CodecSpec::lines(64), cfg).unwrap();
     smol::block_on(async {
         let c = pool.get().await.unwrap();
         let first = c.local_addr().unwrap();

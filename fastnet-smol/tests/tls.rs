@@ -463,7 +463,8 @@ fn pool_reuses_tls_connections_and_resumes_sessions() {
             ..PoolConfig::default()
         },
         pki.connector(),
-    );
+    )
+    .unwrap();
     let workers: Vec<_> = (0..6)
         .map(|i| {
             let pool = pool.clone();
@@ -486,14 +487,14 @@ fn pool_reuses_tls_connections_and_resumes_sessions() {
     // 300 requests over at most 3 connections: reused, not reopened.
     let handshakes = server.tls.handshakes();
     assert!((1..=3).contains(&handshakes), "{handshakes} handshakes");
-    assert_eq!(pool.idle_count() as u64, handshakes);
+    assert_eq!(pool.stats().idle as u64, handshakes);
 
     // A replacement for a discarded connection resumes the TLS session.
     bounded(T, async {
         pool.get().await.unwrap().discard();
         // Idle connections go out first; the one after them is new.
         let mut out = Vec::new();
-        for _ in 0..=pool.idle_count() {
+        for _ in 0..=pool.stats().idle {
             out.push(pool.get().await.unwrap());
         }
         let newest = out.last().unwrap();

@@ -5,11 +5,8 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoded, Decoder, Encoder};
-use fastnet_proto::Buffer;
-
-/// Smallest receive buffer, so small frames do not cost a read each.
-const MIN_RX: usize = 4096;
+use fastnet_driver::client::{check_codec, Framing, Step};
+use fastnet_proto::codec::CodecSpec;
 
 /// The client's byte stream: the socket, or a TLS session over it.
 enum Io {
@@ -68,15 +65,7 @@ impl Io {
 /// ```
 pub struct Client {
     io: Io,
-    peer: SocketAddr,
-    decoder: AnyDecoder,
-    encoder: AnyEncoder,
-    rx: Buffer<Box<[u8]>>,
-    /// Bytes of the frame last returned by `recv`, dropped on the next call.
-    returned: usize,
-    /// Encoded frame, reused across sends.
-    scratch: Vec<u8>,
-    broken: bool,
+    framing: Framing,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsInfo>,
 }
@@ -90,9 +79,9 @@ impl Client {
         codec: CodecSpec,
         timeout: Duration,
     ) -> io::Result<Client> {
-        let codecs = Codecs::new(codec)?;
+        check_codec(&codec)?;
         let (stream, peer) = connect_tcp(addr, timeout)?;
-        Ok(Client::new(Io::Plain(stream), peer, codecs))
+        Client::new(Io::Plain(stream), peer, codec)
     }
 
     /// Connects as [`connect`](Self::connect) does, then runs a TLS
@@ -110,7 +99,7 @@ impl Client {
         timeout: Duration,
         tls: &crate::tls::TlsConnector,
     ) -> io::Result<Client> {
-        let codecs = Codecs::new(codec)?;
+        check_codec(&codec)?;
         let mut session = tls.session()?;
         let (mut stream, peer) = connect_tcp(addr, timeout)?;
         let limit = tls.handshake_timeout();
@@ -135,45 +124,52 @@ impl Client {
         let mut client = Client::new(
             Io::Tls(Box::new(rustls::StreamOwned::new(session, stream))),
             peer,
-            codecs,
-        );
+            codec,
+        )?;
         client.tls = Some(info);
         Ok(client)
     }
 
-    fn new(io: Io, peer: SocketAddr, codecs: Codecs) -> Client {
-        let rx_len = codecs.decoder.max_frame().max(MIN_RX);
-        Client {
+    fn new(io: Io, peer: SocketAddr, codec: CodecSpec) -> io::Result<Client> {
+        Ok(Client {
             io,
-            peer,
-            decoder: codecs.decoder,
-            encoder: codecs.encoder,
-            rx: Buffer::new(vec![0; rx_len].into_boxed_slice()),
-            returned: 0,
-            scratch: Vec::new(),
-            broken: false,
+            framing: Framing::new(&codec, peer)?,
             #[cfg(feature = "tls")]
             tls: None,
-        }
+        })
     }
 
-    /// Frames `payload` and writes the whole frame.
+    /// Frames `payload` and writes the whole frame (after any frames
+    /// [fed](Self::feed) before it).
     ///
     /// A payload the codec refuses fails with
     /// [`io::ErrorKind::InvalidInput`] and leaves the connection usable; an
     /// IO error marks it [broken](Self::is_broken).
     pub fn send(&mut self, payload: &[u8]) -> io::Result<()> {
-        self.scratch.clear();
-        self.encoder
-            .encode_vec(payload, &mut self.scratch)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let result = self.io.write_all(&self.scratch);
-        self.broken |= result.is_err();
-        result
+        self.feed(payload)?;
+        self.flush()
     }
 
-    /// The next frame's payload, or `None` once the peer closed the
-    /// connection cleanly (at a frame boundary).
+    /// Frames `payload` and queues it without writing, for pipelining;
+    /// [`flush`](Self::flush) writes everything queued in one go.
+    pub fn feed(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.framing.feed(payload)
+    }
+
+    /// Writes every queued frame.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let unsent = self.framing.unsent().len();
+        match self.io.write_all(self.framing.unsent()) {
+            Ok(()) => {
+                self.framing.handle_sent(unsent);
+                Ok(())
+            }
+            Err(e) => Err(self.framing.fail(e)),
+        }
+    }
+
+    /// The next frame's payload, borrowed until the next call, or `None`
+    /// once the peer closed the connection cleanly (at a frame boundary).
     ///
     /// A read timeout ([`set_read_timeout`](Self::set_read_timeout)) fails
     /// with [`io::ErrorKind::WouldBlock`] or [`io::ErrorKind::TimedOut`] and
@@ -182,61 +178,34 @@ impl Client {
     /// ([`io::ErrorKind::UnexpectedEof`]) or another IO error marks the
     /// connection [broken](Self::is_broken).
     pub fn recv(&mut self) -> io::Result<Option<&[u8]>> {
-        if self.returned > 0 {
-            self.rx.consume(self.returned);
-            self.returned = 0;
-        }
         loop {
-            match self.decoder.decode(self.rx.filled_mut()) {
-                Ok(Decoded::Frame(frame)) => {
-                    self.returned = frame.consumed;
-                    return Ok(Some(frame.payload(self.rx.filled())));
-                }
-                Ok(Decoded::Skip(n)) => {
-                    self.rx.consume(n);
-                    continue;
-                }
-                Ok(Decoded::NeedMore { .. }) => {}
-                Err(e) => {
-                    self.broken = true;
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("bad frame from {}: {}", self.peer, e.error),
-                    ));
-                }
+            match self.framing.poll()? {
+                Step::Frame => return Ok(self.framing.frame()),
+                Step::End => return Ok(None),
+                Step::NeedMore => {}
             }
-            if self.rx.spare_len() < self.rx.free() {
-                self.rx.compact();
-            }
-            match self.io.read(self.rx.spare_mut()) {
-                Ok(0) if self.rx.is_empty() => {
-                    // Clean, but the connection is finished all the same.
-                    self.broken = true;
-                    return Ok(None);
-                }
-                Ok(0) => {
-                    self.broken = true;
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "{} closed the connection in the middle of a frame",
-                            self.peer
-                        ),
-                    ));
-                }
-                Ok(n) => self.rx.commit(n),
+            match self.io.read(self.framing.read_buf()) {
+                Ok(n) => self.framing.handle_read(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    if !matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) {
-                        self.broken = true;
-                    }
-                    return Err(e);
-                }
+                Err(e) => return Err(self.framing.fail(e)),
             }
         }
+    }
+
+    /// Sends `payload` and waits for one reply frame, copied into `out`
+    /// (a close before the reply is [`io::ErrorKind::UnexpectedEof`]).
+    pub fn request(&mut self, payload: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        self.send(payload)?;
+        let peer = self.peer_addr();
+        let frame = self.recv()?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{peer} closed the connection before replying"),
+            )
+        })?;
+        out.clear();
+        out.extend_from_slice(frame);
+        Ok(())
     }
 
     /// How long [`recv`](Self::recv) may block (`None`: forever).
@@ -251,7 +220,7 @@ impl Client {
 
     /// The server's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+        self.framing.peer()
     }
 
     /// This end's address.
@@ -262,7 +231,14 @@ impl Client {
     /// Whether an error or the peer's close left the connection unusable
     /// (a [`Pool`](crate::Pool) discards such connections).
     pub fn is_broken(&self) -> bool {
-        self.broken
+        self.framing.is_broken()
+    }
+
+    /// Whether the connection can serve another user: not broken, nothing
+    /// unread, nothing fed and unsent. (A server's close while the
+    /// connection sat idle shows on its next use.)
+    pub(crate) fn is_reusable(&self) -> bool {
+        self.framing.is_idle()
     }
 
     /// The socket, for options this type does not cover (over TLS, the
@@ -288,26 +264,9 @@ impl Client {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("peer", &self.peer)
-            .field("buffered", &self.rx.len())
-            .field("broken", &self.broken)
+            .field("framing", &self.framing)
             .field("tls", &self.is_tls())
             .finish_non_exhaustive()
-    }
-}
-
-/// Both directions' framing, checked before connecting.
-struct Codecs {
-    decoder: AnyDecoder,
-    encoder: AnyEncoder,
-}
-
-impl Codecs {
-    fn new(codec: CodecSpec) -> io::Result<Self> {
-        Ok(Codecs {
-            decoder: codec.decoder().map_err(codec_error)?,
-            encoder: codec.encoder().map_err(codec_error)?,
-        })
     }
 }
 
@@ -326,8 +285,4 @@ fn connect_tcp(addr: impl ToSocketAddrs, timeout: Duration) -> io::Result<(TcpSt
     }
     Err(last
         .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")))
-}
-
-fn codec_error(e: fastnet_proto::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, format!("codec: {e}"))
 }

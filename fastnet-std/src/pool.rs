@@ -1,80 +1,27 @@
 //! [`Pool`]: reusable client connections to one server.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use fastnet_driver::client::{check_codec, Checkout, PoolState};
+pub use fastnet_driver::client::{PoolConfig, PoolStats};
+use fastnet_driver::sync::lock;
 use fastnet_proto::codec::CodecSpec;
 
 use crate::client::Client;
-use crate::handle::lock;
-
-/// How a [`Pool`] manages its connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolConfig {
-    /// Most connections open at once (in use plus idle).
-    pub max_size: usize,
-    /// Most idle connections kept; more are closed when returned.
-    pub max_idle: usize,
-    /// An idle connection older than this is closed instead of reused.
-    pub idle_expiry: Duration,
-    /// Limit for establishing one connection.
-    pub connect_timeout: Duration,
-    /// How long [`Pool::get`] waits for a free connection when all
-    /// `max_size` are in use.
-    pub wait_timeout: Duration,
-}
-
-impl Default for PoolConfig {
-    /// 16 connections, all may idle for 60 s; 5 s to connect or to wait.
-    fn default() -> Self {
-        PoolConfig {
-            max_size: 16,
-            max_idle: 16,
-            idle_expiry: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(5),
-            wait_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// Counters of a [`Pool`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PoolStats {
-    /// Connections established over the pool's life.
-    pub connects: u64,
-    /// Connections dropped because they broke or were discarded.
-    pub discarded: u64,
-    /// Connections open now (in use plus idle).
-    pub open: usize,
-    /// Idle connections now.
-    pub idle: usize,
-}
-
-#[derive(Debug)]
-struct State {
-    /// Idle connections with the time they were returned, oldest first.
-    idle: VecDeque<(Client, Instant)>,
-    /// Connections open or being opened.
-    open: usize,
-}
 
 #[derive(Debug)]
 struct Shared {
     addrs: Vec<SocketAddr>,
     codec: CodecSpec,
-    config: PoolConfig,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsConnector>,
-    state: Mutex<State>,
+    state: Mutex<PoolState<Client>>,
     freed: Condvar,
-    connects: AtomicU64,
-    discarded: AtomicU64,
 }
 
 /// A pool of [`Client`] connections to one server, shared between threads
@@ -140,30 +87,15 @@ impl Pool {
                 "pool: no address",
             ));
         }
-        if config.max_size == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "pool: max_size must be at least 1",
-            ));
-        }
-        codec
-            .encoder()
-            .and_then(|_| codec.decoder())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("pool codec: {e}")))?;
+        check_codec(&codec)?;
         Ok(Pool {
             shared: Arc::new(Shared {
                 addrs,
                 codec,
-                config,
                 #[cfg(feature = "tls")]
                 tls,
-                state: Mutex::new(State {
-                    idle: VecDeque::new(),
-                    open: 0,
-                }),
+                state: Mutex::new(PoolState::new(config)?),
                 freed: Condvar::new(),
-                connects: AtomicU64::new(0),
-                discarded: AtomicU64::new(0),
             }),
         })
     }
@@ -172,47 +104,29 @@ impl Pool {
     /// `wait_timeout` ([`io::ErrorKind::TimedOut`] otherwise).
     pub fn get(&self) -> io::Result<Pooled> {
         let shared = &self.shared;
-        let config = &shared.config;
-        let deadline = Instant::now() + config.wait_timeout;
         let mut state = lock(&shared.state);
+        let deadline = Instant::now() + state.config().wait_timeout;
         loop {
             let now = Instant::now();
-            while let Some((_, since)) = state.idle.front() {
-                if now.duration_since(*since) < config.idle_expiry {
-                    break;
-                }
-                state.idle.pop_front();
-                state.open -= 1;
-            }
-            if let Some((client, _)) = state.idle.pop_back() {
-                return Ok(self.pooled(client));
-            }
-            if state.open < config.max_size {
-                state.open += 1;
-                drop(state);
-                return match shared.connect() {
-                    Ok(client) => {
-                        shared.connects.fetch_add(1, Ordering::Relaxed);
-                        Ok(self.pooled(client))
-                    }
-                    Err(e) => {
-                        lock(&shared.state).open -= 1;
+            match state.checkout(now, |c| c.is_reusable()) {
+                Checkout::Idle(client) => return Ok(self.pooled(client)),
+                Checkout::Connect => {
+                    let timeout = state.config().connect_timeout;
+                    drop(state);
+                    let res = shared.connect(timeout);
+                    lock(&shared.state).connected(res.is_ok());
+                    if res.is_err() {
                         shared.freed.notify_one();
-                        Err(e)
                     }
-                };
+                    return res.map(|client| self.pooled(client));
+                }
+                Checkout::Full => {}
             }
             let Some(left) = deadline
                 .checked_duration_since(now)
                 .filter(|d| !d.is_zero())
             else {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "pool: no free connection to {} within {:?} (all {} in use)",
-                        shared.addrs[0], config.wait_timeout, config.max_size
-                    ),
-                ));
+                return Err(state.exhausted(shared.addrs[0]));
             };
             state = shared
                 .freed
@@ -232,28 +146,17 @@ impl Pool {
 
     /// The pool's counters.
     pub fn stats(&self) -> PoolStats {
-        let state = lock(&self.shared.state);
-        PoolStats {
-            connects: self.shared.connects.load(Ordering::Relaxed),
-            discarded: self.shared.discarded.load(Ordering::Relaxed),
-            open: state.open,
-            idle: state.idle.len(),
-        }
+        lock(&self.shared.state).stats()
     }
 }
 
 impl Shared {
-    fn connect(&self) -> io::Result<Client> {
+    fn connect(&self, timeout: std::time::Duration) -> io::Result<Client> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
-            return Client::connect_tls(
-                &self.addrs[..],
-                self.codec,
-                self.config.connect_timeout,
-                tls,
-            );
+            return Client::connect_tls(&self.addrs[..], self.codec, timeout, tls);
         }
-        Client::connect(&self.addrs[..], self.codec, self.config.connect_timeout)
+        Client::connect(&self.addrs[..], self.codec, timeout)
     }
 }
 
@@ -293,18 +196,9 @@ impl Drop for Pooled {
         let Some(client) = self.client.take() else {
             return;
         };
-        let pool = &self.pool;
-        let mut state = lock(&pool.state);
-        if self.discard || client.is_broken() {
-            pool.discarded.fetch_add(1, Ordering::Relaxed);
-            state.open -= 1;
-        } else if state.idle.len() >= pool.config.max_idle {
-            state.open -= 1;
-        } else {
-            state.idle.push_back((client, Instant::now()));
-        }
-        drop(state);
-        pool.freed.notify_one();
+        let reusable = !self.discard && client.is_reusable();
+        lock(&self.pool.state).checkin(client, reusable, Instant::now());
+        self.pool.freed.notify_one();
     }
 }
 

@@ -1,7 +1,8 @@
 //! Zero allocations per frame in steady state: a counting global allocator
 //! counts the allocations made on the server's threads (marked by a
-//! thread-local flag that the accept thread and each worker set), while a
-//! client echoes 10 000 frames through the running server.
+//! thread-local flag that the accept thread and each worker set), and
+//! separately those of the client's `send` and `recv`, while a client echoes
+//! 10 000 frames through the running server.
 //!
 //! A negative control makes the handler allocate and checks that the
 //! counter sees it, so the test can fail.
@@ -18,7 +19,11 @@ use fastnet_std::{Client, ConnInfo, Ctx, Handler, Server};
 thread_local! {
     /// Set on the server's threads: their allocations are counted.
     static SERVER_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// Set on the client's thread while its steady state is measured.
+    static CLIENT_THREAD: Cell<bool> = const { Cell::new(false) };
 }
+
+static CLIENT_ALLOCS: AtomicU64 = AtomicU64::new(0);
 
 static SERVER_ALLOCS: AtomicU64 = AtomicU64::new(0);
 /// Negative control: the handler allocates for every frame.
@@ -28,6 +33,9 @@ fn count() {
     // A const-initialised, drop-free thread-local never allocates itself.
     if SERVER_THREAD.try_with(Cell::get).unwrap_or(false) {
         SERVER_ALLOCS.fetch_add(1, Ordering::Relaxed);
+    }
+    if CLIENT_THREAD.try_with(Cell::get).unwrap_or(false) {
+        CLIENT_ALLOCS.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -119,8 +127,11 @@ fn server_allocates_nothing_per_frame() {
     echo(&mut client, &payload, 1000);
 
     let before = SERVER_ALLOCS.load(Ordering::SeqCst);
+    CLIENT_THREAD.with(|f| f.set(true));
     echo(&mut client, &payload, 10_000);
+    CLIENT_THREAD.with(|f| f.set(false));
     let steady = SERVER_ALLOCS.load(Ordering::SeqCst) - before;
+    let client_allocs = CLIENT_ALLOCS.load(Ordering::SeqCst);
 
     // Negative control: a handler that allocates per frame is caught.
     HANDLER_ALLOCATES.store(true, Ordering::SeqCst);
@@ -136,6 +147,10 @@ fn server_allocates_nothing_per_frame() {
     assert_eq!(
         steady, 0,
         "server threads allocated {steady} times while echoing 10 000 frames"
+    );
+    assert_eq!(
+        client_allocs, 0,
+        "the client allocated {client_allocs} times while echoing 10 000 frames"
     );
     assert!(control >= 99, "the counter missed allocations: {control}");
 }

@@ -133,3 +133,23 @@ fn idle_connections_expire_and_connect_errors_are_reported() {
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
     assert_eq!(dead.stats().open, 0, "a failed connect frees its slot");
 }
+
+#[test]
+fn pipelined_frames_and_requests_share_one_connection() {
+    let server = start(Server::builder(codec(1024)), false);
+    let pool = Pool::new(server.addr, codec(1024), config(1)).unwrap();
+    let mut c = pool.get().unwrap();
+    for i in 0..100u8 {
+        c.feed(&[i]).unwrap();
+    }
+    c.flush().unwrap();
+    for i in 0..100u8 {
+        assert_eq!(c.recv().unwrap(), Some(&[i][..]));
+    }
+    let mut out = Vec::new();
+    c.request(b"again", &mut out).unwrap();
+    assert_eq!(out, b"again");
+    assert_eq!(c.peer_addr(), server.addr);
+    drop(c);
+    assert_eq!((pool.stats().connects, pool.stats().idle), (1, 1));
+}

@@ -1,0 +1,405 @@
+//! What both drivers' clients and client pools share: the framing state of
+//! one client ([`Framing`], over the core's
+//! [`FrameReader`](fastnet_proto::FrameReader)), pool settings
+//! ([`PoolConfig`]), counters ([`PoolStats`]) and the pool's bookkeeping
+//! ([`PoolState`]: open count, idle list, expiry, discards). A driver adds
+//! the sockets and its way of waiting.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoder, Encoder};
+use fastnet_proto::reader::{FrameReader, Next, ReadError};
+
+/// Smallest receive buffer, so small frames do not cost a read each.
+const MIN_RX: usize = 4096;
+
+/// Checks that `codec` makes a decoder and an encoder (before connecting).
+pub fn check_codec(codec: &CodecSpec) -> io::Result<()> {
+    codec.decoder().map_err(codec_error)?;
+    codec.encoder().map_err(codec_error)?;
+    Ok(())
+}
+
+fn codec_error(e: fastnet_proto::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, format!("codec: {e}"))
+}
+
+/// What [`Framing::poll`] found; the frame itself is [`Framing::frame`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A frame is ready.
+    Frame,
+    /// Read more bytes into [`Framing::read_buf`].
+    NeedMore,
+    /// The server closed the connection between frames.
+    End,
+}
+
+/// One client connection's framing: frames out into a reused send buffer,
+/// frames in through a [`FrameReader`]. No IO: the driver writes
+/// [`unsent`](Self::unsent) and reads into [`read_buf`](Self::read_buf).
+pub struct Framing {
+    reader: FrameReader<AnyDecoder, Box<[u8]>>,
+    encoder: AnyEncoder,
+    /// Encoded frames not yet written; its capacity is reused.
+    tx: Vec<u8>,
+    peer: SocketAddr,
+    broken: bool,
+}
+
+impl Framing {
+    /// Framing for a connection to `peer` with `codec` both ways.
+    pub fn new(codec: &CodecSpec, peer: SocketAddr) -> io::Result<Framing> {
+        let decoder = codec.decoder().map_err(codec_error)?;
+        let encoder = codec.encoder().map_err(codec_error)?;
+        let rx = vec![0; decoder.max_frame().max(MIN_RX)].into_boxed_slice();
+        Ok(Framing {
+            reader: FrameReader::new(decoder, rx).map_err(codec_error)?,
+            encoder,
+            tx: Vec::new(),
+            peer,
+            broken: false,
+        })
+    }
+
+    /// The server's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether an error or the server's close left the connection unusable.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Whether the connection can go to another user: not broken, nothing
+    /// received beyond the last frame, nothing fed and unsent.
+    pub fn is_idle(&self) -> bool {
+        !self.broken && self.reader.is_idle() && self.tx.is_empty()
+    }
+
+    /// Frames `payload` into the send buffer. A payload the codec refuses
+    /// fails with [`io::ErrorKind::InvalidInput`], queuing nothing.
+    pub fn feed(&mut self, payload: &[u8]) -> io::Result<()> {
+        let before = self.tx.len();
+        let res = self.encoder.encode_vec(payload, &mut self.tx);
+        res.map(drop).map_err(|e| {
+            self.tx.truncate(before);
+            io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
+        })
+    }
+
+    /// The frames fed and not yet written.
+    pub fn unsent(&self) -> &[u8] {
+        &self.tx
+    }
+
+    /// The first `n` bytes of [`unsent`](Self::unsent) were written.
+    pub fn handle_sent(&mut self, n: usize) {
+        self.tx.drain(..n.min(self.tx.len()));
+    }
+
+    /// Decodes the next frame (after consuming the previous one). Framing
+    /// errors ([`io::ErrorKind::InvalidData`], or
+    /// [`io::ErrorKind::UnexpectedEof`] for a close inside a frame) and the
+    /// server's close mark the connection broken.
+    pub fn poll(&mut self) -> io::Result<Step> {
+        match self.reader.poll_frame() {
+            Ok(Next::Frame(_)) => Ok(Step::Frame),
+            Ok(Next::NeedMore) => Ok(Step::NeedMore),
+            Ok(Next::End) => {
+                // Clean, but the connection is finished all the same.
+                self.broken = true;
+                Ok(Step::End)
+            }
+            Err(e) => {
+                let kind = match e {
+                    ReadError::Decode(_) => io::ErrorKind::InvalidData,
+                    ReadError::Truncated { .. } => io::ErrorKind::UnexpectedEof,
+                };
+                self.broken = true;
+                Err(io::Error::new(kind, format!("from {}: {e}", self.peer)))
+            }
+        }
+    }
+
+    /// The frame the last [`poll`](Self::poll) found.
+    pub fn frame(&self) -> Option<&[u8]> {
+        self.reader.frame()
+    }
+
+    /// Where to read the next bytes into.
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        self.reader.read_buf()
+    }
+
+    /// `n` bytes were read into [`read_buf`](Self::read_buf); 0 is the
+    /// end of the stream.
+    pub fn handle_read(&mut self, n: usize) {
+        if n == 0 {
+            self.reader.handle_eof();
+        } else {
+            self.reader.handle_read(n);
+        }
+    }
+
+    /// Records an IO error: the connection is broken unless the error only
+    /// says that a timeout passed (the partial frame is kept for the next
+    /// call). Returns the error.
+    pub fn fail(&mut self, e: io::Error) -> io::Error {
+        if !matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+        ) {
+            self.broken = true;
+        }
+        e
+    }
+}
+
+impl fmt::Debug for Framing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Framing")
+            .field("peer", &self.peer)
+            .field("buffered", &self.reader.buffered())
+            .field("unsent", &self.tx.len())
+            .field("broken", &self.broken)
+            .finish()
+    }
+}
+
+/// How a client pool manages its connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Most connections open at once (in use plus idle).
+    pub max_size: usize,
+    /// Most idle connections kept; more are closed when returned.
+    pub max_idle: usize,
+    /// An idle connection older than this is closed instead of reused.
+    pub idle_expiry: Duration,
+    /// Limit for establishing one connection.
+    pub connect_timeout: Duration,
+    /// How long the pool's `get` waits for a free connection when all
+    /// `max_size` are in use.
+    pub wait_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    /// 16 connections, all may idle for 60 s; 5 s to connect or to wait.
+    fn default() -> Self {
+        PoolConfig {
+            max_size: 16,
+            max_idle: 16,
+            idle_expiry: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            wait_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters of a client pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections established over the pool's life.
+    pub connects: u64,
+    /// Connections dropped because they broke (in use or while idle) or
+    /// were discarded.
+    pub discarded: u64,
+    /// Connections open now (in use, idle, or being opened).
+    pub open: usize,
+    /// Idle connections now.
+    pub idle: usize,
+}
+
+/// What [`PoolState::checkout`] decided.
+#[derive(Debug)]
+pub enum Checkout<C> {
+    /// Reuse this idle connection.
+    Idle(C),
+    /// A slot is reserved: open a connection, then report
+    /// [`PoolState::connected`].
+    Connect,
+    /// All `max_size` connections are in use: wait for one to come back.
+    Full,
+}
+
+/// A client pool's bookkeeping, kept behind the driver's lock: how many
+/// connections are open, the idle ones (newest reused first, oldest expire
+/// first), and the counters.
+#[derive(Debug)]
+pub struct PoolState<C> {
+    config: PoolConfig,
+    /// Idle connections with the time they were returned, oldest first.
+    idle: VecDeque<(C, Instant)>,
+    /// Connections in use, idle, or being opened.
+    open: usize,
+    connects: u64,
+    discarded: u64,
+}
+
+impl<C> PoolState<C> {
+    /// An empty pool; fails if `config.max_size` is 0.
+    pub fn new(config: PoolConfig) -> io::Result<Self> {
+        if config.max_size == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "pool: max_size must be at least 1",
+            ));
+        }
+        Ok(PoolState {
+            config,
+            idle: VecDeque::new(),
+            open: 0,
+            connects: 0,
+            discarded: 0,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// An idle connection that has not expired and that `usable` accepts
+    /// (the others are closed), else a slot to open a new one, else
+    /// [`Checkout::Full`].
+    pub fn checkout(
+        &mut self,
+        now: Instant,
+        mut usable: impl FnMut(&mut C) -> bool,
+    ) -> Checkout<C> {
+        while let Some((_, since)) = self.idle.front() {
+            if now.saturating_duration_since(*since) < self.config.idle_expiry {
+                break;
+            }
+            self.idle.pop_front();
+            self.open -= 1;
+        }
+        while let Some((mut conn, _)) = self.idle.pop_back() {
+            if usable(&mut conn) {
+                return Checkout::Idle(conn);
+            }
+            self.discarded += 1;
+            self.open -= 1;
+        }
+        if self.open < self.config.max_size {
+            self.open += 1;
+            Checkout::Connect
+        } else {
+            Checkout::Full
+        }
+    }
+
+    /// The connection opened for a [`Checkout::Connect`] slot is
+    /// established (`ok`) or failed (the slot is freed).
+    pub fn connected(&mut self, ok: bool) {
+        if ok {
+            self.connects += 1;
+        } else {
+            self.open -= 1;
+        }
+    }
+
+    /// A connection comes back: kept idle if `reusable` and there is room,
+    /// closed otherwise (counted as discarded if not `reusable`).
+    pub fn checkin(&mut self, conn: C, reusable: bool, now: Instant) {
+        if !reusable {
+            self.discarded += 1;
+            self.open -= 1;
+        } else if self.idle.len() >= self.config.max_idle {
+            self.open -= 1;
+        } else {
+            self.idle.push_back((conn, now));
+        }
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            connects: self.connects,
+            discarded: self.discarded,
+            open: self.open,
+            idle: self.idle.len(),
+        }
+    }
+
+    /// The error of a `get` that waited `wait_timeout` for `addr` in vain.
+    pub fn exhausted(&self, addr: SocketAddr) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "pool: no free connection to {addr} within {:?} (all {} in use)",
+                self.config.wait_timeout, self.config.max_size
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(max_size: usize, max_idle: usize) -> PoolState<u32> {
+        PoolState::new(PoolConfig {
+            max_size,
+            max_idle,
+            idle_expiry: Duration::from_secs(10),
+            ..PoolConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn slots_idle_reuse_and_discards_are_counted() {
+        let mut s = state(2, 1);
+        let t = Instant::now();
+        assert!(matches!(s.checkout(t, |_| true), Checkout::Connect));
+        s.connected(true);
+        assert!(matches!(s.checkout(t, |_| true), Checkout::Connect));
+        s.connected(false);
+        assert!(matches!(s.checkout(t, |_| true), Checkout::Connect));
+        s.connected(true);
+        assert!(matches!(s.checkout(t, |_| true), Checkout::Full));
+        s.checkin(1, true, t);
+        s.checkin(2, true, t); // over max_idle: closed
+        let stats = s.stats();
+        assert_eq!(
+            (stats.connects, stats.open, stats.idle, stats.discarded),
+            (2, 1, 1, 0)
+        );
+        assert!(matches!(s.checkout(t, |_| true), Checkout::Idle(1)));
+        s.checkin(1, false, t);
+        assert_eq!((s.stats().open, s.stats().discarded), (0, 1));
+    }
+
+    #[test]
+    fn expired_and_unusable_idle_connections_are_closed() {
+        let mut s = state(3, 3);
+        let t = Instant::now();
+        for _ in 0..3 {
+            assert!(matches!(s.checkout(t, |_| true), Checkout::Connect));
+            s.connected(true);
+        }
+        s.checkin(0, true, t);
+        s.checkin(1, true, t + Duration::from_secs(5));
+        s.checkin(2, true, t + Duration::from_secs(5));
+        // 0 expired; 2 (newest) refused by the check; 1 reused.
+        let later = t + Duration::from_secs(11);
+        assert!(matches!(s.checkout(later, |c| *c != 2), Checkout::Idle(1)));
+        assert_eq!(
+            (s.stats().open, s.stats().idle, s.stats().discarded),
+            (1, 0, 1)
+        );
+        let err = s.exhausted("127.0.0.1:1".parse().unwrap());
+        assert!(err.to_string().contains("all 3 in use"), "{err}");
+        assert!(PoolState::<u32>::new(PoolConfig {
+            max_size: 0,
+            ..PoolConfig::default()
+        })
+        .is_err());
+    }
+}
