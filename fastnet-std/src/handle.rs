@@ -148,7 +148,7 @@ pub(crate) struct ConnShared {
     pub(crate) writer: Mutex<Writer>,
     /// The TLS session, on a TLS server.
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<crate::tls::ServerSession>,
+    pub(crate) tls: Option<crate::tls::SharedSession>,
     queue: Mutex<PushQueue>,
     stats: Arc<ServerStats>,
 }
@@ -160,7 +160,7 @@ impl ConnShared {
         encoder: AnyEncoder,
         limit: usize,
         stats: Arc<ServerStats>,
-        #[cfg(feature = "tls")] tls: Option<crate::tls::ServerSession>,
+        #[cfg(feature = "tls")] tls: Option<crate::tls::SharedSession>,
     ) -> Self {
         ConnShared {
             info,

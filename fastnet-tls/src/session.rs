@@ -37,7 +37,9 @@ const INPUT_SIZE: usize = 18 * 1024;
 ///   caller holds) or [`read_buf`](Self::read_buf) then
 ///   [`handle_read`](Self::handle_read) (bytes read into a buffer the
 ///   session lends; `0` is the transport's end of stream);
-///   [`handle_plaintext`](Self::handle_plaintext) (replies to encrypt);
+///   [`handle_eof`](Self::handle_eof) (the transport's end, for callers of
+///   `handle_ciphertext`); [`handle_plaintext`](Self::handle_plaintext)
+///   (replies to encrypt);
 ///   [`handle_written`](Self::handle_written) (ciphertext the transport
 ///   took); [`handle_timeout`](Self::handle_timeout) (the time, for the
 ///   handshake deadline).
@@ -249,19 +251,28 @@ impl ServerSession {
     /// is the transport's end of stream (during the handshake, a
     /// [`TlsError::HandshakeEof`]).
     pub fn handle_read(&mut self, n: usize) -> Result<(), TlsError> {
-        self.check()?;
         if n == 0 {
-            self.eof = true;
-            if self.is_handshaking() {
-                return Err(self.fail(TlsError::HandshakeEof));
-            }
-            if !self.plaintext {
-                self.read_closed = true;
-            }
-            return Ok(());
+            return self.handle_eof();
         }
+        self.check()?;
         self.end = n.min(self.input.len());
         self.feed()
+    }
+
+    /// The transport reached its end of stream (for a caller feeding
+    /// [`handle_ciphertext`](Self::handle_ciphertext)): during the
+    /// handshake a [`TlsError::HandshakeEof`], after it the end of input
+    /// once the plaintext before it is handed out.
+    pub fn handle_eof(&mut self) -> Result<(), TlsError> {
+        self.check()?;
+        self.eof = true;
+        if self.is_handshaking() {
+            return Err(self.fail(TlsError::HandshakeEof));
+        }
+        if !self.plaintext && self.start == self.end {
+            self.read_closed = true;
+        }
+        Ok(())
     }
 
     /// Encrypts `a` then `b` (both halves of a reply ring at once). Their
