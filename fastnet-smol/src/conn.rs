@@ -127,7 +127,7 @@ impl<H: Handler> Driver<H> {
         };
         #[cfg(feature = "tls")]
         let tls = match &shared.tls {
-            Some(settings) => match crate::tls::ServerTls::new(&settings.config) {
+            Some(settings) => match crate::tls::ServerTls::new(settings, shared.epoch.elapsed()) {
                 Some(tls) => Some(tls),
                 None => {
                     // Checked at bind; cannot happen. Close as reset.
@@ -440,15 +440,14 @@ impl<H: Handler> Driver<H> {
     }
 
     /// Runs the TLS handshake, if the server speaks TLS, within its
-    /// handshake timeout; a shutdown or close request ends it early.
-    /// Returns whether the connection goes on.
+    /// handshake timeout (the session's); a shutdown or close request ends
+    /// it early. Returns whether the connection goes on.
     #[cfg(feature = "tls")]
     async fn tls_handshake(&mut self) -> bool {
         let shared = self.info.shared.clone();
-        let (Some(tls), Some(settings)) = (self.tls.as_mut(), shared.server.tls.as_ref()) else {
+        let Some(tls) = self.tls.as_mut() else {
             return true;
         };
-        let timeout = settings.handshake_timeout;
         // The task's wrapper registered the waker before this poll.
         let stopped = future::poll_fn(|_| {
             if shared.flags.load(Ordering::Acquire) & (CLOSE | SHUTDOWN) != 0 {
@@ -457,18 +456,17 @@ impl<H: Handler> Driver<H> {
                 Poll::Pending
             }
         });
-        let timed_out = async {
-            Timer::after(timeout).await;
-            Err(Some(crate::tls::TlsError::HandshakeTimeout(timeout)))
-        };
         let handshake = async {
             match self.stream.as_async() {
-                Some(stream) => tls.handshake(stream).await.map_err(Some),
+                Some(stream) => tls
+                    .handshake(stream, shared.server.epoch)
+                    .await
+                    .map_err(Some),
                 // TLS connections are always made on async-io (`admit`).
                 None => Err(None),
             }
         };
-        match future::or(handshake, future::or(timed_out, stopped)).await {
+        match future::or(handshake, stopped).await {
             Ok(()) => {
                 shared.server.tls_stats.on_handshake();
                 true

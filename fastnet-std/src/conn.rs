@@ -164,11 +164,11 @@ impl<H: Handler> Inner<H> {
     /// the reason to close with.
     #[cfg(feature = "tls")]
     fn tls_handshake(&self, shared: &ConnShared, source: &mut Source) -> Result<(), CloseReason> {
-        let (Some(tls), Some(settings)) = (&shared.tls, &self.settings.tls) else {
+        let Some(tls) = &shared.tls else {
             return Ok(());
         };
         let mut input = crate::tls::CipherIn::new();
-        match tls.handshake(&shared.stream, &mut input, settings.handshake_timeout) {
+        match tls.handshake(&shared.stream, &mut input, self.epoch) {
             Ok(()) => {
                 self.tls_stats.on_handshake();
                 source.tls = Some(input);
@@ -184,8 +184,8 @@ impl<H: Handler> Inner<H> {
         }
     }
 
-    /// Before the socket closes: sends what the TLS session still has (an
-    /// alert) and, after an orderly close, a close_notify. Best effort and
+    /// Before the socket closes: sends what the TLS session's close policy
+    /// queues for `reason` (an alert, a close_notify). Best effort and
     /// brief; skipped while a pusher is writing.
     #[cfg(feature = "tls")]
     fn tls_goodbye(&self, shared: &ConnShared, reason: CloseReason) {
@@ -200,14 +200,7 @@ impl<H: Handler> Inner<H> {
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return,
         };
-        if tls.info().is_some()
-            && !matches!(
-                reason,
-                CloseReason::Reset | CloseReason::IdleTimeout | CloseReason::Tls(_)
-            )
-        {
-            tls.close_notify();
-        }
+        tls.close(reason);
         if tls.encrypt(&[], &mut writer.out).is_ok() && !writer.pending().is_empty() {
             let _ = shared
                 .stream
@@ -449,7 +442,7 @@ impl<H: Handler> Inner<H> {
     fn flush_tls(
         &self,
         shared: &ConnShared,
-        tls: &crate::tls::ServerSession,
+        tls: &crate::tls::SharedSession,
         writer: &mut crate::handle::Writer,
         conn: &mut Conn,
     ) -> usize {

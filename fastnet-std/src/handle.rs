@@ -95,7 +95,7 @@ pub(crate) struct ConnShared {
     pub(crate) writer: Mutex<Writer>,
     /// The TLS session, on a TLS server.
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<crate::tls::ServerSession>,
+    pub(crate) tls: Option<crate::tls::SharedSession>,
     encoder: AnyEncoder,
     pub(crate) push: Mutex<PushQueue>,
     /// Wakes the worker out of its wait; made with the first handle.
@@ -108,7 +108,7 @@ impl ConnShared {
         stream: TcpStream,
         encoder: AnyEncoder,
         push: PushQueue,
-        #[cfg(feature = "tls")] tls: Option<crate::tls::ServerSession>,
+        #[cfg(feature = "tls")] tls: Option<crate::tls::SharedSession>,
     ) -> Self {
         ConnShared {
             info,

@@ -188,7 +188,7 @@ impl TlsSettings {
         let config = tls.build()?;
         // A session is made per connection at accept; check once that it
         // can be.
-        crate::tls::ServerSession::new(&config).map_err(|e| {
+        crate::tls::SharedSession::new(&config, Duration::ZERO, Duration::ZERO).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("tls: server session: {e}"),
@@ -561,7 +561,11 @@ impl<H: Handler> Inner<H> {
         let _ = stream.set_nodelay(config.nodelay);
         #[cfg(feature = "tls")]
         let tls = match &self.settings.tls {
-            Some(tls) => match crate::tls::ServerSession::new(&tls.config) {
+            Some(tls) => match crate::tls::SharedSession::new(
+                &tls.config,
+                tls.handshake_timeout,
+                self.epoch.elapsed(),
+            ) {
                 Ok(session) => Some(session),
                 // Checked at bind; unreachable unless rustls changes its
                 // mind.

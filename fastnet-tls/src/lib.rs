@@ -3,12 +3,15 @@
 //! provider.
 //!
 //! TLS is a byte transform inside a driver, between the socket and the
-//! sans-IO [`Connection`](fastnet_proto::Connection); each driver moves the
-//! bytes through rustls its own way. This crate holds what they share, and
-//! each driver re-exports it as its `tls` module (`fastnet_std::tls`,
-//! `fastnet_smol::tls`), so code moves between the drivers by changing the
-//! crate name:
+//! sans-IO [`Connection`](fastnet_proto::Connection). This crate holds what
+//! the drivers share, and each driver re-exports it as its `tls` module
+//! (`fastnet_std::tls`, `fastnet_smol::tls`), so code moves between the
+//! drivers by changing the crate name:
 //!
+//! - The server side of one connection: [`ServerSession`], a sans-IO state
+//!   machine over rustls (ciphertext in, plaintext out and back, the
+//!   handshake deadline, the close_notify policy). The drivers only move
+//!   its bytes to and from the socket.
 //! - Server: [`TlsServerConfig`] (certificate chain and key, optionally a CA
 //!   whose client certificates are required, ALPN, handshake timeout), given
 //!   to a driver's `ServerBuilder::tls`.
@@ -54,8 +57,11 @@ use rustls::{CipherSuite, CommonState, ProtocolVersion, RootCertStore};
 /// ([`TlsServerConfig::from_rustls`], [`TlsClientConfig::from_rustls`]).
 pub use rustls;
 
+mod session;
 #[cfg(feature = "test-pki")]
 pub mod test_pki;
+
+pub use session::ServerSession;
 
 /// How long a handshake may take unless configured otherwise.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -618,6 +624,10 @@ impl TlsError {
             TlsError::Io(_) => return CloseReason::Reset,
             TlsError::Rustls(rustls::Error::AlertReceived(alert)) => {
                 TlsFailure::AlertReceived(u8::from(*alert))
+            }
+            // A record that fails to decrypt: rustls answers bad_record_mac.
+            TlsError::Rustls(rustls::Error::DecryptError) => {
+                TlsFailure::AlertSent(u8::from(Alert::BadRecordMac))
             }
             TlsError::Rustls(rustls::Error::InvalidMessage(m)) => {
                 TlsFailure::AlertSent(u8::from(Alert::from(*m)))

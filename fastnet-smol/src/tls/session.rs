@@ -1,43 +1,38 @@
-//! One server connection's rustls session, driven sans-IO inside the
-//! connection task (`read_tls` / `process_new_packets` / `write_tls`).
+//! One server connection's TLS inside the connection task: moves the bytes
+//! of a [`ServerSession`] (fastnet-tls) between the socket and the
+//! connection. The session decides everything else: the handshake deadline,
+//! what is decrypted when, which replies count as written, the
+//! close_notify policy.
 //!
 //! Only the task touches the session, so no lock is needed and records
-//! leave in the order rustls made them: replies and pushes both reach the
+//! leave in the order they were made: replies and pushes both reach the
 //! session through the connection's reply ring.
 //!
-//! - Reading: plaintext the session already holds goes into the
-//!   connection's receive buffer first; only when none is left is the
-//!   socket read (straight into rustls, no buffer of ours). A read that
-//!   fills less than rustls offered means the socket is drained, so no read
-//!   is spent on `WouldBlock`.
+//! - Reading: plaintext the session holds goes into the connection's
+//!   receive buffer first; only when none is left is the socket read (into
+//!   the session's buffer). A read that fills less than offered means the
+//!   socket is drained, so no read is spent on `WouldBlock`.
 //! - Writing: the replies queued in the ring (both slices) are encrypted at
-//!   once and the session's records go out with one vectored write. They
-//!   count as written ([`Conn::handle_written`]) only once all their
-//!   ciphertext is, so backpressure and draining see the socket, and the
-//!   next batch is encrypted only after the previous one left.
+//!   once and their records go out with one write; they count as written
+//!   ([`Conn::handle_written`]) only once all their ciphertext is, so
+//!   backpressure and draining see the socket, and the next batch is
+//!   encrypted only after the previous one left.
 
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fastnet_proto::connection::CloseReason;
-use rustls::ServerConnection;
-use smol::Async;
+use smol::{future, Async, Timer};
 
-use super::{TlsError, TlsInfo};
-use crate::server::Conn;
+use super::{ServerSession, TlsError, TlsInfo};
+use crate::server::{Conn, TlsSettings};
 
 /// The TLS state of one server connection.
 #[derive(Debug)]
 pub(crate) struct ServerTls {
-    session: ServerConnection,
-    /// What the handshake negotiated, once it completed.
-    info: Option<TlsInfo>,
-    /// Plaintext handed to the session whose ciphertext is not all written.
-    unacked: usize,
-    /// The session may hold plaintext the connection had no room for.
-    buffered: bool,
+    session: ServerSession,
 }
 
 /// Outcome of [`ServerTls::write`].
@@ -51,43 +46,23 @@ pub(crate) enum Wrote {
     Failed,
 }
 
-/// The socket, remembering whether the last read filled what was offered.
-struct Sock<'a> {
-    stream: &'a TcpStream,
-    short: bool,
-}
-
-impl Read for Sock<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = (&*self.stream).read(buf)?;
-        self.short = n < buf.len();
-        Ok(n)
-    }
-}
-
 impl ServerTls {
-    pub(crate) fn new(config: &Arc<rustls::ServerConfig>) -> Option<Box<Self>> {
-        let mut session = ServerConnection::new(Arc::clone(config)).ok()?;
-        // The session holds at most one batch of replies (bounded by the
-        // tx buffer): the next is encrypted only once it left.
-        session.set_buffer_limit(None);
-        Some(Box::new(ServerTls {
-            session,
-            info: None,
-            unacked: 0,
-            buffered: false,
-        }))
+    /// A session whose handshake must complete within the configured
+    /// timeout from `now`.
+    pub(crate) fn new(settings: &TlsSettings, now: Duration) -> Option<Box<Self>> {
+        let session = ServerSession::new(&settings.config, settings.handshake_timeout, now).ok()?;
+        Some(Box::new(ServerTls { session }))
     }
 
     /// What the handshake negotiated, once it completed.
     pub(crate) fn info(&self) -> Option<&TlsInfo> {
-        self.info.as_ref()
+        self.session.info()
     }
 
-    /// Whether the session may hold plaintext not yet handed out: read it
-    /// before waiting for the socket.
+    /// Whether the session holds input not yet handed out: read it before
+    /// waiting for the socket.
     pub(crate) fn has_buffered(&self) -> bool {
-        self.buffered
+        self.session.has_buffered()
     }
 
     /// Whether the session holds records to send.
@@ -95,41 +70,44 @@ impl ServerTls {
         self.session.wants_write()
     }
 
-    /// Runs the handshake (the caller bounds it in time). Application data
-    /// that came with the client's last flight stays in the session for
-    /// [`read`](Self::read).
-    pub(crate) async fn handshake(&mut self, stream: &Async<TcpStream>) -> Result<(), TlsError> {
-        let io = |e: io::Error| TlsError::Io(e.kind());
+    /// Runs the handshake until it completes or fails; `epoch` is the
+    /// clock the session's deadline counts from. Application data that came
+    /// with the client's last flight stays in the session for
+    /// [`read`](Self::read); an alert stays for [`goodbye`](Self::goodbye).
+    pub(crate) async fn handshake(
+        &mut self,
+        stream: &Async<TcpStream>,
+        epoch: Instant,
+    ) -> Result<(), TlsError> {
+        let s = &mut self.session;
         loop {
-            while self.session.wants_write() {
-                match self.session.write_tls(&mut stream.get_ref()) {
-                    Ok(_) => {}
+            while s.wants_write() {
+                match stream.get_ref().write(s.poll_transmit()) {
+                    Ok(0) => return Err(TlsError::Io(io::ErrorKind::WriteZero)),
+                    Ok(n) => {
+                        s.handle_written(n);
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        stream.writable().await.map_err(io)?;
+                        wait(s, stream.writable(), epoch).await?;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(io(e)),
+                    Err(e) => return Err(TlsError::Io(e.kind())),
                 }
             }
-            if !self.session.is_handshaking() {
-                self.info = Some(TlsInfo::new(&self.session, self.session.server_name()));
-                self.buffered = true;
+            if !s.is_handshaking() {
                 return Ok(());
             }
-            match self.session.read_tls(&mut stream.get_ref()) {
-                Ok(0) => return Err(TlsError::HandshakeEof),
-                Ok(_) => {}
+            let Some(buf) = s.read_buf() else {
+                // Only after an error.
+                return Err(s.error().cloned().unwrap_or(TlsError::HandshakeEof));
+            };
+            match stream.get_ref().read(buf) {
+                Ok(n) => s.handle_read(n)?,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    stream.readable().await.map_err(io)?;
-                    continue;
+                    wait(s, stream.readable(), epoch).await?;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io(e)),
-            }
-            if let Err(e) = self.session.process_new_packets() {
-                // Tell the peer why (the alert), best effort.
-                let _ = self.session.write_tls(&mut stream.get_ref());
-                return Err(TlsError::Rustls(e));
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(TlsError::Io(e.kind())),
             }
         }
     }
@@ -145,81 +123,68 @@ impl ServerTls {
         conn: &mut Conn,
         now: Duration,
     ) -> Result<bool, Option<TlsError>> {
+        let s = &mut self.session;
         let mut drained = false;
         loop {
-            // What the session holds first: read_tls refuses more while
-            // plaintext waits.
             loop {
                 let Some(buf) = conn.read_buf() else {
-                    self.buffered = true;
                     return Ok(true);
                 };
-                match self.session.reader().read(buf) {
-                    Ok(0) => {
-                        // close_notify.
-                        self.buffered = false;
-                        conn.handle_eof(now);
-                        return Ok(false);
-                    }
-                    Ok(n) => conn.handle_read(n, now),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    // The socket ended without close_notify: an end all the
-                    // same; the connection judges a cut-off frame.
-                    Err(_) => {
-                        self.buffered = false;
-                        conn.handle_eof(now);
-                        return Ok(false);
-                    }
+                match s.poll_plaintext(buf).map_err(Some)? {
+                    0 => break,
+                    n => conn.handle_read(n, now),
                 }
             }
-            self.buffered = false;
+            if s.is_read_closed() {
+                conn.handle_eof(now);
+                return Ok(false);
+            }
             if drained {
                 return Ok(false);
             }
-            let mut sock = Sock {
-                stream,
-                short: false,
+            let Some(buf) = s.read_buf() else {
+                return Ok(false);
             };
-            match self.session.read_tls(&mut sock) {
-                // End of stream (the reader reports it next round).
-                Ok(0) => drained = true,
-                Ok(_) => drained = sock.short,
+            let offered = buf.len();
+            match (&*stream).read(buf) {
+                Ok(n) => {
+                    drained = n < offered;
+                    s.handle_read(n).map_err(Some)?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(None),
-            }
-            if let Err(e) = self.session.process_new_packets() {
-                return Err(Some(TlsError::Rustls(e)));
             }
         }
     }
 
     /// Encrypts the replies queued in `conn` (once the previous batch has
-    /// left) and writes the session's records with one vectored write.
+    /// left) and writes their records.
     pub(crate) fn write(&mut self, stream: &TcpStream, conn: &mut Conn, now: Duration) -> Wrote {
+        let s = &mut self.session;
         loop {
-            if !self.session.wants_write() {
-                if self.unacked > 0 {
-                    conn.handle_written(self.unacked, now);
-                    self.unacked = 0;
-                }
+            if !s.wants_write() {
                 if conn.wants_write() {
                     let (a, b) = conn.poll_transmit();
-                    let mut w = self.session.writer();
-                    // Without a buffer limit the session takes everything.
-                    if w.write_all(a).and_then(|()| w.write_all(b)).is_err() {
+                    if s.handle_plaintext(a, b).is_err() {
                         return Wrote::Failed;
                     }
-                    self.unacked = a.len() + b.len();
                 }
-                if !self.session.wants_write() {
+                if !s.wants_write() {
                     return Wrote::All;
                 }
             }
-            match self.session.write_tls(&mut &*stream) {
+            match (&*stream).write(s.poll_transmit()) {
                 Ok(0) => return Wrote::Failed,
-                Ok(_) if self.session.wants_write() => return Wrote::Blocked,
-                Ok(_) => {}
+                Ok(n) => {
+                    let plain = s.handle_written(n);
+                    if plain > 0 {
+                        conn.handle_written(plain, now);
+                    }
+                    if s.wants_write() {
+                        return Wrote::Blocked;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Wrote::Blocked,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Wrote::Failed,
@@ -227,20 +192,34 @@ impl ServerTls {
         }
     }
 
-    /// Before the socket closes: a close_notify after an orderly close,
-    /// and whatever records the session still has (an alert), in one
-    /// non-blocking attempt.
+    /// Before the socket closes: what the session's close policy queues for
+    /// `reason` (a close_notify, an alert), in one non-blocking attempt.
     pub(crate) fn goodbye(&mut self, stream: &TcpStream, reason: CloseReason) {
-        if self.info.is_some()
-            && !matches!(
-                reason,
-                CloseReason::Reset | CloseReason::IdleTimeout | CloseReason::Tls(_)
-            )
-        {
-            self.session.send_close_notify();
-        }
-        if self.session.wants_write() {
-            let _ = self.session.write_tls(&mut &*stream);
+        self.session.close(reason);
+        let out = self.session.poll_transmit();
+        if !out.is_empty() {
+            let _ = (&*stream).write(out);
         }
     }
+}
+
+/// Waits for `ready`, or the session's handshake deadline; past the
+/// deadline, the session's timeout error.
+async fn wait(
+    s: &mut ServerSession,
+    ready: impl Future<Output = io::Result<()>>,
+    epoch: Instant,
+) -> Result<(), TlsError> {
+    if let Some(at) = s.poll_timeout() {
+        let deadline = async {
+            Timer::at(epoch + at).await;
+            Ok(())
+        };
+        future::or(ready, deadline)
+            .await
+            .map_err(|e| TlsError::Io(e.kind()))?;
+    } else {
+        ready.await.map_err(|e| TlsError::Io(e.kind()))?;
+    }
+    s.handle_timeout(epoch.elapsed())
 }

@@ -38,7 +38,7 @@ pub use fastnet_tls::*;
 
 mod session;
 
-pub(crate) use session::{CipherIn, ServerSession};
+pub(crate) use session::{CipherIn, SharedSession};
 
 /// The rustls error inside an IO error from the TLS layer, if that is what
 /// it is.

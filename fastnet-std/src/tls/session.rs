@@ -1,16 +1,19 @@
-//! One server-side TLS session, shared by the worker (reading) and whoever
-//! holds the connection's writer lock (writing).
+//! One server connection's TLS, shared by the worker (reading) and whoever
+//! holds the connection's writer lock (writing): a
+//! [`ServerSession`](fastnet_tls::ServerSession) behind a mutex, and the
+//! socket calls around it. The session decides everything else: the
+//! handshake deadline, what is decrypted when, the close_notify policy.
 //!
 //! # Locks and the order of records
 //!
-//! The rustls session sits in its own mutex, held only for in-memory work
+//! The session sits in its own mutex, held only for in-memory work
 //! (decrypting what the worker read, encrypting what a writer writes),
 //! never across a socket call: a pusher blocked on a full socket does not
 //! stop the worker from decrypting. Records carry sequence numbers, so
-//! ciphertext must reach the socket in the order rustls produced it. Hence
-//! the rule: ciphertext is taken out of the session (`write_tls`) only by
-//! the holder of the writer lock, which writes it before letting go. The
-//! worker's reads may make rustls queue records of its own (session
+//! ciphertext must reach the socket in the order the session made it.
+//! Hence the rule: ciphertext is taken out of the session only by the
+//! holder of the writer lock, which writes it before letting go. The
+//! worker's reads may make the session queue records of its own (session
 //! tickets, alerts); they stay in the session until the next writer takes
 //! them, and the read path asks for a flush when there are some.
 //!
@@ -22,12 +25,13 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rustls::ServerConnection;
+use fastnet_proto::connection::CloseReason;
 
-use super::{TlsError, TlsInfo};
+use super::{ServerSession, TlsError, TlsInfo};
 use crate::handle::lock;
 
-/// Ciphertext read from the socket and not yet handed to rustls.
+/// Ciphertext read from the socket (outside the session lock) and not yet
+/// taken by the session.
 #[derive(Debug)]
 pub(crate) struct CipherIn {
     buf: Box<[u8]>,
@@ -61,10 +65,10 @@ impl CipherIn {
         Ok(n)
     }
 
-    /// Hands buffered ciphertext to rustls (as much as it takes).
-    fn feed(&mut self, session: &mut ServerConnection) -> io::Result<usize> {
-        let mut pending = &self.buf[self.start..self.end];
-        let n = session.read_tls(&mut pending)?;
+    /// Hands buffered ciphertext to the session (as much as it takes);
+    /// returns how much it took.
+    fn feed(&mut self, session: &mut ServerSession) -> Result<usize, TlsError> {
+        let n = session.handle_ciphertext(&self.buf[self.start..self.end])?;
         self.start += n;
         Ok(n)
     }
@@ -72,20 +76,22 @@ impl CipherIn {
 
 /// The TLS state of one server connection.
 #[derive(Debug)]
-pub(crate) struct ServerSession {
-    conn: Mutex<ServerConnection>,
+pub(crate) struct SharedSession {
+    session: Mutex<ServerSession>,
+    /// A copy of the session's, readable without its lock.
     info: OnceLock<TlsInfo>,
 }
 
-impl ServerSession {
-    pub(crate) fn new(config: &Arc<rustls::ServerConfig>) -> Result<Self, rustls::Error> {
-        let mut conn = ServerConnection::new(Arc::clone(config))?;
-        // Every writer takes all ciphertext out after encrypting, so the
-        // session holds at most one batch of replies or one push: bounded
-        // by the tx buffer and the push queue, not by rustls.
-        conn.set_buffer_limit(None);
-        Ok(ServerSession {
-            conn: Mutex::new(conn),
+impl SharedSession {
+    /// A session whose handshake must complete within `timeout` from `now`
+    /// (time since the server's epoch).
+    pub(crate) fn new(
+        config: &Arc<rustls::ServerConfig>,
+        timeout: Duration,
+        now: Duration,
+    ) -> Result<Self, TlsError> {
+        Ok(SharedSession {
+            session: Mutex::new(ServerSession::new(config, timeout, now)?),
             info: OnceLock::new(),
         })
     }
@@ -96,79 +102,36 @@ impl ServerSession {
     }
 
     /// Runs the handshake on the worker, before any handle to the
-    /// connection exists (so nobody else writes), within `timeout`.
-    /// Ciphertext that arrived with the client's last handshake message
-    /// (application data) stays in `input` for [`read`](Self::read).
+    /// connection exists (so nobody else writes), by the session's
+    /// deadline; `epoch` is the clock it counts from. Ciphertext that
+    /// arrived with the client's last handshake message (application data)
+    /// stays in `input` or the session for [`read`](Self::read); an alert
+    /// stays in the session for the goodbye.
     pub(crate) fn handshake(
         &self,
         stream: &TcpStream,
         input: &mut CipherIn,
-        timeout: Duration,
+        epoch: Instant,
     ) -> Result<(), TlsError> {
-        let deadline = Instant::now() + timeout;
-        let mut s = lock(&self.conn);
-        let mut out = Vec::new();
-        let result = loop {
-            if s.wants_write() {
-                out.clear();
-                while s.wants_write() {
-                    // Writing into a Vec cannot fail.
-                    let _ = s.write_tls(&mut out);
-                }
-                if let Err(e) = write_until(stream, &out, deadline, timeout) {
-                    break Err(e);
-                }
-                continue;
-            }
-            if !s.is_handshaking() {
-                break Ok(());
-            }
-            if input.is_empty() {
-                let Some(left) = left(deadline) else {
-                    break Err(TlsError::HandshakeTimeout(timeout));
-                };
-                let _ = stream.set_read_timeout(Some(left));
-                match input.fill(stream) {
-                    Ok(0) => break Err(TlsError::HandshakeEof),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => break Err(io_failure(&e, timeout)),
-                }
-            }
-            match input.feed(&mut s) {
-                // Only after a close_notify: the peer gave up.
-                Ok(0) => break Err(TlsError::HandshakeEof),
-                Ok(_) => {}
-                Err(e) => break Err(TlsError::Io(e.kind())),
-            }
-            if let Err(e) = s.process_new_packets() {
-                // Tell the peer why (an alert), briefly and best effort.
-                out.clear();
-                while s.wants_write() {
-                    let _ = s.write_tls(&mut out);
-                }
-                let soon = Instant::now() + Duration::from_millis(100);
-                let _ = write_until(stream, &out, deadline.min(soon), timeout);
-                break Err(TlsError::Rustls(e));
-            }
-        };
+        let mut s = lock(&self.session);
+        let result = handshake(&mut s, stream, input, epoch);
         let _ = stream.set_read_timeout(None);
         let _ = stream.set_write_timeout(None);
-        if result.is_ok() {
-            let _ = self.info.set(TlsInfo::new(&s, s.server_name()));
+        if let Some(info) = s.info() {
+            let _ = self.info.set(info.clone());
         }
         result
     }
 
-    /// Reads plaintext into `buf`: what rustls has decrypted already, else
-    /// what the ciphertext in `input` decrypts to, else blocks in the
+    /// Reads plaintext into `buf`: what the session has decrypted already,
+    /// else what the ciphertext in `input` decrypts to, else blocks in the
     /// socket's `read` for more. As much as is available without blocking
     /// goes in at once (several records), so the replies to everything a
     /// socket read brought leave together.
     ///
     /// `Ok(0)` is the end of input (a close_notify, or the socket's end of
-    /// stream). [`io::ErrorKind::Interrupted`] means "rustls has records to
-    /// send first: flush, then read again". A TLS failure is an
+    /// stream). [`io::ErrorKind::Interrupted`] means "the session has
+    /// records to send first: flush, then read again". A TLS failure is an
     /// [`io::ErrorKind::InvalidData`] error carrying the
     /// [`rustls::Error`]; socket errors (timeouts included) are passed on.
     pub(crate) fn read(
@@ -182,30 +145,18 @@ impl ServerSession {
         }
         loop {
             let mut filled = 0;
-            let mut closed = false;
-            let wants_write = {
-                let mut s = lock(&self.conn);
+            let (closed, wants_write) = {
+                let mut s = lock(&self.session);
                 loop {
-                    match s.reader().read(&mut buf[filled..]) {
-                        Ok(0) => {
-                            closed = true;
-                            break;
-                        }
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) => return Err(e),
-                    }
-                    if filled == buf.len() || input.is_empty() || !s.wants_read() {
+                    filled += s.poll_plaintext(&mut buf[filled..]).map_err(io_error)?;
+                    if filled == buf.len() || input.is_empty() || s.is_read_closed() {
                         break;
                     }
-                    if input.feed(&mut s)? == 0 {
+                    if input.feed(&mut s).map_err(io_error)? == 0 {
                         break;
-                    }
-                    if let Err(e) = s.process_new_packets() {
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                     }
                 }
-                s.wants_write()
+                (s.is_read_closed(), s.wants_write())
             };
             if filled > 0 {
                 return Ok(filled);
@@ -217,74 +168,103 @@ impl ServerSession {
                 return Err(io::ErrorKind::Interrupted.into());
             }
             if !input.is_empty() {
-                // rustls takes no more (a close_notify came): the end.
+                // The session takes no more (a close_notify came): the end.
                 return Ok(0);
             }
-            // An end of stream without close_notify is an end all the same:
-            // the connection state machine judges a cut-off frame.
             if input.fill(stream)? == 0 {
-                return Ok(0);
+                lock(&self.session).handle_eof().map_err(io_error)?;
             }
         }
     }
 
-    /// Whether rustls holds records to send.
+    /// Whether the session holds records to send.
     pub(crate) fn wants_write(&self) -> bool {
-        lock(&self.conn).wants_write()
+        lock(&self.session).wants_write()
     }
 
-    /// Encrypts `parts` and appends every record rustls has to send
-    /// (including its own) to `out`. The caller holds the writer lock.
+    /// Encrypts `parts` and appends every record the session has to send
+    /// (including its own) to `out`. The caller holds the writer lock and
+    /// counts which plaintext `out` carries.
     pub(crate) fn encrypt(&self, parts: &[&[u8]], out: &mut Vec<u8>) -> io::Result<()> {
-        let mut s = lock(&self.conn);
+        let mut s = lock(&self.session);
         for part in parts.iter().filter(|p| !p.is_empty()) {
-            s.writer().write_all(part)?;
+            s.handle_plaintext(part, &[]).map_err(io_error)?;
         }
-        while s.wants_write() {
-            s.write_tls(out)?;
-        }
+        s.take_transmit(out);
         Ok(())
     }
 
-    /// Queues a close_notify alert (sent by the next
-    /// [`encrypt`](Self::encrypt)).
-    pub(crate) fn close_notify(&self) {
-        lock(&self.conn).send_close_notify();
+    /// The connection closes for `reason`: queues what the session's close
+    /// policy says (sent by the next [`encrypt`](Self::encrypt)).
+    pub(crate) fn close(&self, reason: CloseReason) {
+        lock(&self.session).close(reason);
     }
 }
 
-fn left(deadline: Instant) -> Option<Duration> {
-    deadline
-        .checked_duration_since(Instant::now())
-        .filter(|d| !d.is_zero())
-}
-
-fn io_failure(e: &io::Error, timeout: Duration) -> TlsError {
-    match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => TlsError::HandshakeTimeout(timeout),
-        kind => TlsError::Io(kind),
-    }
-}
-
-/// Writes all of `bytes` by `deadline`.
-fn write_until(
+/// The handshake loop, the session lock held (nobody else uses the
+/// connection yet).
+fn handshake(
+    s: &mut ServerSession,
     mut stream: &TcpStream,
-    bytes: &[u8],
-    deadline: Instant,
-    timeout: Duration,
+    input: &mut CipherIn,
+    epoch: Instant,
 ) -> Result<(), TlsError> {
-    let mut at = 0;
-    while at < bytes.len() {
-        let Some(left) = left(deadline) else {
-            return Err(TlsError::HandshakeTimeout(timeout));
-        };
-        let _ = stream.set_write_timeout(Some(left));
-        match stream.write(&bytes[at..]) {
-            Ok(0) => return Err(TlsError::Io(io::ErrorKind::WriteZero)),
-            Ok(n) => at += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_failure(&e, timeout)),
+    loop {
+        s.handle_timeout(epoch.elapsed())?;
+        // What is left until the deadline: the longest a socket call may
+        // block (at least a millisecond: zero means "no timeout").
+        let left = s.poll_timeout().map(|at| {
+            (epoch + at)
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        });
+        if s.wants_write() {
+            let _ = stream.set_write_timeout(left);
+            match stream.write(s.poll_transmit()) {
+                Ok(0) => return Err(TlsError::Io(io::ErrorKind::WriteZero)),
+                Ok(n) => {
+                    s.handle_written(n);
+                }
+                Err(e) if is_retry(&e) => {}
+                Err(e) => return Err(TlsError::Io(e.kind())),
+            }
+            continue;
+        }
+        if !s.is_handshaking() {
+            return Ok(());
+        }
+        if input.is_empty() {
+            let _ = stream.set_read_timeout(left);
+            match input.fill(stream) {
+                Ok(0) => return s.handle_eof(),
+                Ok(_) => {}
+                Err(e) if is_retry(&e) => continue,
+                Err(e) => return Err(TlsError::Io(e.kind())),
+            }
+        }
+        if input.feed(s)? == 0 {
+            // Only once the session holds plaintext, which it does not
+            // before the handshake completes.
+            return Err(s.error().cloned().unwrap_or(TlsError::HandshakeEof));
         }
     }
-    Ok(())
+}
+
+/// A socket error the handshake loop goes around for (the deadline check
+/// at its top ends it in time).
+fn is_retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// A session error as the read path reports it: a rustls error inside an
+/// [`io::ErrorKind::InvalidData`] error, anything else by its kind.
+fn io_error(e: TlsError) -> io::Error {
+    match e {
+        TlsError::Rustls(e) => io::Error::new(io::ErrorKind::InvalidData, e),
+        TlsError::Io(kind) => kind.into(),
+        e => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+    }
 }
