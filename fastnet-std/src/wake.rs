@@ -137,7 +137,8 @@ pub(crate) fn wait(
     Ok(Ready::Input)
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::*;
     use std::net::TcpListener;
