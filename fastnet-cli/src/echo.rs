@@ -95,24 +95,47 @@ impl RunningEcho {
     }
 }
 
-fn log_close(log: bool, peer: SocketAddr, reason: CloseReason) {
-    if log && !matches!(reason, CloseReason::PeerClosed | CloseReason::Local) {
-        eprintln!("{peer}: closed: {reason}");
-    }
-}
-
-fn log_reject(log: bool, peer: SocketAddr, reason: RejectReason) {
-    if log {
-        eprintln!("{peer}: refused: {reason}");
-    }
-}
-
-/// Echo handler for the blocking driver.
-struct StdEcho {
+/// The echo server's handler, for either driver: both drivers hand it the
+/// same `Ctx`, `ConnInfo` and `TlsError`, so what it does is written once
+/// here and each driver's `Handler` impl only forwards.
+struct Echo {
     log: bool,
 }
 
-impl fastnet_std::Handler for StdEcho {
+impl Echo {
+    fn frame(&self, ctx: &mut fastnet_std::Ctx<'_, ()>, frame: &[u8]) {
+        if let Err(e) = ctx.send(frame) {
+            if self.log {
+                eprintln!(
+                    "{}: cannot echo a {}-byte frame: {e}; closing",
+                    ctx.info().peer_addr(),
+                    frame.len()
+                );
+            }
+            ctx.close();
+        }
+    }
+
+    fn closed(&self, info: &fastnet_std::ConnInfo, reason: CloseReason) {
+        if self.log && !matches!(reason, CloseReason::PeerClosed | CloseReason::Local) {
+            eprintln!("{}: closed: {reason}", info.peer_addr());
+        }
+    }
+
+    fn rejected(&self, peer: SocketAddr, reason: RejectReason) {
+        if self.log {
+            eprintln!("{peer}: refused: {reason}");
+        }
+    }
+
+    fn tls_failed(&self, info: &fastnet_std::ConnInfo, error: &fastnet_std::tls::TlsError) {
+        if self.log {
+            eprintln!("{}: {error}", info.peer_addr());
+        }
+    }
+}
+
+impl fastnet_std::Handler for Echo {
     type State = ();
 
     fn on_connect(&self, _info: &fastnet_std::ConnInfo) -> Option<()> {
@@ -120,39 +143,23 @@ impl fastnet_std::Handler for StdEcho {
     }
 
     fn on_frame(&self, ctx: &mut fastnet_std::Ctx<'_, ()>, frame: &[u8]) {
-        if let Err(e) = ctx.send(frame) {
-            if self.log {
-                eprintln!(
-                    "{}: cannot echo a {}-byte frame: {e}; closing",
-                    ctx.info().peer_addr(),
-                    frame.len()
-                );
-            }
-            ctx.close();
-        }
+        self.frame(ctx, frame);
     }
 
     fn on_close(&self, info: &fastnet_std::ConnInfo, _state: (), reason: CloseReason) {
-        log_close(self.log, info.peer_addr(), reason);
+        self.closed(info, reason);
     }
 
     fn on_reject(&self, peer: SocketAddr, reason: RejectReason) {
-        log_reject(self.log, peer, reason);
+        self.rejected(peer, reason);
     }
 
     fn on_tls_error(&self, info: &fastnet_std::ConnInfo, error: &fastnet_std::tls::TlsError) {
-        if self.log {
-            eprintln!("{}: {error}", info.peer_addr());
-        }
+        self.tls_failed(info, error);
     }
 }
 
-/// Echo handler for the async driver.
-struct SmolEcho {
-    log: bool,
-}
-
-impl fastnet_smol::Handler for SmolEcho {
+impl fastnet_smol::Handler for Echo {
     type State = ();
 
     fn on_connect(&self, _info: &fastnet_smol::ConnInfo) -> Option<()> {
@@ -160,30 +167,19 @@ impl fastnet_smol::Handler for SmolEcho {
     }
 
     async fn on_frame(&self, ctx: &mut fastnet_smol::Ctx<'_, ()>, frame: &[u8]) {
-        if let Err(e) = ctx.send(frame) {
-            if self.log {
-                eprintln!(
-                    "{}: cannot echo a {}-byte frame: {e}; closing",
-                    ctx.info().peer_addr(),
-                    frame.len()
-                );
-            }
-            ctx.close();
-        }
+        self.frame(ctx, frame);
     }
 
     fn on_close(&self, info: &fastnet_smol::ConnInfo, _state: (), reason: CloseReason) {
-        log_close(self.log, info.peer_addr(), reason);
+        self.closed(info, reason);
     }
 
     fn on_reject(&self, peer: SocketAddr, reason: RejectReason) {
-        log_reject(self.log, peer, reason);
+        self.rejected(peer, reason);
     }
 
     fn on_tls_error(&self, info: &fastnet_smol::ConnInfo, error: &fastnet_smol::tls::TlsError) {
-        if self.log {
-            eprintln!("{}: {error}", info.peer_addr());
-        }
+        self.tls_failed(info, error);
     }
 }
 
@@ -203,7 +199,7 @@ pub fn start(cfg: EchoConfig) -> io::Result<RunningEcho> {
             let log = cfg.log;
             let join = std::thread::Builder::new()
                 .name("fastnet-std-serve".into())
-                .spawn(move || server.serve(StdEcho { log }))?;
+                .spawn(move || server.serve(Echo { log }))?;
             Ok(RunningEcho {
                 addr,
                 shutdown: Box::new(move |d| handle.shutdown(d)),
@@ -223,7 +219,7 @@ pub fn start(cfg: EchoConfig) -> io::Result<RunningEcho> {
             let log = cfg.log;
             let join = std::thread::Builder::new()
                 .name("fastnet-smol-serve".into())
-                .spawn(move || server.run(SmolEcho { log }))?;
+                .spawn(move || server.run(Echo { log }))?;
             Ok(RunningEcho {
                 addr,
                 shutdown: Box::new(move |d| handle.shutdown(d)),

@@ -20,4 +20,5 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod conn;
 pub mod sync;

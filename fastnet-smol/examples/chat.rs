@@ -4,7 +4,7 @@
 //!
 //! A line-based chat room: every line a client sends is broadcast to every
 //! other connected client as `NICK: line`. Broadcast is a loop over the
-//! `ConnHandle`s registered in `on_connect`; a handle's `send` never blocks,
+//! `ConnHandle`s registered in `on_open`; a handle's `send` never blocks,
 //! so one slow client cannot stall the room (its queue reports `Full` and
 //! the message is dropped for that client only).
 
@@ -37,15 +37,17 @@ impl Handler for Chat {
     type State = String;
 
     fn on_connect(&self, info: &ConnInfo) -> Option<String> {
-        let nick = format!("guest{}", info.id());
-        let handle = info.handle();
-        let _ = handle.send(format!("* welcome {nick}").as_bytes());
-        self.broadcast(info.id(), &format!("* {nick} joined"));
+        Some(format!("guest{}", info.id()))
+    }
+
+    fn on_open(&self, ctx: &mut Ctx<'_, String>) {
+        let nick = ctx.state().clone();
+        let _ = ctx.send(format!("* welcome {nick}").as_bytes());
+        self.broadcast(ctx.id(), &format!("* {nick} joined"));
         self.members
             .lock()
             .unwrap()
-            .insert(info.id(), (handle, nick.clone()));
-        Some(nick)
+            .insert(ctx.id(), (ctx.handle(), nick));
     }
 
     fn on_frame(&self, ctx: &mut Ctx<'_, String>, frame: &[u8]) -> impl Future<Output = ()> + Send {

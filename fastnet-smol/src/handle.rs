@@ -1,15 +1,12 @@
-//! Per-connection identity and the cross-task handle: [`ConnInfo`],
-//! [`ConnHandle`], [`SendError`].
+//! The state a connection's task shares with its handles and the server:
+//! signal flags, the task's waker, the push queue.
 
-use std::fmt;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
-use std::time::Instant;
 
-use fastnet_proto::connection::PushQueue;
-pub use fastnet_proto::connection::SendError;
+use fastnet_driver::conn::{ConnHandle, ConnInfo, HandleSource, PushTarget};
+use fastnet_proto::connection::{PushQueue, SendError};
 
 use crate::server::ServerShared;
 use crate::sync::{lock, WakerId};
@@ -40,20 +37,16 @@ pub(crate) struct ConnShared {
     /// not change between polls) and woken by reference, so a poll costs
     /// no locked instruction for it; signals are rare and take the lock.
     waker: Mutex<Option<Waker>>,
-    pub(crate) id: u64,
-    pub(crate) peer: SocketAddr,
-    pub(crate) connected_at: Instant,
+    pub(crate) info: ConnInfo,
     /// Frames pushed through handles, encoded, until the task moves them
     /// into the connection (`Connection::handle_pushes`).
     pub(crate) push: Mutex<PushQueue>,
 }
 
 impl ConnShared {
-    pub(crate) fn new(id: u64, peer: SocketAddr, server: Arc<ServerShared>, shard: usize) -> Self {
+    pub(crate) fn new(info: ConnInfo, server: Arc<ServerShared>, shard: usize) -> Self {
         ConnShared {
-            id,
-            peer,
-            connected_at: Instant::now(),
+            info,
             push: Mutex::new(PushQueue::new(server.config.push_queue, server.tx_len)),
             server,
             shard,
@@ -100,124 +93,48 @@ impl ConnShared {
     }
 }
 
-/// Who a connection is: id, peer, when it connected, and a handle to it.
-///
-/// Cheap to clone (one reference count).
+impl PushTarget for ConnShared {
+    fn info(&self) -> &ConnInfo {
+        &self.info
+    }
+
+    fn queue(&self) -> &Mutex<PushQueue> {
+        &self.push
+    }
+
+    fn push_into(&self, queue: &mut PushQueue, payload: &[u8]) -> Result<(), SendError> {
+        queue.push(&self.server.encoder, payload)
+    }
+
+    fn pushed(&self) {
+        self.signal(PUSH);
+    }
+
+    fn close(&self) {
+        self.signal(CLOSE);
+    }
+}
+
+/// A connection's shared state as its task holds it; lent to the
+/// handler's `Ctx` as is (no wrapper to keep across the handler's
+/// `.await`s: every byte of the task counts for idle connections).
 #[derive(Clone)]
-pub struct ConnInfo {
-    pub(crate) shared: Arc<ConnShared>,
-}
+pub(crate) struct Shared(pub(crate) Arc<ConnShared>);
 
-impl ConnInfo {
-    /// The connection's id, unique within its server.
-    pub fn id(&self) -> u64 {
-        self.shared.id
-    }
+impl std::ops::Deref for Shared {
+    type Target = Arc<ConnShared>;
 
-    /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.shared.peer
-    }
-
-    /// When the connection was accepted.
-    pub fn connected_at(&self) -> Instant {
-        self.shared.connected_at
-    }
-
-    /// Whether the connection is served over TLS (what was negotiated is
-    /// [`Ctx::tls`](crate::Ctx::tls), once the handshake completed).
-    pub fn is_tls(&self) -> bool {
-        self.shared.server.is_tls()
-    }
-
-    /// A handle to push frames to this connection from any task or thread
-    /// (for example to register it for broadcasts in
-    /// [`Handler::on_connect`](crate::Handler::on_connect)).
-    pub fn handle(&self) -> ConnHandle {
-        ConnHandle {
-            shared: self.shared.clone(),
-        }
+    fn deref(&self) -> &Arc<ConnShared> {
+        &self.0
     }
 }
 
-impl fmt::Debug for ConnInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnInfo")
-            .field("id", &self.shared.id)
-            .field("peer", &self.shared.peer)
-            .finish()
-    }
-}
-
-/// A cloneable, `Send + Sync` handle to one connection: push frames to it
-/// or close it from any task or thread.
-///
-/// Pushed frames wait in a per-connection queue bounded in bytes
-/// ([`push_queue`](crate::ServerBuilder::push_queue)) until the
-/// connection's task moves them into its reply buffer, where they leave
-/// like replies (counted in `frames_out`, subject to backpressure); a full
-/// queue is reported as [`SendError::Full`] at once, never by blocking.
-/// Frames still queued when the connection closes are counted as
-/// [`undelivered`](Self::undelivered) and in
-/// [`StatsSnapshot::pushes_dropped`](fastnet_proto::server::StatsSnapshot::pushes_dropped).
-///
-/// ```no_run
-/// # fn demo(handles: &[fastnet_smol::ConnHandle]) {
-/// // Broadcast: every handle gets the frame; slow peers report `Full`.
-/// for h in handles {
-///     let _ = h.send(b"hello everyone");
-/// }
-/// # }
-/// ```
-#[derive(Clone)]
-pub struct ConnHandle {
-    shared: Arc<ConnShared>,
-}
-
-impl ConnHandle {
-    /// The connection's id.
-    pub fn id(&self) -> u64 {
-        self.shared.id
+impl HandleSource for Shared {
+    fn info(&self) -> &ConnInfo {
+        &self.0.info
     }
 
-    /// Encodes `payload` with the reply codec and queues it for the peer;
-    /// returns at once: [`SendError::Full`] when the queue has no room for
-    /// it, [`SendError::Closed`] once the connection is closing.
-    pub fn send(&self, payload: &[u8]) -> Result<(), SendError> {
-        self.shared
-            .queue()
-            .push(&self.shared.server.encoder, payload)?;
-        self.shared.signal(PUSH);
-        Ok(())
-    }
-
-    /// Asks the connection to close: frames already queued (replies and
-    /// pushes) are flushed, then it closes with
-    /// [`CloseReason::Local`](fastnet_proto::connection::CloseReason::Local);
-    /// a peer that does not take them within the drain timeout
-    /// ([`Limits::drain_timeout`](fastnet_proto::connection::Limits::drain_timeout))
-    /// is closed at once.
-    pub fn close(&self) {
-        self.shared.signal(CLOSE);
-    }
-
-    /// Pushed frames that were queued but not sent because the connection
-    /// closed first.
-    pub fn undelivered(&self) -> u64 {
-        self.shared.queue().dropped()
-    }
-
-    /// Whether the connection has closed (a `send` would fail with
-    /// [`SendError::Closed`]).
-    pub fn is_closed(&self) -> bool {
-        self.shared.queue().is_closed()
-    }
-}
-
-impl fmt::Debug for ConnHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnHandle")
-            .field("id", &self.shared.id)
-            .finish()
+    fn handle(&self) -> ConnHandle {
+        ConnHandle::new(Arc::clone(&self.0) as Arc<dyn PushTarget>)
     }
 }

@@ -1,14 +1,11 @@
-//! What the application plugs in: [`Handler`] and the per-frame [`Ctx`].
+//! What the application plugs in: [`Handler`].
 
-use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 
+pub use fastnet_driver::conn::{ConnInfo, Ctx};
 use fastnet_proto::connection::CloseReason;
 use fastnet_proto::server::RejectReason;
-
-use crate::handle::{ConnHandle, ConnInfo};
-use crate::server::Outbox;
 
 /// The application side of a server: called for each connection's life
 /// events and for every frame.
@@ -46,6 +43,14 @@ pub trait Handler: Send + Sync + 'static {
     /// [`on_reject`](Self::on_reject)).
     fn on_connect(&self, info: &ConnInfo) -> Option<Self::State>;
 
+    /// The connection is open (after the TLS handshake, if any) and about
+    /// to be served: a greeting queued with [`Ctx::send`] is its first
+    /// bytes, and [`Ctx::handle`] gives a handle to register it for
+    /// pushes. Called once, on the connection's task, before any frame.
+    fn on_open(&self, ctx: &mut Ctx<'_, Self::State>) {
+        let _ = ctx;
+    }
+
     /// A complete frame arrived; `frame` is its payload, borrowed from the
     /// receive buffer. Queue replies with [`Ctx::send`]; they leave
     /// together with the replies to every other frame of the same read, in
@@ -77,83 +82,5 @@ pub trait Handler: Send + Sync + 'static {
     #[cfg(feature = "tls")]
     fn on_tls_error(&self, info: &ConnInfo, error: &crate::tls::TlsError) {
         let _ = (info, error);
-    }
-}
-
-/// What [`Handler::on_frame`] can do with its connection: read its info
-/// and state, queue replies, close it, get a handle to it.
-pub struct Ctx<'a, S> {
-    pub(crate) info: &'a ConnInfo,
-    pub(crate) state: &'a mut S,
-    /// The lent frame's outbox: replies go straight into the reply ring.
-    pub(crate) out: Outbox<'a>,
-    /// What the TLS handshake negotiated.
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<&'a crate::tls::TlsInfo>,
-}
-
-impl<S> Ctx<'_, S> {
-    /// The connection's identity.
-    pub fn info(&self) -> &ConnInfo {
-        self.info
-    }
-
-    /// The connection's id.
-    pub fn id(&self) -> u64 {
-        self.info.id()
-    }
-
-    /// The per-connection state.
-    pub fn state(&self) -> &S {
-        self.state
-    }
-
-    /// The per-connection state, mutably.
-    pub fn state_mut(&mut self) -> &mut S {
-        self.state
-    }
-
-    /// Frames and queues a reply. Fails, queuing nothing, if the encoder
-    /// refuses `payload` or the reply buffer lacks room for the whole
-    /// frame ([`Error::BufferTooSmall`](fastnet_proto::Error::BufferTooSmall);
-    /// once replies pass the high-water mark the driver writes before the
-    /// next frame, so this only happens when one frame's replies exceed
-    /// what is left of the buffer).
-    pub fn send(&mut self, payload: &[u8]) -> Result<(), fastnet_proto::Error> {
-        self.out.send(payload)
-    }
-
-    /// Bytes free in the reply buffer.
-    pub fn reply_room(&self) -> usize {
-        self.out.free()
-    }
-
-    /// Closes the connection after this frame: replies queued (also after
-    /// this call, within this frame) are flushed, later frames are not
-    /// handed out, the reason is [`CloseReason::Local`].
-    pub fn close(&mut self) {
-        self.out.close();
-    }
-
-    /// A handle to push frames to this connection later, from anywhere.
-    pub fn handle(&self) -> ConnHandle {
-        self.info.handle()
-    }
-
-    /// What the TLS handshake negotiated: protocol version, cipher suite,
-    /// ALPN protocol, the client's certificates. `None` without TLS.
-    /// Feature `tls`.
-    #[cfg(feature = "tls")]
-    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
-        self.tls
-    }
-}
-
-impl<S> fmt::Debug for Ctx<'_, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ctx")
-            .field("info", self.info)
-            .field("reply_room", &self.out.free())
-            .finish_non_exhaustive()
     }
 }

@@ -110,8 +110,9 @@ mod sync;
 pub mod tls;
 
 pub use client::Client;
-pub use handle::{ConnHandle, ConnInfo, SendError};
-pub use handler::{Ctx, Handler};
+pub use fastnet_driver::conn::ConnHandle;
+pub use fastnet_proto::connection::SendError;
+pub use handler::{ConnInfo, Ctx, Handler};
 pub use pool::{Pool, PoolConfig, PoolStats, Pooled};
 pub use server::{Layout, Server, ServerBuilder, ShutdownHandle};
 

@@ -28,9 +28,6 @@ use crate::Handler;
 /// The connection state machine as this driver instantiates it.
 pub(crate) type Conn = Connection<AnyDecoder, SharedEncoder, Vec<u8>, Vec<u8>>;
 
-/// Where a frame's replies go while the handler holds the frame.
-pub(crate) type Outbox<'a> = fastnet_proto::connection::Outbox<'a, SharedEncoder, Vec<u8>>;
-
 /// The reply encoder, shared by every connection of a server: encoders keep
 /// no per-connection state, so each connection holds a pointer instead of
 /// a copy of the configuration (about 190 bytes per idle connection).
@@ -634,10 +631,7 @@ fn admit<H: Handler>(
     }
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let place = spawn.place();
-    let conn_shared = Arc::new(ConnShared::new(id, peer, shared.clone(), place.target));
-    let info = crate::ConnInfo {
-        shared: conn_shared.clone(),
-    };
+    let info = crate::ConnInfo::new(id, peer, Instant::now(), shared.is_tls());
     let Some(state) = handler.on_connect(&info) else {
         lock(&shared.admission).release(peer.ip());
         return reject(RejectReason::Refused);
@@ -656,11 +650,12 @@ fn admit<H: Handler>(
     };
     shared.stats.on_accept();
     shared.live.fetch_add(1, Ordering::AcqRel);
-    lock(&shared.conns).insert(id, conn_shared);
+    let conn_shared = Arc::new(ConnShared::new(info, shared.clone(), place.target));
+    lock(&shared.conns).insert(id, conn_shared.clone());
     if shared.is_shutting_down() {
-        info.shared.signal(SHUTDOWN);
+        conn_shared.signal(SHUTDOWN);
     }
-    if let Some(task) = conn::task(handler.clone(), stream, info, state) {
+    if let Some(task) = conn::task(handler.clone(), stream, conn_shared, state) {
         spawn.spawn(&place, task);
     }
 }

@@ -30,9 +30,11 @@ struct Probe {
 
 impl Handler for Probe {
     type State = ();
-    fn on_connect(&self, info: &ConnInfo) -> Option<()> {
-        self.handles.lock().unwrap().push(info.handle());
+    fn on_connect(&self, _: &ConnInfo) -> Option<()> {
         Some(())
+    }
+    fn on_open(&self, ctx: &mut Ctx<'_, ()>) {
+        self.handles.lock().unwrap().push(ctx.handle());
     }
     async fn on_frame(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) {
         self.frames.fetch_add(1, Ordering::Relaxed);

@@ -12,7 +12,7 @@ use fastnet_proto::connection::{CloseReason, State};
 use fastnet_proto::server::RejectReason;
 use fastnet_proto::Connection;
 
-use crate::handle::{lock, ConnShared};
+use crate::handle::{lock, ConnShared, Handles};
 use crate::handler::{Ctx, Handler};
 use crate::server::Inner;
 use crate::wake::Ready;
@@ -139,6 +139,11 @@ impl<H: Handler> Inner<H> {
         );
         let reason = match conn {
             Ok(mut conn) => {
+                let handles = Handles(shared);
+                let mut ctx = Ctx::new(&handles, &mut state, &mut conn);
+                #[cfg(feature = "tls")]
+                ctx.set_tls(shared.tls_info());
+                self.handler.on_open(&mut ctx);
                 let reason = self.drive(shared, &mut conn, &mut state, &mut source);
                 self.buffers.give(conn.into_buffers());
                 reason
@@ -351,11 +356,10 @@ impl<H: Handler> Inner<H> {
             let pushes = self.take_pushes(shared, conn);
             let frames = if conn.wants_poll() {
                 conn.poll_frames(|frame, out| {
-                    let mut ctx = Ctx {
-                        shared,
-                        state: &mut *state,
-                        replies: out,
-                    };
+                    let handles = Handles(shared);
+                    let mut ctx = Ctx::new(&handles, &mut *state, out);
+                    #[cfg(feature = "tls")]
+                    ctx.set_tls(shared.tls_info());
                     self.handler.on_frame(&mut ctx, frame);
                 })
             } else {

@@ -15,16 +15,13 @@
 //! Connections without handles keep the plain blocking `read` (one system
 //! call per wait).
 
-use std::fmt;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use fastnet_driver::conn::{ConnHandle, ConnInfo, HandleSource, PushTarget};
 use fastnet_proto::codec::AnyEncoder;
-use fastnet_proto::connection::PushQueue;
-pub use fastnet_proto::connection::SendError;
-
-use crate::handler::ConnInfo;
+use fastnet_proto::connection::{PushQueue, SendError};
 
 pub(crate) use fastnet_driver::sync::lock;
 
@@ -147,16 +144,6 @@ impl ConnShared {
         let _ = self.stream.shutdown(Shutdown::Read);
     }
 
-    /// Encodes and queues a pushed frame, then wakes the worker.
-    fn push(&self, payload: &[u8]) -> Result<(), SendError> {
-        lock(&self.push).push(&self.encoder, payload)?;
-        self.pushed.store(true, Ordering::Release);
-        if let Some(wake) = self.wake.get() {
-            wake.signal();
-        }
-        Ok(())
-    }
-
     /// What the TLS handshake negotiated (`None` without TLS, or before
     /// the handshake completed).
     #[cfg(feature = "tls")]
@@ -164,7 +151,7 @@ impl ConnShared {
         self.tls.as_ref().and_then(|t| t.info())
     }
 
-    /// Whether a [`ConnHandle`] was ever made for this connection.
+    /// Whether a handle was ever made for this connection.
     pub(crate) fn has_handles(&self) -> bool {
         self.handles.load(Ordering::Relaxed)
     }
@@ -188,27 +175,45 @@ impl ConnShared {
     }
 }
 
-/// A cloneable, `Send` handle to one connection, for pushing frames to it
-/// from other threads (broadcast, server push) or closing it.
-///
-/// Pushes are bounded in bytes ([`push_queue`](crate::ServerBuilder::push_queue)):
-/// a push that does not fit fails at once with [`SendError::Full`] instead
-/// of blocking, being lost or growing memory. Pushed frames leave like
-/// replies (counted in `frames_out`, subject to backpressure); frames
-/// still queued when the connection closes are counted as
-/// [`undelivered`](Self::undelivered) and in
-/// [`StatsSnapshot::pushes_dropped`](fastnet_proto::server::StatsSnapshot::pushes_dropped).
-/// A handle that outlives its connection answers [`SendError::Closed`] (it
-/// keeps the closed socket's file descriptor until it is dropped).
-#[derive(Clone)]
-pub struct ConnHandle {
-    shared: Arc<ConnShared>,
+impl PushTarget for ConnShared {
+    fn info(&self) -> &ConnInfo {
+        &self.info
+    }
+
+    fn queue(&self) -> &Mutex<PushQueue> {
+        &self.push
+    }
+
+    fn push_into(&self, queue: &mut PushQueue, payload: &[u8]) -> Result<(), SendError> {
+        queue.push(&self.encoder, payload)
+    }
+
+    fn pushed(&self) {
+        self.pushed.store(true, Ordering::Release);
+        if let Some(wake) = self.wake.get() {
+            wake.signal();
+        }
+    }
+
+    fn close(&self) {
+        self.close_requested.store(true, Ordering::SeqCst);
+        self.wake();
+    }
 }
 
-impl ConnHandle {
-    /// Made by the connection's worker only (`Ctx::handle`): the worker
-    /// stops writing without the writer lock from here on.
-    pub(crate) fn new(shared: Arc<ConnShared>) -> Self {
+/// Makes handles to a connection: from the first one on, its worker waits
+/// for pushes too (a wake-up pair; see the module docs).
+pub(crate) struct Handles<'a>(pub(crate) &'a Arc<ConnShared>);
+
+impl HandleSource for Handles<'_> {
+    fn info(&self) -> &ConnInfo {
+        &self.0.info
+    }
+
+    fn handle(&self) -> ConnHandle {
+        let shared = self.0;
+        // Handles are made on the worker's own thread (a `Ctx` lives only
+        // in its callbacks), so the worker sees the flag before it waits.
         if !shared.handles.load(Ordering::Relaxed) {
             // Without a wake-up pair (out of descriptors) pushes still go
             // out: the worker then looks for them at a short interval.
@@ -217,62 +222,6 @@ impl ConnHandle {
             }
             shared.handles.store(true, Ordering::Relaxed);
         }
-        ConnHandle { shared }
-    }
-
-    /// The connection's id.
-    pub fn id(&self) -> u64 {
-        self.shared.info.id()
-    }
-
-    /// Who the connection is.
-    pub fn info(&self) -> &ConnInfo {
-        &self.shared.info
-    }
-
-    /// Encodes `payload` with the reply codec and queues it for the peer;
-    /// returns at once, never blocking on the socket: [`SendError::Full`]
-    /// when the queue has no room for it, [`SendError::Closed`] once the
-    /// connection is closing. Frames from one thread keep their order.
-    pub fn send(&self, payload: &[u8]) -> Result<(), SendError> {
-        self.shared.push(payload)
-    }
-
-    /// Pushed frames that were queued but not sent because the connection
-    /// closed first.
-    pub fn undelivered(&self) -> u64 {
-        lock(&self.shared.push).dropped()
-    }
-
-    /// Asks the connection to close: it stops reading, flushes queued
-    /// replies and pushes and closes with
-    /// [`CloseReason::Local`](fastnet_proto::connection::CloseReason::Local);
-    /// a peer that does not take them within the drain timeout
-    /// ([`Limits::drain_timeout`](fastnet_proto::connection::Limits::drain_timeout))
-    /// is closed at once.
-    pub fn close(&self) {
-        self.shared.close_requested.store(true, Ordering::SeqCst);
-        self.shared.wake();
-    }
-
-    /// Whether the connection no longer takes pushes.
-    pub fn is_closed(&self) -> bool {
-        lock(&self.shared.push).is_closed()
-    }
-
-    /// What the connection's TLS handshake negotiated (`None` without
-    /// TLS).
-    #[cfg(feature = "tls")]
-    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
-        self.shared.tls_info()
-    }
-}
-
-impl fmt::Debug for ConnHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnHandle")
-            .field("id", &self.id())
-            .field("peer", &self.shared.info.peer_addr())
-            .finish_non_exhaustive()
+        ConnHandle::new(Arc::clone(shared) as Arc<dyn PushTarget>)
     }
 }

@@ -2,17 +2,11 @@
 //! [`Handler`] trait, and what it sees of a connection ([`ConnInfo`],
 //! [`Ctx`]).
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
 
-use fastnet_proto::codec::AnyEncoder;
-use fastnet_proto::connection::{CloseReason, Outbox};
+pub use fastnet_driver::conn::{ConnInfo, Ctx};
+use fastnet_proto::connection::CloseReason;
 use fastnet_proto::server::RejectReason;
-use fastnet_proto::Error;
-
-use crate::handle::{ConnHandle, ConnShared};
 
 /// The application side of a server: called on the connection's worker
 /// thread for every event of that connection.
@@ -49,6 +43,14 @@ pub trait Handler: Send + Sync + 'static {
     /// (counted and reported as [`RejectReason::Refused`]).
     fn on_connect(&self, info: &ConnInfo) -> Option<Self::State>;
 
+    /// The connection is open (after the TLS handshake, if any) and about
+    /// to be served: a greeting queued with [`Ctx::send`] is its first
+    /// bytes, and [`Ctx::handle`] gives a handle to register it for
+    /// pushes. Called once, on the connection's worker, before any frame.
+    fn on_open(&self, ctx: &mut Ctx<'_, Self::State>) {
+        let _ = ctx;
+    }
+
     /// A complete frame arrived; `frame` is its payload. Replies queued with
     /// [`Ctx::send`] go out after this call returns (together with replies
     /// to the other frames that arrived in the same read).
@@ -75,129 +77,5 @@ pub trait Handler: Send + Sync + 'static {
     #[cfg(feature = "tls")]
     fn on_tls_error(&self, info: &ConnInfo, error: &crate::tls::TlsError) {
         let _ = (info, error);
-    }
-}
-
-/// Who a connection is: its id (unique within a server), its peer, when
-/// it was accepted and whether it is encrypted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnInfo {
-    id: u64,
-    peer: SocketAddr,
-    connected_at: Instant,
-    tls: bool,
-}
-
-impl ConnInfo {
-    pub(crate) fn new(id: u64, peer: SocketAddr, connected_at: Instant, tls: bool) -> Self {
-        ConnInfo {
-            id,
-            peer,
-            connected_at,
-            tls,
-        }
-    }
-
-    /// Whether the connection is served over TLS (what was negotiated is
-    /// [`Ctx::tls`], once the handshake completed).
-    pub fn is_tls(&self) -> bool {
-        self.tls
-    }
-
-    /// The connection's id, unique within its server.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
-    }
-
-    /// When the connection was accepted.
-    pub fn connected_at(&self) -> Instant {
-        self.connected_at
-    }
-}
-
-/// Queues replies on behalf of [`Ctx`], hiding the outbox's lifetime.
-pub(crate) trait Replies {
-    fn send(&mut self, payload: &[u8]) -> Result<(), Error>;
-    fn close(&mut self);
-}
-
-impl Replies for Outbox<'_, AnyEncoder, Box<[u8]>> {
-    fn send(&mut self, payload: &[u8]) -> Result<(), Error> {
-        Outbox::send(self, payload)
-    }
-
-    fn close(&mut self) {
-        Outbox::close(self);
-    }
-}
-
-/// What [`Handler::on_frame`] can do with its connection: read its
-/// [`ConnInfo`] and state, queue replies, close it, or take a
-/// [`ConnHandle`] to push frames from elsewhere.
-pub struct Ctx<'a, S> {
-    pub(crate) shared: &'a Arc<ConnShared>,
-    pub(crate) state: &'a mut S,
-    pub(crate) replies: &'a mut dyn Replies,
-}
-
-impl<S> Ctx<'_, S> {
-    /// Who this connection is.
-    pub fn info(&self) -> &ConnInfo {
-        &self.shared.info
-    }
-
-    /// The connection's id (`info().id()`).
-    pub fn id(&self) -> u64 {
-        self.shared.info.id()
-    }
-
-    /// The connection's state.
-    pub fn state(&self) -> &S {
-        self.state
-    }
-
-    /// The connection's state, to change.
-    pub fn state_mut(&mut self) -> &mut S {
-        self.state
-    }
-
-    /// Encodes `payload` with the reply codec into the connection's reply
-    /// buffer. Fails, queuing nothing, if the encoder refuses the payload
-    /// or the reply buffer lacks room ([`Error::BufferTooSmall`]).
-    pub fn send(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.replies.send(payload)
-    }
-
-    /// Closes the connection after this frame: no more frames are handed
-    /// out, queued replies are flushed, the reason is
-    /// [`CloseReason::Local`].
-    pub fn close(&mut self) {
-        self.replies.close();
-    }
-
-    /// A handle to push frames to this connection from other threads.
-    pub fn handle(&self) -> ConnHandle {
-        ConnHandle::new(Arc::clone(self.shared))
-    }
-
-    /// What the TLS handshake negotiated: protocol version, cipher suite,
-    /// ALPN protocol, the client's certificates. `None` without TLS.
-    #[cfg(feature = "tls")]
-    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
-        self.shared.tls_info()
-    }
-}
-
-impl<S: fmt::Debug> fmt::Debug for Ctx<'_, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ctx")
-            .field("info", &self.shared.info)
-            .field("state", &self.state)
-            .finish_non_exhaustive()
     }
 }

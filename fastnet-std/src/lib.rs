@@ -123,7 +123,8 @@ mod wake;
 mod workers;
 
 pub use client::Client;
-pub use handle::{ConnHandle, SendError};
+pub use fastnet_driver::conn::ConnHandle;
+pub use fastnet_proto::connection::SendError;
 pub use handler::{ConnInfo, Ctx, Handler};
 pub use pool::{Pool, PoolConfig, PoolStats, Pooled};
 pub use server::{Server, ServerBuilder, ShutdownHandle};

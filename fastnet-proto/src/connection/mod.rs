@@ -405,6 +405,11 @@ where
         self.tx.len()
     }
 
+    /// Bytes free in the reply queue (0 while parked).
+    pub fn tx_free(&self) -> usize {
+        self.tx.free()
+    }
+
     /// The decoder.
     pub fn decoder(&self) -> &D {
         &self.decoder
