@@ -1,5 +1,5 @@
-//! One connection's task: the `Connection` driver loop over an async-io
-//! socket, with buffers borrowed from the pool only while bytes are in
+//! One connection's task: the `Connection` driver loop over its runtime
+//! [`Socket`], with buffers borrowed from the pool only while bytes are in
 //! flight.
 //!
 //! Per wake-up the task reads until the socket is drained (a read that
@@ -24,7 +24,7 @@ use smol::{future, Timer};
 
 use crate::buffers::BufSet;
 use crate::handle::{ConnShared, Shared, ABORT, CLOSE, PUSH, SHUTDOWN};
-use crate::io::Io;
+use crate::runtime::{ReadWait, Socket};
 use crate::server::{Conn, ServerShared};
 use crate::{Ctx, Handler};
 
@@ -54,7 +54,7 @@ enum Flushed {
 /// driver is built from, roughly doubling what every idle connection costs.
 pub(crate) fn task<H: Handler>(
     handler: Arc<H>,
-    stream: Io,
+    stream: Socket,
     shared: Arc<ConnShared>,
     state: H::State,
 ) -> Option<impl Future<Output = ()> + Send> {
@@ -88,7 +88,7 @@ struct Driver<H: Handler> {
     shared: Shared,
     /// `None` only after `on_close` took it.
     state: Option<H::State>,
-    stream: Io,
+    stream: Socket,
     conn: Conn,
     /// Armed no later than `conn.poll_timeout()`; re-armed lazily (only
     /// when the deadline moves earlier or the timer fired), so traffic does
@@ -111,11 +111,14 @@ struct Driver<H: Handler> {
 
 impl<H: Handler> Driver<H> {
     /// A driver with a parked connection (no buffers until bytes move).
-    fn new(handler: Arc<H>, stream: Io, shared: Arc<ConnShared>, state: H::State) -> Option<Self> {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        if let Io::Edge(s) = &stream {
-            s.prefetch_also(Arc::as_ptr(&shared) as usize);
-        }
+    fn new(
+        handler: Arc<H>,
+        stream: Socket,
+        shared: Arc<ConnShared>,
+        state: H::State,
+    ) -> Option<Self> {
+        // The shared record is touched on every wake-up.
+        stream.prefetch_also(Arc::as_ptr(&shared) as usize);
         let info = shared.info;
         let server = &shared.server;
         let conn = server.new_conn(server.now(), shared.shard);
@@ -237,30 +240,20 @@ impl<H: Handler> Driver<H> {
             self.arm_timer();
             let want_read = self.conn.wants_read();
             let want_write = self.conn.wants_write() || self.tls_wants_write();
-            let mut read_armed = false;
-            wake = future::poll_fn(|cx| self.poll_wait(cx, want_read, want_write, &mut read_armed))
+            let mut read_wait = ReadWait::default();
+            wake = future::poll_fn(|cx| self.poll_wait(cx, want_read, want_write, &mut read_wait))
                 .await;
         }
     }
 
     /// Waits for a signal, readiness in the wanted directions, or the timer.
-    ///
-    /// `read_armed` (false on the first poll of a wait) records that read
-    /// interest was registered. A later poll without a signal or a timer
-    /// means the reactor woke the task for the socket, so it is taken as
-    /// readable without asking async-io again: async-io confirms readiness
-    /// only if the event came in a later reactor turn than the one during
-    /// which interest was registered, and otherwise re-arms the socket
-    /// (one more `epoll_ctl`) and waits for one more turn. With a thread
-    /// parked in `epoll_wait` while another registers, that is most waits.
-    /// A wrong guess costs one read that finds nothing (then the wait
-    /// re-arms as usual).
+    /// `read_wait` is this wait's (see [`ReadWait`]).
     fn poll_wait(
         &mut self,
         cx: &mut Context<'_>,
         read: bool,
         write: bool,
-        read_armed: &mut bool,
+        read_wait: &mut ReadWait,
     ) -> Poll<Wake> {
         // The task's wrapper registered the waker before this poll.
         let shared = &self.shared;
@@ -274,21 +267,11 @@ impl<H: Handler> Driver<H> {
             wake.writable = true;
         }
         if read {
-            match &self.stream {
-                Io::Async(stream) => {
-                    let woken_by_socket =
-                        *read_armed && !signalled && !wake.timer && !wake.writable;
-                    if woken_by_socket || stream.poll_readable(cx).is_ready() {
-                        wake.readable = true;
-                    } else {
-                        *read_armed = true;
-                    }
-                }
-                // The flag is exact: set by an event since the last read
-                // pass began.
-                #[cfg(any(target_os = "linux", target_os = "android"))]
-                Io::Edge(stream) => wake.readable = stream.poll_readable(cx).is_ready(),
-            }
+            let other_cause = signalled || wake.timer || wake.writable;
+            wake.readable = self
+                .stream
+                .poll_readable(cx, read_wait, other_cause)
+                .is_ready();
         }
         if signalled || wake.readable || wake.writable || wake.timer {
             Poll::Ready(wake)
@@ -633,7 +616,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let peer = s.local_addr().unwrap();
-        let stream = Io::Async(smol::Async::new(s).unwrap());
+        let stream = Socket::on_async_io(s).unwrap();
         let info = fastnet_driver::conn::ConnInfo::new(1, peer, std::time::Instant::now(), false);
         let shared = Arc::new(ConnShared::new(info, server.shared.clone(), 0));
         let fut = task(Arc::new(Echo), stream, shared, ()).unwrap();

@@ -62,12 +62,15 @@
 //! read-modify-write, and the reactor prefetches each turn's connection
 //! memory, which at a thousand busy connections is otherwise cold: that
 //! prefetch is the crate's one `unsafe` block (a `#[target_feature]`
-//! intrinsic that cannot fault; see `edge.rs`). Elsewhere (TLS servers,
-//! [`Layout::Shared`], [`Server::serve_on`], [`Server::serve`], other
-//! platforms) sockets are on async-io, which arms a socket one-shot, so
-//! every wait costs one `epoll_ctl`; there the driver takes a wake-up from
-//! the reactor as readable instead of asking async-io again, and a request
-//! costs about four system calls.
+//! intrinsic that cannot fault; see `runtime/edge.rs`). Elsewhere (TLS
+//! servers, [`Layout::Shared`], [`Server::serve_on`], [`Server::serve`],
+//! other platforms) sockets are on async-io, which arms a socket one-shot,
+//! so every wait costs one `epoll_ctl`; there the driver takes a wake-up
+//! from the reactor as readable instead of asking async-io again, and a
+//! request costs about four system calls. Which of the two a connection's
+//! socket is on is known only inside `runtime/`: the connection task and
+//! the server see one socket type and ask the runtime where a connection
+//! goes.
 //!
 //! Receive and reply buffers come from a pool (one stack per thread) only
 //! while a connection has bytes in flight: once a read's replies are
@@ -98,12 +101,10 @@
 mod buffers;
 mod client;
 mod conn;
-#[cfg(any(target_os = "linux", target_os = "android"))]
-mod edge;
 mod handle;
 mod handler;
-mod io;
 mod pool;
+mod runtime;
 mod server;
 mod sync;
 #[cfg(feature = "tls")]

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -21,7 +20,7 @@ use smol::{future, Async, Executor, Timer};
 use crate::buffers::{BufPool, BufSet};
 use crate::conn;
 use crate::handle::{ConnShared, ABORT, SHUTDOWN};
-use crate::io::Io;
+use crate::runtime::{self, Executors, Global, OnExecutor, Spawn};
 use crate::sync::lock;
 use crate::Handler;
 
@@ -530,31 +529,13 @@ impl Server {
     /// returns the final statistics.
     pub fn run<H: Handler>(self, handler: H) -> io::Result<StatsSnapshot> {
         let workers = worker_threads(&self.shared.config);
-        let targets = match self.layout {
-            Layout::Shared => vec![Target::Executor(Arc::new(Executor::new()))],
-            Layout::PerThread => Target::per_thread(workers, !self.shared.is_tls())?,
+        let executors = match self.layout {
+            Layout::Shared => Executors::Shared,
+            Layout::PerThread => Executors::PerThread {
+                own_reactor: !self.shared.is_tls(),
+            },
         };
-        let (stop, stopped) = smol::channel::bounded::<()>(1);
-        let mut threads = Vec::with_capacity(workers.saturating_sub(1));
-        for i in 1..workers {
-            let target = targets[i % targets.len()].clone();
-            let stopped = stopped.clone();
-            let t = std::thread::Builder::new()
-                .name(format!("fastnet-smol-{i}"))
-                .spawn(move || target.block_on(stopped.recv()))?;
-            threads.push(t);
-        }
-        let main = targets[0].clone();
-        let spawn = RoundRobin {
-            targets,
-            next: AtomicUsize::new(0),
-        };
-        let result = main.block_on(self.serve_with(handler, spawn));
-        drop(stop);
-        for t in threads {
-            let _ = t.join();
-        }
-        result?
+        runtime::run(workers, executors, |spawn| self.serve_with(handler, spawn))?
     }
 
     async fn serve_with<H: Handler>(
@@ -639,7 +620,7 @@ fn admit<H: Handler>(
     if shared.config.nodelay {
         let _ = stream.set_nodelay(true);
     }
-    let stream = match place.io(stream) {
+    let stream = match place.register(stream) {
         Ok(s) => s,
         Err(_) => {
             // Could not register with the reactor: treat as reset at once.
@@ -650,7 +631,7 @@ fn admit<H: Handler>(
     };
     shared.stats.on_accept();
     shared.live.fetch_add(1, Ordering::AcqRel);
-    let conn_shared = Arc::new(ConnShared::new(info, shared.clone(), place.target));
+    let conn_shared = Arc::new(ConnShared::new(info, shared.clone(), place.index()));
     lock(&shared.conns).insert(id, conn_shared.clone());
     if shared.is_shutting_down() {
         conn_shared.signal(SHUTDOWN);
@@ -722,131 +703,5 @@ impl fmt::Debug for ShutdownHandle {
         f.debug_struct("ShutdownHandle")
             .field("shutting_down", &self.is_shutting_down())
             .finish()
-    }
-}
-
-/// Where connection tasks go.
-trait Spawn {
-    /// Where the next connection goes.
-    fn place(&self) -> Place;
-    /// Spawns a connection's task where [`place`](Self::place) said.
-    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, place: &Place, f: F);
-}
-
-/// Where one connection goes: a [`RoundRobin`] target by index, and that
-/// target's reactor if it has one.
-struct Place {
-    target: usize,
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    reactor: Option<Arc<crate::edge::Reactor>>,
-}
-
-impl Place {
-    /// On async-io.
-    fn anywhere() -> Place {
-        Place {
-            target: 0,
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            reactor: None,
-        }
-    }
-
-    /// Registers an accepted socket where its task will run.
-    fn io(&self, stream: TcpStream) -> io::Result<Io> {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        if let Some(reactor) = &self.reactor {
-            return crate::edge::EdgeStream::new(stream, reactor).map(Io::Edge);
-        }
-        Async::new(stream).map(Io::Async)
-    }
-}
-
-/// What one or more of [`Server::run`]'s threads run.
-#[derive(Clone)]
-enum Target {
-    /// A `smol::Executor` on async-io.
-    Executor(Arc<Executor<'static>>),
-    /// The thread's own edge-triggered reactor and executor (see `edge`).
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    Reactor(Arc<crate::edge::Reactor>),
-}
-
-impl Target {
-    /// One target per thread: a reactor each where `edge` allows (Linux,
-    /// and the caller says plain TCP), a `smol::Executor` each otherwise.
-    fn per_thread(n: usize, edge: bool) -> io::Result<Vec<Target>> {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        if edge {
-            return (0..n)
-                .map(|_| crate::edge::Reactor::new().map(Target::Reactor))
-                .collect();
-        }
-        let _ = edge;
-        Ok((0..n)
-            .map(|_| Target::Executor(Arc::new(Executor::new())))
-            .collect())
-    }
-
-    /// Runs `future` on this thread together with the target's tasks.
-    fn block_on<T>(&self, future: impl Future<Output = T>) -> io::Result<T> {
-        match self {
-            Target::Executor(ex) => Ok(smol::block_on(ex.run(future))),
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Target::Reactor(r) => crate::edge::block_on(r, future),
-        }
-    }
-}
-
-/// A caller-supplied executor.
-struct OnExecutor(Arc<Executor<'static>>);
-
-impl Spawn for OnExecutor {
-    fn place(&self) -> Place {
-        Place::anywhere()
-    }
-
-    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, _: &Place, f: F) {
-        self.0.spawn(f).detach();
-    }
-}
-
-/// Targets taken in turn, one per connection.
-struct RoundRobin {
-    targets: Vec<Target>,
-    next: AtomicUsize,
-}
-
-impl Spawn for RoundRobin {
-    fn place(&self) -> Place {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.targets.len();
-        Place {
-            target: i,
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            reactor: match &self.targets[i] {
-                Target::Reactor(r) => Some(Arc::clone(r)),
-                Target::Executor(_) => None,
-            },
-        }
-    }
-
-    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, place: &Place, f: F) {
-        match &self.targets[place.target] {
-            Target::Executor(ex) => ex.spawn(f).detach(),
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Target::Reactor(r) => r.spawn(f),
-        }
-    }
-}
-
-/// smol's global executor.
-struct Global;
-
-impl Spawn for Global {
-    fn place(&self) -> Place {
-        Place::anywhere()
-    }
-
-    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, _: &Place, f: F) {
-        smol::spawn(f).detach();
     }
 }
