@@ -19,5 +19,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod buffers;
 pub mod client;
+pub mod server;
 pub mod sync;

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use fastnet_proto::connection::{Buffers, CloseReason, ConnStats, State};
 use smol::{future, Timer};
 
-use crate::buffers::BufSet;
 use crate::handle::{ABORT, CLOSE, PUSH, SHUTDOWN};
 use crate::io::Io;
 use crate::server::{Conn, ServerShared};
@@ -117,29 +116,27 @@ impl<H: Handler> Driver<H> {
             s.prefetch_also(Arc::as_ptr(&info.shared) as usize);
         }
         let shared = &info.shared.server;
-        let conn = shared.new_conn(shared.now(), info.shared.shard);
-        let Some(conn) = conn else {
+        // Made with pooled buffers, then parked at once: they go back to
+        // the pool and come out again when bytes arrive.
+        let bufs = shared.pool.take(info.shared.shard);
+        let conn = shared.connection(bufs, shared.now()).ok();
+        #[cfg(feature = "tls")]
+        let tls = match &shared.driver.tls {
+            Some(settings) => {
+                crate::tls::ServerTls::new(settings, shared.epoch.elapsed()).map(Some)
+            }
+            None => Some(None),
+        };
+        #[cfg(not(feature = "tls"))]
+        let tls = Some(());
+        let (Some(conn), Some(tls)) = (conn, tls) else {
             // Validated at bind; cannot happen. Close as reset.
-            shared.free_slot(info.peer_addr());
+            shared.free_slot(info.id());
             handler.on_close(&info, state, CloseReason::Reset);
-            shared.forget(info.id());
+            crate::server::forget(shared, info.id());
             return None;
         };
-        #[cfg(feature = "tls")]
-        let tls = match &shared.tls {
-            Some(settings) => match crate::tls::ServerTls::new(settings, shared.epoch.elapsed()) {
-                Some(tls) => Some(tls),
-                None => {
-                    // Checked at bind; cannot happen. Close as reset.
-                    shared.free_slot(info.peer_addr());
-                    handler.on_close(&info, state, CloseReason::Reset);
-                    shared.forget(info.id());
-                    return None;
-                }
-            },
-            None => None,
-        };
-        Some(Driver {
+        let mut driver = Driver {
             #[cfg(feature = "tls")]
             tls,
             handler,
@@ -153,7 +150,11 @@ impl<H: Handler> Driver<H> {
             push_backlog: false,
             closing_requested: false,
             pushed: false,
-        })
+        };
+        #[cfg(not(feature = "tls"))]
+        let () = tls;
+        driver.park();
+        Some(driver)
     }
 
     fn server(&self) -> &ServerShared {
@@ -468,7 +469,7 @@ impl<H: Handler> Driver<H> {
         };
         match future::or(handshake, stopped).await {
             Ok(()) => {
-                shared.server.tls_stats.on_handshake();
+                shared.server.driver.tls_stats.on_handshake();
                 true
             }
             Err(None) => {
@@ -476,7 +477,7 @@ impl<H: Handler> Driver<H> {
                 false
             }
             Err(Some(e)) => {
-                shared.server.tls_stats.on_handshake_failure(&e);
+                shared.server.driver.tls_stats.on_handshake_failure(&e);
                 self.handler.on_tls_error(&self.info, &e);
                 self.conn.handle_failure(e.close_reason());
                 false
@@ -488,7 +489,7 @@ impl<H: Handler> Driver<H> {
     /// alert (sent by the goodbye on drop).
     #[cfg(feature = "tls")]
     fn tls_failed(&mut self, e: &crate::tls::TlsError) {
-        self.server().tls_stats.on_session_error();
+        self.server().driver.tls_stats.on_session_error();
         self.handler.on_tls_error(&self.info, e);
         self.conn.handle_failure(e.close_reason());
     }
@@ -542,13 +543,7 @@ impl<H: Handler> Driver<H> {
             tx: Vec::new(),
         };
         if let Ok(bufs) = self.conn.park(placeholder) {
-            self.info.shared.server.pool.give(
-                self.info.shared.shard,
-                BufSet {
-                    rx: bufs.rx,
-                    tx: bufs.tx,
-                },
-            );
+            self.server().pool.give(self.info.shared.shard, bufs);
             // An idle connection keeps no push storage either.
             if self.pushed {
                 self.pushed = false;
@@ -562,11 +557,7 @@ impl<H: Handler> Driver<H> {
         if !self.conn.is_parked() {
             return;
         }
-        let set = self.server().pool.take(self.info.shared.shard);
-        let bufs = Buffers {
-            rx: set.rx,
-            tx: set.tx,
-        };
+        let bufs = self.server().pool.take(self.info.shared.shard);
         let _ = self.conn.unpark(bufs);
     }
 }
@@ -587,12 +578,12 @@ impl<H: Handler> Drop for Driver<H> {
         // Give the storage back: clear it, then park it out.
         self.conn.reset(now);
         self.park();
-        self.server().free_slot(self.info.peer_addr());
+        self.server().free_slot(self.info.id());
         self.server().stats.on_close(reason);
         if let Some(state) = self.state.take() {
             self.handler.on_close(&self.info, state, reason);
         }
-        self.server().forget(self.info.id());
+        crate::server::forget(self.server(), self.info.id());
     }
 }
 #[cfg(test)]
