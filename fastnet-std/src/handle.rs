@@ -20,7 +20,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use fastnet_proto::codec::AnyEncoder;
+use fastnet_driver::server::SharedEncoder;
 use fastnet_proto::connection::PushQueue;
 pub use fastnet_proto::connection::SendError;
 
@@ -87,8 +87,6 @@ pub(crate) struct ConnShared {
     pushed: AtomicBool,
     /// A handle asked to close.
     pub(crate) close_requested: AtomicBool,
-    /// The admission slot was given back.
-    pub(crate) released: AtomicBool,
     pub(crate) info: ConnInfo,
     /// Held by the worker while it writes (over TLS, the ciphertext not
     /// yet written).
@@ -96,7 +94,7 @@ pub(crate) struct ConnShared {
     /// The TLS session, on a TLS server.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::SharedSession>,
-    encoder: AnyEncoder,
+    encoder: SharedEncoder,
     pub(crate) push: Mutex<PushQueue>,
     /// Wakes the worker out of its wait; made with the first handle.
     pub(crate) wake: OnceLock<crate::wake::Wake>,
@@ -106,7 +104,7 @@ impl ConnShared {
     pub(crate) fn new(
         info: ConnInfo,
         stream: TcpStream,
-        encoder: AnyEncoder,
+        encoder: SharedEncoder,
         push: PushQueue,
         #[cfg(feature = "tls")] tls: Option<crate::tls::SharedSession>,
     ) -> Self {
@@ -121,7 +119,6 @@ impl ConnShared {
             handles: AtomicBool::new(false),
             pushed: AtomicBool::new(false),
             close_requested: AtomicBool::new(false),
-            released: AtomicBool::new(false),
             wake: OnceLock::new(),
         }
     }

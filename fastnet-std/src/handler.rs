@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use fastnet_proto::codec::AnyEncoder;
-use fastnet_proto::connection::{CloseReason, Outbox};
+use fastnet_driver::server::Outbox;
+use fastnet_proto::connection::CloseReason;
 use fastnet_proto::server::RejectReason;
 use fastnet_proto::Error;
 
@@ -126,7 +126,7 @@ pub(crate) trait Replies {
     fn close(&mut self);
 }
 
-impl Replies for Outbox<'_, AnyEncoder, Box<[u8]>> {
+impl Replies for Outbox<'_> {
     fn send(&mut self, payload: &[u8]) -> Result<(), Error> {
         Outbox::send(self, payload)
     }
