@@ -87,6 +87,41 @@ pub fn reach(local: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, local.port())
 }
 
+/// A server's TLS configuration, built and checked once at bind.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+pub struct TlsSettings {
+    /// The rustls configuration every session is made from.
+    pub config: Arc<fastnet_tls::rustls::ServerConfig>,
+    /// How long a handshake may take.
+    pub handshake_timeout: Duration,
+}
+
+#[cfg(feature = "tls")]
+impl TlsSettings {
+    /// Builds `tls` and makes one session from it, so that making one per
+    /// accepted connection cannot fail later.
+    pub fn new(tls: &fastnet_tls::TlsServerConfig) -> io::Result<Self> {
+        let settings = TlsSettings {
+            config: tls.build()?,
+            handshake_timeout: tls.configured_handshake_timeout(),
+        };
+        settings
+            .session(Duration::ZERO)
+            .map_err(|e| invalid("tls: server session", e))?;
+        Ok(settings)
+    }
+
+    /// A session for a connection accepted at `now` (time since the
+    /// server's epoch).
+    pub fn session(
+        &self,
+        now: Duration,
+    ) -> Result<fastnet_tls::ServerSession, fastnet_tls::TlsError> {
+        fastnet_tls::ServerSession::new(&self.config, self.handshake_timeout, now)
+    }
+}
+
 /// How many buffer sets a server's pool keeps, over how many shards.
 #[derive(Clone, Copy, Debug)]
 pub struct PoolShape {

@@ -11,6 +11,8 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
+#[cfg(feature = "tls")]
+use fastnet_driver::server::TlsSettings;
 use fastnet_driver::server::{listen, Core, PoolShape};
 use fastnet_proto::codec::CodecSpec;
 use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapshot};
@@ -47,14 +49,6 @@ pub(crate) struct Smol {
     /// TLS counters (all zero without TLS).
     #[cfg(feature = "tls")]
     pub(crate) tls_stats: Arc<crate::tls::TlsStats>,
-}
-
-/// A server's TLS configuration, built once at bind.
-#[cfg(feature = "tls")]
-#[derive(Debug)]
-pub(crate) struct TlsSettings {
-    pub(crate) config: Arc<rustls::ServerConfig>,
-    pub(crate) handshake_timeout: Duration,
 }
 
 /// A connection task ended and its close was counted: forget it, and wake
@@ -141,19 +135,7 @@ impl ServerBuilder {
     pub fn bind(self) -> io::Result<Server> {
         let config = self.config;
         #[cfg(feature = "tls")]
-        let tls = match &self.tls {
-            Some(tls) => {
-                let config = tls.build()?;
-                // Fails only for a configuration rustls cannot serve with.
-                rustls::ServerConnection::new(Arc::clone(&config))
-                    .map_err(|e| fastnet_driver::server::invalid("tls: server session", e))?;
-                Some(TlsSettings {
-                    config,
-                    handshake_timeout: tls.configured_handshake_timeout(),
-                })
-            }
-            None => None,
-        };
+        let tls = self.tls.as_ref().map(TlsSettings::new).transpose()?;
         let smol = Smol {
             serve_waker: AtomicWaker::new(),
             #[cfg(feature = "tls")]

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "tls")]
+use fastnet_driver::server::TlsSettings;
 use fastnet_driver::server::{listen, reach, Core, PoolShape};
 use fastnet_proto::codec::CodecSpec;
 use fastnet_proto::connection::PushQueue;
@@ -94,29 +96,6 @@ pub(crate) struct Std {
     pub(crate) tls: Option<TlsSettings>,
     #[cfg(feature = "tls")]
     pub(crate) tls_stats: Arc<crate::tls::TlsStats>,
-}
-
-/// The TLS configuration, checked.
-#[cfg(feature = "tls")]
-#[derive(Debug)]
-pub(crate) struct TlsSettings {
-    pub(crate) config: Arc<rustls::ServerConfig>,
-    pub(crate) handshake_timeout: Duration,
-}
-
-#[cfg(feature = "tls")]
-impl TlsSettings {
-    fn new(tls: &crate::tls::TlsServerConfig) -> io::Result<Self> {
-        let config = tls.build()?;
-        // A session is made per connection at accept; check once that it
-        // can be.
-        crate::tls::SharedSession::new(&config, Duration::ZERO, Duration::ZERO)
-            .map_err(|e| fastnet_driver::server::invalid("tls: server session", e))?;
-        Ok(TlsSettings {
-            config,
-            handshake_timeout: tls.configured_handshake_timeout(),
-        })
-    }
 }
 
 /// Stops a [`Server`] from another thread; from
