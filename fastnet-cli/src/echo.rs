@@ -214,7 +214,7 @@ pub fn start(cfg: EchoConfig) -> io::Result<RunningEcho> {
                 builder = builder.tls(tls);
             }
             let server = builder.bind()?;
-            let addr = server.local_addr()?;
+            let addr = server.local_addr();
             let handle = server.shutdown_handle();
             let log = cfg.log;
             let join = std::thread::Builder::new()

@@ -58,7 +58,7 @@ fn main() -> std::io::Result<()> {
     println!(
         "pid {} listening on {} ({layout:?})",
         std::process::id(),
-        server.local_addr()?
+        server.local_addr()
     );
     server.run(Echo)?;
     Ok(())

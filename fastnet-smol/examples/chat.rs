@@ -81,7 +81,7 @@ fn main() -> std::io::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7001".into());
     let server = Server::builder(CodecSpec::lines(4096)).addr(addr).bind()?;
-    eprintln!("chat listening on {}", server.local_addr()?);
+    eprintln!("chat listening on {}", server.local_addr());
     server.run(Chat::default())?;
     Ok(())
 }

@@ -39,7 +39,7 @@ fn main() -> std::io::Result<()> {
         _ => CodecSpec::lines(64 * 1024),
     };
     let server = Server::builder(codec).addr(addr).bind()?;
-    eprintln!("echo listening on {}", server.local_addr()?);
+    eprintln!("echo listening on {}", server.local_addr());
     let stats = server.run(Echo)?;
     eprintln!("{stats}");
     Ok(())

@@ -37,7 +37,7 @@ fn serve(max: usize) -> std::io::Result<()> {
     let server = Server::builder(CodecSpec::lines(1024))
         .max_connections(max)
         .bind()?;
-    println!("{}", server.local_addr()?);
+    println!("{}", server.local_addr());
     let shutdown = server.shutdown_handle();
     std::thread::spawn(move || {
         let _ = std::io::stdin().read_to_end(&mut Vec::new());

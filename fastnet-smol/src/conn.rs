@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use fastnet_proto::connection::{Buffers, CloseReason, ConnStats, State};
 use smol::{future, Timer};
 
-use crate::buffers::BufSet;
 use crate::handle::{ConnShared, Shared, ABORT, CLOSE, PUSH, SHUTDOWN};
 use crate::runtime::{ReadWait, Socket};
 use crate::server::{Conn, ServerShared};
@@ -121,29 +120,27 @@ impl<H: Handler> Driver<H> {
         stream.prefetch_also(Arc::as_ptr(&shared) as usize);
         let info = shared.info;
         let server = &shared.server;
-        let conn = server.new_conn(server.now(), shared.shard);
-        let Some(conn) = conn else {
+        // Made with pooled buffers, then parked at once: they go back to
+        // the pool and come out again when bytes arrive.
+        let bufs = server.pool.take(shared.shard);
+        let conn = server.connection(bufs, server.now()).ok();
+        #[cfg(feature = "tls")]
+        let tls = match &server.driver.tls {
+            Some(settings) => {
+                crate::tls::ServerTls::new(settings, server.epoch.elapsed()).map(Some)
+            }
+            None => Some(None),
+        };
+        #[cfg(not(feature = "tls"))]
+        let tls = Some(());
+        let (Some(conn), Some(tls)) = (conn, tls) else {
             // Validated at bind; cannot happen. Close as reset.
-            server.free_slot(info.peer_addr());
+            server.free_slot(info.id());
             handler.on_close(&info, state, CloseReason::Reset);
-            server.forget(info.id());
+            crate::server::forget(server, info.id());
             return None;
         };
-        #[cfg(feature = "tls")]
-        let tls = match &server.tls {
-            Some(settings) => match crate::tls::ServerTls::new(settings, server.epoch.elapsed()) {
-                Some(tls) => Some(tls),
-                None => {
-                    // Checked at bind; cannot happen. Close as reset.
-                    server.free_slot(info.peer_addr());
-                    handler.on_close(&info, state, CloseReason::Reset);
-                    server.forget(info.id());
-                    return None;
-                }
-            },
-            None => None,
-        };
-        Some(Driver {
+        let mut driver = Driver {
             #[cfg(feature = "tls")]
             tls,
             handler,
@@ -157,7 +154,11 @@ impl<H: Handler> Driver<H> {
             push_backlog: false,
             closing_requested: false,
             pushed: false,
-        })
+        };
+        #[cfg(not(feature = "tls"))]
+        let () = tls;
+        driver.park();
+        Some(driver)
     }
 
     fn server(&self) -> &ServerShared {
@@ -462,7 +463,7 @@ impl<H: Handler> Driver<H> {
         };
         match future::or(handshake, stopped).await {
             Ok(()) => {
-                shared.server.tls_stats.on_handshake();
+                shared.server.driver.tls_stats.on_handshake();
                 true
             }
             Err(None) => {
@@ -470,7 +471,7 @@ impl<H: Handler> Driver<H> {
                 false
             }
             Err(Some(e)) => {
-                shared.server.tls_stats.on_handshake_failure(&e);
+                shared.server.driver.tls_stats.on_handshake_failure(&e);
                 self.handler.on_tls_error(&self.shared.info, &e);
                 self.conn.handle_failure(e.close_reason());
                 false
@@ -482,7 +483,7 @@ impl<H: Handler> Driver<H> {
     /// alert (sent by the goodbye on drop).
     #[cfg(feature = "tls")]
     fn tls_failed(&mut self, e: &crate::tls::TlsError) {
-        self.server().tls_stats.on_session_error();
+        self.server().driver.tls_stats.on_session_error();
         self.handler.on_tls_error(&self.shared.info, e);
         self.conn.handle_failure(e.close_reason());
     }
@@ -535,13 +536,7 @@ impl<H: Handler> Driver<H> {
             tx: Vec::new(),
         };
         if let Ok(bufs) = self.conn.park(placeholder) {
-            self.shared.server.pool.give(
-                self.shared.shard,
-                BufSet {
-                    rx: bufs.rx,
-                    tx: bufs.tx,
-                },
-            );
+            self.server().pool.give(self.shared.shard, bufs);
             // An idle connection keeps no push storage either.
             if self.pushed {
                 self.pushed = false;
@@ -555,11 +550,7 @@ impl<H: Handler> Driver<H> {
         if !self.conn.is_parked() {
             return;
         }
-        let set = self.server().pool.take(self.shared.shard);
-        let bufs = Buffers {
-            rx: set.rx,
-            tx: set.tx,
-        };
+        let bufs = self.server().pool.take(self.shared.shard);
         let _ = self.conn.unpark(bufs);
     }
 }
@@ -580,12 +571,12 @@ impl<H: Handler> Drop for Driver<H> {
         // Give the storage back: clear it, then park it out.
         self.conn.reset(now);
         self.park();
-        self.server().free_slot(self.shared.info.peer_addr());
+        self.server().free_slot(self.shared.info.id());
         self.server().stats.on_close(reason);
         if let Some(state) = self.state.take() {
             self.handler.on_close(&self.shared.info, state, reason);
         }
-        self.server().forget(self.shared.info.id());
+        crate::server::forget(self.server(), self.shared.info.id());
     }
 }
 #[cfg(test)]

@@ -22,7 +22,7 @@
 //! }
 //!
 //! let server = Server::builder(CodecSpec::lines(1024)).bind()?; // 127.0.0.1:0
-//! let addr = server.local_addr()?;
+//! let addr = server.local_addr();
 //! let shutdown = server.shutdown_handle();
 //! let serving = std::thread::spawn(move || server.run(Echo));
 //!
@@ -98,7 +98,6 @@
 //! the reactor's timer set.
 #![deny(unsafe_code)]
 
-mod buffers;
 mod client;
 mod conn;
 mod handle;

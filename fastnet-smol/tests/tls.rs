@@ -91,7 +91,7 @@ impl Running {
         assert!(server.is_tls());
         let seen = Arc::new(Seen::default());
         let (addr, shutdown, tls) = (
-            server.local_addr().unwrap(),
+            server.local_addr(),
             server.shutdown_handle(),
             server.tls_stats(),
         );

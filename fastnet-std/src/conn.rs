@@ -7,10 +7,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fastnet_proto::codec::{AnyDecoder, AnyEncoder};
+use fastnet_driver::server::Conn;
 use fastnet_proto::connection::{CloseReason, State};
 use fastnet_proto::server::RejectReason;
-use fastnet_proto::Connection;
 
 use crate::handle::{lock, ConnShared, Handles};
 use crate::handler::{Ctx, Handler};
@@ -20,8 +19,6 @@ use crate::wake::Ready;
 /// How often a TLS connection with push handles looks for pushes while it
 /// waits for input.
 const PUSH_POLL: Duration = Duration::from_millis(10);
-
-type Conn = Connection<AnyDecoder, AnyEncoder, Box<[u8]>, Box<[u8]>>;
 
 /// Frees a connection's admission and registry slots however its worker
 /// leaves (a panicking handler included).
@@ -34,7 +31,7 @@ impl<H> Drop for Release<'_, H> {
     fn drop(&mut self) {
         self.shared.close_queue();
         let _ = self.shared.stream.shutdown(std::net::Shutdown::Both);
-        self.inner.release(self.shared);
+        self.inner.core.forget(self.shared.info.id());
     }
 }
 
@@ -110,7 +107,7 @@ impl<H: Handler> Inner<H> {
             self.reject(shared.info.peer_addr(), RejectReason::Refused);
             return;
         };
-        self.stats.on_accept();
+        self.core.stats.on_accept();
         let mut source = Source {
             #[cfg(feature = "tls")]
             tls: None,
@@ -120,8 +117,8 @@ impl<H: Handler> Inner<H> {
             self.finish(shared, state, reason);
             return;
         }
-        let settings = &self.settings;
-        let limits = settings.config.limits;
+        let core = &self.core;
+        let limits = core.config.limits;
         // A write that makes no progress for the idle timeout is idleness;
         // one that blocks a closing connection past its drain timeout ends
         // it. Either way the worker must come back to look at its timers.
@@ -130,13 +127,7 @@ impl<H: Handler> Inner<H> {
             (a, b) => a.or(b),
         };
         let _ = shared.stream.set_write_timeout(stall);
-        let conn = Connection::new(
-            settings.decoder.clone(),
-            settings.encoder.clone(),
-            self.buffers.take(),
-            limits,
-            self.now(),
-        );
+        let conn = core.connection(core.pool.take(0), core.now());
         let reason = match conn {
             Ok(mut conn) => {
                 let handles = Handles(shared);
@@ -145,7 +136,7 @@ impl<H: Handler> Inner<H> {
                 ctx.set_tls(shared.tls_info());
                 self.handler.on_open(&mut ctx);
                 let reason = self.drive(shared, &mut conn, &mut state, &mut source);
-                self.buffers.give(conn.into_buffers());
+                core.pool.give(0, conn.into_buffers());
                 reason
             }
             // Checked at bind; unreachable unless the settings change.
@@ -160,8 +151,8 @@ impl<H: Handler> Inner<H> {
         #[cfg(feature = "tls")]
         self.tls_goodbye(shared, reason);
         let _ = shared.stream.shutdown(std::net::Shutdown::Both);
-        self.free_slot(shared);
-        self.stats.on_close(reason);
+        self.core.free_slot(shared.info.id());
+        self.core.stats.on_close(reason);
         self.handler.on_close(&shared.info, state, reason);
     }
 
@@ -173,16 +164,16 @@ impl<H: Handler> Inner<H> {
             return Ok(());
         };
         let mut input = crate::tls::CipherIn::new();
-        match tls.handshake(&shared.stream, &mut input, self.epoch) {
+        match tls.handshake(&shared.stream, &mut input, self.core.epoch) {
             Ok(()) => {
-                self.tls_stats.on_handshake();
+                self.core.driver.tls_stats.on_handshake();
                 source.tls = Some(input);
                 Ok(())
             }
             // Woken for shutdown in the middle of the handshake.
-            Err(_) if self.control.is_shutting_down() => Err(CloseReason::Local),
+            Err(_) if self.core.is_shutting_down() => Err(CloseReason::Local),
             Err(e) => {
-                self.tls_stats.on_handshake_failure(&e);
+                self.core.driver.tls_stats.on_handshake_failure(&e);
                 self.handler.on_tls_error(&shared.info, &e);
                 Err(e.close_reason())
             }
@@ -197,7 +188,7 @@ impl<H: Handler> Inner<H> {
         let Some(tls) = &shared.tls else {
             return;
         };
-        if self.control.is_aborted() {
+        if self.core.is_aborted() {
             return;
         }
         let mut writer = match shared.writer.try_lock() {
@@ -229,12 +220,12 @@ impl<H: Handler> Inner<H> {
         let mut counted = *conn.stats();
         loop {
             let progress = self.pump(shared, conn, state);
-            self.stats.add_conn_delta(&counted, conn.stats());
+            self.core.stats.add_conn_delta(&counted, conn.stats());
             counted = *conn.stats();
             if conn.is_closed() {
                 break;
             }
-            if self.control.is_aborted() {
+            if self.core.is_aborted() {
                 conn.abort();
                 break;
             }
@@ -246,7 +237,7 @@ impl<H: Handler> Inner<H> {
                 // Draining: no new pushes; those queued still go out.
                 lock(&shared.push).seal();
             }
-            let now = self.now();
+            let now = self.core.now();
             let wait = conn.poll_timeout().map(|at| at.saturating_sub(now));
             if shared.has_handles() && conn.wants_read() && !shared.is_tls() {
                 // Pushes wake the worker; a wait that ends for one goes
@@ -255,7 +246,7 @@ impl<H: Handler> Inner<H> {
                     Ok(Ready::Input) => {}
                     Ok(Ready::Woken) => continue,
                     Ok(Ready::Timeout) => {
-                        conn.handle_timeout(self.now());
+                        conn.handle_timeout(self.core.now());
                         continue;
                     }
                     Err(_) => {
@@ -285,25 +276,24 @@ impl<H: Handler> Inner<H> {
             timeout.set(stream, wait);
             match source.read(shared, buf) {
                 Ok(0) => {
-                    if self.control.is_shutting_down()
-                        || shared.close_requested.load(Ordering::SeqCst)
+                    if self.core.is_shutting_down() || shared.close_requested.load(Ordering::SeqCst)
                     {
                         self.close_gracefully(shared, conn);
                     } else {
-                        conn.handle_eof(self.now());
+                        conn.handle_eof(self.core.now());
                     }
                 }
-                Ok(n) => conn.handle_read(n, self.now()),
-                Err(e) if is_timeout(&e) => conn.handle_timeout(self.now()),
+                Ok(n) => conn.handle_read(n, self.core.now()),
+                Err(e) if is_timeout(&e) => conn.handle_timeout(self.core.now()),
                 // Over TLS: the session has records to send first.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    if self.control.is_aborted() {
+                    if self.core.is_aborted() {
                         conn.abort();
                     } else {
                         #[cfg(feature = "tls")]
                         if let Some(e) = crate::tls::rustls_error(&e) {
-                            self.tls_stats.on_session_error();
+                            self.core.driver.tls_stats.on_session_error();
                             let e = crate::tls::TlsError::Rustls(e.clone());
                             self.handler.on_tls_error(&shared.info, &e);
                             conn.handle_failure(e.close_reason());
@@ -315,8 +305,8 @@ impl<H: Handler> Inner<H> {
             }
         }
         // Closed: pushes still queued are dropped and counted.
-        conn.handle_pushes(&mut lock(&shared.push), self.now());
-        self.stats.add_conn_delta(&counted, conn.stats());
+        conn.handle_pushes(&mut lock(&shared.push), self.core.now());
+        self.core.stats.add_conn_delta(&counted, conn.stats());
         conn.close_reason().unwrap_or(CloseReason::Reset)
     }
 
@@ -325,7 +315,7 @@ impl<H: Handler> Inner<H> {
     fn close_gracefully(&self, shared: &ConnShared, conn: &mut Conn) {
         let mut queue = lock(&shared.push);
         queue.seal();
-        conn.handle_pushes(&mut queue, self.now());
+        conn.handle_pushes(&mut queue, self.core.now());
         if !queue.is_empty() {
             shared.set_pushed();
         }
@@ -340,7 +330,7 @@ impl<H: Handler> Inner<H> {
             return 0;
         }
         let mut queue = lock(&shared.push);
-        let moved = conn.handle_pushes(&mut queue, self.now());
+        let moved = conn.handle_pushes(&mut queue, self.core.now());
         if !queue.is_empty() {
             // The rest after the next write.
             shared.set_pushed();
@@ -404,7 +394,7 @@ impl<H: Handler> Inner<H> {
             match written {
                 Ok(0) => conn.handle_reset(),
                 Ok(n) => {
-                    conn.handle_written(n, self.now());
+                    conn.handle_written(n, self.core.now());
                     total += n;
                 }
                 Err(e) => {
@@ -429,8 +419,8 @@ impl<H: Handler> Inner<H> {
     fn write_failed(&self, conn: &mut Conn, e: &io::Error) {
         match e.kind() {
             io::ErrorKind::Interrupted => {}
-            _ if is_timeout(e) => conn.handle_timeout(self.now()),
-            _ if self.control.is_aborted() => conn.abort(),
+            _ if is_timeout(e) => conn.handle_timeout(self.core.now()),
+            _ if self.core.is_aborted() => conn.abort(),
             _ => conn.handle_reset(),
         }
     }
@@ -454,7 +444,7 @@ impl<H: Handler> Inner<H> {
         loop {
             if writer.pending().is_empty() {
                 if writer.plain > 0 {
-                    conn.handle_written(writer.plain, self.now());
+                    conn.handle_written(writer.plain, self.core.now());
                     total += writer.plain;
                     writer.plain = 0;
                 }

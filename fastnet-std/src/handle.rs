@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use fastnet_driver::conn::{ConnHandle, ConnInfo, HandleSource, PushTarget};
-use fastnet_proto::codec::AnyEncoder;
+use fastnet_driver::server::SharedEncoder;
 use fastnet_proto::connection::{PushQueue, SendError};
 
 pub(crate) use fastnet_driver::sync::lock;
@@ -84,8 +84,6 @@ pub(crate) struct ConnShared {
     pushed: AtomicBool,
     /// A handle asked to close.
     pub(crate) close_requested: AtomicBool,
-    /// The admission slot was given back.
-    pub(crate) released: AtomicBool,
     pub(crate) info: ConnInfo,
     /// Held by the worker while it writes (over TLS, the ciphertext not
     /// yet written).
@@ -93,7 +91,7 @@ pub(crate) struct ConnShared {
     /// The TLS session, on a TLS server.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::SharedSession>,
-    encoder: AnyEncoder,
+    encoder: SharedEncoder,
     pub(crate) push: Mutex<PushQueue>,
     /// Wakes the worker out of its wait; made with the first handle.
     pub(crate) wake: OnceLock<crate::wake::Wake>,
@@ -103,7 +101,7 @@ impl ConnShared {
     pub(crate) fn new(
         info: ConnInfo,
         stream: TcpStream,
-        encoder: AnyEncoder,
+        encoder: SharedEncoder,
         push: PushQueue,
         #[cfg(feature = "tls")] tls: Option<crate::tls::SharedSession>,
     ) -> Self {
@@ -118,7 +116,6 @@ impl ConnShared {
             handles: AtomicBool::new(false),
             pushed: AtomicBool::new(false),
             close_requested: AtomicBool::new(false),
-            released: AtomicBool::new(false),
             wake: OnceLock::new(),
         }
     }

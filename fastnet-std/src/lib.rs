@@ -110,7 +110,6 @@
 //! go to [`Handler::on_close`] and the statistics.
 #![forbid(unsafe_code)]
 
-mod buffers;
 mod client;
 mod conn;
 mod handle;

@@ -77,7 +77,7 @@ fn bind_unserved(config: ServerConfig, layout: Layout) -> (SocketAddr, Box<dyn s
         .layout(layout)
         .bind()
         .expect("bind");
-    (server.local_addr().expect("local addr"), Box::new(server))
+    (server.local_addr(), Box::new(server))
 }
 
 /// Starts the echo server on `addr` with `layout` on two threads.
@@ -92,7 +92,7 @@ fn start_echo_on(
         .workers(2)
         .layout(layout)
         .bind()?;
-    let addr = server.local_addr().expect("local addr");
+    let addr = server.local_addr();
     let stats = server.stats();
     let shutdown = server.shutdown_handle();
     let events = Events::new();

@@ -27,7 +27,8 @@ use fastnet_proto::connection::CloseReason;
 use smol::{future, Async, Timer};
 
 use super::{ServerSession, TlsError, TlsInfo};
-use crate::server::{Conn, TlsSettings};
+use crate::server::Conn;
+use fastnet_driver::server::TlsSettings;
 
 /// The TLS state of one server connection.
 #[derive(Debug)]
@@ -50,7 +51,7 @@ impl ServerTls {
     /// A session whose handshake must complete within the configured
     /// timeout from `now`.
     pub(crate) fn new(settings: &TlsSettings, now: Duration) -> Option<Box<Self>> {
-        let session = ServerSession::new(&settings.config, settings.handshake_timeout, now).ok()?;
+        let session = settings.session(now).ok()?;
         Some(Box::new(ServerTls { session }))
     }
 

@@ -29,7 +29,7 @@ impl Running {
 /// Binds `builder` and runs `handler` on two executor threads.
 pub fn start<H: Handler>(builder: ServerBuilder, handler: H) -> Running {
     let server = builder.workers(2).bind().unwrap();
-    let addr = server.local_addr().unwrap();
+    let addr = server.local_addr();
     let shutdown = server.shutdown_handle();
     let thread = std::thread::spawn(move || server.run(handler));
     Running {

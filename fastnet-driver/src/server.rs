@@ -1,0 +1,553 @@
+//! The server state both drivers keep, whatever their way of waiting: the
+//! checked configuration, the clock, the buffer pool, admission and the
+//! registry of live connections, and shutdown control ([`Core`]); binding
+//! the listener ([`listen`]); and the builder's common setters
+//! ([`server_builder_setters!`](crate::server_builder_setters)).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use fastnet_proto::codec::{AnyDecoder, AnyEncoder, Encoder, Envelope};
+use fastnet_proto::connection::{Buffers, Connection};
+use fastnet_proto::server::{Admission, RejectReason, ServerConfig, ServerStats};
+
+use crate::buffers::{BufPool, BufSet};
+use crate::sync::lock;
+
+/// The connection state machine as both drivers instantiate it.
+pub type Conn = Connection<AnyDecoder, SharedEncoder, Vec<u8>, Vec<u8>>;
+
+/// Where a frame's replies go while the handler holds the frame.
+pub type Outbox<'a> = fastnet_proto::connection::Outbox<'a, SharedEncoder, Vec<u8>>;
+
+/// The reply encoder, shared by every connection of a server: encoders keep
+/// no per-connection state, so each connection holds a pointer instead of
+/// a copy of the configuration (about 190 bytes per connection).
+#[derive(Clone, Debug)]
+pub struct SharedEncoder(Arc<AnyEncoder>);
+
+impl SharedEncoder {
+    /// Shares `encoder`.
+    pub fn new(encoder: AnyEncoder) -> Self {
+        SharedEncoder(Arc::new(encoder))
+    }
+}
+
+impl Encoder for SharedEncoder {
+    fn encoded_len(&self, payload: &[u8]) -> Result<usize, fastnet_proto::Error> {
+        self.0.encoded_len(payload)
+    }
+
+    fn envelope(&self, payload: &[u8]) -> Result<Option<Envelope>, fastnet_proto::Error> {
+        self.0.envelope(payload)
+    }
+
+    fn encode_with<F: FnMut(&[u8])>(
+        &self,
+        payload: &[u8],
+        put: F,
+    ) -> Result<usize, fastnet_proto::Error> {
+        self.0.encode_with(payload, put)
+    }
+}
+
+/// A configuration error `bind` reports: `what` names the setting.
+pub fn invalid(what: &str, e: impl fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+}
+
+/// Binds a listener to the first of `addrs` that binds, with `backlog`
+/// completed connections queued at most; returns it with its address.
+pub fn listen(
+    addrs: io::Result<Vec<SocketAddr>>,
+    backlog: u32,
+) -> io::Result<(TcpListener, SocketAddr)> {
+    let addrs = addrs.map_err(|e| io::Error::new(e.kind(), format!("server address: {e}")))?;
+    let listener = TcpListener::bind(&addrs[..])?;
+    // std listens with a backlog of 128, which a burst of a few hundred
+    // connects overflows; listening again sets the configured one.
+    socket2::SockRef::from(&listener).listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// The address to connect to in order to reach a listener on `local`: an
+/// unspecified address (listening on all interfaces) becomes loopback.
+pub fn reach(local: SocketAddr) -> SocketAddr {
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, local.port())
+}
+
+/// A server's TLS configuration, built and checked once at bind.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+pub struct TlsSettings {
+    /// The rustls configuration every session is made from.
+    pub config: Arc<fastnet_tls::rustls::ServerConfig>,
+    /// How long a handshake may take.
+    pub handshake_timeout: Duration,
+}
+
+#[cfg(feature = "tls")]
+impl TlsSettings {
+    /// Builds `tls` and makes one session from it, so that making one per
+    /// accepted connection cannot fail later.
+    pub fn new(tls: &fastnet_tls::TlsServerConfig) -> io::Result<Self> {
+        let settings = TlsSettings {
+            config: tls.build()?,
+            handshake_timeout: tls.configured_handshake_timeout(),
+        };
+        settings
+            .session(Duration::ZERO)
+            .map_err(|e| invalid("tls: server session", e))?;
+        Ok(settings)
+    }
+
+    /// A session for a connection accepted at `now` (time since the
+    /// server's epoch).
+    pub fn session(
+        &self,
+        now: Duration,
+    ) -> Result<fastnet_tls::ServerSession, fastnet_tls::TlsError> {
+        fastnet_tls::ServerSession::new(&self.config, self.handshake_timeout, now)
+    }
+}
+
+/// How many buffer sets a server's pool keeps, over how many shards.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolShape {
+    /// Sets kept for reuse, in all.
+    pub max: usize,
+    /// Stacks (one per thread that takes and gives sets).
+    pub shards: usize,
+}
+
+/// What one server shares between its accept loop, its connections and
+/// its shutdown handles: the configuration, checked and resolved; the
+/// clock; statistics; the buffer pool; admission and the live connections
+/// (`C`, the driver's per-connection shared state); shutdown control; and
+/// the driver's own part, `driver`.
+pub struct Core<C, X> {
+    /// The configuration in force (buffer sizes as given).
+    pub config: ServerConfig,
+    /// The request decoder, cloned into every connection.
+    pub decoder: AnyDecoder,
+    /// The reply encoder, shared by every connection.
+    pub encoder: SharedEncoder,
+    /// Receive buffer length in use ([`ServerConfig::rx_buffer_len`]).
+    pub rx_len: usize,
+    /// Reply buffer length in use ([`ServerConfig::tx_buffer_len`]).
+    pub tx_len: usize,
+    /// When the clock of the connections' state machines started.
+    pub epoch: Instant,
+    /// Whether the limits set a timeout, so connections need a clock.
+    timed: bool,
+    tls: bool,
+    /// Live counters.
+    pub stats: Arc<ServerStats>,
+    /// Receive and reply storage for the connections.
+    pub pool: BufPool,
+    /// What only the driver keeps.
+    pub driver: X,
+    live: Mutex<Live<C>>,
+    /// Notified when the last live connection is forgotten.
+    drained: Condvar,
+    shutting_down: AtomicBool,
+    /// The deadline is near: connections still open close at once.
+    aborted: AtomicBool,
+    deadline: Mutex<Option<Instant>>,
+}
+
+/// Admission and the connections admitted, under one lock.
+struct Live<C> {
+    admission: Admission,
+    next_id: u64,
+    conns: HashMap<u64, Entry<C>>,
+}
+
+struct Entry<C> {
+    conn: C,
+    ip: IpAddr,
+    /// The admission slot is still held.
+    slot: bool,
+}
+
+impl<C, X> Core<C, X> {
+    /// Checks `config` and resolves it: codecs, buffer lengths, and one
+    /// connection built from them (so that making one per accepted
+    /// connection cannot fail later); at least one connection allowed.
+    /// `tls` says whether connections are encrypted.
+    pub fn new(config: ServerConfig, pool: PoolShape, tls: bool, driver: X) -> io::Result<Self> {
+        let decoder = config.codec.decoder().map_err(|e| invalid("codec", e))?;
+        let encoder = config.reply_codec().encoder();
+        let encoder = SharedEncoder::new(encoder.map_err(|e| invalid("reply codec", e))?);
+        let (rx_len, tx_len) = (config.rx_buffer_len(), config.tx_buffer_len());
+        if config.max_connections == 0 {
+            return Err(invalid("max_connections", "must be at least 1, not 0"));
+        }
+        let mut core = Core {
+            config,
+            decoder,
+            encoder,
+            rx_len,
+            tx_len,
+            epoch: Instant::now(),
+            timed: config.limits.needs_clock(),
+            tls,
+            stats: Arc::new(ServerStats::new()),
+            pool: BufPool::new(rx_len, tx_len, pool.max, pool.shards),
+            driver,
+            live: Mutex::new(Live {
+                admission: Admission::new(config.max_connections, config.max_connections_per_ip),
+                next_id: 0,
+                conns: HashMap::new(),
+            }),
+            drained: Condvar::new(),
+            shutting_down: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
+            deadline: Mutex::new(None),
+        };
+        let probe = Buffers {
+            rx: vec![0; rx_len],
+            tx: vec![0; tx_len],
+        };
+        core.connection(probe, Duration::ZERO)
+            .map_err(|e| invalid("connection settings", e))?;
+        core.epoch = Instant::now();
+        Ok(core)
+    }
+
+    /// A connection state machine on `bufs`, its clock at `now`.
+    pub fn connection(&self, bufs: BufSet, now: Duration) -> Result<Conn, fastnet_proto::Error> {
+        Conn::new(
+            self.decoder.clone(),
+            self.encoder.clone(),
+            bufs,
+            self.config.limits,
+            now,
+        )
+    }
+
+    /// Time since the epoch, the clock of every connection. Without an
+    /// idle or read timeout no state machine arms a timer, so the clock
+    /// stays at zero rather than being read on every wake-up.
+    #[inline]
+    pub fn now(&self) -> Duration {
+        if self.timed {
+            self.epoch.elapsed()
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// Whether connections are served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Takes an admission slot for a connection from `ip` and gives it an
+    /// id (unique within the server), or says why it is refused.
+    pub fn admit(&self, ip: IpAddr) -> Result<u64, RejectReason> {
+        let mut live = lock(&self.live);
+        live.admission.try_admit(ip)?;
+        live.next_id += 1;
+        Ok(live.next_id)
+    }
+
+    /// Gives back the slot [`admit`](Self::admit) took for a connection
+    /// that is not served after all (never [`register`](Self::register)ed).
+    pub fn cancel(&self, ip: IpAddr) {
+        lock(&self.live).admission.release(ip);
+    }
+
+    /// Records an admitted connection as live, holding its slot.
+    pub fn register(&self, id: u64, ip: IpAddr, conn: C) {
+        let entry = Entry {
+            conn,
+            ip,
+            slot: true,
+        };
+        lock(&self.live).conns.insert(id, entry);
+    }
+
+    /// A connection is closing: frees its admission slot (once). Done
+    /// before the close is reported, so a client that reconnects on seeing
+    /// it is admitted.
+    pub fn free_slot(&self, id: u64) {
+        let live = &mut *lock(&self.live);
+        if let Some(entry) = live.conns.get_mut(&id) {
+            if std::mem::take(&mut entry.slot) {
+                live.admission.release(entry.ip);
+            }
+        }
+    }
+
+    /// A connection is done and its close was counted: frees its slot if
+    /// still held, then forgets it. Done last, so a server that waits for
+    /// its connections returns statistics that include the close. Returns
+    /// whether no connection is left.
+    pub fn forget(&self, id: u64) -> bool {
+        let live = &mut *lock(&self.live);
+        if let Some(entry) = live.conns.remove(&id) {
+            if entry.slot {
+                live.admission.release(entry.ip);
+            }
+        }
+        let drained = live.conns.is_empty();
+        if drained {
+            self.drained.notify_all();
+        }
+        drained
+    }
+
+    /// Connections registered and not yet forgotten.
+    pub fn live(&self) -> usize {
+        lock(&self.live).conns.len()
+    }
+
+    /// The live connections, copied out (so that waking them takes no
+    /// lock of the server's).
+    pub fn connections(&self) -> Vec<C>
+    where
+        C: Clone,
+    {
+        let live = lock(&self.live);
+        live.conns.values().map(|e| e.conn.clone()).collect()
+    }
+
+    /// Blocks until no connection is live, or `until`; returns whether
+    /// none is. For a driver whose accept loop may block.
+    pub fn wait_drained(&self, until: Instant) -> bool {
+        let mut live = lock(&self.live);
+        while !live.conns.is_empty() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            live = self
+                .drained
+                .wait_timeout(live, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    /// Starts a shutdown due within `within` from now. Calling it again can
+    /// only bring the deadline closer.
+    pub fn shut_down(&self, within: Duration) {
+        let at = Instant::now() + within;
+        {
+            let mut d = lock(&self.deadline);
+            *d = Some(d.map_or(at, |old| old.min(at)));
+        }
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a shutdown was requested.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// When the shutdown must be done (`None` before one was requested).
+    pub fn deadline(&self) -> Option<Instant> {
+        *lock(&self.deadline)
+    }
+
+    /// The deadline is near: connections still open are to close at once.
+    pub fn abort(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`abort`](Self::abort) was called.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::SeqCst)
+    }
+}
+
+impl<C, X> fmt::Debug for Core<C, X> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core")
+            .field("config", &self.config)
+            .field("live", &self.live())
+            .field("shutting_down", &self.is_shutting_down())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The setters both drivers' `ServerBuilder`s have, with their docs, for
+/// an inherent `impl` of a builder with fields `addrs:
+/// io::Result<Vec<SocketAddr>>`, `config: ServerConfig` and (with the
+/// caller's feature `tls`) `tls: Option<T>`. The caller names `T` and
+/// gives the docs of `workers`, the one setting whose meaning depends on
+/// how the driver runs connections.
+#[macro_export]
+macro_rules! server_builder_setters {
+    (tls: $tls:ty, workers: $(#[$workers:meta])*) => {
+        /// Where to listen (default `127.0.0.1:0`; port 0 picks a free
+        /// port, read back with `Server::local_addr`). The first address
+        /// that binds is used.
+        pub fn addr(mut self, addr: impl ::std::net::ToSocketAddrs) -> Self {
+            self.addrs = addr.to_socket_addrs().map(Iterator::collect);
+            self
+        }
+
+        /// Framing of replies, if it differs from the framing of requests.
+        pub fn reply_codec(mut self, codec: ::fastnet_proto::codec::CodecSpec) -> Self {
+            self.config.reply_codec = Some(codec);
+            self
+        }
+
+        /// Per-connection limits and timeouts (idle, read, byte limit, tx
+        /// watermarks, drain).
+        pub fn limits(mut self, limits: ::fastnet_proto::connection::Limits) -> Self {
+            self.config.limits = limits;
+            self
+        }
+
+        /// Most connections open at once; more are refused at accept
+        /// ([`RejectReason::MaxConnections`](::fastnet_proto::server::RejectReason::MaxConnections)).
+        /// Default 10 000; at least 1.
+        pub fn max_connections(mut self, n: usize) -> Self {
+            self.config.max_connections = n;
+            self
+        }
+
+        /// Most connections open at once from one IP address (IPv6
+        /// included; IPv4-mapped IPv6 counts as IPv4); more are refused
+        /// ([`RejectReason::MaxPerIp`](::fastnet_proto::server::RejectReason::MaxPerIp)).
+        /// Default: no limit.
+        pub fn max_connections_per_ip(mut self, n: usize) -> Self {
+            self.config.max_connections_per_ip = Some(n);
+            self
+        }
+
+        $(#[$workers])*
+        pub fn workers(mut self, n: usize) -> Self {
+            self.config.workers = n;
+            self
+        }
+
+        /// Receive buffer per connection, in bytes (raised to the codec's
+        /// maximum frame if smaller). Default 8 KiB.
+        pub fn rx_buffer(mut self, n: usize) -> Self {
+            self.config.rx_buffer = n;
+            self
+        }
+
+        /// Reply buffer per connection, in bytes (raised to twice the
+        /// reply codec's maximum frame if smaller, so a maximum-size reply
+        /// always fits below the default high-water mark). Default 8 KiB.
+        pub fn tx_buffer(mut self, n: usize) -> Self {
+            self.config.tx_buffer = n;
+            self
+        }
+
+        /// Bytes that `ConnHandle`s may queue for one connection (encoded
+        /// frames, plus 4 bytes each) before `send` reports
+        /// [`SendError::Full`](::fastnet_proto::connection::SendError::Full).
+        /// Default 64 KiB.
+        pub fn push_queue(mut self, bytes: usize) -> Self {
+            self.config.push_queue = bytes;
+            self
+        }
+
+        /// Sets `TCP_NODELAY` on accepted sockets (default: on).
+        pub fn nodelay(mut self, on: bool) -> Self {
+            self.config.nodelay = on;
+            self
+        }
+
+        /// Completed connections the kernel may queue before `accept`
+        /// (default 1024; capped by the kernel). See
+        /// [`ServerConfig::listen_backlog`](::fastnet_proto::server::ServerConfig::listen_backlog).
+        pub fn listen_backlog(mut self, n: u32) -> Self {
+            self.config.listen_backlog = n;
+            self
+        }
+
+        /// Replaces every setting but the address (and TLS) at once.
+        pub fn config(mut self, config: ::fastnet_proto::server::ServerConfig) -> Self {
+            self.config = config;
+            self
+        }
+
+        /// Serves TLS: every connection runs a handshake (within the
+        /// configuration's handshake timeout) before its first frame; a
+        /// failed one closes only that connection (`Handler::on_tls_error`,
+        /// then
+        /// [`CloseReason::Tls`](::fastnet_proto::connection::CloseReason::Tls)).
+        /// The configuration is checked at `bind`. Feature `tls`.
+        #[cfg(feature = "tls")]
+        pub fn tls(mut self, tls: $tls) -> Self {
+            self.tls = Some(tls);
+            self
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fastnet_proto::codec::CodecSpec;
+
+    fn core(config: ServerConfig) -> io::Result<Core<u64, ()>> {
+        let pool = PoolShape { max: 4, shards: 1 };
+        Core::new(config, pool, false, ())
+    }
+
+    #[test]
+    fn a_bad_configuration_names_the_setting() {
+        let mut config = ServerConfig::new(CodecSpec::lines(64));
+        config.max_connections = 0;
+        let e = core(config).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("max_connections"), "{e}");
+    }
+
+    #[test]
+    fn slots_are_freed_once_and_the_registry_empties_last() {
+        let mut config = ServerConfig::new(CodecSpec::lines(64));
+        config.max_connections = 1;
+        let core = core(config).unwrap();
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let id = core.admit(ip).unwrap();
+        assert_eq!(core.admit(ip), Err(RejectReason::MaxConnections));
+        core.register(id, ip, 7);
+        assert_eq!(core.connections(), vec![7]);
+        core.free_slot(id);
+        core.free_slot(id);
+        // Free again, the slot goes to the next connection; the first is
+        // still live until forgotten.
+        let next = core.admit(ip).unwrap();
+        assert!(next > id);
+        assert_eq!(core.live(), 1);
+        assert!(!core.wait_drained(Instant::now()));
+        assert!(core.forget(id));
+        assert!(core.wait_drained(Instant::now()));
+        core.cancel(ip);
+        assert!(core.admit(ip).is_ok());
+    }
+
+    #[test]
+    fn the_shutdown_deadline_only_moves_closer() {
+        let core = core(ServerConfig::new(CodecSpec::lines(64))).unwrap();
+        assert!(!core.is_shutting_down() && core.deadline().is_none());
+        core.shut_down(Duration::from_secs(1));
+        let first = core.deadline().unwrap();
+        core.shut_down(Duration::from_secs(60));
+        assert_eq!(core.deadline(), Some(first));
+        core.shut_down(Duration::ZERO);
+        assert!(core.deadline().unwrap() < first);
+        assert!(core.is_shutting_down() && !core.is_aborted());
+    }
+}
