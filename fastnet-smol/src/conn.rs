@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use fastnet_proto::connection::{Buffers, CloseReason, ConnStats, State};
 use smol::{future, Timer};
 
-use crate::handle::{ConnShared, Shared, ABORT, CLOSE, PUSH, SHUTDOWN};
+use crate::handle::{forget, ConnShared, ServerShared, Shared, ABORT, CLOSE, PUSH, SHUTDOWN};
 use crate::runtime::{ReadWait, Socket};
-use crate::server::{Conn, ServerShared};
 use crate::{Ctx, Handler};
+use fastnet_driver::server::Conn;
 
 /// What woke the task.
 #[derive(Clone, Copy, Debug, Default)]
@@ -137,7 +137,7 @@ impl<H: Handler> Driver<H> {
             // Validated at bind; cannot happen. Close as reset.
             server.free_slot(info.id());
             handler.on_close(&info, state, CloseReason::Reset);
-            crate::server::forget(server, info.id());
+            forget(server, info.id());
             return None;
         };
         let mut driver = Driver {
@@ -576,7 +576,7 @@ impl<H: Handler> Drop for Driver<H> {
         if let Some(state) = self.state.take() {
             self.handler.on_close(&self.shared.info, state, reason);
         }
-        crate::server::forget(self.server(), self.shared.info.id());
+        forget(self.server(), self.shared.info.id());
     }
 }
 #[cfg(test)]

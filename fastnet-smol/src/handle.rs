@@ -1,14 +1,19 @@
-//! The state a connection's task shares with its handles and the server:
-//! signal flags, the task's waker, the push queue.
+//! The state shared between the server, the connection tasks and the
+//! handles: the server's [`ServerShared`] and each connection's
+//! [`ConnShared`] (signal flags, the task's waker, the push queue). Below
+//! both `server.rs` and `conn.rs`, so neither imports the other's state.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
+use atomic_waker::AtomicWaker;
 use fastnet_driver::conn::{ConnHandle, ConnInfo, HandleSource, PushTarget};
+use fastnet_driver::server::Core;
+#[cfg(feature = "tls")]
+use fastnet_driver::server::TlsSettings;
 use fastnet_proto::connection::{PushQueue, SendError};
 
-use crate::server::ServerShared;
 use crate::sync::{lock, WakerId};
 
 /// A frame pushed through a [`ConnHandle`] is waiting.
@@ -19,6 +24,37 @@ pub(crate) const CLOSE: u8 = 2;
 pub(crate) const SHUTDOWN: u8 = 4;
 /// The shutdown deadline passed: close at once.
 pub(crate) const ABORT: u8 = 8;
+
+/// Everything the accept loop and the connection tasks share; not generic
+/// over the handler.
+pub(crate) type ServerShared = Core<Arc<ConnShared>, Smol>;
+
+/// This driver's part of [`ServerShared`].
+#[derive(Debug)]
+pub(crate) struct Smol {
+    /// The serve future: woken by shutdown and by the last connection.
+    pub(crate) serve_waker: AtomicWaker,
+    /// TLS settings, if connections are encrypted.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<TlsSettings>,
+    /// TLS counters (all zero without TLS).
+    #[cfg(feature = "tls")]
+    pub(crate) tls_stats: Arc<crate::tls::TlsStats>,
+}
+
+/// A connection task ended and its close was counted: forget it, and wake
+/// `serve` if it was the last.
+pub(crate) fn forget(shared: &ServerShared, id: u64) {
+    if shared.forget(id) {
+        shared.driver.serve_waker.wake();
+    }
+}
+
+pub(crate) fn signal_all(shared: &ServerShared, flag: u8) {
+    for c in shared.connections() {
+        c.signal(flag);
+    }
+}
 
 /// State shared between a connection's task and its handles.
 ///

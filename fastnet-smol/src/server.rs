@@ -18,11 +18,9 @@ use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapsh
 use smol::{future, Async, Executor, Timer};
 
 use crate::conn;
-use crate::handle::{ConnShared, ABORT, SHUTDOWN};
+use crate::handle::{signal_all, ConnShared, ServerShared, Smol, ABORT, SHUTDOWN};
 use crate::runtime::{self, Executors, Global, OnExecutor, Spawn};
 use crate::Handler;
-
-pub(crate) use fastnet_driver::server::Conn;
 
 /// Buffer sets kept for reuse by default (each holds an rx and a tx
 /// buffer); busy connections borrow one only while bytes are in flight, so
@@ -32,37 +30,6 @@ const DEFAULT_BUFFER_POOL: usize = 256;
 /// Pause after an accept error such as running out of file descriptors,
 /// so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
-
-/// Everything the accept loop and the connection tasks share; not generic
-/// over the handler.
-pub(crate) type ServerShared = Core<Arc<ConnShared>, Smol>;
-
-/// This driver's part of [`ServerShared`].
-#[derive(Debug)]
-pub(crate) struct Smol {
-    /// The serve future: woken by shutdown and by the last connection.
-    serve_waker: AtomicWaker,
-    /// TLS settings, if connections are encrypted.
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<TlsSettings>,
-    /// TLS counters (all zero without TLS).
-    #[cfg(feature = "tls")]
-    pub(crate) tls_stats: Arc<crate::tls::TlsStats>,
-}
-
-/// A connection task ended and its close was counted: forget it, and wake
-/// `serve` if it was the last.
-pub(crate) fn forget(shared: &ServerShared, id: u64) {
-    if shared.forget(id) {
-        shared.driver.serve_waker.wake();
-    }
-}
-
-fn signal_all(shared: &ServerShared, flag: u8) {
-    for c in shared.connections() {
-        c.signal(flag);
-    }
-}
 
 /// How [`Server::run`] lays its connection tasks out over its threads.
 ///

@@ -27,7 +27,7 @@ use fastnet_proto::connection::CloseReason;
 use smol::{future, Async, Timer};
 
 use super::{ServerSession, TlsError, TlsInfo};
-use crate::server::Conn;
+use fastnet_driver::server::Conn;
 use fastnet_driver::server::TlsSettings;
 
 /// The TLS state of one server connection.
