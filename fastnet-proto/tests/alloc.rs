@@ -5,7 +5,7 @@
 //! `poll_frames` replying through the outbox, `poll_transmit` /
 //! `handle_written` draining in uneven pieces) for each codec, and the
 //! count must be 0 (delimiter/lines, COBS, length field, varint, fixed,
-//! raw). Buffers and input are allocated before the measured
+//! raw), and pushes moved through a `PushQueue`. Buffers and input are allocated before the measured
 //! region; only allocations made on the measuring thread while it measures
 //! are counted, so the test harness's other threads do not interfere.
 
@@ -335,4 +335,61 @@ fn raw_echo_allocates_nothing() {
         &payloads,
     );
     assert!(run.frames_in >= FRAMES as u64, "{run:?}");
+}
+
+/// Pushes in steady state: once the push queue has grown to its working
+/// size, pushing 100 000 frames from "another thread" (here, in turn with
+/// the driver's side) and moving them into the connection with
+/// `handle_pushes`, then draining the ring, allocates nothing.
+#[cfg(feature = "alloc")]
+#[test]
+fn pushes_allocate_nothing_in_steady_state() {
+    use fastnet_proto::connection::PushQueue;
+    let enc = LengthFieldEncoder::new(LengthFieldConfig::new(2, Endian::Big)).unwrap();
+    let dec = LengthFieldDecoder::new(LengthFieldConfig::new(2, Endian::Big)).unwrap();
+    let mut conn = Connection::new(
+        dec,
+        enc.clone(),
+        Buffers {
+            rx: vec![0u8; 65_537],
+            tx: vec![0u8; 8192],
+        },
+        Limits::default(),
+        Duration::ZERO,
+    )
+    .unwrap();
+    let mut queue = PushQueue::new(16 * 1024, 8192);
+    let payload = [7u8; 100];
+    let cycle = |conn: &mut Connection<_, _, _, _>, queue: &mut PushQueue| {
+        let mut pushed = 0;
+        while queue.push(&enc, &payload).is_ok() {
+            pushed += 1;
+        }
+        let mut moved = 0;
+        while moved < pushed {
+            moved += conn.handle_pushes(queue, Duration::ZERO);
+            let n = {
+                let (a, b) = conn.poll_transmit();
+                a.len() + b.len()
+            };
+            conn.handle_written(n, Duration::ZERO);
+        }
+        pushed
+    };
+    // Warm up: the queue grows to its limit once.
+    let warm = cycle(&mut conn, &mut queue);
+    let (pushed, heap) = measure(|| {
+        let mut total = 0;
+        while total < FRAMES {
+            total += cycle(&mut conn, &mut queue);
+        }
+        total
+    });
+    assert!(pushed >= FRAMES);
+    assert_eq!(
+        conn.stats().frames_out as usize,
+        warm + pushed,
+        "every push sent"
+    );
+    assert_eq!((heap.allocs, heap.frees), (0, 0), "{heap:?}");
 }
