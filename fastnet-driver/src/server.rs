@@ -207,7 +207,8 @@ impl<C, X> Core<C, X> {
             pool: BufPool::new(rx_len, tx_len, pool.max, pool.shards),
             driver,
             live: Mutex::new(Live {
-                admission: Admission::new(config.max_connections, config.max_connections_per_ip),
+                admission: Admission::new(config.max_connections, config.max_connections_per_ip)
+                    .with_prefix(config.per_ip_prefix),
                 next_id: 0,
                 conns: HashMap::new(),
             }),
@@ -422,12 +423,24 @@ macro_rules! server_builder_setters {
             self
         }
 
-        /// Most connections open at once from one IP address (IPv6
-        /// included; IPv4-mapped IPv6 counts as IPv4); more are refused
+        /// Most connections open at once from one IP address, counted by
+        /// network ([`per_ip_prefix`](Self::per_ip_prefix): /32 for IPv4,
+        /// /64 for IPv6 by default; IPv4-mapped IPv6 counts as IPv4); more
+        /// are refused
         /// ([`RejectReason::MaxPerIp`](::fastnet_proto::server::RejectReason::MaxPerIp)).
         /// Default: no limit.
         pub fn max_connections_per_ip(mut self, n: usize) -> Self {
             self.config.max_connections_per_ip = Some(n);
+            self
+        }
+
+        /// The network prefix lengths by which
+        /// [`max_connections_per_ip`](Self::max_connections_per_ip) counts
+        /// peers: addresses sharing their first `v4` (IPv4) or `v6` (IPv6)
+        /// bits count as one peer. Default /32 and /64; lengths past the
+        /// address size count whole addresses.
+        pub fn per_ip_prefix(mut self, v4: u8, v6: u8) -> Self {
+            self.config.per_ip_prefix = ::fastnet_proto::server::IpPrefix { v4, v6 };
             self
         }
 

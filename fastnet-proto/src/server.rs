@@ -22,9 +22,15 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Most connections open at once; more are refused at accept.
     pub max_connections: usize,
-    /// Most connections open at once from one IP address (IPv4-mapped IPv6
+    /// Most connections open at once from one IP address, or rather one
+    /// network of [`per_ip_prefix`](Self::per_ip_prefix) (IPv4-mapped IPv6
     /// addresses count as their IPv4 address).
     pub max_connections_per_ip: Option<usize>,
+    /// How much of a peer's address `max_connections_per_ip` counts by:
+    /// /32 for IPv4 and /64 for IPv6 by default, since one IPv6 host
+    /// usually holds a whole /64 and could otherwise open its allowance
+    /// from each of its addresses.
+    pub per_ip_prefix: IpPrefix,
     /// Worker threads: the pool limit for the blocking driver, the executor
     /// threads for the async driver. 0 means the driver's default (blocking:
     /// one per allowed connection; async: one per core).
@@ -65,6 +71,7 @@ impl ServerConfig {
             },
             max_connections: 10_000,
             max_connections_per_ip: None,
+            per_ip_prefix: IpPrefix::default(),
             workers: 0,
             worker_idle_expiry: Duration::from_secs(10),
             rx_buffer: 8 * 1024,
@@ -97,6 +104,45 @@ impl ServerConfig {
 /// How long a closing connection may take to flush by default
 /// ([`Limits::drain_timeout`] of [`ServerConfig::new`]).
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The network prefix by which per-IP limits count peers: addresses that
+/// share their first `v4` (IPv4) or `v6` (IPv6) bits count as one.
+/// Lengths beyond the address size count as the whole address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IpPrefix {
+    /// Prefix length for IPv4 peers (and IPv4-mapped IPv6 ones), 0–32.
+    pub v4: u8,
+    /// Prefix length for IPv6 peers, 0–128.
+    pub v6: u8,
+}
+
+impl Default for IpPrefix {
+    /// /32 (one address) for IPv4, /64 (one host's usual allocation) for
+    /// IPv6.
+    fn default() -> Self {
+        IpPrefix { v4: 32, v6: 64 }
+    }
+}
+
+impl IpPrefix {
+    /// The network `ip` belongs to: IPv4-mapped addresses as IPv4, the
+    /// bits past the prefix cleared.
+    pub fn network(&self, ip: core::net::IpAddr) -> core::net::IpAddr {
+        use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        match ip.to_canonical() {
+            IpAddr::V4(a) => {
+                let bits = u32::from(self.v4.min(32));
+                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+            }
+            IpAddr::V6(a) => {
+                let bits = u32::from(self.v6.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+            }
+        }
+    }
+}
 
 /// Why a connection was refused before it was served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -196,6 +242,7 @@ const fn close_index(reason: &CloseReason) -> usize {
 pub struct Admission {
     max_total: usize,
     max_per_ip: Option<usize>,
+    prefix: IpPrefix,
     open: usize,
     per_ip: alloc::collections::BTreeMap<core::net::IpAddr, usize>,
 }
@@ -207,9 +254,17 @@ impl Admission {
         Admission {
             max_total,
             max_per_ip,
+            prefix: IpPrefix::default(),
             open: 0,
             per_ip: Default::default(),
         }
+    }
+
+    /// Counts peers by network of `prefix` instead of the default
+    /// (/32 IPv4, /64 IPv6).
+    pub fn with_prefix(mut self, prefix: IpPrefix) -> Self {
+        self.prefix = prefix;
+        self
     }
 
     /// Counts a new connection from `ip`, or says why it must be refused.
@@ -217,7 +272,7 @@ impl Admission {
         if self.open >= self.max_total {
             return Err(RejectReason::MaxConnections);
         }
-        let ip = ip.to_canonical();
+        let ip = self.prefix.network(ip);
         let count = self.per_ip.get(&ip).copied().unwrap_or(0);
         if self.max_per_ip.is_some_and(|max| count >= max) {
             return Err(RejectReason::MaxPerIp);
@@ -229,7 +284,7 @@ impl Admission {
 
     /// A connection admitted from `ip` has ended.
     pub fn release(&mut self, ip: core::net::IpAddr) {
-        let ip = ip.to_canonical();
+        let ip = self.prefix.network(ip);
         if let Some(count) = self.per_ip.get_mut(&ip) {
             *count -= 1;
             if *count == 0 {
@@ -497,6 +552,44 @@ mod tests {
         assert_eq!(a.try_admit(v4), Ok(()));
         a.release(IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)));
         assert_eq!(a.open(), 3, "releasing an unknown address changes nothing");
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn per_ip_limits_count_by_network() {
+        let v6 =
+            |last: u16, net: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, net, 0, 0, 0, last));
+        // Six addresses of one /64 are one peer by default.
+        let mut a = Admission::new(100, Some(3));
+        for i in 0..3 {
+            assert_eq!(a.try_admit(v6(i, 1)), Ok(()));
+        }
+        for i in 3..6 {
+            assert_eq!(a.try_admit(v6(i, 1)), Err(RejectReason::MaxPerIp));
+        }
+        assert_eq!(a.try_admit(v6(0, 2)), Ok(()), "another /64");
+        a.release(v6(5, 1));
+        assert_eq!(a.try_admit(v6(9, 1)), Ok(()), "released by network");
+        // IPv4 by /24 when asked; by address otherwise.
+        let v4 = |last| IpAddr::V4(Ipv4Addr::new(192, 0, 2, last));
+        let mut a = Admission::new(100, Some(1)).with_prefix(IpPrefix { v4: 24, v6: 128 });
+        assert_eq!(a.try_admit(v4(1)), Ok(()));
+        assert_eq!(a.try_admit(v4(2)), Err(RejectReason::MaxPerIp));
+        assert_eq!(a.try_admit(v6(1, 1)), Ok(()));
+        assert_eq!(a.try_admit(v6(2, 1)), Ok(()), "/128: every address its own");
+        let mut a = Admission::new(100, Some(1));
+        assert_eq!(a.try_admit(v4(1)), Ok(()));
+        assert_eq!(a.try_admit(v4(2)), Ok(()));
+        // Out-of-range lengths count the whole address; /0 is everyone.
+        let wide = IpPrefix { v4: 200, v6: 255 };
+        assert_eq!(wide.network(v4(7)), v4(7));
+        assert_eq!(wide.network(v6(7, 1)), v6(7, 1));
+        let all = IpPrefix { v4: 0, v6: 0 };
+        assert_eq!(all.network(v4(7)), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(all.network(v6(7, 1)), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        // Mapped IPv4 is IPv4, masked as IPv4.
+        let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 9).to_ipv6_mapped());
+        assert_eq!(IpPrefix { v4: 24, v6: 64 }.network(mapped), v4(0));
     }
 
     #[test]

@@ -349,7 +349,7 @@ fn pushes_allocate_nothing_in_steady_state() {
     let dec = LengthFieldDecoder::new(LengthFieldConfig::new(2, Endian::Big)).unwrap();
     let mut conn = Connection::new(
         dec,
-        enc.clone(),
+        enc,
         Buffers {
             rx: vec![0u8; 65_537],
             tx: vec![0u8; 8192],

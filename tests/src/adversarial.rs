@@ -998,6 +998,53 @@ fn fill_from<D: TestDriver>(
     (steady, holders)
 }
 
+/// Per-IP limits count by network: with one connection allowed per /24,
+/// a client from 127.0.0.2 is refused while one from 127.0.0.1 is served
+/// (same /24); with the default /32 both are served. (IPv6's default /64
+/// is unit-tested in fastnet-proto: loopback offers one IPv6 address.)
+pub fn per_ip_limit_counts_by_prefix<D: TestDriver>() {
+    let spec = length_spec(4, 0);
+    let second = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    if let Err(e) = Socket::new(Domain::IPV4, Type::STREAM, None)
+        .and_then(|s| s.bind(&SocketAddr::new(second, 0).into()))
+    {
+        eprintln!(
+            "{}: per-IP prefix skipped: cannot bind {second} ({e})",
+            D::NAME
+        );
+        return;
+    }
+    for (v4, refused) in [(24u8, true), (32, false)] {
+        let mut cfg = config(spec);
+        cfg.max_connections_per_ip = Some(1);
+        cfg.per_ip_prefix.v4 = v4;
+        let server = D::start_echo(cfg);
+        let addr = server.addr();
+        let stream = connect_from(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), addr).unwrap();
+        let mut first = FrameClient::from_stream(stream, spec).unwrap();
+        first.roundtrip(b"first of the /24").unwrap();
+        let stream = connect_from(Some(second), addr).unwrap();
+        let mut other = FrameClient::from_stream(stream, spec).unwrap();
+        if refused {
+            let _ = other.send(b"let me in");
+            other
+                .expect_closed(Duration::from_secs(2))
+                .expect("refused: same /24");
+            assert!(
+                wait_until(Duration::from_secs(2), || server.events().rejects()
+                    == [RejectReason::MaxPerIp]),
+                "{}: /{v4}: {:?}",
+                D::NAME,
+                server.events().rejects()
+            );
+        } else {
+            other.roundtrip(b"own /32").unwrap();
+            assert!(server.events().rejects().is_empty(), "{}: /{v4}", D::NAME);
+        }
+        first.roundtrip(b"still served").unwrap();
+    }
+}
+
 /// Per-IP flood: with 3 connections allowed per address, 127.0.0.1's
 /// flood is refused (`MaxPerIp`) while 127.0.0.2 and 127.0.0.3 (distinct
 /// addresses on Linux's loopback) are admitted up to their own limit; then

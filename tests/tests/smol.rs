@@ -428,3 +428,13 @@ fn pushes_keep_the_idle_timer_and_count() {
 fn pushes_keep_the_idle_timer_and_count_shared() {
     fastnet_tests::push::pushes_keep_the_idle_timer_and_count::<SmolShared>();
 }
+
+#[test]
+fn adversarial_per_ip_limit_counts_by_prefix() {
+    fastnet_tests::adversarial::per_ip_limit_counts_by_prefix::<Smol>();
+}
+
+#[test]
+fn adversarial_per_ip_limit_counts_by_prefix_shared() {
+    fastnet_tests::adversarial::per_ip_limit_counts_by_prefix::<SmolShared>();
+}

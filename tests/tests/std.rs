@@ -248,3 +248,8 @@ fn push_to_a_stalled_peer_is_full_at_once() {
 fn pushes_keep_the_idle_timer_and_count() {
     fastnet_tests::push::pushes_keep_the_idle_timer_and_count::<Std>();
 }
+
+#[test]
+fn adversarial_per_ip_limit_counts_by_prefix() {
+    fastnet_tests::adversarial::per_ip_limit_counts_by_prefix::<Std>();
+}
