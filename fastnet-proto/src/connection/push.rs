@@ -92,9 +92,11 @@ const HEADER: usize = 4;
 pub struct PushQueue {
     /// `[u32 LE encoded length][encoded frame]` records, oldest first.
     records: alloc::collections::VecDeque<u8>,
-    frames: usize,
-    limit: usize,
-    max_frame: usize,
+    // u32 fields: this sits in every connection's shared record, idle or
+    // not; a queue of 4 GiB is beyond any sensible limit.
+    frames: u32,
+    limit: u32,
+    max_frame: u32,
     closed: bool,
     dropped: u64,
 }
@@ -104,13 +106,14 @@ impl PushQueue {
     /// An empty queue holding at most `limit` bytes (frames plus a 4-byte
     /// header each), taking no encoded frame longer than `max_frame` (the
     /// transmit buffer's capacity: a longer one could never be sent).
-    /// Allocates nothing until the first push.
+    /// Allocates nothing until the first push. Sizes past `u32::MAX` count
+    /// as `u32::MAX`.
     pub fn new(limit: usize, max_frame: usize) -> Self {
         PushQueue {
             records: alloc::collections::VecDeque::new(),
             frames: 0,
-            limit,
-            max_frame,
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            max_frame: u32::try_from(max_frame).unwrap_or(u32::MAX),
             closed: false,
             dropped: 0,
         }
@@ -127,13 +130,14 @@ impl PushQueue {
             return Err(SendError::Closed);
         }
         let before = self.records.len();
-        let room = self.limit.saturating_sub(before);
+        let limit = self.limit as usize;
+        let max_frame = self.max_frame as usize;
+        let room = limit.saturating_sub(before);
         let mut fits = room >= HEADER;
         if fits {
             self.records.extend([0u8; HEADER]);
         }
         let records = &mut self.records;
-        let limit = self.limit;
         // Written optimistically, as replies are: one validation, and a
         // frame that does not fit is taken back.
         let encoded = encoder.encode_with(payload, |piece| {
@@ -149,24 +153,24 @@ impl PushQueue {
                 return Err(SendError::Encode(e));
             }
         };
-        let header = u32::try_from(len).ok().filter(|_| len <= self.max_frame);
-        let never = len.saturating_add(HEADER) > self.limit;
+        let header = u32::try_from(len).ok().filter(|_| len <= max_frame);
+        let never = len.saturating_add(HEADER) > limit;
         let (Some(header), true, false) = (header, fits, never) else {
             self.records.truncate(before);
             return Err(if header.is_none() {
                 SendError::Encode(Error::BufferTooSmall {
                     needed: len,
-                    capacity: self.max_frame,
+                    capacity: max_frame,
                 })
             } else if never {
                 SendError::Encode(Error::BufferTooSmall {
                     needed: len + HEADER,
-                    capacity: self.limit,
+                    capacity: limit,
                 })
             } else {
                 SendError::Full {
                     queued: before,
-                    limit: self.limit,
+                    limit,
                 }
             });
         };
@@ -179,7 +183,7 @@ impl PushQueue {
 
     /// Frames queued.
     pub fn frames(&self) -> usize {
-        self.frames
+        self.frames as usize
     }
 
     /// Bytes queued: encoded frames and their headers.
@@ -194,7 +198,7 @@ impl PushQueue {
 
     /// The limit in bytes.
     pub fn limit(&self) -> usize {
-        self.limit
+        self.limit as usize
     }
 
     /// Whether the queue takes no more pushes.
@@ -218,7 +222,7 @@ impl PushQueue {
     /// (see [`dropped`](Self::dropped)). Returns how many were dropped now.
     pub fn close(&mut self) -> usize {
         self.closed = true;
-        let n = self.frames;
+        let n = self.frames as usize;
         self.dropped += n as u64;
         self.frames = 0;
         self.records.clear();
