@@ -19,9 +19,15 @@ const MIN_RX: usize = 4096;
 
 /// Checks that `codec` makes a decoder and an encoder (before connecting).
 pub fn check_codec(codec: &CodecSpec) -> io::Result<()> {
-    codec.decoder().map_err(codec_error)?;
-    codec.encoder().map_err(codec_error)?;
-    Ok(())
+    spec_codec(codec).map(drop)
+}
+
+/// The decoder and encoder `codec` names, or why it names none.
+pub fn spec_codec(codec: &CodecSpec) -> io::Result<(AnyDecoder, AnyEncoder)> {
+    Ok((
+        codec.decoder().map_err(codec_error)?,
+        codec.encoder().map_err(codec_error)?,
+    ))
 }
 
 fn codec_error(e: fastnet_proto::Error) -> io::Error {
@@ -42,9 +48,12 @@ pub enum Step {
 /// One client connection's framing: frames out into a reused send buffer,
 /// frames in through a [`FrameReader`]. No IO: the driver writes
 /// [`unsent`](Self::unsent) and reads into [`read_buf`](Self::read_buf).
-pub struct Framing {
-    reader: FrameReader<AnyDecoder, Box<[u8]>>,
-    encoder: AnyEncoder,
+///
+/// `D` and `E` are the codec: by default the built-in ones a [`CodecSpec`]
+/// names, any [`Decoder`] and [`Encoder`] otherwise.
+pub struct Framing<D = AnyDecoder, E = AnyEncoder> {
+    reader: FrameReader<D, Box<[u8]>>,
+    encoder: E,
     /// Encoded frames not yet written; its capacity is reused.
     tx: Vec<u8>,
     peer: SocketAddr,
@@ -54,8 +63,16 @@ pub struct Framing {
 impl Framing {
     /// Framing for a connection to `peer` with `codec` both ways.
     pub fn new(codec: &CodecSpec, peer: SocketAddr) -> io::Result<Framing> {
-        let decoder = codec.decoder().map_err(codec_error)?;
-        let encoder = codec.encoder().map_err(codec_error)?;
+        let (decoder, encoder) = spec_codec(codec)?;
+        Framing::with_codec(decoder, encoder, peer)
+    }
+}
+
+impl<D: Decoder, E: Encoder> Framing<D, E> {
+    /// Framing for a connection to `peer` that frames requests with
+    /// `encoder` and reads replies with `decoder` (a fresh one); the
+    /// receive buffer holds the decoder's maximum frame.
+    pub fn with_codec(decoder: D, encoder: E, peer: SocketAddr) -> io::Result<Self> {
         let rx = vec![0; decoder.max_frame().max(MIN_RX)].into_boxed_slice();
         Ok(Framing {
             reader: FrameReader::new(decoder, rx).map_err(codec_error)?,
@@ -161,7 +178,7 @@ impl Framing {
     }
 }
 
-impl fmt::Debug for Framing {
+impl<D: Decoder, E> fmt::Debug for Framing<D, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Framing")
             .field("peer", &self.peer)

@@ -12,41 +12,70 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use fastnet_proto::codec::{AnyDecoder, AnyEncoder, Encoder, Envelope};
+use fastnet_proto::codec::{AnyDecoder, AnyEncoder, Decoder, Encoder, Envelope};
 use fastnet_proto::connection::{Buffers, Connection};
 use fastnet_proto::server::{Admission, RejectReason, ServerConfig, ServerStats};
 
 use crate::buffers::{BufPool, BufSet};
 use crate::sync::lock;
 
-/// The connection state machine as both drivers instantiate it.
-pub type Conn = Connection<AnyDecoder, SharedEncoder, Vec<u8>, Vec<u8>>;
+/// The connection state machine as both drivers instantiate it; the
+/// default parameters are the built-in codecs ([`CodecSpec`]).
+///
+/// [`CodecSpec`]: fastnet_proto::codec::CodecSpec
+pub type Conn<D = AnyDecoder, E = AnyEncoder> = Connection<D, SharedEncoder<E>, Vec<u8>, Vec<u8>>;
 
 /// Where a frame's replies go while the handler holds the frame.
-pub type Outbox<'a> = fastnet_proto::connection::Outbox<'a, SharedEncoder, Vec<u8>>;
+pub type Outbox<'a, E = AnyEncoder> =
+    fastnet_proto::connection::Outbox<'a, SharedEncoder<E>, Vec<u8>>;
+
+/// What a server needs of a request decoder: a [`Decoder`] that can be
+/// cloned into each connection (decoders keep per-stream state) and moved
+/// between threads. Every such decoder is one.
+pub trait ServerDecoder: Decoder + Clone + Send + Sync + 'static {}
+
+impl<D: Decoder + Clone + Send + Sync + 'static> ServerDecoder for D {}
+
+/// What a server needs of a reply encoder: an [`Encoder`] that the
+/// connections and their push handles share across threads. Every such
+/// encoder is one.
+pub trait ServerEncoder: Encoder + Send + Sync + 'static {}
+
+impl<E: Encoder + Send + Sync + 'static> ServerEncoder for E {}
 
 /// The reply encoder, shared by every connection of a server: encoders keep
 /// no per-connection state, so each connection holds a pointer instead of
-/// a copy of the configuration (about 190 bytes per connection).
-#[derive(Clone, Debug)]
-pub struct SharedEncoder(Arc<AnyEncoder>);
+/// a copy of the configuration (about 190 bytes per connection for the
+/// built-in codecs).
+#[derive(Debug)]
+pub struct SharedEncoder<E = AnyEncoder>(Arc<E>);
 
-impl SharedEncoder {
+impl<E> SharedEncoder<E> {
     /// Shares `encoder`.
-    pub fn new(encoder: AnyEncoder) -> Self {
+    pub fn new(encoder: E) -> Self {
         SharedEncoder(Arc::new(encoder))
     }
 }
 
-impl Encoder for SharedEncoder {
+// By hand: a derived `Clone` would ask `E: Clone`, which sharing avoids.
+impl<E> Clone for SharedEncoder<E> {
+    fn clone(&self) -> Self {
+        SharedEncoder(Arc::clone(&self.0))
+    }
+}
+
+impl<E: Encoder> Encoder for SharedEncoder<E> {
+    #[inline]
     fn encoded_len(&self, payload: &[u8]) -> Result<usize, fastnet_proto::Error> {
         self.0.encoded_len(payload)
     }
 
+    #[inline]
     fn envelope(&self, payload: &[u8]) -> Result<Option<Envelope>, fastnet_proto::Error> {
         self.0.envelope(payload)
     }
 
+    #[inline]
     fn encode_with<F: FnMut(&[u8])>(
         &self,
         payload: &[u8],
@@ -54,6 +83,106 @@ impl Encoder for SharedEncoder {
     ) -> Result<usize, fastnet_proto::Error> {
         self.0.encode_with(payload, put)
     }
+}
+
+/// A server's codec as its builder holds it until `bind`: read from the
+/// configuration's [`CodecSpec`] fields then (the built-in codecs), or a
+/// decoder and an encoder given as values (a codec of the user's own).
+///
+/// [`CodecSpec`]: fastnet_proto::codec::CodecSpec
+pub struct ServerCodec<D = AnyDecoder, E = AnyEncoder> {
+    from: CodecFrom<D, E>,
+}
+
+enum CodecFrom<D, E> {
+    /// `ServerConfig::codec` and `reply_codec`, read at bind so that the
+    /// builder's setters may still change them.
+    Config(fn(&ServerConfig) -> io::Result<(D, E)>),
+    Given(D, E),
+}
+
+impl ServerCodec {
+    /// The codecs that [`ServerConfig::codec`] and
+    /// [`ServerConfig::reply_codec`] name.
+    pub fn from_config() -> Self {
+        ServerCodec {
+            from: CodecFrom::Config(|config| {
+                let decoder = config.codec.decoder().map_err(|e| invalid("codec", e))?;
+                let encoder = config.reply_codec().encoder();
+                Ok((decoder, encoder.map_err(|e| invalid("reply codec", e))?))
+            }),
+        }
+    }
+}
+
+impl<D: Decoder, E: Encoder> ServerCodec<D, E> {
+    /// `decoder` for requests (a fresh one, cloned into each connection)
+    /// and `encoder` for replies and pushes; the configuration's codec
+    /// fields are then not used.
+    pub fn new(decoder: D, encoder: E) -> Self {
+        ServerCodec {
+            from: CodecFrom::Given(decoder, encoder),
+        }
+    }
+
+    /// Whether the codec comes from the configuration's codec fields.
+    pub fn is_from_config(&self) -> bool {
+        matches!(self.from, CodecFrom::Config(_))
+    }
+
+    /// The decoder and encoder, and the receive and reply buffer lengths
+    /// they need with `config`: for the configuration's own codecs,
+    /// [`ServerConfig::rx_buffer_len`] and [`ServerConfig::tx_buffer_len`];
+    /// for given ones, the same rule with the decoder's maximum frame (an
+    /// [`Encoder`] states none, so replies are taken to be no longer than
+    /// requests).
+    pub fn resolve(self, config: &ServerConfig) -> io::Result<Resolved<D, E>> {
+        Ok(match self.from {
+            CodecFrom::Config(make) => {
+                let (decoder, encoder) = make(config)?;
+                Resolved {
+                    decoder,
+                    encoder,
+                    rx_len: config.rx_buffer_len(),
+                    tx_len: config.tx_buffer_len(),
+                }
+            }
+            CodecFrom::Given(decoder, encoder) => {
+                let max = decoder.max_frame();
+                Resolved {
+                    rx_len: config.rx_buffer.max(max),
+                    tx_len: config.tx_buffer.max(max.saturating_mul(2)),
+                    decoder,
+                    encoder,
+                }
+            }
+        })
+    }
+}
+
+impl<D, E> fmt::Debug for ServerCodec<D, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let from = match self.from {
+            CodecFrom::Config(_) => "config",
+            CodecFrom::Given(..) => "given",
+        };
+        f.debug_struct("ServerCodec")
+            .field("from", &from)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`ServerCodec`] resolved at bind.
+#[derive(Debug)]
+pub struct Resolved<D, E> {
+    /// The request decoder, fresh.
+    pub decoder: D,
+    /// The reply encoder.
+    pub encoder: E,
+    /// Receive buffer length per connection.
+    pub rx_len: usize,
+    /// Reply buffer length per connection.
+    pub tx_len: usize,
 }
 
 /// A configuration error `bind` reports: `what` names the setting.
@@ -135,17 +264,18 @@ pub struct PoolShape {
 /// its shutdown handles: the configuration, checked and resolved; the
 /// clock; statistics; the buffer pool; admission and the live connections
 /// (`C`, the driver's per-connection shared state); shutdown control; and
-/// the driver's own part, `driver`.
-pub struct Core<C, X> {
+/// the driver's own part, `driver`. `D` and `E` are the codec (by default
+/// the built-in ones, dispatched statically).
+pub struct Core<C, X, D = AnyDecoder, E = AnyEncoder> {
     /// The configuration in force (buffer sizes as given).
     pub config: ServerConfig,
     /// The request decoder, cloned into every connection.
-    pub decoder: AnyDecoder,
+    pub decoder: D,
     /// The reply encoder, shared by every connection.
-    pub encoder: SharedEncoder,
-    /// Receive buffer length in use ([`ServerConfig::rx_buffer_len`]).
+    pub encoder: SharedEncoder<E>,
+    /// Receive buffer length in use (see [`ServerCodec::resolve`]).
     pub rx_len: usize,
-    /// Reply buffer length in use ([`ServerConfig::tx_buffer_len`]).
+    /// Reply buffer length in use (see [`ServerCodec::resolve`]).
     pub tx_len: usize,
     /// When the clock of the connections' state machines started.
     pub epoch: Instant,
@@ -181,16 +311,25 @@ struct Entry<C> {
     slot: bool,
 }
 
-impl<C, X> Core<C, X> {
-    /// Checks `config` and resolves it: codecs, buffer lengths, and one
-    /// connection built from them (so that making one per accepted
-    /// connection cannot fail later); at least one connection allowed.
-    /// `tls` says whether connections are encrypted.
-    pub fn new(config: ServerConfig, pool: PoolShape, tls: bool, driver: X) -> io::Result<Self> {
-        let decoder = config.codec.decoder().map_err(|e| invalid("codec", e))?;
-        let encoder = config.reply_codec().encoder();
-        let encoder = SharedEncoder::new(encoder.map_err(|e| invalid("reply codec", e))?);
-        let (rx_len, tx_len) = (config.rx_buffer_len(), config.tx_buffer_len());
+impl<C, X, D: Decoder + Clone, E: Encoder> Core<C, X, D, E> {
+    /// Checks `config` and resolves it with `codec`: codecs, buffer
+    /// lengths, and one connection built from them (so that making one per
+    /// accepted connection cannot fail later); at least one connection
+    /// allowed. `tls` says whether connections are encrypted.
+    pub fn new(
+        config: ServerConfig,
+        codec: ServerCodec<D, E>,
+        pool: PoolShape,
+        tls: bool,
+        driver: X,
+    ) -> io::Result<Self> {
+        let Resolved {
+            decoder,
+            encoder,
+            rx_len,
+            tx_len,
+        } = codec.resolve(&config)?;
+        let encoder = SharedEncoder::new(encoder);
         if config.max_connections == 0 {
             return Err(invalid("max_connections", "must be at least 1, not 0"));
         }
@@ -228,7 +367,11 @@ impl<C, X> Core<C, X> {
     }
 
     /// A connection state machine on `bufs`, its clock at `now`.
-    pub fn connection(&self, bufs: BufSet, now: Duration) -> Result<Conn, fastnet_proto::Error> {
+    pub fn connection(
+        &self,
+        bufs: BufSet,
+        now: Duration,
+    ) -> Result<Conn<D, E>, fastnet_proto::Error> {
         Conn::new(
             self.decoder.clone(),
             self.encoder.clone(),
@@ -237,7 +380,9 @@ impl<C, X> Core<C, X> {
             now,
         )
     }
+}
 
+impl<C, X, D, E> Core<C, X, D, E> {
     /// Time since the epoch, the clock of every connection. Without an
     /// idle or read timeout no state machine arms a timer, so the clock
     /// stays at zero rather than being read on every wake-up.
@@ -375,7 +520,7 @@ impl<C, X> Core<C, X> {
     }
 }
 
-impl<C, X> fmt::Debug for Core<C, X> {
+impl<C, X, D, E> fmt::Debug for Core<C, X, D, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Core")
             .field("config", &self.config)
@@ -399,12 +544,6 @@ macro_rules! server_builder_setters {
         /// that binds is used.
         pub fn addr(mut self, addr: impl ::std::net::ToSocketAddrs) -> Self {
             self.addrs = addr.to_socket_addrs().map(Iterator::collect);
-            self
-        }
-
-        /// Framing of replies, if it differs from the framing of requests.
-        pub fn reply_codec(mut self, codec: ::fastnet_proto::codec::CodecSpec) -> Self {
-            self.config.reply_codec = Some(codec);
             self
         }
 
@@ -488,7 +627,9 @@ macro_rules! server_builder_setters {
             self
         }
 
-        /// Replaces every setting but the address (and TLS) at once.
+        /// Replaces every setting but the address (and TLS) at once. With a
+        /// codec given as values, the configuration's codec fields are not
+        /// used.
         pub fn config(mut self, config: ::fastnet_proto::server::ServerConfig) -> Self {
             self.config = config;
             self
@@ -515,7 +656,7 @@ mod tests {
 
     fn core(config: ServerConfig) -> io::Result<Core<u64, ()>> {
         let pool = PoolShape { max: 4, shards: 1 };
-        Core::new(config, pool, false, ())
+        Core::new(config, ServerCodec::from_config(), pool, false, ())
     }
 
     #[test]

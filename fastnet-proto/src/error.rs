@@ -110,6 +110,17 @@ pub enum Error {
         /// Which value, and what it must be.
         reason: &'static str,
     },
+    /// A frame breaks a rule of its codec that no other variant names: for
+    /// codecs written outside this crate (a checksum that does not match,
+    /// a byte a text protocol does not allow).
+    InvalidFrame {
+        /// The rule broken.
+        reason: &'static str,
+        /// Offset of the offending byte within the frame.
+        pos: usize,
+        /// The offending byte.
+        byte: u8,
+    },
 }
 
 impl fmt::Display for Error {
@@ -160,6 +171,10 @@ impl fmt::Display for Error {
             Error::NotEncodable { reason } => write!(f, "codec cannot encode: {reason}"),
             Error::ConnectionClosed => f.write_str("connection is closing or closed"),
             Error::InvalidConfig { reason } => write!(f, "invalid configuration: {reason}"),
+            Error::InvalidFrame { reason, pos, byte } => write!(
+                f,
+                "invalid frame: {reason} (byte 0x{byte:02x} at offset {pos})"
+            ),
         }
     }
 }

@@ -5,8 +5,8 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use fastnet_driver::client::{check_codec, Framing, Step};
-use fastnet_proto::codec::CodecSpec;
+use fastnet_driver::client::{spec_codec, Framing, Step};
+use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoder, Encoder};
 use smol::net::AsyncToSocketAddrs;
 use smol::{future, Async, Timer};
 
@@ -34,9 +34,12 @@ use smol::{future, Async, Timer};
 /// assert_eq!(client.recv().await?, Some(&b"ping"[..]));
 /// # Ok(()) }
 /// ```
-pub struct Client {
+///
+/// `D` and `E` are the codec: the built-in ones by default, any
+/// [`Decoder`] and [`Encoder`] through [`Client::connect_with`].
+pub struct Client<D = AnyDecoder, E = AnyEncoder> {
     stream: Async<TcpStream>,
-    framing: Framing,
+    framing: Framing<D, E>,
     /// The TLS session, for [`connect_tls`](Self::connect_tls).
     #[cfg(feature = "tls")]
     tls: Option<Box<ClientTls>>,
@@ -51,14 +54,8 @@ impl Client {
         codec: CodecSpec,
         timeout: Duration,
     ) -> io::Result<Client> {
-        check_codec(&codec)?;
-        let (stream, peer) = connect_tcp(addr, timeout).await?;
-        Ok(Client {
-            stream,
-            framing: Framing::new(&codec, peer)?,
-            #[cfg(feature = "tls")]
-            tls: None,
-        })
+        let (decoder, encoder) = spec_codec(&codec)?;
+        Client::connect_with(addr, decoder, encoder, timeout).await
     }
 
     /// Connects as [`connect`](Self::connect) does, then runs a TLS
@@ -76,11 +73,45 @@ impl Client {
         timeout: Duration,
         tls: &crate::tls::TlsConnector,
     ) -> io::Result<Client> {
+        let (decoder, encoder) = spec_codec(&codec)?;
+        Client::connect_tls_with(addr, decoder, encoder, timeout, tls).await
+    }
+}
+
+impl<D: Decoder, E: Encoder> Client<D, E> {
+    /// Connects as [`connect`](Client::connect) does, with a codec of your
+    /// own: `encoder` frames requests, `decoder` (a fresh one) reads
+    /// replies, into a buffer of its maximum frame.
+    pub async fn connect_with(
+        addr: impl AsyncToSocketAddrs,
+        decoder: D,
+        encoder: E,
+        timeout: Duration,
+    ) -> io::Result<Self> {
+        let (stream, peer) = connect_tcp(addr, timeout).await?;
+        Ok(Client {
+            stream,
+            framing: Framing::with_codec(decoder, encoder, peer)?,
+            #[cfg(feature = "tls")]
+            tls: None,
+        })
+    }
+
+    /// [`connect_tls`](Client::connect_tls) with a codec of your own (see
+    /// [`connect_with`](Self::connect_with)). Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls_with(
+        addr: impl AsyncToSocketAddrs,
+        decoder: D,
+        encoder: E,
+        timeout: Duration,
+        tls: &crate::tls::TlsConnector,
+    ) -> io::Result<Self> {
         let mut session = tls.session()?;
         // Ciphertext is written out right after each `flush` encrypts it,
         // so the session holds no more than the frames fed since the last.
         session.set_buffer_limit(None);
-        let mut client = Client::connect(addr, codec, timeout).await?;
+        let mut client = Client::connect_with(addr, decoder, encoder, timeout).await?;
         let limit = tls.handshake_timeout();
         let peer = client.peer_addr();
         future::or(client_handshake(&client.stream, &mut session), async {
@@ -247,7 +278,7 @@ impl Client {
     }
 }
 
-impl fmt::Debug for Client {
+impl<D: Decoder, E: Encoder> fmt::Debug for Client<D, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("framing", &self.framing)

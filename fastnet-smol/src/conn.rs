@@ -26,6 +26,7 @@ use crate::handle::{forget, ConnShared, ServerShared, Shared, ABORT, CLOSE, PUSH
 use crate::runtime::{ReadWait, Socket};
 use crate::{Ctx, Handler};
 use fastnet_driver::server::Conn;
+use fastnet_driver::server::{ServerDecoder, ServerEncoder};
 
 /// What woke the task.
 #[derive(Clone, Copy, Debug, Default)]
@@ -51,10 +52,10 @@ enum Flushed {
 /// The driver is built here, outside the future, so the future stores it
 /// once: an `async fn` would also keep its arguments and the pieces the
 /// driver is built from, roughly doubling what every idle connection costs.
-pub(crate) fn task<H: Handler>(
+pub(crate) fn task<H: Handler, D: ServerDecoder, E: ServerEncoder>(
     handler: Arc<H>,
     stream: Socket,
-    shared: Arc<ConnShared>,
+    shared: Arc<ConnShared<D, E>>,
     state: H::State,
 ) -> Option<impl Future<Output = ()> + Send> {
     let mut driver = Driver::new(handler, stream, shared, state)?;
@@ -81,14 +82,14 @@ pub(crate) fn task<H: Handler>(
     })
 }
 
-struct Driver<H: Handler> {
+struct Driver<H: Handler, D: ServerDecoder, E: ServerEncoder> {
     handler: Arc<H>,
     /// Also reaches the server (`shared.server`).
-    shared: Shared,
+    shared: Shared<D, E>,
     /// `None` only after `on_close` took it.
     state: Option<H::State>,
     stream: Socket,
-    conn: Conn,
+    conn: Conn<D, E>,
     /// Armed no later than `conn.poll_timeout()`; re-armed lazily (only
     /// when the deadline moves earlier or the timer fired), so traffic does
     /// not touch the reactor's timer set.
@@ -108,12 +109,12 @@ struct Driver<H: Handler> {
     tls: Option<Box<crate::tls::ServerTls>>,
 }
 
-impl<H: Handler> Driver<H> {
+impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
     /// A driver with a parked connection (no buffers until bytes move).
     fn new(
         handler: Arc<H>,
         stream: Socket,
-        shared: Arc<ConnShared>,
+        shared: Arc<ConnShared<D, E>>,
         state: H::State,
     ) -> Option<Self> {
         // The shared record is touched on every wake-up.
@@ -161,7 +162,7 @@ impl<H: Handler> Driver<H> {
         Some(driver)
     }
 
-    fn server(&self) -> &ServerShared {
+    fn server(&self) -> &ServerShared<D, E> {
         &self.shared.server
     }
 
@@ -555,7 +556,7 @@ impl<H: Handler> Driver<H> {
     }
 }
 
-impl<H: Handler> Drop for Driver<H> {
+impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Drop for Driver<H, D, E> {
     fn drop(&mut self) {
         self.shared.unregister();
         self.conn.abort();
@@ -583,6 +584,7 @@ impl<H: Handler> Drop for Driver<H> {
 mod tests {
     use super::*;
     use crate::{CodecSpec, ConnInfo, Server};
+    use fastnet_proto::codec::{AnyDecoder, AnyEncoder};
     use std::net::{TcpListener, TcpStream};
 
     struct Echo;
@@ -615,7 +617,7 @@ mod tests {
         eprintln!(
             "task future {size} bytes; Conn {}, Driver {}",
             std::mem::size_of::<Conn>(),
-            std::mem::size_of::<Driver<Echo>>()
+            std::mem::size_of::<Driver<Echo, AnyDecoder, AnyEncoder>>()
         );
         // Never polled, never registered: dropping it would report a close
         // for a connection the server never admitted.

@@ -12,6 +12,8 @@ use fastnet_driver::conn::{ConnHandle, ConnInfo, HandleSource, PushTarget};
 use fastnet_driver::server::Core;
 #[cfg(feature = "tls")]
 use fastnet_driver::server::TlsSettings;
+use fastnet_driver::server::{ServerDecoder, ServerEncoder};
+use fastnet_proto::codec::{AnyDecoder, AnyEncoder};
 use fastnet_proto::connection::{PushQueue, SendError};
 
 use crate::sync::{lock, WakerId};
@@ -27,7 +29,8 @@ pub(crate) const ABORT: u8 = 8;
 
 /// Everything the accept loop and the connection tasks share; not generic
 /// over the handler.
-pub(crate) type ServerShared = Core<Arc<ConnShared>, Smol>;
+pub(crate) type ServerShared<D = AnyDecoder, E = AnyEncoder> =
+    Core<Arc<ConnShared<D, E>>, Smol, D, E>;
 
 /// This driver's part of [`ServerShared`].
 #[derive(Debug)]
@@ -44,13 +47,13 @@ pub(crate) struct Smol {
 
 /// A connection task ended and its close was counted: forget it, and wake
 /// `serve` if it was the last.
-pub(crate) fn forget(shared: &ServerShared, id: u64) {
+pub(crate) fn forget<D, E>(shared: &ServerShared<D, E>, id: u64) {
     if shared.forget(id) {
         shared.driver.serve_waker.wake();
     }
 }
 
-pub(crate) fn signal_all(shared: &ServerShared, flag: u8) {
+pub(crate) fn signal_all<D, E>(shared: &ServerShared<D, E>, flag: u8) {
     for c in shared.connections() {
         c.signal(flag);
     }
@@ -61,14 +64,14 @@ pub(crate) fn signal_all(shared: &ServerShared, flag: u8) {
 /// `repr(C)`, the fields every wake-up reads first: they share the first
 /// cache line, which the reactor fetches ahead of waking the task.
 #[repr(C)]
-pub(crate) struct ConnShared {
+pub(crate) struct ConnShared<D = AnyDecoder, E = AnyEncoder> {
     /// Signals for the task: [`PUSH`], [`CLOSE`], [`SHUTDOWN`], [`ABORT`].
     pub(crate) flags: AtomicU8,
     /// Which waker `waker` holds (written only by the task).
     registered: WakerId,
     /// The buffer pool shard of the connection's thread.
     pub(crate) shard: usize,
-    pub(crate) server: Arc<ServerShared>,
+    pub(crate) server: Arc<ServerShared<D, E>>,
     /// The connection task's waker: registered once (a task's waker does
     /// not change between polls) and woken by reference, so a poll costs
     /// no locked instruction for it; signals are rare and take the lock.
@@ -79,8 +82,8 @@ pub(crate) struct ConnShared {
     pub(crate) push: Mutex<PushQueue>,
 }
 
-impl ConnShared {
-    pub(crate) fn new(info: ConnInfo, server: Arc<ServerShared>, shard: usize) -> Self {
+impl<D, E> ConnShared<D, E> {
+    pub(crate) fn new(info: ConnInfo, server: Arc<ServerShared<D, E>>, shard: usize) -> Self {
         ConnShared {
             info,
             push: Mutex::new(PushQueue::new(server.config.push_queue, server.tx_len)),
@@ -129,7 +132,7 @@ impl ConnShared {
     }
 }
 
-impl PushTarget for ConnShared {
+impl<D: ServerDecoder, E: ServerEncoder> PushTarget for ConnShared<D, E> {
     fn info(&self) -> &ConnInfo {
         &self.info
     }
@@ -154,18 +157,24 @@ impl PushTarget for ConnShared {
 /// A connection's shared state as its task holds it; lent to the
 /// handler's `Ctx` as is (no wrapper to keep across the handler's
 /// `.await`s: every byte of the task counts for idle connections).
-#[derive(Clone)]
-pub(crate) struct Shared(pub(crate) Arc<ConnShared>);
+pub(crate) struct Shared<D, E>(pub(crate) Arc<ConnShared<D, E>>);
 
-impl std::ops::Deref for Shared {
-    type Target = Arc<ConnShared>;
+// By hand: a derived `Clone` would ask the codec to be `Clone`.
+impl<D, E> Clone for Shared<D, E> {
+    fn clone(&self) -> Self {
+        Shared(Arc::clone(&self.0))
+    }
+}
 
-    fn deref(&self) -> &Arc<ConnShared> {
+impl<D, E> std::ops::Deref for Shared<D, E> {
+    type Target = Arc<ConnShared<D, E>>;
+
+    fn deref(&self) -> &Arc<ConnShared<D, E>> {
         &self.0
     }
 }
 
-impl HandleSource for Shared {
+impl<D: ServerDecoder, E: ServerEncoder> HandleSource for Shared<D, E> {
     fn info(&self) -> &ConnInfo {
         &self.0.info
     }

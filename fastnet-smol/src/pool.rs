@@ -7,25 +7,35 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use fastnet_driver::client::{check_codec, Checkout, PoolState};
+use fastnet_driver::client::{spec_codec, Checkout, PoolState};
 pub use fastnet_driver::client::{PoolConfig, PoolStats};
-use fastnet_proto::codec::CodecSpec;
+use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoder, Encoder};
 use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::{future, Timer};
 
 use crate::client::Client;
 use crate::sync::lock;
 
-#[derive(Debug)]
-struct Shared {
+struct Shared<D, E> {
     addrs: Vec<SocketAddr>,
-    codec: CodecSpec,
+    /// Cloned into each new connection (never used itself, so fresh).
+    decoder: D,
+    encoder: E,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsConnector>,
-    state: Mutex<PoolState<Client>>,
+    state: Mutex<PoolState<Client<D, E>>>,
     /// One permit per connection in use or being opened: waiting for a
     /// connection is waiting for a permit.
     permits: Arc<Semaphore>,
+}
+
+impl<D: Decoder, E: Encoder> fmt::Debug for Shared<D, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("addrs", &self.addrs)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A pool of [`Client`] connections to one server, shared between tasks
@@ -48,9 +58,30 @@ struct Shared {
 /// drop(conn); // back to the pool
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
-pub struct Pool {
-    shared: Arc<Shared>,
+///
+/// `D` and `E` are the codec: the built-in ones by default, any
+/// [`Decoder`] and [`Encoder`] (that can be cloned for each new
+/// connection) through [`Pool::with_codec`].
+pub struct Pool<D = AnyDecoder, E = AnyEncoder> {
+    shared: Arc<Shared<D, E>>,
+}
+
+// By hand: a derived `Clone` would ask the codec to be `Clone` for a
+// clone that only shares the pool.
+impl<D, E> Clone for Pool<D, E> {
+    fn clone(&self) -> Self {
+        Pool {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<D: Decoder, E: Encoder> fmt::Debug for Pool<D, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("shared", &self.shared)
+            .finish()
+    }
 }
 
 impl Pool {
@@ -58,9 +89,11 @@ impl Pool {
     /// resolved now, with the blocking resolver (pass an IP address, or
     /// build the pool before entering async code); no connection is opened.
     pub fn new(addr: impl ToSocketAddrs, codec: CodecSpec, config: PoolConfig) -> io::Result<Pool> {
+        let (decoder, encoder) = spec_codec(&codec)?;
         Self::build(
             addr,
-            codec,
+            decoder,
+            encoder,
             config,
             #[cfg(feature = "tls")]
             None,
@@ -78,15 +111,52 @@ impl Pool {
         config: PoolConfig,
         tls: crate::tls::TlsConnector,
     ) -> io::Result<Pool> {
-        Self::build(addr, codec, config, Some(tls))
+        let (decoder, encoder) = spec_codec(&codec)?;
+        Self::build(addr, decoder, encoder, config, Some(tls))
+    }
+}
+
+impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
+    /// A pool of connections to `addr` with a codec of your own: each
+    /// connection gets a clone of `decoder` (keep it fresh) and of
+    /// `encoder` ([`Client::connect_with`]). The address is resolved as
+    /// [`new`](Pool::new) does; no connection is opened.
+    pub fn with_codec(
+        addr: impl ToSocketAddrs,
+        decoder: D,
+        encoder: E,
+        config: PoolConfig,
+    ) -> io::Result<Self> {
+        Self::build(
+            addr,
+            decoder,
+            encoder,
+            config,
+            #[cfg(feature = "tls")]
+            None,
+        )
+    }
+
+    /// [`with_tls`](Pool::with_tls) with a codec of your own (see
+    /// [`with_codec`](Self::with_codec)). Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn with_codec_tls(
+        addr: impl ToSocketAddrs,
+        decoder: D,
+        encoder: E,
+        config: PoolConfig,
+        tls: crate::tls::TlsConnector,
+    ) -> io::Result<Self> {
+        Self::build(addr, decoder, encoder, config, Some(tls))
     }
 
     fn build(
         addr: impl ToSocketAddrs,
-        codec: CodecSpec,
+        decoder: D,
+        encoder: E,
         config: PoolConfig,
         #[cfg(feature = "tls")] tls: Option<crate::tls::TlsConnector>,
-    ) -> io::Result<Pool> {
+    ) -> io::Result<Self> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
         if addrs.is_empty() {
             return Err(io::Error::new(
@@ -94,11 +164,11 @@ impl Pool {
                 "pool: no address",
             ));
         }
-        check_codec(&codec)?;
         Ok(Pool {
             shared: Arc::new(Shared {
                 addrs,
-                codec,
+                decoder,
+                encoder,
                 #[cfg(feature = "tls")]
                 tls,
                 state: Mutex::new(PoolState::new(config)?),
@@ -109,7 +179,7 @@ impl Pool {
 
     /// A connection: an idle one, a new one, or one returned within
     /// `wait_timeout` ([`io::ErrorKind::TimedOut`] otherwise).
-    pub async fn get(&self) -> io::Result<Pooled> {
+    pub async fn get(&self) -> io::Result<Pooled<D, E>> {
         let shared = &self.shared;
         let (wait, connect_timeout) = {
             let state = lock(&shared.state);
@@ -148,26 +218,30 @@ impl Pool {
     }
 }
 
-impl Shared {
-    async fn connect(&self, timeout: std::time::Duration) -> io::Result<Client> {
+impl<D: Decoder + Clone, E: Encoder + Clone> Shared<D, E> {
+    async fn connect(&self, timeout: std::time::Duration) -> io::Result<Client<D, E>> {
+        let (decoder, encoder) = (self.decoder.clone(), self.encoder.clone());
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
-            return Client::connect_tls(&self.addrs[..], self.codec, timeout, tls).await;
+            let addrs = &self.addrs[..];
+            return Client::connect_tls_with(addrs, decoder, encoder, timeout, tls).await;
         }
-        Client::connect(&self.addrs[..], self.codec, timeout).await
+        Client::connect_with(&self.addrs[..], decoder, encoder, timeout).await
     }
 }
 
 /// A connection borrowed from a [`Pool`]; derefs to [`Client`] and goes
 /// back to the pool when dropped.
-pub struct Pooled {
-    client: Option<Client>,
-    pool: Arc<Shared>,
+// The codec bounds are the `Drop` impl's: a connection goes back to the
+// pool only if its framing is idle.
+pub struct Pooled<D: Decoder = AnyDecoder, E: Encoder = AnyEncoder> {
+    client: Option<Client<D, E>>,
+    pool: Arc<Shared<D, E>>,
     _permit: SemaphoreGuardArc,
     discard: bool,
 }
 
-impl Pooled {
+impl<D: Decoder, E: Encoder> Pooled<D, E> {
     /// Closes this connection instead of returning it to the pool (for
     /// example after a reply that left the protocol out of step).
     pub fn discard(mut self) {
@@ -175,22 +249,22 @@ impl Pooled {
     }
 }
 
-impl Deref for Pooled {
-    type Target = Client;
+impl<D: Decoder, E: Encoder> Deref for Pooled<D, E> {
+    type Target = Client<D, E>;
 
-    fn deref(&self) -> &Client {
+    fn deref(&self) -> &Client<D, E> {
         // Only `drop` takes the client out.
         self.client.as_ref().expect("client present until drop")
     }
 }
 
-impl DerefMut for Pooled {
-    fn deref_mut(&mut self) -> &mut Client {
+impl<D: Decoder, E: Encoder> DerefMut for Pooled<D, E> {
+    fn deref_mut(&mut self) -> &mut Client<D, E> {
         self.client.as_mut().expect("client present until drop")
     }
 }
 
-impl Drop for Pooled {
+impl<D: Decoder, E: Encoder> Drop for Pooled<D, E> {
     fn drop(&mut self) {
         let Some(mut client) = self.client.take() else {
             return;
@@ -202,7 +276,7 @@ impl Drop for Pooled {
     }
 }
 
-impl fmt::Debug for Pooled {
+impl<D: Decoder, E: Encoder> fmt::Debug for Pooled<D, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pooled")
             .field("client", &self.client)

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use atomic_waker::AtomicWaker;
 #[cfg(feature = "tls")]
 use fastnet_driver::server::TlsSettings;
-use fastnet_driver::server::{listen, Core, PoolShape};
-use fastnet_proto::codec::CodecSpec;
+use fastnet_driver::server::{listen, Core, PoolShape, ServerCodec, ServerDecoder, ServerEncoder};
+use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec};
 use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapshot};
 use smol::{future, Async, Executor, Timer};
 
@@ -57,11 +57,14 @@ pub enum Layout {
     Shared,
 }
 
-/// Configures and binds a [`Server`]. Start with [`Server::builder`].
+/// Configures and binds a [`Server`]. Start with [`Server::builder`]
+/// (built-in codecs) or [`Server::builder_with`] (a codec of your own: `D`
+/// decodes requests, `E` encodes replies and pushes).
 #[derive(Debug)]
-pub struct ServerBuilder {
+pub struct ServerBuilder<D = AnyDecoder, E = AnyEncoder> {
     addrs: io::Result<Vec<SocketAddr>>,
     config: ServerConfig,
+    codec: ServerCodec<D, E>,
     buffer_pool: usize,
     layout: Layout,
     #[cfg(feature = "tls")]
@@ -69,6 +72,14 @@ pub struct ServerBuilder {
 }
 
 impl ServerBuilder {
+    /// Framing of replies, if it differs from the framing of requests.
+    pub fn reply_codec(mut self, codec: CodecSpec) -> Self {
+        self.config.reply_codec = Some(codec);
+        self
+    }
+}
+
+impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
     fastnet_driver::server_builder_setters! {
         tls: crate::tls::TlsServerConfig,
         workers:
@@ -98,7 +109,7 @@ impl ServerBuilder {
     }
 
     /// Validates the configuration and binds the listening socket.
-    pub fn bind(self) -> io::Result<Server> {
+    pub fn bind(self) -> io::Result<Server<D, E>> {
         let config = self.config;
         #[cfg(feature = "tls")]
         let tls = self.tls.as_ref().map(TlsSettings::new).transpose()?;
@@ -122,7 +133,7 @@ impl ServerBuilder {
             max: self.buffer_pool,
             shards,
         };
-        let shared = Arc::new(Core::new(config, pool, is_tls, smol)?);
+        let shared = Arc::new(Core::new(config, self.codec, pool, is_tls, smol)?);
         let (listener, local_addr) = listen(self.addrs, config.listen_backlog)?;
         let listener = Async::new(listener)?;
         Ok(Server {
@@ -147,13 +158,27 @@ fn worker_threads(config: &ServerConfig) -> usize {
 /// Build one with [`Server::builder`]; serve it on your executor with
 /// [`serve_on`](Self::serve_on) (or smol's global one with
 /// [`serve`](Self::serve)), or let [`run`](Self::run) start its own
-/// threads. Stop it with a [`ShutdownHandle`].
-#[derive(Debug)]
-pub struct Server {
+/// threads. Stop it with a [`ShutdownHandle`]. `D` and `E` are the codec:
+/// the built-in ones by default, any [`Decoder`] and [`Encoder`] through
+/// [`Server::builder_with`].
+///
+/// [`Decoder`]: fastnet_proto::codec::Decoder
+/// [`Encoder`]: fastnet_proto::codec::Encoder
+pub struct Server<D = AnyDecoder, E = AnyEncoder> {
     listener: Async<TcpListener>,
     local_addr: SocketAddr,
-    pub(crate) shared: Arc<ServerShared>,
+    pub(crate) shared: Arc<ServerShared<D, E>>,
     layout: Layout,
+}
+
+impl<D, E> fmt::Debug for Server<D, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("shared", &self.shared)
+            .field("layout", &self.layout)
+            .finish()
+    }
 }
 
 impl Server {
@@ -163,6 +188,28 @@ impl Server {
         ServerBuilder {
             addrs: Ok(vec![SocketAddr::from(([127, 0, 0, 1], 0))]),
             config: ServerConfig::new(codec),
+            codec: ServerCodec::from_config(),
+            buffer_pool: DEFAULT_BUFFER_POOL,
+            layout: Layout::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+}
+
+impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
+    /// A builder for a server with a codec of your own: `decoder` (a fresh
+    /// one, cloned into each connection) reads requests, `encoder` frames
+    /// replies and pushes. The receive buffer is raised to the decoder's
+    /// maximum frame, the reply buffer to twice that. The configuration's
+    /// codec fields are not used.
+    pub fn builder_with(decoder: D, encoder: E) -> ServerBuilder<D, E> {
+        let max_frame = decoder.max_frame();
+        ServerBuilder {
+            addrs: Ok(vec![SocketAddr::from(([127, 0, 0, 1], 0))]),
+            // The codec fields only document the frame size here.
+            config: ServerConfig::new(CodecSpec::Raw { max_frame }),
+            codec: ServerCodec::new(decoder, encoder),
             buffer_pool: DEFAULT_BUFFER_POOL,
             layout: Layout::default(),
             #[cfg(feature = "tls")]
@@ -176,7 +223,7 @@ impl Server {
     }
 
     /// A handle to stop the server from any thread.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
+    pub fn shutdown_handle(&self) -> ShutdownHandle<D, E> {
         ShutdownHandle {
             shared: self.shared.clone(),
         }
@@ -294,8 +341,8 @@ impl Server {
 }
 
 /// Admission, `on_connect`, then a task for the connection.
-fn admit<H: Handler>(
-    shared: &Arc<ServerShared>,
+fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
+    shared: &Arc<ServerShared<D, E>>,
     handler: &Arc<H>,
     stream: TcpStream,
     peer: SocketAddr,
@@ -341,7 +388,7 @@ fn admit<H: Handler>(
     }
 }
 
-async fn wait_shutdown(shared: &ServerShared) {
+async fn wait_shutdown<D, E>(shared: &ServerShared<D, E>) {
     future::poll_fn(|cx| {
         shared.driver.serve_waker.register(cx.waker());
         if shared.is_shutting_down() {
@@ -353,7 +400,7 @@ async fn wait_shutdown(shared: &ServerShared) {
     .await
 }
 
-async fn wait_idle(shared: &ServerShared) {
+async fn wait_idle<D, E>(shared: &ServerShared<D, E>) {
     future::poll_fn(|cx| {
         shared.driver.serve_waker.register(cx.waker());
         if shared.live() == 0 {
@@ -366,12 +413,20 @@ async fn wait_idle(shared: &ServerShared) {
 }
 
 /// Stops a [`Server`] from any thread: cloneable, `Send + Sync`.
-#[derive(Clone)]
-pub struct ShutdownHandle {
-    shared: Arc<ServerShared>,
+pub struct ShutdownHandle<D = AnyDecoder, E = AnyEncoder> {
+    shared: Arc<ServerShared<D, E>>,
 }
 
-impl ShutdownHandle {
+// By hand: a derived `Clone` would ask the codec to be `Clone`.
+impl<D, E> Clone for ShutdownHandle<D, E> {
+    fn clone(&self) -> Self {
+        ShutdownHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<D, E> ShutdownHandle<D, E> {
     /// Stops accepting, lets every connection flush its queued replies and
     /// close, and closes whatever is still open `deadline` from now with
     /// [`CloseReason::Local`](fastnet_proto::connection::CloseReason::Local).
@@ -394,7 +449,7 @@ impl ShutdownHandle {
     }
 }
 
-impl fmt::Debug for ShutdownHandle {
+impl<D, E> fmt::Debug for ShutdownHandle<D, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShutdownHandle")
             .field("shutting_down", &self.is_shutting_down())

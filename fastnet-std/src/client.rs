@@ -5,8 +5,8 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use fastnet_driver::client::{check_codec, Framing, Step};
-use fastnet_proto::codec::CodecSpec;
+use fastnet_driver::client::{spec_codec, Framing, Step};
+use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoder, Encoder};
 
 /// The client's byte stream: the socket, or a TLS session over it.
 enum Io {
@@ -63,9 +63,12 @@ impl Io {
 /// assert_eq!(client.recv()?, Some(&b"ping"[..]));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub struct Client {
+///
+/// `D` and `E` are the codec: the built-in ones by default, any
+/// [`Decoder`] and [`Encoder`] through [`Client::connect_with`].
+pub struct Client<D = AnyDecoder, E = AnyEncoder> {
     io: Io,
-    framing: Framing,
+    framing: Framing<D, E>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsInfo>,
 }
@@ -79,9 +82,8 @@ impl Client {
         codec: CodecSpec,
         timeout: Duration,
     ) -> io::Result<Client> {
-        check_codec(&codec)?;
-        let (stream, peer) = connect_tcp(addr, timeout)?;
-        Client::new(Io::Plain(stream), peer, codec)
+        let (decoder, encoder) = spec_codec(&codec)?;
+        Client::connect_with(addr, decoder, encoder, timeout)
     }
 
     /// Connects as [`connect`](Self::connect) does, then runs a TLS
@@ -99,7 +101,35 @@ impl Client {
         timeout: Duration,
         tls: &crate::tls::TlsConnector,
     ) -> io::Result<Client> {
-        check_codec(&codec)?;
+        let (decoder, encoder) = spec_codec(&codec)?;
+        Client::connect_tls_with(addr, decoder, encoder, timeout, tls)
+    }
+}
+
+impl<D: Decoder, E: Encoder> Client<D, E> {
+    /// Connects as [`connect`](Client::connect) does, with a codec of your
+    /// own: `encoder` frames requests, `decoder` (a fresh one) reads
+    /// replies, into a buffer of its maximum frame.
+    pub fn connect_with(
+        addr: impl ToSocketAddrs,
+        decoder: D,
+        encoder: E,
+        timeout: Duration,
+    ) -> io::Result<Self> {
+        let (stream, peer) = connect_tcp(addr, timeout)?;
+        Client::new(Io::Plain(stream), peer, decoder, encoder)
+    }
+
+    /// [`connect_tls`](Client::connect_tls) with a codec of your own (see
+    /// [`connect_with`](Self::connect_with)). Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn connect_tls_with(
+        addr: impl ToSocketAddrs,
+        decoder: D,
+        encoder: E,
+        timeout: Duration,
+        tls: &crate::tls::TlsConnector,
+    ) -> io::Result<Self> {
         let mut session = tls.session()?;
         let (mut stream, peer) = connect_tcp(addr, timeout)?;
         let limit = tls.handshake_timeout();
@@ -124,16 +154,17 @@ impl Client {
         let mut client = Client::new(
             Io::Tls(Box::new(rustls::StreamOwned::new(session, stream))),
             peer,
-            codec,
+            decoder,
+            encoder,
         )?;
         client.tls = Some(info);
         Ok(client)
     }
 
-    fn new(io: Io, peer: SocketAddr, codec: CodecSpec) -> io::Result<Client> {
+    fn new(io: Io, peer: SocketAddr, decoder: D, encoder: E) -> io::Result<Self> {
         Ok(Client {
             io,
-            framing: Framing::new(&codec, peer)?,
+            framing: Framing::with_codec(decoder, encoder, peer)?,
             #[cfg(feature = "tls")]
             tls: None,
         })
@@ -261,11 +292,11 @@ impl Client {
     }
 }
 
-impl fmt::Debug for Client {
+impl<D: Decoder, E> fmt::Debug for Client<D, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("framing", &self.framing)
-            .field("tls", &self.is_tls())
+            .field("tls", &!matches!(self.io, Io::Plain(_)))
             .finish_non_exhaustive()
     }
 }

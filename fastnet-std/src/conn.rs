@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fastnet_driver::server::Conn;
+use fastnet_driver::server::{Conn, ServerDecoder, ServerEncoder};
 use fastnet_proto::connection::{CloseReason, State};
 use fastnet_proto::server::RejectReason;
 
@@ -22,12 +22,12 @@ const PUSH_POLL: Duration = Duration::from_millis(10);
 
 /// Frees a connection's admission and registry slots however its worker
 /// leaves (a panicking handler included).
-struct Release<'a, H> {
-    inner: &'a Inner<H>,
-    shared: &'a ConnShared,
+struct Release<'a, H, D, E> {
+    inner: &'a Inner<H, D, E>,
+    shared: &'a ConnShared<E>,
 }
 
-impl<H> Drop for Release<'_, H> {
+impl<H, D, E> Drop for Release<'_, H, D, E> {
     fn drop(&mut self) {
         self.shared.close_queue();
         let _ = self.shared.stream.shutdown(std::net::Shutdown::Both);
@@ -80,7 +80,7 @@ struct Source {
 impl Source {
     /// Reads plaintext into `buf`, like `Read::read` on the socket; over
     /// TLS, also [`io::ErrorKind::Interrupted`] for "flush first".
-    fn read(&mut self, shared: &ConnShared, buf: &mut [u8]) -> io::Result<usize> {
+    fn read<E>(&mut self, shared: &ConnShared<E>, buf: &mut [u8]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let (Some(input), Some(tls)) = (&mut self.tls, &shared.tls) {
             return tls.read(&shared.stream, input, buf);
@@ -96,9 +96,9 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-impl<H: Handler> Inner<H> {
+impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
     /// Serves one connection, start to end, on the calling worker.
-    pub(crate) fn serve_conn(&self, shared: &Arc<ConnShared>) {
+    pub(crate) fn serve_conn(&self, shared: &Arc<ConnShared<E>>) {
         let _release = Release {
             inner: self,
             shared,
@@ -146,7 +146,7 @@ impl<H: Handler> Inner<H> {
     }
 
     /// Closes the socket and reports the close.
-    fn finish(&self, shared: &ConnShared, state: H::State, reason: CloseReason) {
+    fn finish(&self, shared: &ConnShared<E>, state: H::State, reason: CloseReason) {
         shared.close_queue();
         #[cfg(feature = "tls")]
         self.tls_goodbye(shared, reason);
@@ -159,7 +159,11 @@ impl<H: Handler> Inner<H> {
     /// Runs the TLS handshake, if the connection has a session; on failure,
     /// the reason to close with.
     #[cfg(feature = "tls")]
-    fn tls_handshake(&self, shared: &ConnShared, source: &mut Source) -> Result<(), CloseReason> {
+    fn tls_handshake(
+        &self,
+        shared: &ConnShared<E>,
+        source: &mut Source,
+    ) -> Result<(), CloseReason> {
         let Some(tls) = &shared.tls else {
             return Ok(());
         };
@@ -184,7 +188,7 @@ impl<H: Handler> Inner<H> {
     /// queues for `reason` (an alert, a close_notify). Best effort and
     /// brief; skipped while a pusher is writing.
     #[cfg(feature = "tls")]
-    fn tls_goodbye(&self, shared: &ConnShared, reason: CloseReason) {
+    fn tls_goodbye(&self, shared: &ConnShared<E>, reason: CloseReason) {
         let Some(tls) = &shared.tls else {
             return;
         };
@@ -210,8 +214,8 @@ impl<H: Handler> Inner<H> {
     /// `read` until bytes, end of input, or the next deadline.
     fn drive(
         &self,
-        shared: &Arc<ConnShared>,
-        conn: &mut Conn,
+        shared: &Arc<ConnShared<E>>,
+        conn: &mut Conn<D, E>,
         state: &mut H::State,
         source: &mut Source,
     ) -> CloseReason {
@@ -312,7 +316,7 @@ impl<H: Handler> Inner<H> {
 
     /// Closes on request (a handle, shutdown): no new pushes, those queued
     /// and the replies go out first, within the drain timeout.
-    fn close_gracefully(&self, shared: &ConnShared, conn: &mut Conn) {
+    fn close_gracefully(&self, shared: &ConnShared<E>, conn: &mut Conn<D, E>) {
         let mut queue = lock(&shared.push);
         queue.seal();
         conn.handle_pushes(&mut queue, self.core.now());
@@ -325,7 +329,7 @@ impl<H: Handler> Inner<H> {
 
     /// Moves frames pushed through handles into the connection, as many as
     /// fit. Returns how many moved.
-    fn take_pushes(&self, shared: &ConnShared, conn: &mut Conn) -> usize {
+    fn take_pushes(&self, shared: &ConnShared<E>, conn: &mut Conn<D, E>) -> usize {
         if !shared.take_pushed() {
             return 0;
         }
@@ -340,7 +344,12 @@ impl<H: Handler> Inner<H> {
 
     /// Hands frames to the handler, moves pushes and writes replies until
     /// none of them moves. Returns whether anything did.
-    fn pump(&self, shared: &Arc<ConnShared>, conn: &mut Conn, state: &mut H::State) -> bool {
+    fn pump(
+        &self,
+        shared: &Arc<ConnShared<E>>,
+        conn: &mut Conn<D, E>,
+        state: &mut H::State,
+    ) -> bool {
         let mut any = false;
         loop {
             let pushes = self.take_pushes(shared, conn);
@@ -368,7 +377,7 @@ impl<H: Handler> Inner<H> {
 
     /// Writes the connection's replies and pushes (over TLS, through the
     /// session, under the writer lock). Returns the bytes written.
-    fn flush(&self, shared: &Arc<ConnShared>, conn: &mut Conn) -> usize {
+    fn flush(&self, shared: &Arc<ConnShared<E>>, conn: &mut Conn<D, E>) -> usize {
         if !conn.wants_write() && !shared.tls_wants_write() {
             return 0;
         }
@@ -381,7 +390,7 @@ impl<H: Handler> Inner<H> {
 
     /// Writes the connection's replies until none are left or the
     /// connection closes. Returns the bytes written.
-    fn write_replies(&self, shared: &ConnShared, conn: &mut Conn) -> usize {
+    fn write_replies(&self, shared: &ConnShared<E>, conn: &mut Conn<D, E>) -> usize {
         let mut total = 0;
         while conn.wants_write() {
             let (a, b) = conn.poll_transmit();
@@ -416,7 +425,7 @@ impl<H: Handler> Inner<H> {
     /// that made no progress for the write timeout is the connection's
     /// timeout (idle, or not yet), anything else resets the connection
     /// (aborts it during a forced shutdown).
-    fn write_failed(&self, conn: &mut Conn, e: &io::Error) {
+    fn write_failed(&self, conn: &mut Conn<D, E>, e: &io::Error) {
         match e.kind() {
             io::ErrorKind::Interrupted => {}
             _ if is_timeout(e) => conn.handle_timeout(self.core.now()),
@@ -435,10 +444,10 @@ impl<H: Handler> Inner<H> {
     #[cfg(feature = "tls")]
     fn flush_tls(
         &self,
-        shared: &ConnShared,
+        shared: &ConnShared<E>,
         tls: &crate::tls::SharedSession,
         writer: &mut crate::handle::Writer,
-        conn: &mut Conn,
+        conn: &mut Conn<D, E>,
     ) -> usize {
         let mut total = 0;
         loop {

@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use fastnet_driver::conn::{ConnHandle, ConnInfo, HandleSource, PushTarget};
-use fastnet_driver::server::SharedEncoder;
+use fastnet_driver::server::{ServerEncoder, SharedEncoder};
+use fastnet_proto::codec::AnyEncoder;
 use fastnet_proto::connection::{PushQueue, SendError};
 
 pub(crate) use fastnet_driver::sync::lock;
@@ -74,7 +75,7 @@ impl Writer {
 /// thread per connection, that line is cold after every switch.
 #[derive(Debug)]
 #[repr(C)]
-pub(crate) struct ConnShared {
+pub(crate) struct ConnShared<E = AnyEncoder> {
     pub(crate) stream: TcpStream,
     /// The handler made a [`ConnHandle`] (on the worker's thread, so the
     /// worker reads this without ordering concerns): from then on the
@@ -91,17 +92,17 @@ pub(crate) struct ConnShared {
     /// The TLS session, on a TLS server.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::SharedSession>,
-    encoder: SharedEncoder,
+    encoder: SharedEncoder<E>,
     pub(crate) push: Mutex<PushQueue>,
     /// Wakes the worker out of its wait; made with the first handle.
     pub(crate) wake: OnceLock<crate::wake::Wake>,
 }
 
-impl ConnShared {
+impl<E> ConnShared<E> {
     pub(crate) fn new(
         info: ConnInfo,
         stream: TcpStream,
-        encoder: SharedEncoder,
+        encoder: SharedEncoder<E>,
         push: PushQueue,
         #[cfg(feature = "tls")] tls: Option<crate::tls::SharedSession>,
     ) -> Self {
@@ -172,7 +173,7 @@ impl ConnShared {
     }
 }
 
-impl PushTarget for ConnShared {
+impl<E: ServerEncoder> PushTarget for ConnShared<E> {
     fn info(&self) -> &ConnInfo {
         &self.info
     }
@@ -200,9 +201,9 @@ impl PushTarget for ConnShared {
 
 /// Makes handles to a connection: from the first one on, its worker waits
 /// for pushes too (a wake-up pair; see the module docs).
-pub(crate) struct Handles<'a>(pub(crate) &'a Arc<ConnShared>);
+pub(crate) struct Handles<'a, E>(pub(crate) &'a Arc<ConnShared<E>>);
 
-impl HandleSource for Handles<'_> {
+impl<E: ServerEncoder> HandleSource for Handles<'_, E> {
     fn info(&self) -> &ConnInfo {
         &self.0.info
     }

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 #[cfg(feature = "tls")]
 use fastnet_driver::server::TlsSettings;
-use fastnet_driver::server::{listen, reach, Core, PoolShape};
-use fastnet_proto::codec::CodecSpec;
+use fastnet_driver::server::{
+    listen, reach, Core, PoolShape, ServerCodec, ServerDecoder, ServerEncoder,
+};
+use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec};
 use fastnet_proto::connection::PushQueue;
 use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapshot};
 
@@ -18,20 +20,31 @@ use crate::handle::ConnShared;
 use crate::handler::{ConnInfo, Handler};
 use crate::workers::{Run, WorkerPool, Workers};
 
-/// Configures and binds a [`Server`]; from [`Server::builder`].
+/// Configures and binds a [`Server`]; from [`Server::builder`] (built-in
+/// codecs) or [`Server::builder_with`] (a codec of your own: `D` decodes
+/// requests, `E` encodes replies and pushes).
 ///
 /// Setters take and return the builder by value. Every setting has a
 /// default (see [`ServerConfig::new`]); the address defaults to
 /// `127.0.0.1:0`.
 #[derive(Debug)]
-pub struct ServerBuilder {
+pub struct ServerBuilder<D = AnyDecoder, E = AnyEncoder> {
     addrs: io::Result<Vec<SocketAddr>>,
     config: ServerConfig,
+    codec: ServerCodec<D, E>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsServerConfig>,
 }
 
 impl ServerBuilder {
+    /// Framing of replies, if it differs from the framing of requests.
+    pub fn reply_codec(mut self, codec: CodecSpec) -> Self {
+        self.config.reply_codec = Some(codec);
+        self
+    }
+}
+
+impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
     fastnet_driver::server_builder_setters! {
         tls: crate::tls::TlsServerConfig,
         workers:
@@ -49,7 +62,7 @@ impl ServerBuilder {
     }
 
     /// Checks the configuration and binds the listening socket.
-    pub fn bind(self) -> io::Result<Server> {
+    pub fn bind(self) -> io::Result<Server<D, E>> {
         let config = self.config;
         let std = Std {
             #[cfg(feature = "tls")]
@@ -71,7 +84,7 @@ impl ServerBuilder {
             max: workers,
             shards: 1,
         };
-        let mut core = Core::new(config, pool, is_tls, std)?;
+        let mut core = Core::new(config, self.codec, pool, is_tls, std)?;
         let (listener, local_addr) = listen(self.addrs, config.listen_backlog)?;
         core.driver.wake_addr = Some(reach(local_addr));
         Ok(Server {
@@ -84,7 +97,7 @@ impl ServerBuilder {
 }
 
 /// The server state workers and shutdown handles share.
-pub(crate) type StdCore = Core<Arc<ConnShared>, Std>;
+pub(crate) type StdCore<D = AnyDecoder, E = AnyEncoder> = Core<Arc<ConnShared<E>>, Std, D, E>;
 
 /// This driver's part of [`StdCore`].
 #[derive(Debug)]
@@ -100,12 +113,21 @@ pub(crate) struct Std {
 
 /// Stops a [`Server`] from another thread; from
 /// [`Server::shutdown_handle`]. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct ShutdownHandle {
-    core: Arc<StdCore>,
+#[derive(Debug)]
+pub struct ShutdownHandle<D = AnyDecoder, E = AnyEncoder> {
+    core: Arc<StdCore<D, E>>,
 }
 
-impl ShutdownHandle {
+// By hand: a derived `Clone` would ask the codec to be `Clone`.
+impl<D, E> Clone for ShutdownHandle<D, E> {
+    fn clone(&self) -> Self {
+        ShutdownHandle {
+            core: Arc::clone(&self.core),
+        }
+    }
+}
+
+impl<D, E> ShutdownHandle<D, E> {
     /// Starts a graceful shutdown and returns at once: the server stops
     /// accepting, every connection stops reading, flushes the replies it
     /// has queued and closes ([`CloseReason::Local`]); connections still
@@ -132,15 +154,20 @@ impl ShutdownHandle {
 /// A framed TCP server on std sockets, bound and ready to [`serve`](Self::serve).
 ///
 /// See the [crate documentation](crate) for an example and for how
-/// connections, workers and shutdown work.
-pub struct Server {
+/// connections, workers and shutdown work. `D` and `E` are the codec: the
+/// built-in ones by default, any [`Decoder`] and [`Encoder`] through
+/// [`Server::builder_with`].
+///
+/// [`Decoder`]: fastnet_proto::codec::Decoder
+/// [`Encoder`]: fastnet_proto::codec::Encoder
+pub struct Server<D = AnyDecoder, E = AnyEncoder> {
     listener: TcpListener,
     local_addr: SocketAddr,
-    core: Arc<StdCore>,
-    workers: Arc<Workers<Job>>,
+    core: Arc<StdCore<D, E>>,
+    workers: Arc<Workers<Job<E>>>,
 }
 
-impl fmt::Debug for Server {
+impl<D, E> fmt::Debug for Server<D, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.local_addr)
@@ -150,14 +177,14 @@ impl fmt::Debug for Server {
 }
 
 /// One accepted connection, on its way to a worker.
-pub(crate) struct Job {
-    pub(crate) shared: Arc<ConnShared>,
+pub(crate) struct Job<E> {
+    pub(crate) shared: Arc<ConnShared<E>>,
 }
 
 /// Everything a worker needs to serve connections.
-pub(crate) struct Inner<H> {
+pub(crate) struct Inner<H, D, E> {
     pub(crate) handler: H,
-    pub(crate) core: Arc<StdCore>,
+    pub(crate) core: Arc<StdCore<D, E>>,
 }
 
 impl Server {
@@ -168,6 +195,26 @@ impl Server {
         ServerBuilder {
             addrs: Ok(vec![SocketAddr::from(([127, 0, 0, 1], 0))]),
             config: ServerConfig::new(codec),
+            codec: ServerCodec::from_config(),
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+}
+
+impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
+    /// A builder for a server with a codec of your own: `decoder` (a fresh
+    /// one, cloned into each connection) reads requests, `encoder` frames
+    /// replies and pushes. The receive buffer is raised to the decoder's
+    /// maximum frame, the reply buffer to twice that. The configuration's
+    /// codec fields are not used.
+    pub fn builder_with(decoder: D, encoder: E) -> ServerBuilder<D, E> {
+        let max_frame = decoder.max_frame();
+        ServerBuilder {
+            addrs: Ok(vec![SocketAddr::from(([127, 0, 0, 1], 0))]),
+            // The codec fields only document the frame size here.
+            config: ServerConfig::new(CodecSpec::Raw { max_frame }),
+            codec: ServerCodec::new(decoder, encoder),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -179,7 +226,7 @@ impl Server {
     }
 
     /// A handle to stop the server from another thread.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
+    pub fn shutdown_handle(&self) -> ShutdownHandle<D, E> {
         ShutdownHandle {
             core: Arc::clone(&self.core),
         }
@@ -228,9 +275,9 @@ impl Server {
             ..
         } = self;
         let inner = Arc::new(Inner { handler, core });
-        let run: Run<Job> = {
+        let run: Run<Job<E>> = {
             let inner = Arc::clone(&inner);
-            Arc::new(move |job: Job| inner.serve_conn(&job.shared))
+            Arc::new(move |job: Job<E>| inner.serve_conn(&job.shared))
         };
         while !inner.core.is_shutting_down() {
             match listener.accept() {
@@ -259,14 +306,14 @@ impl Server {
     }
 }
 
-impl<H: Handler> Inner<H> {
+impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
     /// Admission control, then hand-off to a worker.
     fn admit(
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        workers: &Arc<Workers<Job>>,
-        run: &Run<Job>,
+        workers: &Arc<Workers<Job<E>>>,
+        run: &Run<Job<E>>,
     ) {
         let core = &self.core;
         let id = match core.admit(peer.ip()) {
@@ -319,7 +366,7 @@ impl<H: Handler> Inner<H> {
     }
 }
 
-impl<H> Inner<H> {
+impl<H, D, E> Inner<H, D, E> {
     /// Shutdown: wake every connection, give them until shortly before the
     /// deadline to flush and close, then close what is left at once and
     /// wait (at most until the deadline) for their workers to finish.

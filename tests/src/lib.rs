@@ -12,6 +12,9 @@
 //!     const NAME: &'static str = "std";
 //!     fn start_echo(config: ServerConfig) -> RunningServer { /* … */ }
 //!     fn bind_unserved(config: ServerConfig) -> (SocketAddr, Box<dyn Any>) { /* … */ }
+//!     // A codec of the user's own, on the server and the driver's clients:
+//!     fn start_echo_with<Dec, Enc>(/* … */) -> RunningServer { /* … */ }
+//!     fn echo_through_client<Dec, Enc>(/* … */) -> io::Result<Vec<Vec<u8>>> { /* … */ }
 //! }
 //! #[test]
 //! fn echo_500_clients() {
@@ -43,10 +46,16 @@ use fastnet_proto::connection::{CloseReason, Limits};
 use fastnet_proto::server::{RejectReason, ServerConfig, StatsSnapshot};
 
 pub mod adversarial;
+pub mod checksum;
 pub mod push;
 pub mod soak;
+mod user_codec;
 
 pub use push::{wants_handle, PushHandle};
+pub use user_codec::{
+    user_codec_bad_checksum_closes_only_that_connection, user_codec_echo,
+    user_codec_echo_through_driver_clients,
+};
 
 /// A driver under test.
 pub trait TestDriver {
@@ -72,6 +81,30 @@ pub trait TestDriver {
     /// connects wait in the kernel's accept queue. Returns the address and
     /// the server, which stops listening when dropped.
     fn bind_unserved(config: ServerConfig) -> (SocketAddr, Box<dyn std::any::Any>);
+
+    /// Like [`start_echo`](Self::start_echo), with a codec of the user's
+    /// own: `decoder` reads requests, `encoder` frames replies (the
+    /// configuration's codec fields are not used).
+    fn start_echo_with<Dec, Enc>(config: ServerConfig, decoder: Dec, encoder: Enc) -> RunningServer
+    where
+        Dec: Decoder + Clone + Send + Sync + 'static,
+        Enc: Encoder + Send + Sync + 'static;
+
+    /// Sends each of `payloads` to `addr` and returns the replies, one per
+    /// payload, through the driver's own client with a codec of the user's
+    /// own: a `Client` if `pooled` is false, else connections of a `Pool`
+    /// (one for the first half of the payloads, returned, then taken again
+    /// for the rest).
+    fn echo_through_client<Dec, Enc>(
+        addr: SocketAddr,
+        decoder: Dec,
+        encoder: Enc,
+        payloads: &[Vec<u8>],
+        pooled: bool,
+    ) -> io::Result<Vec<Vec<u8>>>
+    where
+        Dec: Decoder + Clone + Send + Sync + 'static,
+        Enc: Encoder + Clone + Send + Sync + 'static;
 }
 
 /// What the handler of a [`RunningServer`] saw.
@@ -272,12 +305,13 @@ impl Rng {
 }
 
 /// A blocking framed client on a plain std socket, independent of any
-/// driver.
+/// driver; with the built-in codecs by default, any decoder and encoder
+/// through [`FrameClient::with_codec`].
 #[derive(Debug)]
-pub struct FrameClient {
+pub struct FrameClient<D = AnyDecoder, E = AnyEncoder> {
     stream: TcpStream,
-    decoder: AnyDecoder,
-    encoder: AnyEncoder,
+    decoder: D,
+    encoder: E,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -299,14 +333,23 @@ impl FrameClient {
     /// A client on an already connected `stream` (say, one bound to a
     /// chosen local address), with the codec `spec`.
     pub fn from_stream(stream: TcpStream, spec: CodecSpec) -> io::Result<Self> {
+        let invalid = |e: fastnet_proto::Error| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let decoder = spec.decoder().map_err(invalid)?;
+        FrameClient::with_codec(stream, decoder, spec.encoder().map_err(invalid)?)
+    }
+}
+
+impl<D: Decoder, E: Encoder> FrameClient<D, E> {
+    /// A client on an already connected `stream` that frames with
+    /// `encoder` and reads with `decoder` (a fresh one).
+    pub fn with_codec(stream: TcpStream, decoder: D, encoder: E) -> io::Result<Self> {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let max_frame = spec.max_frame();
-        let invalid = |e: fastnet_proto::Error| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let max_frame = decoder.max_frame();
         Ok(FrameClient {
             stream,
-            decoder: spec.decoder().map_err(invalid)?,
-            encoder: spec.encoder().map_err(invalid)?,
+            decoder,
+            encoder,
             buf: vec![0; 2 * max_frame.max(64)],
             start: 0,
             end: 0,

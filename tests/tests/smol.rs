@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use fastnet_proto::codec::{Decoder, Encoder};
 use fastnet_proto::connection::CloseReason;
 use fastnet_proto::server::{RejectReason, ServerConfig};
-use fastnet_smol::{ConnInfo, Ctx, Handler, Layout, Server};
+use fastnet_smol::{Client, ConnInfo, Ctx, Handler, Layout, Pool, PoolConfig, Server};
 use fastnet_tests::{wants_handle, Events, PushHandle, RunningServer, TestDriver, SLEEP_TAG};
 
 /// The suite's view of a connection handle.
@@ -92,6 +93,37 @@ fn start_echo_on(
         .workers(2)
         .layout(layout)
         .bind()?;
+    Ok(run(server))
+}
+
+/// Starts the echo server with a codec of the user's own, with `layout` on
+/// two threads.
+fn start_echo_with<D, E>(
+    config: ServerConfig,
+    layout: Layout,
+    decoder: D,
+    encoder: E,
+) -> RunningServer
+where
+    D: Decoder + Clone + Send + Sync + 'static,
+    E: Encoder + Send + Sync + 'static,
+{
+    let server = Server::builder_with(decoder, encoder)
+        .config(config)
+        .workers(2)
+        .layout(layout)
+        .bind()
+        .expect("bind");
+    run(server)
+}
+
+/// Runs the echo handler on the server's own threads, from a background
+/// thread.
+fn run<D, E>(server: Server<D, E>) -> RunningServer
+where
+    D: Decoder + Clone + Send + Sync + 'static,
+    E: Encoder + Send + Sync + 'static,
+{
     let addr = server.local_addr();
     let stats = server.stats();
     let shutdown = server.shutdown_handle();
@@ -100,13 +132,63 @@ fn start_echo_on(
         events: Arc::clone(&events),
     };
     let serving = thread::spawn(move || server.run(handler));
-    Ok(RunningServer::new(
+    RunningServer::new(
         addr,
         events,
         move || stats.snapshot(),
         move |deadline| shutdown.shutdown(deadline),
         move || serving.join().expect("serve panicked"),
-    ))
+    )
+}
+
+/// Echoes `payloads` through the driver's `Client` or `Pool` (see
+/// [`TestDriver::echo_through_client`]), each reply within two seconds.
+fn echo_through_client<D, E>(
+    addr: SocketAddr,
+    decoder: D,
+    encoder: E,
+    payloads: &[Vec<u8>],
+    pooled: bool,
+) -> io::Result<Vec<Vec<u8>>>
+where
+    D: Decoder + Clone + Send + Sync + 'static,
+    E: Encoder + Clone + Send + Sync + 'static,
+{
+    let timeout = Duration::from_secs(2);
+    async fn echo<D: Decoder, E: Encoder>(
+        client: &mut Client<D, E>,
+        part: &[Vec<u8>],
+        replies: &mut Vec<Vec<u8>>,
+    ) -> io::Result<()> {
+        for p in part {
+            let mut reply = Vec::new();
+            client.request(p, &mut reply).await?;
+            replies.push(reply);
+        }
+        Ok(())
+    }
+    let (first, rest) = payloads.split_at(payloads.len() / 2);
+    let work = async {
+        let mut replies = Vec::new();
+        if pooled {
+            let pool = Pool::with_codec(addr, decoder, encoder, PoolConfig::default())?;
+            echo(&mut *pool.get().await?, first, &mut replies).await?;
+            echo(&mut *pool.get().await?, rest, &mut replies).await?;
+            assert_eq!(pool.stats().connects, 1, "the connection is reused");
+        } else {
+            let mut client = Client::connect_with(addr, decoder, encoder, timeout).await?;
+            echo(&mut client, first, &mut replies).await?;
+            echo(&mut client, rest, &mut replies).await?;
+        }
+        Ok(replies)
+    };
+    smol::block_on(smol::future::or(work, async {
+        smol::Timer::after(Duration::from_secs(10)).await;
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no replies within 10 s",
+        ))
+    }))
 }
 
 /// The default layout: one executor per thread.
@@ -125,6 +207,28 @@ impl TestDriver for Smol {
 
     fn bind_unserved(config: ServerConfig) -> (SocketAddr, Box<dyn std::any::Any>) {
         bind_unserved(config, Layout::PerThread)
+    }
+
+    fn start_echo_with<D, E>(config: ServerConfig, decoder: D, encoder: E) -> RunningServer
+    where
+        D: Decoder + Clone + Send + Sync + 'static,
+        E: Encoder + Send + Sync + 'static,
+    {
+        start_echo_with(config, Layout::PerThread, decoder, encoder)
+    }
+
+    fn echo_through_client<D, E>(
+        addr: SocketAddr,
+        decoder: D,
+        encoder: E,
+        payloads: &[Vec<u8>],
+        pooled: bool,
+    ) -> io::Result<Vec<Vec<u8>>>
+    where
+        D: Decoder + Clone + Send + Sync + 'static,
+        E: Encoder + Clone + Send + Sync + 'static,
+    {
+        echo_through_client(addr, decoder, encoder, payloads, pooled)
     }
 }
 
@@ -145,6 +249,58 @@ impl TestDriver for SmolShared {
     fn bind_unserved(config: ServerConfig) -> (SocketAddr, Box<dyn std::any::Any>) {
         bind_unserved(config, Layout::Shared)
     }
+
+    fn start_echo_with<D, E>(config: ServerConfig, decoder: D, encoder: E) -> RunningServer
+    where
+        D: Decoder + Clone + Send + Sync + 'static,
+        E: Encoder + Send + Sync + 'static,
+    {
+        start_echo_with(config, Layout::Shared, decoder, encoder)
+    }
+
+    fn echo_through_client<D, E>(
+        addr: SocketAddr,
+        decoder: D,
+        encoder: E,
+        payloads: &[Vec<u8>],
+        pooled: bool,
+    ) -> io::Result<Vec<Vec<u8>>>
+    where
+        D: Decoder + Clone + Send + Sync + 'static,
+        E: Encoder + Clone + Send + Sync + 'static,
+    {
+        echo_through_client(addr, decoder, encoder, payloads, pooled)
+    }
+}
+
+#[test]
+fn user_codec_echo() {
+    fastnet_tests::user_codec_echo::<Smol>();
+}
+
+#[test]
+fn user_codec_echo_shared() {
+    fastnet_tests::user_codec_echo::<SmolShared>();
+}
+
+#[test]
+fn user_codec_echo_through_driver_clients() {
+    fastnet_tests::user_codec_echo_through_driver_clients::<Smol>();
+}
+
+#[test]
+fn user_codec_echo_through_driver_clients_shared() {
+    fastnet_tests::user_codec_echo_through_driver_clients::<SmolShared>();
+}
+
+#[test]
+fn user_codec_bad_checksum_closes_only_that_connection() {
+    fastnet_tests::user_codec_bad_checksum_closes_only_that_connection::<Smol>();
+}
+
+#[test]
+fn user_codec_bad_checksum_closes_only_that_connection_shared() {
+    fastnet_tests::user_codec_bad_checksum_closes_only_that_connection::<SmolShared>();
 }
 
 #[test]

@@ -4,10 +4,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
+use fastnet_proto::codec::{Decoder, Encoder};
 use fastnet_proto::connection::CloseReason;
 use fastnet_proto::server::{RejectReason, ServerConfig};
-use fastnet_std::{ConnInfo, Ctx, Handler, Server};
+use fastnet_std::{Client, ConnInfo, Ctx, Handler, Pool, PoolConfig, Server};
 use fastnet_tests::{before_echo, wants_handle, Events, PushHandle, RunningServer, TestDriver};
 
 /// The suite's view of a connection handle.
@@ -87,10 +89,63 @@ impl TestDriver for Std {
             .expect("bind");
         (server.local_addr(), Box::new(server))
     }
+
+    fn start_echo_with<Dec, Enc>(config: ServerConfig, decoder: Dec, encoder: Enc) -> RunningServer
+    where
+        Dec: Decoder + Clone + Send + Sync + 'static,
+        Enc: Encoder + Send + Sync + 'static,
+    {
+        serve(
+            Server::builder_with(decoder, encoder)
+                .config(config)
+                .bind()
+                .expect("bind"),
+        )
+    }
+
+    fn echo_through_client<Dec, Enc>(
+        addr: SocketAddr,
+        decoder: Dec,
+        encoder: Enc,
+        payloads: &[Vec<u8>],
+        pooled: bool,
+    ) -> io::Result<Vec<Vec<u8>>>
+    where
+        Dec: Decoder + Clone + Send + Sync + 'static,
+        Enc: Encoder + Clone + Send + Sync + 'static,
+    {
+        let timeout = Duration::from_secs(2);
+        let mut replies = Vec::new();
+        let mut echo = |client: &mut Client<Dec, Enc>, part: &[Vec<u8>]| {
+            client.set_read_timeout(Some(timeout))?;
+            for p in part {
+                let mut reply = Vec::new();
+                client.request(p, &mut reply)?;
+                replies.push(reply);
+            }
+            Ok::<_, io::Error>(())
+        };
+        let (first, rest) = payloads.split_at(payloads.len() / 2);
+        if pooled {
+            let pool = Pool::with_codec(addr, decoder, encoder, PoolConfig::default())?;
+            echo(&mut *pool.get()?, first)?;
+            echo(&mut *pool.get()?, rest)?;
+            assert_eq!(pool.stats().connects, 1, "the connection is reused");
+        } else {
+            let mut client = Client::connect_with(addr, decoder, encoder, timeout)?;
+            echo(&mut client, first)?;
+            echo(&mut client, rest)?;
+        }
+        Ok(replies)
+    }
 }
 
 /// Serves the echo handler on a background thread.
-fn serve(server: Server) -> RunningServer {
+fn serve<D, E>(server: Server<D, E>) -> RunningServer
+where
+    D: Decoder + Clone + Send + Sync + 'static,
+    E: Encoder + Send + Sync + 'static,
+{
     let addr = server.local_addr();
     let stats = server.stats();
     let shutdown = server.shutdown_handle();
@@ -106,6 +161,21 @@ fn serve(server: Server) -> RunningServer {
         move |deadline| shutdown.shutdown(deadline),
         move || serving.join().expect("serve panicked"),
     )
+}
+
+#[test]
+fn user_codec_echo() {
+    fastnet_tests::user_codec_echo::<Std>();
+}
+
+#[test]
+fn user_codec_echo_through_driver_clients() {
+    fastnet_tests::user_codec_echo_through_driver_clients::<Std>();
+}
+
+#[test]
+fn user_codec_bad_checksum_closes_only_that_connection() {
+    fastnet_tests::user_codec_bad_checksum_closes_only_that_connection::<Std>();
 }
 
 #[test]

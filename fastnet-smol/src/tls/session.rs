@@ -29,6 +29,7 @@ use smol::{future, Async, Timer};
 use super::{ServerSession, TlsError, TlsInfo};
 use fastnet_driver::server::Conn;
 use fastnet_driver::server::TlsSettings;
+use fastnet_proto::codec::{Decoder, Encoder};
 
 /// The TLS state of one server connection.
 #[derive(Debug)]
@@ -118,10 +119,10 @@ impl ServerTls {
     /// there). An end of stream, with or without close_notify, goes to
     /// [`Conn::handle_eof`]; a socket error is `Err(None)`, a TLS failure
     /// `Err(Some(..))` (its alert is queued for [`goodbye`](Self::goodbye)).
-    pub(crate) fn read(
+    pub(crate) fn read<D: Decoder, E: Encoder>(
         &mut self,
         stream: &TcpStream,
-        conn: &mut Conn,
+        conn: &mut Conn<D, E>,
         now: Duration,
     ) -> Result<bool, Option<TlsError>> {
         let s = &mut self.session;
@@ -161,7 +162,12 @@ impl ServerTls {
 
     /// Encrypts the replies queued in `conn` (once the previous batch has
     /// left) and writes their records.
-    pub(crate) fn write(&mut self, stream: &TcpStream, conn: &mut Conn, now: Duration) -> Wrote {
+    pub(crate) fn write<D: Decoder, E: Encoder>(
+        &mut self,
+        stream: &TcpStream,
+        conn: &mut Conn<D, E>,
+        now: Duration,
+    ) -> Wrote {
         let s = &mut self.session;
         loop {
             if !s.wants_write() {
