@@ -1,6 +1,6 @@
 //! What both drivers' clients and client pools share: the framing state of
 //! one client ([`Framing`], over the core's
-//! [`FrameReader`](fastnet_proto::FrameReader)), pool settings
+//! [`FrameReader`]), pool settings
 //! ([`PoolConfig`]), counters ([`PoolStats`]) and the pool's bookkeeping
 //! ([`PoolState`]: open count, idle list, expiry, discards). A driver adds
 //! the sockets and its way of waiting.
