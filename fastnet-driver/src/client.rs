@@ -356,6 +356,111 @@ impl<C> PoolState<C> {
     }
 }
 
+/// The addresses `addr` resolves to (blocking), or an error if none.
+pub fn resolve(addr: impl std::net::ToSocketAddrs) -> io::Result<Vec<std::net::SocketAddr>> {
+    let addrs: Vec<std::net::SocketAddr> = addr.to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "pool: the address resolves to no socket address",
+        ));
+    }
+    Ok(addrs)
+}
+
+/// The constructors of a driver's `Pool`, with their docs, written once
+/// (expanded in each driver, whose feature `tls` they follow). The driver's
+/// `Pool<D, E>` provides `fn build(addrs: Vec<SocketAddr>, decoder: D,
+/// encoder: E, config: PoolConfig, tls: Option<$tls>) -> io::Result<Self>`
+/// (the `tls` argument only with its feature `tls`).
+#[macro_export]
+macro_rules! pool_constructors {
+    (tls: $tls:ty) => {
+        impl Pool {
+            /// A pool of connections to `addr` framed with `codec`. The
+            /// address is resolved now, with the blocking resolver (pass an
+            /// IP address to avoid a lookup); no connection is opened.
+            pub fn new(
+                addr: impl ::std::net::ToSocketAddrs,
+                codec: ::fastnet_proto::codec::CodecSpec,
+                config: $crate::client::PoolConfig,
+            ) -> ::std::io::Result<Pool> {
+                let (decoder, encoder) = $crate::client::spec_codec(&codec)?;
+                let addrs = $crate::client::resolve(addr)?;
+                Self::build(
+                    addrs,
+                    decoder,
+                    encoder,
+                    config,
+                    #[cfg(feature = "tls")]
+                    None,
+                )
+            }
+
+            /// A pool of TLS connections ([`Client::connect_tls`]) to
+            /// `addr`. Its connections share `tls`'s session cache, so a
+            /// connection opened to replace a discarded one resumes the TLS
+            /// session instead of a full handshake. Feature `tls`.
+            #[cfg(feature = "tls")]
+            pub fn with_tls(
+                addr: impl ::std::net::ToSocketAddrs,
+                codec: ::fastnet_proto::codec::CodecSpec,
+                config: $crate::client::PoolConfig,
+                tls: $tls,
+            ) -> ::std::io::Result<Pool> {
+                let (decoder, encoder) = $crate::client::spec_codec(&codec)?;
+                let addrs = $crate::client::resolve(addr)?;
+                Self::build(addrs, decoder, encoder, config, Some(tls))
+            }
+        }
+
+        impl<D, E> Pool<D, E>
+        where
+            D: ::fastnet_proto::codec::Decoder + Clone,
+            E: ::fastnet_proto::codec::Encoder + Clone,
+        {
+            /// A pool of connections to `addr` with a codec of your own:
+            /// each connection gets a clone of `decoder` (keep it fresh)
+            /// and of `encoder` ([`Client::connect_with`]). The address is
+            /// resolved as [`new`](Pool::new) does; no connection is opened.
+            pub fn with_codec(
+                addr: impl ::std::net::ToSocketAddrs,
+                decoder: D,
+                encoder: E,
+                config: $crate::client::PoolConfig,
+            ) -> ::std::io::Result<Self> {
+                Self::build(
+                    $crate::client::resolve(addr)?,
+                    decoder,
+                    encoder,
+                    config,
+                    #[cfg(feature = "tls")]
+                    None,
+                )
+            }
+
+            /// [`with_tls`](Pool::with_tls) with a codec of your own (see
+            /// [`with_codec`](Self::with_codec)). Feature `tls`.
+            #[cfg(feature = "tls")]
+            pub fn with_codec_tls(
+                addr: impl ::std::net::ToSocketAddrs,
+                decoder: D,
+                encoder: E,
+                config: $crate::client::PoolConfig,
+                tls: $tls,
+            ) -> ::std::io::Result<Self> {
+                Self::build(
+                    $crate::client::resolve(addr)?,
+                    decoder,
+                    encoder,
+                    config,
+                    Some(tls),
+                )
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,14 +2,14 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use fastnet_driver::client::{spec_codec, Checkout, PoolState};
+use fastnet_driver::client::{Checkout, PoolState};
 pub use fastnet_driver::client::{PoolConfig, PoolStats};
-use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoder, Encoder};
+use fastnet_proto::codec::{AnyDecoder, AnyEncoder, Decoder, Encoder};
 use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::{future, Timer};
 
@@ -84,86 +84,16 @@ impl<D: Decoder, E: Encoder> fmt::Debug for Pool<D, E> {
     }
 }
 
-impl Pool {
-    /// A pool of connections to `addr` framed with `codec`. The address is
-    /// resolved now, with the blocking resolver (pass an IP address, or
-    /// build the pool before entering async code); no connection is opened.
-    pub fn new(addr: impl ToSocketAddrs, codec: CodecSpec, config: PoolConfig) -> io::Result<Pool> {
-        let (decoder, encoder) = spec_codec(&codec)?;
-        Self::build(
-            addr,
-            decoder,
-            encoder,
-            config,
-            #[cfg(feature = "tls")]
-            None,
-        )
-    }
-
-    /// A pool of TLS connections ([`Client::connect_tls`]) to `addr`. Its
-    /// connections share `tls`'s session cache, so a connection opened to
-    /// replace a discarded one resumes the TLS session instead of a full
-    /// handshake. Feature `tls`.
-    #[cfg(feature = "tls")]
-    pub fn with_tls(
-        addr: impl ToSocketAddrs,
-        codec: CodecSpec,
-        config: PoolConfig,
-        tls: crate::tls::TlsConnector,
-    ) -> io::Result<Pool> {
-        let (decoder, encoder) = spec_codec(&codec)?;
-        Self::build(addr, decoder, encoder, config, Some(tls))
-    }
-}
+fastnet_driver::pool_constructors! { tls: crate::tls::TlsConnector }
 
 impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
-    /// A pool of connections to `addr` with a codec of your own: each
-    /// connection gets a clone of `decoder` (keep it fresh) and of
-    /// `encoder` ([`Client::connect_with`]). The address is resolved as
-    /// [`new`](Pool::new) does; no connection is opened.
-    pub fn with_codec(
-        addr: impl ToSocketAddrs,
-        decoder: D,
-        encoder: E,
-        config: PoolConfig,
-    ) -> io::Result<Self> {
-        Self::build(
-            addr,
-            decoder,
-            encoder,
-            config,
-            #[cfg(feature = "tls")]
-            None,
-        )
-    }
-
-    /// [`with_tls`](Pool::with_tls) with a codec of your own (see
-    /// [`with_codec`](Self::with_codec)). Feature `tls`.
-    #[cfg(feature = "tls")]
-    pub fn with_codec_tls(
-        addr: impl ToSocketAddrs,
-        decoder: D,
-        encoder: E,
-        config: PoolConfig,
-        tls: crate::tls::TlsConnector,
-    ) -> io::Result<Self> {
-        Self::build(addr, decoder, encoder, config, Some(tls))
-    }
-
     fn build(
-        addr: impl ToSocketAddrs,
+        addrs: Vec<SocketAddr>,
         decoder: D,
         encoder: E,
         config: PoolConfig,
         #[cfg(feature = "tls")] tls: Option<crate::tls::TlsConnector>,
     ) -> io::Result<Self> {
-        let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-        if addrs.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "pool: no address",
-            ));
-        }
         Ok(Pool {
             shared: Arc::new(Shared {
                 addrs,
