@@ -43,7 +43,7 @@ impl<D: Decoder, E> fmt::Debug for Shared<D, E> {
 /// broke (an IO or framing error) or was [discarded](Pooled::discard).
 ///
 /// ```no_run
-/// use fastnet_proto::codec::{AnyDecoder, AnyEncoder, Decoder, Encoder};
+/// use fastnet_proto::codec::CodecSpec;
 /// use fastnet_std::{Pool, PoolConfig};
 ///
 /// let pool = Pool::new("127.0.0.1:7000", CodecSpec::lines(1024), PoolConfig::default())?;
