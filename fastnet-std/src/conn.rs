@@ -16,10 +16,6 @@ use crate::handler::{Ctx, Handler};
 use crate::server::Inner;
 use crate::wake::Ready;
 
-/// How often a TLS connection with push handles looks for pushes while it
-/// waits for input.
-const PUSH_POLL: Duration = Duration::from_millis(10);
-
 /// Frees a connection's admission and registry slots however its worker
 /// leaves (a panicking handler included).
 struct Release<'a, H, D, E> {
@@ -86,6 +82,17 @@ impl Source {
             return tls.read(&shared.stream, input, buf);
         }
         (&shared.stream).read(buf)
+    }
+
+    /// Whether a read would return without waiting for the socket (over
+    /// TLS, the session holds something to hand out).
+    fn ready<E>(&self, shared: &ConnShared<E>) -> bool {
+        #[cfg(feature = "tls")]
+        if let (Some(input), Some(tls)) = (&self.tls, &shared.tls) {
+            return tls.has_buffered(input);
+        }
+        let _ = shared;
+        false
     }
 }
 
@@ -243,7 +250,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
             }
             let now = self.core.now();
             let wait = conn.poll_timeout().map(|at| at.saturating_sub(now));
-            if shared.has_handles() && conn.wants_read() && !shared.is_tls() {
+            if shared.has_handles() && conn.wants_read() && !source.ready(shared) {
                 // Pushes wake the worker; a wait that ends for one goes
                 // around to move them (`pump`).
                 match crate::wake::wait(stream, shared.wake.get(), wait) {
@@ -269,13 +276,6 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
                     }
                 }
                 continue;
-            };
-            // A TLS connection with handles cannot wait in `poll` (its
-            // session may hold plaintext already): it looks for pushes
-            // between short reads instead.
-            let wait = match shared.has_handles() && shared.is_tls() {
-                true => Some(wait.map_or(PUSH_POLL, |w| w.min(PUSH_POLL))),
-                false => wait,
             };
             timeout.set(stream, wait);
             match source.read(shared, buf) {

@@ -154,15 +154,6 @@ impl<E> ConnShared<E> {
         self.handles.load(Ordering::Relaxed)
     }
 
-    /// Whether the connection runs over TLS.
-    pub(crate) fn is_tls(&self) -> bool {
-        #[cfg(feature = "tls")]
-        if self.tls.is_some() {
-            return true;
-        }
-        false
-    }
-
     /// Whether the TLS session holds records to send.
     pub(crate) fn tls_wants_write(&self) -> bool {
         #[cfg(feature = "tls")]

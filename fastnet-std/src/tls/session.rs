@@ -177,6 +177,17 @@ impl SharedSession {
         }
     }
 
+    /// Whether a [`read`](Self::read) would return without waiting for the
+    /// socket: ciphertext is buffered, or the session has plaintext, an end
+    /// or records of its own to act on.
+    pub(crate) fn has_buffered(&self, input: &CipherIn) -> bool {
+        if !input.is_empty() {
+            return true;
+        }
+        let s = lock(&self.session);
+        s.has_buffered() || s.is_read_closed() || s.wants_write()
+    }
+
     /// Whether the session holds records to send.
     pub(crate) fn wants_write(&self) -> bool {
         lock(&self.session).wants_write()
