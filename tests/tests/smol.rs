@@ -191,63 +191,41 @@ where
     }))
 }
 
+/// fastnet-smol with one layout: `SHARED` false is the default (one
+/// executor per thread), true one executor shared by all threads.
+struct SmolWith<const SHARED: bool>;
+
 /// The default layout: one executor per thread.
-struct Smol;
-
-impl TestDriver for Smol {
-    const NAME: &'static str = "fastnet-smol";
-
-    fn start_echo(config: ServerConfig) -> RunningServer {
-        start_echo(config, Layout::PerThread)
-    }
-
-    fn start_echo_on(addr: SocketAddr, config: ServerConfig) -> Option<io::Result<RunningServer>> {
-        Some(start_echo_on(addr, config, Layout::PerThread))
-    }
-
-    fn bind_unserved(config: ServerConfig) -> (SocketAddr, Box<dyn std::any::Any>) {
-        bind_unserved(config, Layout::PerThread)
-    }
-
-    fn start_echo_with<D, E>(config: ServerConfig, decoder: D, encoder: E) -> RunningServer
-    where
-        D: Decoder + Clone + Send + Sync + 'static,
-        E: Encoder + Send + Sync + 'static,
-    {
-        start_echo_with(config, Layout::PerThread, decoder, encoder)
-    }
-
-    fn echo_through_client<D, E>(
-        addr: SocketAddr,
-        decoder: D,
-        encoder: E,
-        payloads: &[Vec<u8>],
-        pooled: bool,
-    ) -> io::Result<Vec<Vec<u8>>>
-    where
-        D: Decoder + Clone + Send + Sync + 'static,
-        E: Encoder + Clone + Send + Sync + 'static,
-    {
-        echo_through_client(addr, decoder, encoder, payloads, pooled)
-    }
-}
+type Smol = SmolWith<false>;
 
 /// One executor shared by all threads.
-struct SmolShared;
+type SmolShared = SmolWith<true>;
 
-impl TestDriver for SmolShared {
-    const NAME: &'static str = "fastnet-smol (shared executor)";
+impl<const SHARED: bool> SmolWith<SHARED> {
+    const LAYOUT: Layout = if SHARED {
+        Layout::Shared
+    } else {
+        Layout::PerThread
+    };
+}
+
+impl<const SHARED: bool> TestDriver for SmolWith<SHARED> {
+    const NAME: &'static str = if SHARED {
+        "fastnet-smol (shared executor)"
+    } else {
+        "fastnet-smol"
+    };
 
     fn start_echo(config: ServerConfig) -> RunningServer {
-        start_echo(config, Layout::Shared)
+        start_echo(config, Self::LAYOUT)
     }
 
     fn start_echo_on(addr: SocketAddr, config: ServerConfig) -> Option<io::Result<RunningServer>> {
-        Some(start_echo_on(addr, config, Layout::Shared))
+        Some(start_echo_on(addr, config, Self::LAYOUT))
     }
 
     fn bind_unserved(config: ServerConfig) -> (SocketAddr, Box<dyn std::any::Any>) {
-        bind_unserved(config, Layout::Shared)
+        bind_unserved(config, Self::LAYOUT)
     }
 
     fn start_echo_with<D, E>(config: ServerConfig, decoder: D, encoder: E) -> RunningServer
@@ -255,7 +233,7 @@ impl TestDriver for SmolShared {
         D: Decoder + Clone + Send + Sync + 'static,
         E: Encoder + Send + Sync + 'static,
     {
-        start_echo_with(config, Layout::Shared, decoder, encoder)
+        start_echo_with(config, Self::LAYOUT, decoder, encoder)
     }
 
     fn echo_through_client<D, E>(
