@@ -356,6 +356,25 @@ impl<C> PoolState<C> {
     }
 }
 
+/// What `Client::request` makes of the reply `recv` returned: the frame
+/// copied into `out`, or, for the end of the stream, an error naming the
+/// peer that closed before replying.
+pub fn take_reply(
+    peer: std::net::SocketAddr,
+    reply: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let frame = reply.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{peer} closed the connection before replying"),
+        )
+    })?;
+    out.clear();
+    out.extend_from_slice(frame);
+    Ok(())
+}
+
 /// The addresses `addr` resolves to (blocking), or an error if none.
 pub fn resolve(addr: impl std::net::ToSocketAddrs) -> io::Result<Vec<std::net::SocketAddr>> {
     let addrs: Vec<std::net::SocketAddr> = addr.to_socket_addrs()?.collect();

@@ -212,15 +212,7 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
     pub async fn request(&mut self, payload: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         self.send(payload).await?;
         let peer = self.peer_addr();
-        let frame = self.recv().await?.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("{peer} closed the connection before replying"),
-            )
-        })?;
-        out.clear();
-        out.extend_from_slice(frame);
-        Ok(())
+        fastnet_driver::client::take_reply(peer, self.recv().await?, out)
     }
 
     /// The server's address.
