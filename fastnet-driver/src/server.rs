@@ -25,10 +25,6 @@ use crate::sync::lock;
 /// [`CodecSpec`]: fastnet_proto::codec::CodecSpec
 pub type Conn<D = AnyDecoder, E = AnyEncoder> = Connection<D, SharedEncoder<E>, Vec<u8>, Vec<u8>>;
 
-/// Where a frame's replies go while the handler holds the frame.
-pub type Outbox<'a, E = AnyEncoder> =
-    fastnet_proto::connection::Outbox<'a, SharedEncoder<E>, Vec<u8>>;
-
 /// What a server needs of a request decoder: a [`Decoder`] that can be
 /// cloned into each connection (decoders keep per-stream state) and moved
 /// between threads. Every such decoder is one.
