@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
+use std::time::Duration;
 
 mod common;
 
@@ -80,6 +81,27 @@ fn oversize_closes_only_that_connection_and_is_logged() {
 /// stopped (SIGSTOP), the kernel completes that many connects and a few
 /// more, then makes the next one wait.
 #[cfg(target_os = "linux")]
+/// Whether every thread of process `pid` is stopped (state `T` in
+/// `/proc/PID/task/*/stat`).
+fn all_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                // The state follows the command name, which is in parentheses.
+                let after = &stat[stat.rfind(')')? + 1..];
+                after
+                    .split_whitespace()
+                    .next()
+                    .map(|st| st == "T" || st == "t")
+            })
+            .unwrap_or(false)
+    })
+}
+
 #[test]
 fn listen_backlog_is_the_sockets() {
     let signal = |serve: &Serve, sig: &str| {
@@ -93,6 +115,12 @@ fn listen_backlog_is_the_sockets() {
         let serve = Serve::start(&["--driver", driver, "--listen-backlog", "16"]);
         let addr: std::net::SocketAddr = serve.addr.parse().unwrap();
         signal(&serve, "-STOP");
+        // `kill` returns once the signal is sent; a thread of the server may
+        // still accept a few connects until every thread has stopped.
+        assert!(
+            fastnet_tests::wait_until(Duration::from_secs(5), || all_stopped(serve.pid())),
+            "{driver}: the server did not stop"
+        );
         fastnet_tests::assert_backlog_is(addr, 16, driver);
         signal(&serve, "-CONT");
         let (code, _, _) = serve.terminate();
