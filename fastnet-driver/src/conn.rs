@@ -15,6 +15,7 @@ use fastnet_proto::connection::{Outbox, PushQueue, SendError};
 use fastnet_proto::Error;
 
 use crate::sync::lock;
+use crate::tls::{Link, TlsInfo};
 
 /// Who a connection is: its id (unique within its server), its peer, when
 /// it was accepted and whether it is encrypted. Plain data, `Copy`.
@@ -223,8 +224,8 @@ pub struct Ctx<'a, S> {
     // across `.await`s and still move between threads.
     out: &'a mut (dyn Replies + Send),
     handles: &'a (dyn HandleSource + Sync),
-    #[cfg(feature = "tls")]
-    tls: Option<&'a fastnet_tls::TlsInfo>,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    tls: Option<&'a TlsInfo>,
 }
 
 impl<'a, S> Ctx<'a, S> {
@@ -238,15 +239,15 @@ impl<'a, S> Ctx<'a, S> {
             state,
             out,
             handles,
-            #[cfg(feature = "tls")]
             tls: None,
         }
     }
 
-    /// What the connection's TLS handshake negotiated (set by the driver).
-    #[cfg(feature = "tls")]
-    pub fn set_tls(&mut self, tls: Option<&'a fastnet_tls::TlsInfo>) {
-        self.tls = tls;
+    /// With what the connection's TLS handshake negotiated, if it has TLS
+    /// (set by the driver).
+    pub fn with_tls(mut self, link: &'a Link) -> Self {
+        self.tls = link.info();
+        self
     }
 }
 
@@ -305,7 +306,7 @@ impl<S> Ctx<'_, S> {
     /// ALPN protocol, the client's certificates. `None` without TLS.
     /// Feature `tls`.
     #[cfg(feature = "tls")]
-    pub fn tls(&self) -> Option<&fastnet_tls::TlsInfo> {
+    pub fn tls(&self) -> Option<&TlsInfo> {
         self.tls
     }
 }

@@ -27,3 +27,4 @@ pub mod client;
 pub mod conn;
 pub mod server;
 pub mod sync;
+pub mod tls;

@@ -18,6 +18,7 @@ use fastnet_proto::server::{Admission, RejectReason, ServerConfig, ServerStats};
 
 use crate::buffers::{BufPool, BufSet};
 use crate::sync::lock;
+use crate::tls::ServerTls;
 
 /// The connection state machine as both drivers instantiate it; the
 /// default parameters are the built-in codecs ([`CodecSpec`]).
@@ -212,41 +213,6 @@ pub fn reach(local: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, local.port())
 }
 
-/// A server's TLS configuration, built and checked once at bind.
-#[cfg(feature = "tls")]
-#[derive(Debug)]
-pub struct TlsSettings {
-    /// The rustls configuration every session is made from.
-    pub config: Arc<fastnet_tls::rustls::ServerConfig>,
-    /// How long a handshake may take.
-    pub handshake_timeout: Duration,
-}
-
-#[cfg(feature = "tls")]
-impl TlsSettings {
-    /// Builds `tls` and makes one session from it, so that making one per
-    /// accepted connection cannot fail later.
-    pub fn new(tls: &fastnet_tls::TlsServerConfig) -> io::Result<Self> {
-        let settings = TlsSettings {
-            config: tls.build()?,
-            handshake_timeout: tls.configured_handshake_timeout(),
-        };
-        settings
-            .session(Duration::ZERO)
-            .map_err(|e| invalid("tls: server session", e))?;
-        Ok(settings)
-    }
-
-    /// A session for a connection accepted at `now` (time since the
-    /// server's epoch).
-    pub fn session(
-        &self,
-        now: Duration,
-    ) -> Result<fastnet_tls::ServerSession, fastnet_tls::TlsError> {
-        fastnet_tls::ServerSession::new(&self.config, self.handshake_timeout, now)
-    }
-}
-
 /// How many buffer sets a server's pool keeps, over how many shards.
 #[derive(Clone, Copy, Debug)]
 pub struct PoolShape {
@@ -277,7 +243,8 @@ pub struct Core<C, X, D = AnyDecoder, E = AnyEncoder> {
     pub epoch: Instant,
     /// Whether the limits set a timeout, so connections need a clock.
     timed: bool,
-    tls: bool,
+    /// TLS settings and counters (off for a plain server).
+    pub tls: ServerTls,
     /// Live counters.
     pub stats: Arc<ServerStats>,
     /// Receive and reply storage for the connections.
@@ -311,12 +278,12 @@ impl<C, X, D: Decoder + Clone, E: Encoder> Core<C, X, D, E> {
     /// Checks `config` and resolves it with `codec`: codecs, buffer
     /// lengths, and one connection built from them (so that making one per
     /// accepted connection cannot fail later); at least one connection
-    /// allowed. `tls` says whether connections are encrypted.
+    /// allowed. `tls` is the server's TLS, if it speaks it.
     pub fn new(
         config: ServerConfig,
         codec: ServerCodec<D, E>,
         pool: PoolShape,
-        tls: bool,
+        tls: ServerTls,
         driver: X,
     ) -> io::Result<Self> {
         let Resolved {
@@ -393,7 +360,7 @@ impl<C, X, D, E> Core<C, X, D, E> {
 
     /// Whether connections are served over TLS.
     pub fn is_tls(&self) -> bool {
-        self.tls
+        self.tls.is_on()
     }
 
     /// Takes an admission slot for a connection from `ip` and gives it an
@@ -652,7 +619,13 @@ mod tests {
 
     fn core(config: ServerConfig) -> io::Result<Core<u64, ()>> {
         let pool = PoolShape { max: 4, shards: 1 };
-        Core::new(config, ServerCodec::from_config(), pool, false, ())
+        Core::new(
+            config,
+            ServerCodec::from_config(),
+            pool,
+            ServerTls::default(),
+            (),
+        )
     }
 
     #[test]

@@ -25,8 +25,8 @@ use smol::{future, Timer};
 use crate::handle::{forget, ConnShared, ServerShared, Shared, ABORT, CLOSE, PUSH, SHUTDOWN};
 use crate::runtime::{ReadWait, Socket};
 use crate::{Ctx, Handler};
-use fastnet_driver::server::Conn;
-use fastnet_driver::server::{ServerDecoder, ServerEncoder};
+use fastnet_driver::server::{Conn, ServerDecoder, ServerEncoder};
+use fastnet_driver::tls::{Fault, Handshake, Input, Link, TlsError};
 
 /// What woke the task.
 #[derive(Clone, Copy, Debug, Default)]
@@ -104,9 +104,8 @@ struct Driver<H: Handler, D: ServerDecoder, E: ServerEncoder> {
     /// Frames were pushed since the last park: the push queue may hold
     /// storage to free (otherwise parking leaves its lock alone).
     pushed: bool,
-    /// The TLS session, on a TLS server (boxed: one pointer otherwise).
-    #[cfg(feature = "tls")]
-    tls: Option<Box<crate::tls::ServerTls>>,
+    /// The TLS session and its socket calls (one null pointer without).
+    link: Link,
 }
 
 impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
@@ -125,16 +124,8 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         // the pool and come out again when bytes arrive.
         let bufs = server.pool.take(shared.shard);
         let conn = server.connection(bufs, server.now()).ok();
-        #[cfg(feature = "tls")]
-        let tls = match &server.driver.tls {
-            Some(settings) => {
-                crate::tls::ServerTls::new(settings, server.epoch.elapsed()).map(Some)
-            }
-            None => Some(None),
-        };
-        #[cfg(not(feature = "tls"))]
-        let tls = Some(());
-        let (Some(conn), Some(tls)) = (conn, tls) else {
+        let link = server.tls.link(server.epoch.elapsed());
+        let (Some(conn), Some(link)) = (conn, link) else {
             // Validated at bind; cannot happen. Close as reset.
             server.free_slot(info.id());
             handler.on_close(&info, state, CloseReason::Reset);
@@ -142,8 +133,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
             return None;
         };
         let mut driver = Driver {
-            #[cfg(feature = "tls")]
-            tls,
+            link,
             handler,
             shared: Shared(shared),
             state: Some(state),
@@ -156,8 +146,6 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
             closing_requested: false,
             pushed: false,
         };
-        #[cfg(not(feature = "tls"))]
-        let () = tls;
         driver.park();
         Some(driver)
     }
@@ -173,8 +161,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
     async fn run(&mut self) {
         // Boxed: the handshake's timer and readiness futures would
         // otherwise widen every connection's task, TLS or not.
-        #[cfg(feature = "tls")]
-        if self.tls.is_some() && !Box::pin(self.tls_handshake()).await {
+        if self.link.is_tls() && !Box::pin(self.tls_handshake()).await {
             return;
         }
         self.open();
@@ -202,7 +189,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
             }
             // On shutdown, frames the peer already sent are still answered:
             // read what the socket holds once more before closing.
-            let read = wake.readable || flags & SHUTDOWN != 0 || self.tls_buffered();
+            let read = wake.readable || flags & SHUTDOWN != 0 || self.link.has_buffered();
             let more_to_read = read && self.conn.wants_read() && self.read();
             self.process().await;
             if self.push_backlog {
@@ -241,7 +228,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
             }
             self.arm_timer();
             let want_read = self.conn.wants_read();
-            let want_write = self.conn.wants_write() || self.tls_wants_write();
+            let want_write = self.conn.wants_write() || self.link.wants_write();
             let mut read_wait = ReadWait::default();
             wake = future::poll_fn(|cx| self.poll_wait(cx, want_read, want_write, &mut read_wait))
                 .await;
@@ -287,16 +274,19 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
     fn read(&mut self) -> bool {
         self.unpark();
         let now = self.now();
-        #[cfg(feature = "tls")]
-        if let Some(tls) = self.tls.as_mut() {
-            return match tls.read(self.stream.get_ref(), &mut self.conn, now) {
-                Ok(more) => more,
-                Err(None) => {
-                    self.conn.handle_reset();
+        if self.link.is_tls() {
+            return match self
+                .link
+                .read(self.stream.get_ref(), &mut self.conn, || now, false)
+            {
+                Ok(Input::Full) => true,
+                Ok(Input::Drained) => false,
+                Ok(Input::Eof) => {
+                    self.conn.handle_eof(now);
                     false
                 }
-                Err(Some(e)) => {
-                    self.tls_failed(&e);
+                Err(fault) => {
+                    self.failed(fault);
                     false
                 }
             };
@@ -339,9 +329,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         let Some(state) = self.state.as_mut() else {
             return;
         };
-        let mut ctx = Ctx::new(&self.shared, state, &mut self.conn);
-        #[cfg(feature = "tls")]
-        ctx.set_tls(self.tls.as_ref().and_then(|t| t.info()));
+        let mut ctx = Ctx::new(&self.shared, state, &mut self.conn).with_tls(&self.link);
         self.handler.on_open(&mut ctx);
     }
 
@@ -360,9 +348,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
                 return;
             };
             let (payload, mut out) = frame.parts();
-            let mut ctx = Ctx::new(&self.shared, state, &mut out);
-            #[cfg(feature = "tls")]
-            ctx.set_tls(self.tls.as_ref().and_then(|t| t.info()));
+            let mut ctx = Ctx::new(&self.shared, state, &mut out).with_tls(&self.link);
             self.handler.on_frame(&mut ctx, payload).await;
         }
     }
@@ -371,13 +357,15 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
     /// took all of it and more was queued meanwhile).
     fn write(&mut self) -> Flushed {
         let now = self.now();
-        #[cfg(feature = "tls")]
-        if let Some(tls) = self.tls.as_mut() {
-            return match tls.write(self.stream.get_ref(), &mut self.conn, now) {
-                crate::tls::Wrote::All => Flushed::All,
-                crate::tls::Wrote::Blocked => Flushed::Blocked,
-                crate::tls::Wrote::Failed => {
-                    self.conn.handle_reset();
+        if self.link.is_tls() {
+            return match self
+                .link
+                .write(self.stream.get_ref(), &mut self.conn, || now, false)
+            {
+                Ok(w) if w.blocked => Flushed::Blocked,
+                Ok(_) => Flushed::All,
+                Err(fault) => {
+                    self.failed(fault);
                     Flushed::All
                 }
             };
@@ -416,34 +404,12 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         Flushed::All
     }
 
-    /// Whether the TLS session holds plaintext the connection had no room
-    /// for (read it without waiting for the socket).
-    fn tls_buffered(&self) -> bool {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            return tls.has_buffered();
-        }
-        false
-    }
-
-    /// Whether the TLS session holds records of its own to send.
-    fn tls_wants_write(&self) -> bool {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            return tls.wants_write();
-        }
-        false
-    }
-
-    /// Runs the TLS handshake, if the server speaks TLS, within its
-    /// handshake timeout (the session's); a shutdown or close request ends
-    /// it early. Returns whether the connection goes on.
-    #[cfg(feature = "tls")]
+    /// Runs the TLS handshake within its deadline (the session's); a
+    /// shutdown or close request ends it early. Returns whether the
+    /// connection goes on.
     async fn tls_handshake(&mut self) -> bool {
         let shared = self.shared.clone();
-        let Some(tls) = self.tls.as_mut() else {
-            return true;
-        };
+        let server = &shared.server;
         // The task's wrapper registered the waker before this poll.
         let stopped = future::poll_fn(|_| {
             if shared.flags.load(Ordering::Acquire) & (CLOSE | SHUTDOWN) != 0 {
@@ -453,18 +419,38 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
             }
         });
         let handshake = async {
-            match self.stream.as_async() {
-                Some(stream) => tls
-                    .handshake(stream, shared.server.epoch)
-                    .await
-                    .map_err(Some),
-                // TLS connections are always made on async-io (`admit`).
-                None => Err(None),
+            // TLS connections are always made on async-io (`admit`).
+            let stream = self.stream.as_async().ok_or(None)?;
+            loop {
+                let read = match self
+                    .link
+                    .handshake(stream.get_ref(), server.epoch.elapsed())
+                {
+                    Ok(Handshake::Done) => return Ok(()),
+                    Ok(Handshake::Again) => continue,
+                    Ok(Handshake::Read) => true,
+                    Ok(Handshake::Write) => false,
+                    Err(e) => return Err(Some(e)),
+                };
+                // Past the deadline the next step fails with the timeout; a
+                // readiness error, with the socket's own error.
+                let deadline = async {
+                    match self.link.poll_timeout() {
+                        Some(at) => Timer::at(server.epoch + at).await,
+                        None => future::pending().await,
+                    };
+                    Ok(())
+                };
+                let _ = if read {
+                    future::or(stream.readable(), deadline).await
+                } else {
+                    future::or(stream.writable(), deadline).await
+                };
             }
         };
         match future::or(handshake, stopped).await {
             Ok(()) => {
-                shared.server.driver.tls_stats.on_handshake();
+                server.tls.handshake_done();
                 true
             }
             Err(None) => {
@@ -472,21 +458,34 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
                 false
             }
             Err(Some(e)) => {
-                shared.server.driver.tls_stats.on_handshake_failure(&e);
-                self.handler.on_tls_error(&self.shared.info, &e);
+                server.tls.failed(&e, true);
+                self.tls_error(&e);
                 self.conn.handle_failure(e.close_reason());
                 false
             }
         }
     }
 
-    /// An established TLS session failed: count, report, close with the
-    /// alert (sent by the goodbye on drop).
-    #[cfg(feature = "tls")]
-    fn tls_failed(&mut self, e: &crate::tls::TlsError) {
-        self.server().driver.tls_stats.on_session_error();
+    /// The socket or an established TLS session failed: a TLS failure is
+    /// counted and reported, and closes with its alert (sent by the
+    /// goodbye on drop); a socket failure resets.
+    fn failed(&mut self, fault: Fault) {
+        match fault {
+            Fault::Io(_) => self.conn.handle_reset(),
+            Fault::Tls(e) => {
+                self.server().tls.failed(&e, false);
+                self.tls_error(&e);
+                self.conn.handle_failure(e.close_reason());
+            }
+        }
+    }
+
+    /// Tells the handler about a TLS failure.
+    fn tls_error(&self, e: &TlsError) {
+        #[cfg(feature = "tls")]
         self.handler.on_tls_error(&self.shared.info, e);
-        self.conn.handle_failure(e.close_reason());
+        #[cfg(not(feature = "tls"))]
+        match *e {}
     }
 
     /// Moves pushed frames into the connection, as many as fit; returns
@@ -561,10 +560,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Drop for Driver<H, D, E> {
         self.shared.unregister();
         self.conn.abort();
         let reason = self.conn.close_reason().unwrap_or(CloseReason::Local);
-        #[cfg(feature = "tls")]
-        if let Some(tls) = self.tls.as_mut() {
-            tls.goodbye(self.stream.get_ref(), reason);
-        }
+        self.link.goodbye(self.stream.get_ref(), reason);
         // Pushes still queued are dropped and counted, then reported.
         let now = self.now();
         self.conn.handle_pushes(&mut self.shared.queue(), now);

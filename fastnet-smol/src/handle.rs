@@ -10,8 +10,6 @@ use std::task::Waker;
 use atomic_waker::AtomicWaker;
 use fastnet_driver::conn::{ConnHandle, ConnInfo, HandleSource, PushTarget};
 use fastnet_driver::server::Core;
-#[cfg(feature = "tls")]
-use fastnet_driver::server::TlsSettings;
 use fastnet_driver::server::{ServerDecoder, ServerEncoder};
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder};
 use fastnet_proto::connection::{PushQueue, SendError};
@@ -37,12 +35,6 @@ pub(crate) type ServerShared<D = AnyDecoder, E = AnyEncoder> =
 pub(crate) struct Smol {
     /// The serve future: woken by shutdown and by the last connection.
     pub(crate) serve_waker: AtomicWaker,
-    /// TLS settings, if connections are encrypted.
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<TlsSettings>,
-    /// TLS counters (all zero without TLS).
-    #[cfg(feature = "tls")]
-    pub(crate) tls_stats: Arc<crate::tls::TlsStats>,
 }
 
 /// A connection task ended and its close was counted: forget it, and wake

@@ -10,9 +10,8 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
-#[cfg(feature = "tls")]
-use fastnet_driver::server::TlsSettings;
 use fastnet_driver::server::{listen, Core, PoolShape, ServerCodec, ServerDecoder, ServerEncoder};
+use fastnet_driver::tls::{ServerTls, TlsServerConfig};
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec};
 use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapshot};
 use smol::{future, Async, Executor, Timer};
@@ -67,8 +66,7 @@ pub struct ServerBuilder<D = AnyDecoder, E = AnyEncoder> {
     codec: ServerCodec<D, E>,
     buffer_pool: usize,
     layout: Layout,
-    #[cfg(feature = "tls")]
-    tls: Option<crate::tls::TlsServerConfig>,
+    tls: Option<TlsServerConfig>,
 }
 
 impl ServerBuilder {
@@ -111,19 +109,10 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
     /// Validates the configuration and binds the listening socket.
     pub fn bind(self) -> io::Result<Server<D, E>> {
         let config = self.config;
-        #[cfg(feature = "tls")]
-        let tls = self.tls.as_ref().map(TlsSettings::new).transpose()?;
+        let tls = ServerTls::new(self.tls.as_ref())?;
         let smol = Smol {
             serve_waker: AtomicWaker::new(),
-            #[cfg(feature = "tls")]
-            tls_stats: Arc::new(crate::tls::TlsStats::default()),
-            #[cfg(feature = "tls")]
-            tls,
         };
-        #[cfg(feature = "tls")]
-        let is_tls = smol.tls.is_some();
-        #[cfg(not(feature = "tls"))]
-        let is_tls = false;
         // One pool shard per thread of `run` with a thread per executor.
         let shards = match self.layout {
             Layout::PerThread => worker_threads(&config),
@@ -133,7 +122,7 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
             max: self.buffer_pool,
             shards,
         };
-        let shared = Arc::new(Core::new(config, self.codec, pool, is_tls, smol)?);
+        let shared = Arc::new(Core::new(config, self.codec, pool, tls, smol)?);
         let (listener, local_addr) = listen(self.addrs, config.listen_backlog)?;
         let listener = Async::new(listener)?;
         Ok(Server {
@@ -191,7 +180,6 @@ impl Server {
             codec: ServerCodec::from_config(),
             buffer_pool: DEFAULT_BUFFER_POOL,
             layout: Layout::default(),
-            #[cfg(feature = "tls")]
             tls: None,
         }
     }
@@ -212,7 +200,6 @@ impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
             codec: ServerCodec::new(decoder, encoder),
             buffer_pool: DEFAULT_BUFFER_POOL,
             layout: Layout::default(),
-            #[cfg(feature = "tls")]
             tls: None,
         }
     }
@@ -248,7 +235,7 @@ impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
     /// included), sessions that failed later. Feature `tls`.
     #[cfg(feature = "tls")]
     pub fn tls_stats(&self) -> Arc<crate::tls::TlsStats> {
-        Arc::clone(&self.shared.driver.tls_stats)
+        self.shared.tls.stats()
     }
 
     /// Serves on `executor` until shut down; returns the final statistics.

@@ -5,9 +5,10 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fastnet_driver::server::{Conn, ServerDecoder, ServerEncoder};
+use fastnet_driver::tls::{Fault, Handshake, Input, Link, TlsError};
 use fastnet_proto::connection::{CloseReason, State};
 use fastnet_proto::server::RejectReason;
 
@@ -65,37 +66,6 @@ impl SocketTimeout {
     }
 }
 
-/// Where the worker's bytes come from: the socket, or the TLS session
-/// over it.
-struct Source {
-    /// Ciphertext read and not yet decrypted.
-    #[cfg(feature = "tls")]
-    tls: Option<crate::tls::CipherIn>,
-}
-
-impl Source {
-    /// Reads plaintext into `buf`, like `Read::read` on the socket; over
-    /// TLS, also [`io::ErrorKind::Interrupted`] for "flush first".
-    fn read<E>(&mut self, shared: &ConnShared<E>, buf: &mut [u8]) -> io::Result<usize> {
-        #[cfg(feature = "tls")]
-        if let (Some(input), Some(tls)) = (&mut self.tls, &shared.tls) {
-            return tls.read(&shared.stream, input, buf);
-        }
-        (&shared.stream).read(buf)
-    }
-
-    /// Whether a read would return without waiting for the socket (over
-    /// TLS, the session holds something to hand out).
-    fn ready<E>(&self, shared: &ConnShared<E>) -> bool {
-        #[cfg(feature = "tls")]
-        if let (Some(input), Some(tls)) = (&self.tls, &shared.tls) {
-            return tls.has_buffered(input);
-        }
-        let _ = shared;
-        false
-    }
-}
-
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -105,7 +75,7 @@ fn is_timeout(e: &io::Error) -> bool {
 
 impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
     /// Serves one connection, start to end, on the calling worker.
-    pub(crate) fn serve_conn(&self, shared: &Arc<ConnShared<E>>) {
+    pub(crate) fn serve_conn(&self, shared: &Arc<ConnShared<E>>, mut link: Link) {
         let _release = Release {
             inner: self,
             shared,
@@ -115,13 +85,8 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
             return;
         };
         self.core.stats.on_accept();
-        let mut source = Source {
-            #[cfg(feature = "tls")]
-            tls: None,
-        };
-        #[cfg(feature = "tls")]
-        if let Err(reason) = self.tls_handshake(shared, &mut source) {
-            self.finish(shared, state, reason);
+        if let Err(reason) = self.tls_handshake(shared, &mut link) {
+            self.finish(shared, &mut link, state, reason);
             return;
         }
         let core = &self.core;
@@ -138,83 +103,114 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         let reason = match conn {
             Ok(mut conn) => {
                 let handles = Handles(shared);
-                let mut ctx = Ctx::new(&handles, &mut state, &mut conn);
-                #[cfg(feature = "tls")]
-                ctx.set_tls(shared.tls_info());
+                let mut ctx = Ctx::new(&handles, &mut state, &mut conn).with_tls(&link);
                 self.handler.on_open(&mut ctx);
-                let reason = self.drive(shared, &mut conn, &mut state, &mut source);
+                let reason = self.drive(shared, &mut conn, &mut state, &mut link);
                 core.pool.give(0, conn.into_buffers());
                 reason
             }
             // Checked at bind; unreachable unless the settings change.
             Err(_) => CloseReason::Reset,
         };
-        self.finish(shared, state, reason);
+        self.finish(shared, &mut link, state, reason);
     }
 
     /// Closes the socket and reports the close.
-    fn finish(&self, shared: &ConnShared<E>, state: H::State, reason: CloseReason) {
+    fn finish(
+        &self,
+        shared: &ConnShared<E>,
+        link: &mut Link,
+        state: H::State,
+        reason: CloseReason,
+    ) {
         shared.close_queue();
-        #[cfg(feature = "tls")]
-        self.tls_goodbye(shared, reason);
+        if link.is_tls() && !self.core.is_aborted() {
+            // The close_notify or alert: best effort and brief.
+            let _ = shared
+                .stream
+                .set_write_timeout(Some(Duration::from_millis(100)));
+            link.goodbye(&shared.stream, reason);
+        }
         let _ = shared.stream.shutdown(std::net::Shutdown::Both);
         self.core.free_slot(shared.info.id());
         self.core.stats.on_close(reason);
         self.handler.on_close(&shared.info, state, reason);
     }
 
-    /// Runs the TLS handshake, if the connection has a session; on failure,
-    /// the reason to close with.
-    #[cfg(feature = "tls")]
-    fn tls_handshake(
-        &self,
-        shared: &ConnShared<E>,
-        source: &mut Source,
-    ) -> Result<(), CloseReason> {
-        let Some(tls) = &shared.tls else {
+    /// Runs the TLS handshake, if the connection has a session, within its
+    /// deadline; on failure, the reason to close with.
+    fn tls_handshake(&self, shared: &ConnShared<E>, link: &mut Link) -> Result<(), CloseReason> {
+        if !link.is_tls() {
             return Ok(());
+        }
+        let (stream, epoch) = (&shared.stream, self.core.epoch);
+        let result = loop {
+            // What is left until the deadline: the longest a socket call
+            // may block (at least a millisecond: zero means no timeout).
+            let left = link.poll_timeout().map(|at| {
+                (epoch + at)
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1))
+            });
+            let _ = stream.set_read_timeout(left);
+            let _ = stream.set_write_timeout(left);
+            match link.handshake(stream, epoch.elapsed()) {
+                Ok(Handshake::Done) => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
         };
-        let mut input = crate::tls::CipherIn::new();
-        match tls.handshake(&shared.stream, &mut input, self.core.epoch) {
+        let _ = stream.set_read_timeout(None);
+        let _ = stream.set_write_timeout(None);
+        match result {
             Ok(()) => {
-                self.core.driver.tls_stats.on_handshake();
-                source.tls = Some(input);
+                self.core.tls.handshake_done();
                 Ok(())
             }
             // Woken for shutdown in the middle of the handshake.
             Err(_) if self.core.is_shutting_down() => Err(CloseReason::Local),
             Err(e) => {
-                self.core.driver.tls_stats.on_handshake_failure(&e);
-                self.handler.on_tls_error(&shared.info, &e);
+                self.core.tls.failed(&e, true);
+                self.tls_error(shared, &e);
                 Err(e.close_reason())
             }
         }
     }
 
-    /// Before the socket closes: sends what the TLS session's close policy
-    /// queues for `reason` (an alert, a close_notify). Best effort and
-    /// brief; skipped while a pusher is writing.
-    #[cfg(feature = "tls")]
-    fn tls_goodbye(&self, shared: &ConnShared<E>, reason: CloseReason) {
-        let Some(tls) = &shared.tls else {
-            return;
-        };
-        if self.core.is_aborted() {
-            return;
+    /// Tells the handler about a TLS failure.
+    fn tls_error(&self, shared: &ConnShared<E>, e: &TlsError) {
+        #[cfg(feature = "tls")]
+        self.handler.on_tls_error(&shared.info, e);
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = shared;
+            match *e {}
         }
-        let mut writer = match shared.writer.try_lock() {
-            Ok(w) => w,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return,
-        };
-        tls.close(reason);
-        if tls.encrypt(&[], &mut writer.out).is_ok() && !writer.pending().is_empty() {
-            let _ = shared
-                .stream
-                .set_write_timeout(Some(Duration::from_millis(100)));
-            let _ = (&shared.stream).write_all(writer.pending());
+    }
+
+    /// Reads once into `conn` (blocking, up to the socket's timeout),
+    /// through the TLS session if there is one.
+    fn read(
+        &self,
+        shared: &ConnShared<E>,
+        conn: &mut Conn<D, E>,
+        link: &mut Link,
+    ) -> Result<Input, Fault> {
+        let now = || self.core.now();
+        if link.is_tls() {
+            return link.read(&shared.stream, conn, now, true);
         }
-        writer.discard();
+        let Some(buf) = conn.read_buf() else {
+            return Ok(Input::Full);
+        };
+        match (&shared.stream).read(buf) {
+            Ok(0) => Ok(Input::Eof),
+            Ok(n) => {
+                conn.handle_read(n, now());
+                Ok(Input::Drained)
+            }
+            Err(e) => Err(Fault::Io(e)),
+        }
     }
 
     /// The driver loop of [`Connection`]: process, write, then block in
@@ -224,13 +220,13 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         shared: &Arc<ConnShared<E>>,
         conn: &mut Conn<D, E>,
         state: &mut H::State,
-        source: &mut Source,
+        link: &mut Link,
     ) -> CloseReason {
         let stream = &shared.stream;
         let mut timeout = SocketTimeout { current: None };
         let mut counted = *conn.stats();
         loop {
-            let progress = self.pump(shared, conn, state);
+            let progress = self.pump(shared, conn, state, link);
             self.core.stats.add_conn_delta(&counted, conn.stats());
             counted = *conn.stats();
             if conn.is_closed() {
@@ -250,7 +246,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
             }
             let now = self.core.now();
             let wait = conn.poll_timeout().map(|at| at.saturating_sub(now));
-            if shared.has_handles() && conn.wants_read() && !source.ready(shared) {
+            if shared.has_handles() && conn.wants_read() && !link.has_buffered() {
                 // Pushes wake the worker; a wait that ends for one goes
                 // around to move them (`pump`).
                 match crate::wake::wait(stream, shared.wake.get(), wait) {
@@ -266,7 +262,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
                     }
                 }
             }
-            let Some(buf) = conn.read_buf() else {
+            if conn.read_buf().is_none() {
                 // Not reading (draining or held back by unsent replies):
                 // writes are blocking, so only time can move us on.
                 conn.handle_timeout(now);
@@ -276,10 +272,10 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
                     }
                 }
                 continue;
-            };
+            }
             timeout.set(stream, wait);
-            match source.read(shared, buf) {
-                Ok(0) => {
+            match self.read(shared, conn, link) {
+                Ok(Input::Eof) => {
                     if self.core.is_shutting_down() || shared.close_requested.load(Ordering::SeqCst)
                     {
                         self.close_gracefully(shared, conn);
@@ -287,25 +283,11 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
                         conn.handle_eof(self.core.now());
                     }
                 }
-                Ok(n) => conn.handle_read(n, self.core.now()),
-                Err(e) if is_timeout(&e) => conn.handle_timeout(self.core.now()),
-                // Over TLS: the session has records to send first.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    if self.core.is_aborted() {
-                        conn.abort();
-                    } else {
-                        #[cfg(feature = "tls")]
-                        if let Some(e) = crate::tls::rustls_error(&e) {
-                            self.core.driver.tls_stats.on_session_error();
-                            let e = crate::tls::TlsError::Rustls(e.clone());
-                            self.handler.on_tls_error(&shared.info, &e);
-                            conn.handle_failure(e.close_reason());
-                        }
-                        let _ = e;
-                        conn.handle_reset();
-                    }
-                }
+                Ok(_) => {}
+                Err(Fault::Io(e)) if is_timeout(&e) => conn.handle_timeout(self.core.now()),
+                Err(Fault::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) if self.core.is_aborted() => conn.abort(),
+                Err(fault) => self.failed(shared, conn, fault),
             }
         }
         // Closed: pushes still queued are dropped and counted.
@@ -349,6 +331,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         shared: &Arc<ConnShared<E>>,
         conn: &mut Conn<D, E>,
         state: &mut H::State,
+        link: &mut Link,
     ) -> bool {
         let mut any = false;
         loop {
@@ -356,15 +339,13 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
             let frames = if conn.wants_poll() {
                 conn.poll_frames(|frame, out| {
                     let handles = Handles(shared);
-                    let mut ctx = Ctx::new(&handles, &mut *state, out);
-                    #[cfg(feature = "tls")]
-                    ctx.set_tls(shared.tls_info());
+                    let mut ctx = Ctx::new(&handles, &mut *state, out).with_tls(link);
                     self.handler.on_frame(&mut ctx, frame);
                 })
             } else {
                 0
             };
-            let wrote = self.flush(shared, conn);
+            let wrote = self.flush(shared, conn, link);
             if frames == 0 && wrote == 0 && pushes == 0 {
                 return any;
             }
@@ -376,14 +357,13 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
     }
 
     /// Writes the connection's replies and pushes (over TLS, through the
-    /// session, under the writer lock). Returns the bytes written.
-    fn flush(&self, shared: &Arc<ConnShared<E>>, conn: &mut Conn<D, E>) -> usize {
-        if !conn.wants_write() && !shared.tls_wants_write() {
+    /// session). Returns the bytes written.
+    fn flush(&self, shared: &ConnShared<E>, conn: &mut Conn<D, E>, link: &mut Link) -> usize {
+        if !conn.wants_write() && !link.wants_write() {
             return 0;
         }
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &shared.tls {
-            return self.flush_tls(shared, tls, &mut lock(&shared.writer), conn);
+        if link.is_tls() {
+            return self.flush_tls(shared, conn, link);
         }
         self.write_replies(shared, conn)
     }
@@ -434,59 +414,41 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         }
     }
 
-    /// [`flush`](Self::flush) over TLS, under the writer lock: encrypts the
-    /// connection's replies (both slices of the ring, and whatever records
-    /// the session queued itself) into one buffer and writes it with one
-    /// `write`, repeated only if the socket takes part. Replies count as
-    /// written once their ciphertext is, so backpressure and draining see
-    /// the socket, not the session. Returns the bytes written (plaintext
-    /// and ciphertext both count as progress).
-    #[cfg(feature = "tls")]
-    fn flush_tls(
-        &self,
-        shared: &ConnShared<E>,
-        tls: &crate::tls::SharedSession,
-        writer: &mut crate::handle::Writer,
-        conn: &mut Conn<D, E>,
-    ) -> usize {
-        let mut total = 0;
+    /// [`flush`](Self::flush) over TLS: the session encrypts the queued
+    /// replies (both slices of the ring, and records of its own) and writes
+    /// them; replies count as written once their ciphertext is, so
+    /// backpressure and draining see the socket, not the session. Returns
+    /// the ciphertext bytes written.
+    fn flush_tls(&self, shared: &ConnShared<E>, conn: &mut Conn<D, E>, link: &mut Link) -> usize {
         loop {
-            if writer.pending().is_empty() {
-                if writer.plain > 0 {
-                    conn.handle_written(writer.plain, self.core.now());
-                    total += writer.plain;
-                    writer.plain = 0;
+            match link.write(&shared.stream, conn, || self.core.now(), true) {
+                Ok(wrote) => return wrote.bytes,
+                Err(Fault::Io(e)) => {
+                    self.write_failed(conn, &e);
+                    let closing = conn.state() != State::Open
+                        || shared.close_requested.load(Ordering::Relaxed);
+                    if conn.is_closed() || (is_timeout(&e) && closing) {
+                        return 0;
+                    }
                 }
-                let (a, b) = if conn.wants_write() {
-                    conn.poll_transmit()
-                } else {
-                    (&[][..], &[][..])
-                };
-                let plain = a.len() + b.len();
-                if tls.encrypt(&[a, b], &mut writer.out).is_err() {
-                    conn.handle_reset();
-                    return total;
-                }
-                writer.plain = plain;
-                if writer.pending().is_empty() {
-                    return total;
+                Err(fault) => {
+                    self.failed(shared, conn, fault);
+                    return 0;
                 }
             }
-            match (&shared.stream).write(writer.pending()) {
-                Ok(0) => conn.handle_reset(),
-                Ok(n) => {
-                    writer.advance(n);
-                    total += n;
-                }
-                Err(e) => self.write_failed(conn, &e),
-            }
-            if conn.is_closed() {
-                // Replies count as written only once their ciphertext is,
-                // so a connection cannot have drained while some is left:
-                // it was reset, aborted or timed out, and the rest would
-                // never arrive.
-                writer.discard();
-                return total;
+        }
+    }
+
+    /// The socket or the TLS session failed: a TLS failure is counted and
+    /// reported, and closes with its alert (sent by the goodbye); a socket
+    /// failure resets.
+    fn failed(&self, shared: &ConnShared<E>, conn: &mut Conn<D, E>, fault: Fault) {
+        match fault {
+            Fault::Io(_) => conn.handle_reset(),
+            Fault::Tls(e) => {
+                self.core.tls.failed(&e, false);
+                self.tls_error(shared, &e);
+                conn.handle_failure(e.close_reason());
             }
         }
     }

@@ -26,47 +26,6 @@ use fastnet_proto::connection::{PushQueue, SendError};
 
 pub(crate) use fastnet_driver::sync::lock;
 
-/// What the writer lock guards: over TLS, ciphertext encrypted but not yet
-/// written (a write that timed out part way); nothing otherwise.
-#[derive(Debug, Default)]
-pub(crate) struct Writer {
-    /// Records to write, from `out_at` on.
-    #[cfg(feature = "tls")]
-    pub(crate) out: Vec<u8>,
-    #[cfg(feature = "tls")]
-    pub(crate) out_at: usize,
-    /// Reply bytes (plaintext) whose records are in `out`, reported to the
-    /// connection as written once `out` is.
-    #[cfg(feature = "tls")]
-    pub(crate) plain: usize,
-}
-
-impl Writer {
-    /// Ciphertext still to write.
-    #[cfg(feature = "tls")]
-    pub(crate) fn pending(&self) -> &[u8] {
-        &self.out[self.out_at..]
-    }
-
-    /// `n` bytes of the pending ciphertext were written.
-    #[cfg(feature = "tls")]
-    pub(crate) fn advance(&mut self, n: usize) {
-        self.out_at += n;
-        if self.out_at >= self.out.len() {
-            self.out.clear();
-            self.out_at = 0;
-        }
-    }
-
-    /// Drops the ciphertext not yet written (the connection is gone).
-    #[cfg(feature = "tls")]
-    pub(crate) fn discard(&mut self) {
-        self.out.clear();
-        self.out_at = 0;
-        self.plain = 0;
-    }
-}
-
 /// What the worker, the server and every [`ConnHandle`] of one connection
 /// share.
 ///
@@ -86,12 +45,6 @@ pub(crate) struct ConnShared<E = AnyEncoder> {
     /// A handle asked to close.
     pub(crate) close_requested: AtomicBool,
     pub(crate) info: ConnInfo,
-    /// Held by the worker while it writes (over TLS, the ciphertext not
-    /// yet written).
-    pub(crate) writer: Mutex<Writer>,
-    /// The TLS session, on a TLS server.
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<crate::tls::SharedSession>,
     encoder: SharedEncoder<E>,
     pub(crate) push: Mutex<PushQueue>,
     /// Wakes the worker out of its wait; made with the first handle.
@@ -104,14 +57,10 @@ impl<E> ConnShared<E> {
         stream: TcpStream,
         encoder: SharedEncoder<E>,
         push: PushQueue,
-        #[cfg(feature = "tls")] tls: Option<crate::tls::SharedSession>,
     ) -> Self {
         ConnShared {
             info,
             stream,
-            writer: Mutex::new(Writer::default()),
-            #[cfg(feature = "tls")]
-            tls,
             encoder,
             push: Mutex::new(push),
             handles: AtomicBool::new(false),
@@ -142,25 +91,9 @@ impl<E> ConnShared<E> {
         let _ = self.stream.shutdown(Shutdown::Read);
     }
 
-    /// What the TLS handshake negotiated (`None` without TLS, or before
-    /// the handshake completed).
-    #[cfg(feature = "tls")]
-    pub(crate) fn tls_info(&self) -> Option<&crate::tls::TlsInfo> {
-        self.tls.as_ref().and_then(|t| t.info())
-    }
-
     /// Whether a handle was ever made for this connection.
     pub(crate) fn has_handles(&self) -> bool {
         self.handles.load(Ordering::Relaxed)
-    }
-
-    /// Whether the TLS session holds records to send.
-    pub(crate) fn tls_wants_write(&self) -> bool {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            return tls.wants_write();
-        }
-        false
     }
 }
 

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-#[cfg(feature = "tls")]
-use fastnet_driver::server::TlsSettings;
 use fastnet_driver::server::{
     listen, reach, Core, PoolShape, ServerCodec, ServerDecoder, ServerEncoder,
 };
+use fastnet_driver::tls::{Link, ServerTls, TlsServerConfig};
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec};
 use fastnet_proto::connection::PushQueue;
 use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapshot};
@@ -32,8 +31,7 @@ pub struct ServerBuilder<D = AnyDecoder, E = AnyEncoder> {
     addrs: io::Result<Vec<SocketAddr>>,
     config: ServerConfig,
     codec: ServerCodec<D, E>,
-    #[cfg(feature = "tls")]
-    tls: Option<crate::tls::TlsServerConfig>,
+    tls: Option<TlsServerConfig>,
 }
 
 impl ServerBuilder {
@@ -64,17 +62,8 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
     /// Checks the configuration and binds the listening socket.
     pub fn bind(self) -> io::Result<Server<D, E>> {
         let config = self.config;
-        let std = Std {
-            #[cfg(feature = "tls")]
-            tls: self.tls.as_ref().map(TlsSettings::new).transpose()?,
-            #[cfg(feature = "tls")]
-            tls_stats: Arc::new(crate::tls::TlsStats::default()),
-            wake_addr: None,
-        };
-        #[cfg(feature = "tls")]
-        let is_tls = std.tls.is_some();
-        #[cfg(not(feature = "tls"))]
-        let is_tls = false;
+        let tls = ServerTls::new(self.tls.as_ref())?;
+        let std = Std { wake_addr: None };
         let workers = match config.workers {
             0 => config.max_connections,
             n => n,
@@ -84,7 +73,7 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
             max: workers,
             shards: 1,
         };
-        let mut core = Core::new(config, self.codec, pool, is_tls, std)?;
+        let mut core = Core::new(config, self.codec, pool, tls, std)?;
         let (listener, local_addr) = listen(self.addrs, config.listen_backlog)?;
         core.driver.wake_addr = Some(reach(local_addr));
         Ok(Server {
@@ -104,11 +93,6 @@ pub(crate) type StdCore<D = AnyDecoder, E = AnyEncoder> = Core<Arc<ConnShared<E>
 pub(crate) struct Std {
     /// What a shutdown connects to, to wake the accept loop.
     wake_addr: Option<SocketAddr>,
-    /// The TLS configuration, checked.
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<TlsSettings>,
-    #[cfg(feature = "tls")]
-    pub(crate) tls_stats: Arc<crate::tls::TlsStats>,
 }
 
 /// Stops a [`Server`] from another thread; from
@@ -179,6 +163,8 @@ impl<D, E> fmt::Debug for Server<D, E> {
 /// One accepted connection, on its way to a worker.
 pub(crate) struct Job<E> {
     pub(crate) shared: Arc<ConnShared<E>>,
+    /// Its TLS session, if any (the handshake deadline runs from accept).
+    pub(crate) link: Link,
 }
 
 /// Everything a worker needs to serve connections.
@@ -196,7 +182,6 @@ impl Server {
             addrs: Ok(vec![SocketAddr::from(([127, 0, 0, 1], 0))]),
             config: ServerConfig::new(codec),
             codec: ServerCodec::from_config(),
-            #[cfg(feature = "tls")]
             tls: None,
         }
     }
@@ -215,7 +200,6 @@ impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
             // The codec fields only document the frame size here.
             config: ServerConfig::new(CodecSpec::Raw { max_frame }),
             codec: ServerCodec::new(decoder, encoder),
-            #[cfg(feature = "tls")]
             tls: None,
         }
     }
@@ -242,7 +226,7 @@ impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
     /// failed later. Feature `tls`.
     #[cfg(feature = "tls")]
     pub fn tls_stats(&self) -> Arc<crate::tls::TlsStats> {
-        Arc::clone(&self.core.driver.tls_stats)
+        self.core.tls.stats()
     }
 
     /// Whether the server serves TLS.
@@ -277,7 +261,7 @@ impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
         let inner = Arc::new(Inner { handler, core });
         let run: Run<Job<E>> = {
             let inner = Arc::clone(&inner);
-            Arc::new(move |job: Job<E>| inner.serve_conn(&job.shared))
+            Arc::new(move |job: Job<E>| inner.serve_conn(&job.shared, job.link))
         };
         while !inner.core.is_shutting_down() {
             match listener.accept() {
@@ -325,23 +309,12 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         };
         // Best effort: a socket that refuses an option is still served.
         let _ = stream.set_nodelay(core.config.nodelay);
-        #[cfg(feature = "tls")]
-        let tls = match &core.driver.tls {
-            Some(tls) => match crate::tls::SharedSession::new(
-                &tls.config,
-                tls.handshake_timeout,
-                core.epoch.elapsed(),
-            ) {
-                Ok(session) => Some(session),
-                // Checked at bind; unreachable unless rustls changes its
-                // mind.
-                Err(_) => {
-                    drop(stream);
-                    core.cancel(peer.ip());
-                    return self.reject(peer, RejectReason::Refused);
-                }
-            },
-            None => None,
+        // The handshake deadline counts from here.
+        let Some(link) = core.tls.link(core.epoch.elapsed()) else {
+            // Checked at bind; unreachable unless rustls changes its mind.
+            drop(stream);
+            core.cancel(peer.ip());
+            return self.reject(peer, RejectReason::Refused);
         };
         let info = ConnInfo::new(id, peer, Instant::now(), core.is_tls());
         let shared = Arc::new(ConnShared::new(
@@ -349,11 +322,9 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
             stream,
             core.encoder.clone(),
             PushQueue::new(core.config.push_queue, core.tx_len),
-            #[cfg(feature = "tls")]
-            tls,
         ));
         core.register(id, peer.ip(), Arc::clone(&shared));
-        if let Err(job) = workers.dispatch(Job { shared }, run) {
+        if let Err(job) = workers.dispatch(Job { shared, link }, run) {
             let _ = job.shared.stream.shutdown(std::net::Shutdown::Both);
             core.forget(id);
             self.reject(peer, RejectReason::WorkersBusy);

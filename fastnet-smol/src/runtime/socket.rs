@@ -74,7 +74,6 @@ impl Socket {
 
     /// The async-io socket, if this is one (the TLS handshake awaits
     /// async-io readiness; TLS connections are always made on async-io).
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) fn as_async(&self) -> Option<&Async<TcpStream>> {
         match &self.0 {
             Kind::Async(s) => Some(s),

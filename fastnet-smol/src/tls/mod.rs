@@ -38,7 +38,3 @@
 //! ```
 
 pub use fastnet_tls::*;
-
-mod session;
-
-pub(crate) use session::{ServerTls, Wrote};

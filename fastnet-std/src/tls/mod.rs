@@ -35,13 +35,3 @@
 //! ```
 
 pub use fastnet_tls::*;
-
-mod session;
-
-pub(crate) use session::{CipherIn, SharedSession};
-
-/// The rustls error inside an IO error from the TLS layer, if that is what
-/// it is.
-pub(crate) fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
-    e.get_ref()?.downcast_ref::<rustls::Error>()
-}
