@@ -406,14 +406,7 @@ macro_rules! pool_constructors {
             ) -> ::std::io::Result<Pool> {
                 let (decoder, encoder) = $crate::client::spec_codec(&codec)?;
                 let addrs = $crate::client::resolve(addr)?;
-                Self::build(
-                    addrs,
-                    decoder,
-                    encoder,
-                    config,
-                    #[cfg(feature = "tls")]
-                    None,
-                )
+                Self::build(addrs, decoder, encoder, config, None)
             }
 
             /// A pool of TLS connections ([`Client::connect_tls`]) to
@@ -453,7 +446,6 @@ macro_rules! pool_constructors {
                     decoder,
                     encoder,
                     config,
-                    #[cfg(feature = "tls")]
                     None,
                 )
             }

@@ -451,3 +451,207 @@ fn would_block(e: &io::Error) -> bool {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
 }
+
+/// One client connection's TLS session, if it has one, and the socket
+/// calls around it. Every call is one attempt on the socket and passes its
+/// `WouldBlock` on: a blocking client calls it as it is, an async one
+/// inside its runtime's "retry when ready" (`read_with`, `write_with`).
+#[derive(Debug, Default)]
+pub struct ClientLink {
+    /// Boxed: a plain client's link is one null pointer.
+    #[cfg(feature = "tls")]
+    tls: Option<Box<ClientSession>>,
+}
+
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+struct ClientSession {
+    session: fastnet_tls::rustls::ClientConnection,
+    /// What the handshake negotiated, once it completed.
+    info: Option<TlsInfo>,
+    handshake_timeout: Duration,
+}
+
+impl ClientLink {
+    /// A link through `connector`'s TLS (its handshake still to run), or
+    /// a plain one.
+    pub fn new(connector: Option<&TlsConnector>) -> io::Result<Self> {
+        let Some(connector) = connector else {
+            return Ok(ClientLink::default());
+        };
+        #[cfg(feature = "tls")]
+        {
+            let mut session = connector.session()?;
+            // Ciphertext is written out right after each flush encrypts
+            // it, so the session holds no more than one flush's frames.
+            session.set_buffer_limit(None);
+            Ok(ClientLink {
+                tls: Some(Box::new(ClientSession {
+                    session,
+                    info: None,
+                    handshake_timeout: connector.handshake_timeout(),
+                })),
+            })
+        }
+        #[cfg(not(feature = "tls"))]
+        match *connector {}
+    }
+
+    /// Whether the connection speaks TLS.
+    #[inline]
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    /// What the handshake negotiated, once it completed.
+    pub fn info(&self) -> Option<&TlsInfo> {
+        #[cfg(feature = "tls")]
+        return self.tls.as_ref().and_then(|t| t.info.as_ref());
+        #[cfg(not(feature = "tls"))]
+        None
+    }
+
+    /// How long the handshake may take (the connector's setting).
+    pub fn handshake_timeout(&self) -> Duration {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            return t.handshake_timeout;
+        }
+        Duration::ZERO
+    }
+
+    /// One step of the handshake: writes the session's flight or reads the
+    /// server's, with one socket call. A server that closes mid-handshake
+    /// is [`io::ErrorKind::UnexpectedEof`]; a TLS failure is
+    /// [`io::ErrorKind::InvalidData`] carrying the rustls error (its alert
+    /// sent, best effort).
+    pub fn handshake(&mut self, stream: &TcpStream) -> io::Result<Handshake> {
+        #[cfg(feature = "tls")]
+        if let Some(t) = self.tls.as_mut() {
+            let s = &mut t.session;
+            if s.wants_write() {
+                return match s.write_tls(&mut &*stream) {
+                    Ok(_) => Ok(Handshake::Again),
+                    Err(e) if would_block(&e) => Ok(Handshake::Write),
+                    Err(e) => Err(e),
+                };
+            }
+            if !s.is_handshaking() {
+                t.info = Some(TlsInfo::new(s, None));
+                return Ok(Handshake::Done);
+            }
+            return match s.read_tls(&mut &*stream) {
+                Ok(0) => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection during the TLS handshake",
+                )),
+                Ok(_) => process(s, stream).map(|()| Handshake::Again),
+                Err(e) if would_block(&e) => Ok(Handshake::Read),
+                Err(e) => Err(e),
+            };
+        }
+        let _ = stream;
+        Ok(Handshake::Done)
+    }
+
+    /// Encrypts `plain` into the session; [`write`](Self::write) sends it.
+    pub fn encrypt(&mut self, plain: &[u8]) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Some(t) = self.tls.as_mut() {
+            return t.session.writer().write_all(plain);
+        }
+        let _ = plain;
+        Ok(())
+    }
+
+    /// Whether the session holds records to send.
+    pub fn wants_write(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            return t.session.wants_write();
+        }
+        false
+    }
+
+    /// Writes some of the session's records (one socket call).
+    pub fn write(&mut self, stream: &TcpStream) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(t) = self.tls.as_mut() {
+            return t.session.write_tls(&mut &*stream);
+        }
+        let _ = stream;
+        Ok(0)
+    }
+
+    /// Reads plaintext into `buf`: what the session holds, else what one
+    /// socket read decrypts to (after sending records of the session's
+    /// own, alerts and key updates, if the socket takes them). `Ok(0)` is
+    /// the end of the stream, with or without close_notify (a frame cut
+    /// off by it is still caught by the framing).
+    pub fn read(&mut self, stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(t) = self.tls.as_mut() {
+            let s = &mut t.session;
+            loop {
+                match s.reader().read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                    Err(e) => return Err(e),
+                }
+                while s.wants_write() {
+                    match s.write_tls(&mut &*stream) {
+                        Ok(_) => {}
+                        Err(e) if would_block(&e) => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                if s.read_tls(&mut &*stream)? == 0 {
+                    return Ok(0);
+                }
+                process(s, stream)?;
+            }
+        }
+        let _ = (stream, buf);
+        Ok(0)
+    }
+
+    /// Whether a non-blocking `stream` and the session are quiet: nothing
+    /// to read, no end of stream (a pool's check before it reuses an idle
+    /// connection).
+    pub fn is_quiet(&mut self, stream: &TcpStream) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(t) = self.tls.as_mut() {
+            let s = &mut t.session;
+            let mut probe = [0u8; 1];
+            loop {
+                match s.reader().read(&mut probe) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    _ => return false,
+                }
+                match s.read_tls(&mut &*stream) {
+                    Ok(0) => return false,
+                    Ok(_) if s.process_new_packets().is_ok() => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                    _ => return false,
+                }
+            }
+        }
+        let mut probe = [0u8; 1];
+        matches!(stream.peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// Lets the session take the records read; on a TLS failure, sends its
+/// alert (best effort) and reports the rustls error.
+#[cfg(feature = "tls")]
+fn process(s: &mut fastnet_tls::rustls::ClientConnection, stream: &TcpStream) -> io::Result<()> {
+    if let Err(e) = s.process_new_packets() {
+        let _ = s.write_tls(&mut &*stream);
+        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+    }
+    Ok(())
+}

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use fastnet_driver::client::{spec_codec, Framing, Step};
+use fastnet_driver::tls::{ClientLink, Handshake, TlsConnector};
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoder, Encoder};
 use smol::net::AsyncToSocketAddrs;
 use smol::{future, Async, Timer};
@@ -41,8 +42,7 @@ pub struct Client<D = AnyDecoder, E = AnyEncoder> {
     stream: Async<TcpStream>,
     framing: Framing<D, E>,
     /// The TLS session, for [`connect_tls`](Self::connect_tls).
-    #[cfg(feature = "tls")]
-    tls: Option<Box<ClientTls>>,
+    link: ClientLink,
 }
 
 impl Client {
@@ -88,13 +88,7 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
         encoder: E,
         timeout: Duration,
     ) -> io::Result<Self> {
-        let (stream, peer) = connect_tcp(addr, timeout).await?;
-        Ok(Client {
-            stream,
-            framing: Framing::with_codec(decoder, encoder, peer)?,
-            #[cfg(feature = "tls")]
-            tls: None,
-        })
+        Client::connect_link(addr, decoder, encoder, timeout, None).await
     }
 
     /// [`connect_tls`](Client::connect_tls) with a codec of your own (see
@@ -107,26 +101,55 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
         timeout: Duration,
         tls: &crate::tls::TlsConnector,
     ) -> io::Result<Self> {
-        let mut session = tls.session()?;
-        // Ciphertext is written out right after each `flush` encrypts it,
-        // so the session holds no more than the frames fed since the last.
-        session.set_buffer_limit(None);
-        let mut client = Client::connect_with(addr, decoder, encoder, timeout).await?;
-        let limit = tls.handshake_timeout();
-        let peer = client.peer_addr();
-        future::or(client_handshake(&client.stream, &mut session), async {
-            Timer::after(limit).await;
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("TLS handshake with {peer} not completed within {limit:?}"),
-            ))
-        })
-        .await?;
-        client.tls = Some(Box::new(ClientTls {
-            info: crate::tls::TlsInfo::new(&session, None),
-            session,
-        }));
+        Client::connect_link(addr, decoder, encoder, timeout, Some(tls)).await
+    }
+
+    /// Connects, then runs the TLS handshake if `tls` is given.
+    pub(crate) async fn connect_link(
+        addr: impl AsyncToSocketAddrs,
+        decoder: D,
+        encoder: E,
+        timeout: Duration,
+        tls: Option<&TlsConnector>,
+    ) -> io::Result<Self> {
+        let link = ClientLink::new(tls)?;
+        let (stream, peer) = connect_tcp(addr, timeout).await?;
+        let mut client = Client {
+            stream,
+            framing: Framing::with_codec(decoder, encoder, peer)?,
+            link,
+        };
+        if client.link.is_tls() {
+            let limit = client.link.handshake_timeout();
+            let handshake = async {
+                let e = client.handshake().await.err();
+                e.map_or(Ok(()), |e| {
+                    let msg = format!("TLS handshake with {peer}: {e}");
+                    Err(io::Error::new(e.kind(), msg))
+                })
+            };
+            future::or(handshake, async {
+                Timer::after(limit).await;
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("TLS handshake with {peer} not completed within {limit:?}"),
+                ))
+            })
+            .await?;
+        }
         Ok(client)
+    }
+
+    /// Runs the TLS handshake to its end.
+    async fn handshake(&mut self) -> io::Result<()> {
+        loop {
+            match self.link.handshake(self.stream.get_ref())? {
+                Handshake::Done => return Ok(()),
+                Handshake::Again => {}
+                Handshake::Read => self.stream.readable().await?,
+                Handshake::Write => self.stream.writable().await?,
+            }
+        }
     }
 
     /// Frames `payload` and writes the whole frame (after any frames
@@ -159,9 +182,11 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
 
     async fn write_unsent(&mut self) -> io::Result<usize> {
         let unsent = self.framing.unsent();
-        #[cfg(feature = "tls")]
-        if let Some(tls) = self.tls.as_mut() {
-            tls.write(&self.stream, unsent).await?;
+        if self.link.is_tls() {
+            self.link.encrypt(unsent)?;
+            while self.link.wants_write() {
+                self.stream.write_with(|s| self.link.write(s)).await?;
+            }
             return Ok(unsent.len());
         }
         let mut off = 0;
@@ -192,13 +217,11 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
                 Step::NeedMore => {}
             }
             let buf = self.framing.read_buf();
-            #[cfg(feature = "tls")]
-            let res = match self.tls.as_mut() {
-                Some(tls) => tls.read(&self.stream, buf).await,
-                None => self.stream.read_with(|s| (&*s).read(buf)).await,
+            let res = if self.link.is_tls() {
+                self.stream.read_with(|s| self.link.read(s, buf)).await
+            } else {
+                self.stream.read_with(|s| (&*s).read(buf)).await
             };
-            #[cfg(not(feature = "tls"))]
-            let res = self.stream.read_with(|s| (&*s).read(buf)).await;
             match res {
                 Ok(n) => self.framing.handle_read(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -240,18 +263,14 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
 
     /// Whether the connection is encrypted.
     pub fn is_tls(&self) -> bool {
-        #[cfg(feature = "tls")]
-        if self.tls.is_some() {
-            return true;
-        }
-        false
+        self.link.is_tls()
     }
 
     /// What the TLS handshake negotiated (`None` without TLS). Feature
     /// `tls`.
     #[cfg(feature = "tls")]
     pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
-        self.tls.as_ref().map(|t| &t.info)
+        self.link.info()
     }
 
     /// Whether the connection can serve another user: not broken, nothing
@@ -261,12 +280,7 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
         if !self.framing.is_idle() {
             return false;
         }
-        #[cfg(feature = "tls")]
-        if let Some(tls) = self.tls.as_mut() {
-            return tls.is_quiet(self.stream.get_ref());
-        }
-        let mut probe = [0u8; 1];
-        matches!(self.stream.get_ref().peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        self.link.is_quiet(self.stream.get_ref())
     }
 }
 
@@ -305,100 +319,4 @@ async fn connect_tcp(
     }
     Err(last
         .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")))
-}
-
-/// A client's TLS session and what its handshake negotiated.
-#[cfg(feature = "tls")]
-struct ClientTls {
-    session: rustls::ClientConnection,
-    info: crate::tls::TlsInfo,
-}
-
-#[cfg(feature = "tls")]
-fn tls_failure(e: rustls::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e)
-}
-
-/// Runs a client handshake to completion (the caller bounds it in time).
-#[cfg(feature = "tls")]
-async fn client_handshake(
-    stream: &Async<TcpStream>,
-    session: &mut rustls::ClientConnection,
-) -> io::Result<()> {
-    loop {
-        while session.wants_write() {
-            stream.write_with(|s| session.write_tls(&mut &*s)).await?;
-        }
-        if !session.is_handshaking() {
-            return Ok(());
-        }
-        if stream.read_with(|s| session.read_tls(&mut &*s)).await? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "server closed the connection during the TLS handshake",
-            ));
-        }
-        if let Err(e) = session.process_new_packets() {
-            let _ = session.write_tls(&mut stream.get_ref());
-            return Err(tls_failure(e));
-        }
-    }
-}
-
-#[cfg(feature = "tls")]
-impl ClientTls {
-    /// Encrypts `plain` and writes every record the session holds.
-    async fn write(&mut self, stream: &Async<TcpStream>, plain: &[u8]) -> io::Result<()> {
-        self.session.writer().write_all(plain)?;
-        while self.session.wants_write() {
-            stream
-                .write_with(|s| self.session.write_tls(&mut &*s))
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Reads plaintext into `buf`, like `read` on the socket: `Ok(0)` at
-    /// the end of the stream (with or without close_notify).
-    async fn read(&mut self, stream: &Async<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.session.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) => return Err(e),
-            }
-            // Records of the session's own first (alerts, key updates).
-            while self.session.wants_write() {
-                stream
-                    .write_with(|s| self.session.write_tls(&mut &*s))
-                    .await?;
-            }
-            stream
-                .read_with(|s| self.session.read_tls(&mut &*s))
-                .await?;
-            if let Err(e) = self.session.process_new_packets() {
-                let _ = self.session.write_tls(&mut stream.get_ref());
-                return Err(tls_failure(e));
-            }
-        }
-    }
-
-    /// Whether nothing but housekeeping (session tickets) arrived: takes
-    /// in what the socket holds without blocking.
-    fn is_quiet(&mut self, stream: &TcpStream) -> bool {
-        let mut probe = [0u8; 1];
-        loop {
-            match self.session.reader().read(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                _ => return false,
-            }
-            match self.session.read_tls(&mut &*stream) {
-                Ok(0) => return false,
-                Ok(_) if self.session.process_new_packets().is_ok() => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                _ => return false,
-            }
-        }
-    }
 }

@@ -15,14 +15,14 @@ use smol::{future, Timer};
 
 use crate::client::Client;
 use crate::sync::lock;
+use fastnet_driver::tls::TlsConnector;
 
 struct Shared<D, E> {
     addrs: Vec<SocketAddr>,
     /// Cloned into each new connection (never used itself, so fresh).
     decoder: D,
     encoder: E,
-    #[cfg(feature = "tls")]
-    tls: Option<crate::tls::TlsConnector>,
+    tls: Option<TlsConnector>,
     state: Mutex<PoolState<Client<D, E>>>,
     /// One permit per connection in use or being opened: waiting for a
     /// connection is waiting for a permit.
@@ -92,14 +92,13 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
         decoder: D,
         encoder: E,
         config: PoolConfig,
-        #[cfg(feature = "tls")] tls: Option<crate::tls::TlsConnector>,
+        tls: Option<TlsConnector>,
     ) -> io::Result<Self> {
         Ok(Pool {
             shared: Arc::new(Shared {
                 addrs,
                 decoder,
                 encoder,
-                #[cfg(feature = "tls")]
                 tls,
                 state: Mutex::new(PoolState::new(config)?),
                 permits: Arc::new(Semaphore::new(config.max_size)),
@@ -151,12 +150,8 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
 impl<D: Decoder + Clone, E: Encoder + Clone> Shared<D, E> {
     async fn connect(&self, timeout: std::time::Duration) -> io::Result<Client<D, E>> {
         let (decoder, encoder) = (self.decoder.clone(), self.encoder.clone());
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            let addrs = &self.addrs[..];
-            return Client::connect_tls_with(addrs, decoder, encoder, timeout, tls).await;
-        }
-        Client::connect_with(&self.addrs[..], decoder, encoder, timeout).await
+        let tls = self.tls.as_ref();
+        Client::connect_link(&self.addrs[..], decoder, encoder, timeout, tls).await
     }
 }
 

@@ -3,58 +3,17 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fastnet_driver::client::{spec_codec, Framing, Step};
+use fastnet_driver::tls::{ClientLink, Handshake, TlsConnector};
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoder, Encoder};
-
-/// The client's byte stream: the socket, or a TLS session over it.
-enum Io {
-    Plain(TcpStream),
-    #[cfg(feature = "tls")]
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Io {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Io::Plain(s) => s,
-            #[cfg(feature = "tls")]
-            Io::Tls(t) => &t.sock,
-        }
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Io::Plain(s) => s.read(buf),
-            // A server that closes without close_notify closes all the
-            // same; a cut-off frame is still caught by `recv`.
-            #[cfg(feature = "tls")]
-            Io::Tls(t) => match t.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-                r => r,
-            },
-        }
-    }
-
-    /// Writes all of `buf` (over TLS: encrypts it and writes the records).
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            Io::Plain(s) => s.write_all(buf),
-            #[cfg(feature = "tls")]
-            Io::Tls(t) => {
-                t.write_all(buf)?;
-                t.flush()
-            }
-        }
-    }
-}
 
 /// A blocking, framed TCP connection: [`send`](Self::send) frames a payload
 /// and writes it, [`recv`](Self::recv) returns the next frame's payload.
 ///
 /// ```no_run
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// use fastnet_proto::codec::CodecSpec;
 /// use fastnet_std::Client;
 ///
@@ -67,10 +26,9 @@ impl Io {
 /// `D` and `E` are the codec: the built-in ones by default, any
 /// [`Decoder`] and [`Encoder`] through [`Client::connect_with`].
 pub struct Client<D = AnyDecoder, E = AnyEncoder> {
-    io: Io,
+    stream: TcpStream,
     framing: Framing<D, E>,
-    #[cfg(feature = "tls")]
-    tls: Option<crate::tls::TlsInfo>,
+    link: ClientLink,
 }
 
 impl Client {
@@ -116,8 +74,7 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
         encoder: E,
         timeout: Duration,
     ) -> io::Result<Self> {
-        let (stream, peer) = connect_tcp(addr, timeout)?;
-        Client::new(Io::Plain(stream), peer, decoder, encoder)
+        Client::connect_link(addr, decoder, encoder, timeout, None)
     }
 
     /// [`connect_tls`](Client::connect_tls) with a codec of your own (see
@@ -130,44 +87,55 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
         timeout: Duration,
         tls: &crate::tls::TlsConnector,
     ) -> io::Result<Self> {
-        let mut session = tls.session()?;
-        let (mut stream, peer) = connect_tcp(addr, timeout)?;
-        let limit = tls.handshake_timeout();
-        let handshake_error = |e: io::Error| match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("TLS handshake with {peer} not completed within {limit:?}"),
-            ),
-            kind => io::Error::new(kind, format!("TLS handshake with {peer}: {e}")),
+        Client::connect_link(addr, decoder, encoder, timeout, Some(tls))
+    }
+
+    /// Connects, then runs the TLS handshake if `tls` is given.
+    pub(crate) fn connect_link(
+        addr: impl ToSocketAddrs,
+        decoder: D,
+        encoder: E,
+        timeout: Duration,
+        tls: Option<&TlsConnector>,
+    ) -> io::Result<Self> {
+        let link = ClientLink::new(tls)?;
+        let (stream, peer) = connect_tcp(addr, timeout)?;
+        let mut client = Client {
+            stream,
+            framing: Framing::with_codec(decoder, encoder, peer)?,
+            link,
         };
-        stream.set_read_timeout(Some(limit))?;
-        stream.set_write_timeout(Some(limit))?;
-        while session.is_handshaking() {
-            session.complete_io(&mut stream).map_err(handshake_error)?;
+        if client.link.is_tls() {
+            let limit = client.link.handshake_timeout();
+            client.handshake(limit).map_err(|e| match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("TLS handshake with {peer} not completed within {limit:?}"),
+                ),
+                kind => io::Error::new(kind, format!("TLS handshake with {peer}: {e}")),
+            })?;
         }
-        while session.wants_write() {
-            session.write_tls(&mut stream).map_err(handshake_error)?;
-        }
-        stream.set_read_timeout(None)?;
-        stream.set_write_timeout(None)?;
-        let info = crate::tls::TlsInfo::new(&session, None);
-        let mut client = Client::new(
-            Io::Tls(Box::new(rustls::StreamOwned::new(session, stream))),
-            peer,
-            decoder,
-            encoder,
-        )?;
-        client.tls = Some(info);
         Ok(client)
     }
 
-    fn new(io: Io, peer: SocketAddr, decoder: D, encoder: E) -> io::Result<Self> {
-        Ok(Client {
-            io,
-            framing: Framing::with_codec(decoder, encoder, peer)?,
-            #[cfg(feature = "tls")]
-            tls: None,
-        })
+    /// Runs the TLS handshake to its end, within `limit`.
+    fn handshake(&mut self, limit: Duration) -> io::Result<()> {
+        let start = Instant::now();
+        loop {
+            // At least a millisecond: zero means "no timeout".
+            let left = limit.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let left = Some(left.max(Duration::from_millis(1)));
+            self.stream.set_read_timeout(left)?;
+            self.stream.set_write_timeout(left)?;
+            if self.link.handshake(&self.stream)? == Handshake::Done {
+                break;
+            }
+        }
+        self.stream.set_read_timeout(None)?;
+        self.stream.set_write_timeout(None)
     }
 
     /// Frames `payload` and writes the whole frame (after any frames
@@ -189,9 +157,19 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
 
     /// Writes every queued frame.
     pub fn flush(&mut self) -> io::Result<()> {
-        let unsent = self.framing.unsent().len();
-        match self.io.write_all(self.framing.unsent()) {
-            Ok(()) => {
+        let unsent = self.framing.unsent();
+        let written = if self.link.is_tls() {
+            self.link.encrypt(unsent).and_then(|()| {
+                while self.link.wants_write() {
+                    self.link.write(&self.stream)?;
+                }
+                Ok(())
+            })
+        } else {
+            (&self.stream).write_all(unsent)
+        };
+        match written.map(|()| unsent.len()) {
+            Ok(unsent) => {
                 self.framing.handle_sent(unsent);
                 Ok(())
             }
@@ -215,7 +193,13 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
                 Step::End => return Ok(None),
                 Step::NeedMore => {}
             }
-            match self.io.read(self.framing.read_buf()) {
+            let buf = self.framing.read_buf();
+            let read = if self.link.is_tls() {
+                self.link.read(&self.stream, buf)
+            } else {
+                (&self.stream).read(buf)
+            };
+            match read {
                 Ok(n) => self.framing.handle_read(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(self.framing.fail(e)),
@@ -233,12 +217,12 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
 
     /// How long [`recv`](Self::recv) may block (`None`: forever).
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.io.tcp().set_read_timeout(timeout)
+        self.stream.set_read_timeout(timeout)
     }
 
     /// How long [`send`](Self::send) may block (`None`: forever).
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.io.tcp().set_write_timeout(timeout)
+        self.stream.set_write_timeout(timeout)
     }
 
     /// The server's address.
@@ -248,7 +232,7 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
 
     /// This end's address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.tcp().local_addr()
+        self.stream.local_addr()
     }
 
     /// Whether an error or the peer's close left the connection unusable
@@ -268,19 +252,19 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
     /// socket under the session: reading or writing it directly breaks the
     /// session).
     pub fn stream(&self) -> &TcpStream {
-        self.io.tcp()
+        &self.stream
     }
 
     /// Whether the connection is encrypted.
     pub fn is_tls(&self) -> bool {
-        !matches!(self.io, Io::Plain(_))
+        self.link.is_tls()
     }
 
     /// What the TLS handshake negotiated (`None` without TLS). Feature
     /// `tls`.
     #[cfg(feature = "tls")]
     pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
-        self.tls.as_ref()
+        self.link.info()
     }
 }
 
@@ -288,7 +272,7 @@ impl<D: Decoder, E> fmt::Debug for Client<D, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("framing", &self.framing)
-            .field("tls", &!matches!(self.io, Io::Plain(_)))
+            .field("tls", &self.link.is_tls())
             .finish_non_exhaustive()
     }
 }

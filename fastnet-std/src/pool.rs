@@ -13,14 +13,14 @@ use fastnet_driver::sync::lock;
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, Decoder, Encoder};
 
 use crate::client::Client;
+use fastnet_driver::tls::TlsConnector;
 
 struct Shared<D, E> {
     addrs: Vec<SocketAddr>,
     /// Cloned into each new connection (never used itself, so fresh).
     decoder: D,
     encoder: E,
-    #[cfg(feature = "tls")]
-    tls: Option<crate::tls::TlsConnector>,
+    tls: Option<TlsConnector>,
     state: Mutex<PoolState<Client<D, E>>>,
     freed: Condvar,
 }
@@ -86,14 +86,13 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
         decoder: D,
         encoder: E,
         config: PoolConfig,
-        #[cfg(feature = "tls")] tls: Option<crate::tls::TlsConnector>,
+        tls: Option<TlsConnector>,
     ) -> io::Result<Self> {
         Ok(Pool {
             shared: Arc::new(Shared {
                 addrs,
                 decoder,
                 encoder,
-                #[cfg(feature = "tls")]
                 tls,
                 state: Mutex::new(PoolState::new(config)?),
                 freed: Condvar::new(),
@@ -154,11 +153,8 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
 impl<D: Decoder + Clone, E: Encoder + Clone> Shared<D, E> {
     fn connect(&self, timeout: std::time::Duration) -> io::Result<Client<D, E>> {
         let (decoder, encoder) = (self.decoder.clone(), self.encoder.clone());
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            return Client::connect_tls_with(&self.addrs[..], decoder, encoder, timeout, tls);
-        }
-        Client::connect_with(&self.addrs[..], decoder, encoder, timeout)
+        let tls = self.tls.as_ref();
+        Client::connect_link(&self.addrs[..], decoder, encoder, timeout, tls)
     }
 }
 
