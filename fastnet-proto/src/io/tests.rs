@@ -166,11 +166,7 @@ impl embedded_io_async::Write for Mock<'_> {
 type Echoed = (Result<CloseReason, IoError<Broken>>, Vec<Vec<u8>>, Vec<u8>);
 
 /// Echoes every frame.
-fn echo_blocking(
-    input: &[u8],
-    reads: &[usize],
-    writes: &[usize],
-) -> Echoed {
+fn echo_blocking(input: &[u8], reads: &[usize], writes: &[usize]) -> Echoed {
     let mut conn = lines(32, Limits::default());
     let mut io = Blocking::new(Mock::new(input, reads, writes));
     let mut frames = Vec::new();
@@ -412,11 +408,7 @@ fn io_errors_keep_the_transport_kind() {
 }
 
 #[cfg(feature = "embedded-io-async")]
-fn echo_async(
-    input: &[u8],
-    reads: &[usize],
-    writes: &[usize],
-) -> Echoed {
+fn echo_async(input: &[u8], reads: &[usize], writes: &[usize]) -> Echoed {
     let mut conn = lines(32, Limits::default());
     let mut io = super::Async::new(Mock::new(input, reads, writes));
     let mut frames = Vec::new();
