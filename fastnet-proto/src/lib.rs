@@ -40,12 +40,51 @@
 //!   buffer, one frame at a time), which both drivers' clients frame with.
 //! - [`server`]: what both drivers share: `ServerConfig`, admission
 //!   control (`Admission`, with `alloc`), live `ServerStats`.
+//! - [`io`] (features `embedded-io`, `embedded-io-async`): a
+//!   [`Connection`] driven over embedded-io transports.
 //! - [`Error`] / [`DecodeError`]: one small error enum for the crate.
 //!
 //! ## Features
 //!
 //! - `alloc`: `Vec`-backed conveniences ([`codec::Encoder::encode_vec`]).
 //! - `bytes`: decode from `BytesMut`, encode into `BufMut`.
+//! - `embedded-io`: [`io::Blocking`] drives a [`Connection`] over
+//!   `embedded_io::{Read, Write}`; `embedded-io-async`: [`io::Async`] over
+//!   `embedded_io_async::{Read, Write}`, for async executors such as
+//!   embassy's. Both are `no_std` and allocate nothing.
+//!
+//! ## Over embedded-io
+//!
+//! With feature `embedded-io`, a UART or an embedded TCP socket drives a
+//! connection in a few lines. [`io::Blocking::run`] reads, hands out frames,
+//! writes the replies and returns once the connection closes, telling an
+//! orderly close from the peer's violation and from the transport's error:
+//!
+//! ```no_run
+//! # #[cfg(feature = "embedded-io")]
+//! # fn serve<U: embedded_io::Read + embedded_io::Write>(uart: U, ticks: impl Fn() -> u64) {
+//! use core::time::Duration;
+//! use fastnet_proto::codec::{CobsDecoder, CobsEncoder};
+//! use fastnet_proto::connection::{Buffers, Connection, Limits};
+//! use fastnet_proto::io::{Blocking, IoError};
+//!
+//! let now = || Duration::from_millis(ticks());
+//! let dec = CobsDecoder::new(256).unwrap();
+//! let enc = CobsEncoder::new(256).unwrap();
+//! let bufs = Buffers { rx: [0u8; 256], tx: [0u8; 512] };
+//! let mut conn = Connection::new(dec, enc, bufs, Limits::default(), now()).unwrap();
+//!
+//! // Echo every frame until the link closes.
+//! match Blocking::new(uart).run(&mut conn, now, |frame, out| {
+//!     let _ = out.send(frame);
+//! }) {
+//!     Ok(reason) => { /* orderly: peer closed, closed locally, idle */ }
+//!     Err(IoError::Protocol(violation)) => { /* names the limit or the bad byte */ }
+//!     Err(IoError::Transport(uart_error)) => { /* the UART failed */ }
+//!     Err(_) => {}
+//! }
+//! # }
+//! ```
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -57,6 +96,8 @@ mod buffer;
 pub mod codec;
 pub mod connection;
 mod error;
+#[cfg(feature = "embedded-io")]
+pub mod io;
 pub mod reader;
 mod ring;
 pub mod server;

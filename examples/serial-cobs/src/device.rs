@@ -3,8 +3,10 @@
 
 use core::time::Duration;
 
+use embedded_io::{Read, ReadReady, Write, WriteReady};
 use fastnet_proto::codec::{CobsDecoder, CobsEncoder, Oversize};
 use fastnet_proto::connection::{Buffers, CloseReason, Limits};
+use fastnet_proto::io::{Blocking, ReadOutcome};
 use fastnet_proto::{Connection, Error};
 
 use crate::protocol::{self, Reply, ERR_FRAMING, ERR_TIMEOUT, ERR_TOO_LARGE};
@@ -19,16 +21,6 @@ pub const TX_LEN: usize = 2 * MAX_FRAME;
 /// A frame started but not finished within this is dropped (at 115 200
 /// baud a whole frame takes under 6 ms).
 pub const READ_TIMEOUT: Duration = Duration::from_millis(20);
-
-/// A serial port as the device sees it: non-blocking, byte-oriented, no
-/// end of stream (a UART driver with a receive FIFO or DMA ring).
-pub trait SerialPort {
-    /// Moves received bytes into `buf`; returns how many (0 if none yet).
-    fn read(&mut self, buf: &mut [u8]) -> usize;
-    /// Queues bytes for sending; returns how many were taken (0 if the
-    /// transmitter is busy).
-    fn write(&mut self, bytes: &[u8]) -> usize;
-}
 
 /// What the device has done since boot (a [`STATUS`](crate::STATUS) reply
 /// sends them in this order).
@@ -112,20 +104,26 @@ impl Device {
     /// write until nothing makes progress (the drain order of the
     /// [`Connection`] docs). Call it whenever the UART interrupts or the
     /// tick advances.
-    pub fn poll<P: SerialPort>(&mut self, port: &mut P, now: Duration) {
+    ///
+    /// `port` is any embedded-io serial port (a UART driver with a receive
+    /// FIFO or DMA ring); its readiness is asked first, so the pass never
+    /// blocks. A port error (overrun, framing, parity) loses bytes: the
+    /// connection is reset and the host resends on its own timeout.
+    pub fn poll<P>(&mut self, port: &mut P, now: Duration)
+    where
+        P: Read + ReadReady + Write + WriteReady,
+    {
+        let mut port = Blocking::new(port);
         if self.conn.poll_timeout().is_some_and(|at| at <= now) {
             self.conn.handle_timeout(now);
         }
         loop {
             let mut progress = false;
 
-            // 1. Bytes from the UART.
-            if let Some(buf) = self.conn.read_buf() {
-                let n = port.read(buf);
-                if n > 0 {
-                    self.conn.handle_read(n, now);
-                    progress = true;
-                }
+            // 1. Bytes from the UART. A port error or an end of stream
+            //    closes the connection, recovered from in step 4.
+            if let Ok(ReadOutcome::Read(_)) = port.try_read(&mut self.conn, now) {
+                progress = true;
             }
 
             // 2. Requests, each answered at once.
@@ -146,24 +144,17 @@ impl Device {
                 self.report(ERR_TOO_LARGE);
             }
 
-            // 3. Replies to the UART, as much as it takes.
-            let (a, b) = self.conn.poll_transmit();
-            if !a.is_empty() {
-                let mut n = port.write(a);
-                if n == a.len() && !b.is_empty() {
-                    n += port.write(b);
-                }
-                if n > 0 {
-                    self.conn.handle_written(n, now);
-                    progress = true;
-                }
+            // 3. Replies to the UART, as much as it takes now.
+            if let Ok(n) = port.try_write(&mut self.conn, now) {
+                progress |= n > 0;
             }
 
             // 4. A serial link is never closed: after a fatal stream error
             //    (flushed by now), start over on the same buffers.
             if self.conn.is_closed() {
-                self.recover(now);
-                progress = true;
+                // Go on to send the report; but after a port error the
+                // port may fail again at once: wait for the next pass.
+                progress = self.recover(now);
             }
 
             if !progress {
@@ -172,9 +163,12 @@ impl Device {
         }
     }
 
-    /// Resets the closed connection and reports why it closed.
-    fn recover(&mut self, now: Duration) {
-        let code = match self.conn.close_reason() {
+    /// Resets the closed connection and reports why it closed. Returns
+    /// whether the pass may go on: not after a port error or an end of
+    /// stream, which the port may report again at once.
+    fn recover(&mut self, now: Duration) -> bool {
+        let reason = self.conn.close_reason();
+        let code = match reason {
             Some(CloseReason::ReadTimeout) => {
                 self.counters.timeouts += 1;
                 Some(ERR_TIMEOUT)
@@ -194,6 +188,7 @@ impl Device {
         if let Some(code) = code {
             self.report(code);
         }
+        !matches!(reason, Some(CloseReason::Reset | CloseReason::PeerClosed))
     }
 
     /// Queues an unsolicited error report (seq 0).

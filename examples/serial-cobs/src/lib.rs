@@ -4,7 +4,10 @@
 //! A device, as firmware would write it, that serves a tiny request/reply
 //! protocol over a serial link (a UART) with fastnet-proto's [`Connection`]
 //! and the COBS codec: no std, no alloc, buffers are arrays inside the
-//! [`Device`], time is a tick counter.
+//! [`Device`], time is a tick counter. The UART is any driver with
+//! embedded-io's `Read`, `ReadReady`, `Write` and `WriteReady`, which
+//! `fastnet_proto::io::Blocking` moves bytes through without ever blocking
+//! the main loop.
 //!
 //! # The wire
 //!
@@ -53,23 +56,40 @@
 //! # The firmware main loop
 //!
 //! ```
-//! use fastnet_serial_example::{Device, SerialPort, TickClock};
+//! use core::convert::Infallible;
+//! use embedded_io::{ErrorType, Read, ReadReady, Write, WriteReady};
+//! use fastnet_serial_example::{Device, TickClock};
 //!
 //! /// A stand-in for a UART driver: one PING request waiting, replies kept.
 //! struct Uart { rx: &'static [u8], tx: [u8; 16], sent: usize }
 //!
-//! impl SerialPort for Uart {
-//!     fn read(&mut self, buf: &mut [u8]) -> usize {
-//!         let n = buf.len().min(self.rx.len());
-//!         buf[..n].copy_from_slice(&self.rx[..n]);
-//!         self.rx = &self.rx[n..];
-//!         n
+//! impl ErrorType for Uart {
+//!     type Error = Infallible;
+//! }
+//! impl ReadReady for Uart {
+//!     fn read_ready(&mut self) -> Result<bool, Infallible> {
+//!         Ok(!self.rx.is_empty())
 //!     }
-//!     fn write(&mut self, bytes: &[u8]) -> usize {
+//! }
+//! impl Read for Uart {
+//!     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+//!         self.rx.read(buf)
+//!     }
+//! }
+//! impl WriteReady for Uart {
+//!     fn write_ready(&mut self) -> Result<bool, Infallible> {
+//!         Ok(self.sent < self.tx.len())
+//!     }
+//! }
+//! impl Write for Uart {
+//!     fn write(&mut self, bytes: &[u8]) -> Result<usize, Infallible> {
 //!         let n = bytes.len().min(self.tx.len() - self.sent);
 //!         self.tx[self.sent..self.sent + n].copy_from_slice(&bytes[..n]);
 //!         self.sent += n;
-//!         n
+//!         Ok(n)
+//!     }
+//!     fn flush(&mut self) -> Result<(), Infallible> {
+//!         Ok(())
 //!     }
 //! }
 //!
@@ -92,7 +112,7 @@ mod device;
 mod protocol;
 
 pub use clock::TickClock;
-pub use device::{Counters, Device, SerialPort, MAX_FRAME, READ_TIMEOUT, RX_LEN, TX_LEN};
+pub use device::{Counters, Device, MAX_FRAME, READ_TIMEOUT, RX_LEN, TX_LEN};
 pub use protocol::{
     crc8, ECHO, ERROR, ERR_CRC, ERR_FRAMING, ERR_SHORT, ERR_TIMEOUT, ERR_TOO_LARGE, ERR_UNKNOWN,
     MAX_PAYLOAD, PING, REPLY, STATUS, SUM,

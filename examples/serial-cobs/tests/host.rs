@@ -4,12 +4,13 @@
 //! small random chunks (with noise) and checks every reply byte for byte.
 //! Time is a simulated tick counter that starts just before it wraps.
 
+use embedded_io::{ErrorKind, ErrorType, Read, ReadReady, Write, WriteReady};
 use fastrand::Rng;
 use std::collections::VecDeque;
 
 use fastnet_serial_example::{
-    crc8, Counters, Device, SerialPort, TickClock, ECHO, ERROR, ERR_CRC, ERR_FRAMING, ERR_SHORT,
-    ERR_TIMEOUT, ERR_TOO_LARGE, ERR_UNKNOWN, MAX_FRAME, MAX_PAYLOAD, PING, REPLY, STATUS, SUM,
+    crc8, Counters, Device, TickClock, ECHO, ERROR, ERR_CRC, ERR_FRAMING, ERR_SHORT, ERR_TIMEOUT,
+    ERR_TOO_LARGE, ERR_UNKNOWN, MAX_FRAME, MAX_PAYLOAD, PING, REPLY, STATUS, SUM,
 };
 
 /// One tick is 1 ms.
@@ -19,28 +20,57 @@ const TIMEOUT_TICKS: u32 = 20;
 /// Ticks a host waits for a reply before it gives up (a failure here).
 const PATIENCE: usize = 200;
 
-/// The device's end of a simulated UART pair: a 16-byte receive FIFO and
-/// a slow transmitter that takes a few bytes per poll.
+/// The device's end of a simulated UART pair: a 16-byte receive FIFO, a
+/// transmitter that takes a few bytes per write, and an overrun the test
+/// can inject.
 struct Uart {
     to_device: VecDeque<u8>,
     from_device: Vec<u8>,
     fifo: usize,
     tx_per_call: usize,
+    /// The next read fails: bytes were lost in the receiver.
+    overrun: bool,
 }
 
-impl SerialPort for Uart {
-    fn read(&mut self, buf: &mut [u8]) -> usize {
+impl ErrorType for Uart {
+    type Error = ErrorKind;
+}
+
+impl ReadReady for Uart {
+    fn read_ready(&mut self) -> Result<bool, ErrorKind> {
+        Ok(self.overrun || !self.to_device.is_empty())
+    }
+}
+
+impl Read for Uart {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        if std::mem::take(&mut self.overrun) {
+            return Err(ErrorKind::Other);
+        }
+        // Only called when ready, so never 0 (which would be end of stream).
         let n = buf.len().min(self.fifo).min(self.to_device.len());
         for (slot, byte) in buf.iter_mut().zip(self.to_device.drain(..n)) {
             *slot = byte;
         }
-        n
+        Ok(n)
     }
+}
 
-    fn write(&mut self, bytes: &[u8]) -> usize {
+impl WriteReady for Uart {
+    fn write_ready(&mut self) -> Result<bool, ErrorKind> {
+        Ok(true)
+    }
+}
+
+impl Write for Uart {
+    fn write(&mut self, bytes: &[u8]) -> Result<usize, ErrorKind> {
         let n = bytes.len().min(self.tx_per_call);
         self.from_device.extend_from_slice(&bytes[..n]);
-        n
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> Result<(), ErrorKind> {
+        Ok(())
     }
 }
 
@@ -106,6 +136,7 @@ impl Bench {
                 from_device: Vec::new(),
                 fifo: 16,
                 tx_per_call: 5,
+                overrun: false,
             },
             clock,
             counter,
@@ -315,6 +346,31 @@ fn an_oversized_frame_is_skipped_and_reported() {
     bench.expect(&[error(0, ERR_TOO_LARGE)]);
     bench.counters.oversize += 1;
     let (req, reply) = bench.random_request(1);
+    bench.exchange(&req, reply);
+    assert_eq!(*bench.device.counters(), bench.counters);
+}
+
+#[test]
+fn a_uart_overrun_drops_the_partial_frame_and_the_next_is_served() {
+    let mut bench = Bench::new(7);
+    let wire = cobs(&request(3, ECHO, b"lost in the receiver"));
+    bench.send(&wire[..8]);
+    // Bytes are lost: the rest of the frame can no longer be trusted.
+    bench.uart.overrun = true;
+    bench.tick();
+    bench.send(&wire[8..]);
+    // The tail alone is not a valid request: at most an error reply for
+    // it, never an echo of the lost frame.
+    for _ in 0..5 {
+        bench.tick();
+    }
+    assert!(
+        !bench.uart.from_device.windows(4).any(|w| w == b"lost"),
+        "the partial frame survived the overrun"
+    );
+    bench.uart.from_device.clear();
+    bench.counters = *bench.device.counters();
+    let (req, reply) = bench.random_request(4);
     bench.exchange(&req, reply);
     assert_eq!(*bench.device.counters(), bench.counters);
 }
