@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, Decoder, Encoder, Envelope};
-use fastnet_proto::connection::{Buffers, Connection};
+use fastnet_proto::connection::{Buffers, CloseReason, Connection};
 use fastnet_proto::server::{Admission, RejectReason, ServerConfig, ServerStats};
 
 use crate::buffers::{BufPool, BufSet};
@@ -376,6 +376,15 @@ impl<C, X, D, E> Core<C, X, D, E> {
     /// that is not served after all (never [`register`](Self::register)ed).
     pub fn cancel(&self, ip: IpAddr) {
         lock(&self.live).admission.release(ip);
+    }
+
+    /// `on_connect` panicked for an admitted connection from `ip` (not
+    /// registered): gives its slot back and counts it as accepted and
+    /// closed with [`CloseReason::Panic`].
+    pub fn connect_panicked(&self, ip: IpAddr) {
+        self.cancel(ip);
+        self.stats.on_accept();
+        self.stats.on_close(CloseReason::Panic);
     }
 
     /// Records an admitted connection as live, holding its slot.

@@ -8,3 +8,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// Runs `f`, a call into the application's handler; `None` if it
+/// panicked. A panicking handler costs its own connection (closed with
+/// [`CloseReason::Panic`](fastnet_proto::connection::CloseReason::Panic)),
+/// never the thread, the accept loop or another connection; the panic
+/// hook has already printed the message.
+pub fn guard<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+}

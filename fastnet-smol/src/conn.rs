@@ -26,7 +26,15 @@ use crate::handle::{forget, ConnShared, ServerShared, Shared, ABORT, CLOSE, PUSH
 use crate::runtime::{ReadWait, Socket};
 use crate::{Ctx, Handler};
 use fastnet_driver::server::{Conn, ServerDecoder, ServerEncoder};
+use fastnet_driver::sync::guard;
 use fastnet_driver::tls::{Fault, Handshake, Input, Link, TlsError};
+
+/// How a connection's task ended.
+enum End {
+    Done,
+    Aborted,
+    Panicked,
+}
 
 /// What woke the task.
 #[derive(Clone, Copy, Debug, Default)]
@@ -61,7 +69,7 @@ pub(crate) fn task<H: Handler, D: ServerDecoder, E: ServerEncoder>(
     let mut driver = Driver::new(handler, stream, shared, state)?;
     Some(async move {
         let shared = driver.shared.clone();
-        let aborted = {
+        let end = {
             let mut run = std::pin::pin!(driver.run());
             // Every poll registers the waker (a compare unless it changed)
             // before anything looks at the signal flags, so a signal is
@@ -69,14 +77,20 @@ pub(crate) fn task<H: Handler, D: ServerDecoder, E: ServerEncoder>(
             future::poll_fn(|cx| {
                 shared.register(cx.waker());
                 if shared.flags.load(Ordering::SeqCst) & ABORT != 0 {
-                    return Poll::Ready(true);
+                    return Poll::Ready(End::Aborted);
                 }
-                run.as_mut().poll(cx).map(|()| false)
+                // The handler runs inside: its panic ends this task only.
+                match guard(|| run.as_mut().poll(cx)) {
+                    Some(poll) => poll.map(|()| End::Done),
+                    None => Poll::Ready(End::Panicked),
+                }
             })
             .await
         };
-        if aborted {
-            driver.conn.abort();
+        match end {
+            End::Aborted => driver.conn.abort(),
+            End::Panicked => driver.conn.handle_failure(CloseReason::Panic),
+            End::Done => {}
         }
         // `driver` drops here: statistics, buffers, `on_close`.
     })
@@ -128,7 +142,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         let (Some(conn), Some(link)) = (conn, link) else {
             // Validated at bind; cannot happen. Close as reset.
             server.free_slot(info.id());
-            handler.on_close(&info, state, CloseReason::Reset);
+            guard(|| handler.on_close(&info, state, CloseReason::Reset));
             forget(server, info.id());
             return None;
         };
@@ -483,7 +497,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
     /// Tells the handler about a TLS failure.
     fn tls_error(&self, e: &TlsError) {
         #[cfg(feature = "tls")]
-        self.handler.on_tls_error(&self.shared.info, e);
+        guard(|| self.handler.on_tls_error(&self.shared.info, e));
         #[cfg(not(feature = "tls"))]
         match *e {}
     }
@@ -571,7 +585,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Drop for Driver<H, D, E> {
         self.server().free_slot(self.shared.info.id());
         self.server().stats.on_close(reason);
         if let Some(state) = self.state.take() {
-            self.handler.on_close(&self.shared.info, state, reason);
+            guard(|| self.handler.on_close(&self.shared.info, state, reason));
         }
         forget(self.server(), self.shared.info.id());
     }

@@ -20,6 +20,8 @@ use crate::conn;
 use crate::handle::{signal_all, ConnShared, ServerShared, Smol, ABORT, SHUTDOWN};
 use crate::runtime::{self, Executors, Global, OnExecutor, Spawn};
 use crate::Handler;
+use fastnet_driver::sync::guard;
+use fastnet_proto::connection::CloseReason;
 
 /// Buffer sets kept for reuse by default (each holds an rx and a tx
 /// buffer); busy connections borrow one only while bytes are in flight, so
@@ -337,7 +339,7 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
 ) {
     let reject = |reason| {
         shared.stats.on_reject(reason);
-        handler.on_reject(peer, reason);
+        guard(|| handler.on_reject(peer, reason));
     };
     if shared.is_shutting_down() {
         return reject(RejectReason::ShuttingDown);
@@ -348,9 +350,13 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
     };
     let place = spawn.place();
     let info = crate::ConnInfo::new(id, peer, Instant::now(), shared.is_tls());
-    let Some(state) = handler.on_connect(&info) else {
-        shared.cancel(peer.ip());
-        return reject(RejectReason::Refused);
+    let state = match guard(|| handler.on_connect(&info)) {
+        Some(Some(state)) => state,
+        Some(None) => {
+            shared.cancel(peer.ip());
+            return reject(RejectReason::Refused);
+        }
+        None => return shared.connect_panicked(peer.ip()),
     };
     if shared.config.nodelay {
         let _ = stream.set_nodelay(true);
@@ -360,7 +366,7 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
         Err(_) => {
             // Could not register with the reactor: treat as reset at once.
             shared.cancel(peer.ip());
-            handler.on_close(&info, state, fastnet_proto::connection::CloseReason::Reset);
+            guard(|| handler.on_close(&info, state, CloseReason::Reset));
             return;
         }
     };

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fastnet_driver::server::{Conn, ServerDecoder, ServerEncoder};
+use fastnet_driver::sync::guard;
 use fastnet_driver::tls::{Fault, Handshake, Input, Link, TlsError};
 use fastnet_proto::connection::{CloseReason, State};
 use fastnet_proto::server::RejectReason;
@@ -80,9 +81,15 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
             inner: self,
             shared,
         };
-        let Some(mut state) = self.handler.on_connect(&shared.info) else {
-            self.reject(shared.info.peer_addr(), RejectReason::Refused);
-            return;
+        let mut state = match guard(|| self.handler.on_connect(&shared.info)) {
+            Some(Some(state)) => state,
+            Some(None) => return self.reject(shared.info.peer_addr(), RejectReason::Refused),
+            None => {
+                // Its slot goes back with `_release`.
+                self.core.stats.on_accept();
+                self.core.stats.on_close(CloseReason::Panic);
+                return;
+            }
         };
         self.core.stats.on_accept();
         if let Err(reason) = self.tls_handshake(shared, &mut link) {
@@ -102,10 +109,20 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         let conn = core.connection(core.pool.take(0), core.now());
         let reason = match conn {
             Ok(mut conn) => {
-                let handles = Handles(shared);
-                let mut ctx = Ctx::new(&handles, &mut state, &mut conn).with_tls(&link);
-                self.handler.on_open(&mut ctx);
-                let reason = self.drive(shared, &mut conn, &mut state, &mut link);
+                // The handler runs inside: its panic closes this connection
+                // only, with its own reason.
+                let reason = guard(|| {
+                    let handles = Handles(shared);
+                    let mut ctx = Ctx::new(&handles, &mut state, &mut conn).with_tls(&link);
+                    self.handler.on_open(&mut ctx);
+                    self.drive(shared, &mut conn, &mut state, &mut link)
+                });
+                let reason = reason.unwrap_or_else(|| {
+                    // Pushes still queued are dropped and counted.
+                    conn.handle_failure(CloseReason::Panic);
+                    conn.handle_pushes(&mut lock(&shared.push), core.now());
+                    CloseReason::Panic
+                });
                 core.pool.give(0, conn.into_buffers());
                 reason
             }
@@ -134,7 +151,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         let _ = shared.stream.shutdown(std::net::Shutdown::Both);
         self.core.free_slot(shared.info.id());
         self.core.stats.on_close(reason);
-        self.handler.on_close(&shared.info, state, reason);
+        guard(|| self.handler.on_close(&shared.info, state, reason));
     }
 
     /// Runs the TLS handshake, if the connection has a session, within its
@@ -180,7 +197,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
     /// Tells the handler about a TLS failure.
     fn tls_error(&self, shared: &ConnShared<E>, e: &TlsError) {
         #[cfg(feature = "tls")]
-        self.handler.on_tls_error(&shared.info, e);
+        guard(|| self.handler.on_tls_error(&shared.info, e));
         #[cfg(not(feature = "tls"))]
         {
             let _ = shared;

@@ -47,10 +47,12 @@ use fastnet_proto::server::{RejectReason, ServerConfig, StatsSnapshot};
 
 pub mod adversarial;
 pub mod checksum;
+pub mod panics;
 pub mod push;
 pub mod soak;
 mod user_codec;
 
+pub use panics::{panic_if_tagged, panicking_handler_costs_only_its_connection, PANIC_TAG};
 pub use push::{wants_handle, PushHandle};
 pub use user_codec::{
     user_codec_bad_checksum_closes_only_that_connection, user_codec_echo,
@@ -113,6 +115,7 @@ pub struct Events {
     closes: Mutex<Vec<CloseReason>>,
     rejects: Mutex<Vec<RejectReason>>,
     handles: Mutex<Vec<Arc<dyn PushHandle>>>,
+    panics: panics::Panics,
 }
 
 impl std::fmt::Debug for Events {
@@ -134,6 +137,7 @@ impl Events {
     /// Call from `on_close`.
     pub fn record_close(&self, reason: CloseReason) {
         self.closes.lock().unwrap().push(reason);
+        self.after_close();
     }
 
     /// Call from `on_reject`.

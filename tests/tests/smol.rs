@@ -41,6 +41,7 @@ impl Handler for Echo {
     type State = ();
 
     fn on_connect(&self, _info: &ConnInfo) -> Option<()> {
+        self.events.before_connect();
         Some(())
     }
 
@@ -49,6 +50,7 @@ impl Handler for Echo {
             let ms = u64::from(u16::from_be_bytes([*hi, *lo]));
             smol::Timer::after(Duration::from_millis(ms)).await;
         }
+        fastnet_tests::panic_if_tagged(frame);
         if wants_handle(frame) {
             self.events.record_handle(Handle(ctx.handle()));
         }
@@ -319,6 +321,16 @@ fn max_connections_per_ip_refused() {
 #[test]
 fn max_connections_per_ip_refused_shared() {
     fastnet_tests::max_connections_per_ip_refused::<SmolShared>();
+}
+
+#[test]
+fn panicking_handler_costs_only_its_connection() {
+    fastnet_tests::panicking_handler_costs_only_its_connection::<Smol>();
+}
+
+#[test]
+fn panicking_handler_costs_only_its_connection_shared() {
+    fastnet_tests::panicking_handler_costs_only_its_connection::<SmolShared>();
 }
 
 #[test]

@@ -36,11 +36,13 @@ impl Handler for Echo {
     type State = ();
 
     fn on_connect(&self, _info: &ConnInfo) -> Option<()> {
+        self.events.before_connect();
         Some(())
     }
 
     fn on_frame(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) {
         before_echo(frame);
+        fastnet_tests::panic_if_tagged(frame);
         if wants_handle(frame) {
             self.events.record_handle(Handle(ctx.handle()));
         }
@@ -196,6 +198,11 @@ fn max_connections_refused() {
 #[test]
 fn max_connections_per_ip_refused() {
     fastnet_tests::max_connections_per_ip_refused::<Std>();
+}
+
+#[test]
+fn panicking_handler_costs_only_its_connection() {
+    fastnet_tests::panicking_handler_costs_only_its_connection::<Std>();
 }
 
 #[test]

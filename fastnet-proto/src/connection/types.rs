@@ -68,6 +68,9 @@ pub enum CloseReason {
     Reset,
     /// TLS failed (handshake or record layer), reported by the driver.
     Tls(TlsFailure),
+    /// The application's handler panicked while handling this connection,
+    /// reported by the driver: this connection closes, no other.
+    Panic,
 }
 
 /// Why TLS ended a connection. Drivers map their TLS library's errors here,
@@ -110,6 +113,7 @@ impl CloseReason {
             CloseReason::Protocol(_) => "protocol",
             CloseReason::Local => "local",
             CloseReason::Reset => "reset",
+            CloseReason::Panic => "panic",
             CloseReason::Tls(_) => "tls",
         }
     }
@@ -138,6 +142,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Protocol(e) => write!(f, "protocol error: {e}"),
             CloseReason::Local => f.write_str("closed locally"),
             CloseReason::Reset => f.write_str("connection reset"),
+            CloseReason::Panic => f.write_str("the handler panicked"),
             CloseReason::Tls(failure) => write!(f, "TLS: {failure}"),
         }
     }
