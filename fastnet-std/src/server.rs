@@ -333,7 +333,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
 
     pub(crate) fn reject(&self, peer: SocketAddr, reason: RejectReason) {
         self.core.stats.on_reject(reason);
-        self.handler.on_reject(peer, reason);
+        fastnet_driver::sync::guard(|| self.handler.on_reject(peer, reason));
     }
 }
 
