@@ -463,7 +463,7 @@ impl<C, X, D, E> Core<C, X, D, E> {
     /// Starts a shutdown due within `within` from now. Calling it again can
     /// only bring the deadline closer.
     pub fn shut_down(&self, within: Duration) {
-        let at = Instant::now() + within;
+        let at = crate::sync::later(Instant::now(), within);
         {
             let mut d = lock(&self.deadline);
             *d = Some(d.map_or(at, |old| old.min(at)));

@@ -17,3 +17,11 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub fn guard<T>(f: impl FnOnce() -> T) -> Option<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
+
+/// `from + after`, saturating: a duration too long for the clock (such as
+/// `Duration::MAX`, "never") gives an instant thirty years on, which no
+/// server waits for, instead of a panic.
+pub fn later(from: std::time::Instant, after: std::time::Duration) -> std::time::Instant {
+    const FAR: std::time::Duration = std::time::Duration::from_secs(30 * 365 * 24 * 3600);
+    from.checked_add(after.min(FAR)).unwrap_or(from)
+}

@@ -26,7 +26,7 @@ use crate::handle::{forget, ConnShared, ServerShared, Shared, ABORT, CLOSE, PUSH
 use crate::runtime::{ReadWait, Socket};
 use crate::{Ctx, Handler};
 use fastnet_driver::server::{Conn, ServerDecoder, ServerEncoder};
-use fastnet_driver::sync::guard;
+use fastnet_driver::sync::{guard, later};
 use fastnet_driver::tls::{Fault, Handshake, Input, Link, TlsError};
 
 /// How a connection's task ended.
@@ -450,7 +450,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
                 // readiness error, with the socket's own error.
                 let deadline = async {
                     match self.link.poll_timeout() {
-                        Some(at) => Timer::at(server.epoch + at).await,
+                        Some(at) => Timer::at(later(server.epoch, at)).await,
                         None => future::pending().await,
                     };
                     Ok(())
@@ -521,7 +521,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         let Some(at) = self.conn.poll_timeout() else {
             return;
         };
-        let at = self.server().epoch + at;
+        let at = later(self.server().epoch, at);
         if self.timer_at.is_none_or(|armed| at < armed) {
             self.timer.set_at(at);
             self.timer_at = Some(at);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fastnet_driver::server::{Conn, ServerDecoder, ServerEncoder};
-use fastnet_driver::sync::guard;
+use fastnet_driver::sync::{guard, later};
 use fastnet_driver::tls::{Fault, Handshake, Input, Link, TlsError};
 use fastnet_proto::connection::{CloseReason, State};
 use fastnet_proto::server::RejectReason;
@@ -56,7 +56,7 @@ impl SocketTimeout {
         // Three quarters of the wait, so the next few reads can keep it.
         let next = wait.map(|w| {
             if w > Duration::from_millis(8) {
-                w * 3 / 4
+                w - w / 4
             } else {
                 w
             }
@@ -165,7 +165,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
             // What is left until the deadline: the longest a socket call
             // may block (at least a millisecond: zero means no timeout).
             let left = link.poll_timeout().map(|at| {
-                (epoch + at)
+                later(epoch, at)
                     .saturating_duration_since(Instant::now())
                     .max(Duration::from_millis(1))
             });

@@ -105,7 +105,7 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
     pub fn get(&self) -> io::Result<Pooled<D, E>> {
         let shared = &self.shared;
         let mut state = lock(&shared.state);
-        let deadline = Instant::now() + state.config().wait_timeout;
+        let deadline = fastnet_driver::sync::later(Instant::now(), state.config().wait_timeout);
         loop {
             let now = Instant::now();
             match state.checkout(now, |c| c.is_reusable()) {

@@ -129,7 +129,8 @@ impl<J: Send + 'static> Workers<J> {
                 return;
             }
             state.idle.push(Arc::clone(mailbox));
-            expires = Some(Instant::now() + self.expiry);
+            // `None` (never) if the expiry is past what the clock holds.
+            expires = Instant::now().checked_add(self.expiry);
         }
     }
 
