@@ -599,6 +599,16 @@ macro_rules! server_builder_setters {
             self
         }
 
+        /// Most TLS handshakes in progress at once (default 256); more are
+        /// refused at accept
+        /// ([`RejectReason::Handshakes`](::fastnet_proto::server::RejectReason::Handshakes)),
+        /// so a flood of peers that never finish a handshake cannot hold
+        /// every slot. At least 1; ignored without TLS.
+        pub fn max_handshakes(mut self, n: usize) -> Self {
+            self.config.max_handshakes = n;
+            self
+        }
+
         /// Replaces every setting but the address (and TLS) at once. With a
         /// codec given as values, the configuration's codec fields are not
         /// used.

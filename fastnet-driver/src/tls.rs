@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use fastnet_proto::codec::{Decoder, Encoder};
 use fastnet_proto::connection::CloseReason;
+use fastnet_proto::server::RejectReason;
 
 use crate::server::Conn;
 
@@ -66,6 +67,32 @@ pub struct ServerTls {
     settings: Option<Settings>,
     #[cfg(feature = "tls")]
     stats: Arc<TlsStats>,
+    /// Handshakes in progress, against `max_handshakes`.
+    #[cfg(feature = "tls")]
+    handshakes: Arc<Handshakes>,
+}
+
+/// Handshakes in progress and how many may be.
+#[cfg(feature = "tls")]
+#[derive(Debug, Default)]
+struct Handshakes {
+    running: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+/// One handshake's place among those in progress, given back when it ends
+/// (completed, failed, or the connection dropped).
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+struct HandshakeSlot(Arc<Handshakes>);
+
+#[cfg(feature = "tls")]
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// A server's TLS configuration, built and checked once at bind.
@@ -78,13 +105,20 @@ struct Settings {
 
 impl ServerTls {
     /// Builds `config`, if given, and makes one session from it, so that
-    /// making one per accepted connection cannot fail later.
-    pub fn new(config: Option<&TlsServerConfig>) -> io::Result<Self> {
+    /// making one per accepted connection cannot fail later; at most
+    /// `max_handshakes` (at least 1) run at once.
+    pub fn new(config: Option<&TlsServerConfig>, max_handshakes: usize) -> io::Result<Self> {
         let Some(config) = config else {
             return Ok(ServerTls::default());
         };
         #[cfg(feature = "tls")]
         {
+            if max_handshakes == 0 {
+                return Err(crate::server::invalid(
+                    "max_handshakes",
+                    "must be at least 1, not 0",
+                ));
+            }
             let settings = Settings {
                 config: config.build()?,
                 handshake_timeout: config.configured_handshake_timeout(),
@@ -92,8 +126,12 @@ impl ServerTls {
             let tls = ServerTls {
                 settings: Some(settings),
                 stats: Arc::default(),
+                handshakes: Arc::new(Handshakes {
+                    running: Default::default(),
+                    max: max_handshakes,
+                }),
             };
-            if tls.link(Duration::ZERO).is_none() {
+            if ServerSession::new(&tls.config().config, Duration::ZERO, Duration::ZERO).is_err() {
                 return Err(crate::server::invalid(
                     "tls",
                     "the configuration makes no server session",
@@ -102,7 +140,15 @@ impl ServerTls {
             Ok(tls)
         }
         #[cfg(not(feature = "tls"))]
-        match *config {}
+        {
+            let _ = max_handshakes;
+            match *config {}
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    fn config(&self) -> &Settings {
+        self.settings.as_ref().expect("a TLS server")
     }
 
     /// Whether connections are served over TLS.
@@ -114,19 +160,36 @@ impl ServerTls {
     }
 
     /// The link of a connection accepted at `now` (time since the server's
-    /// epoch): with a session whose handshake must complete by the
-    /// configured timeout, on a TLS server. `None` if the session cannot be
-    /// made (checked at bind, so only if rustls changes its mind).
-    pub fn link(&self, now: Duration) -> Option<Link> {
+    /// epoch): on a TLS server, with a session whose handshake must
+    /// complete by the configured timeout, holding one of the
+    /// `max_handshakes` places until it does. Refused
+    /// ([`RejectReason::Handshakes`]) when every place is taken, or
+    /// ([`RejectReason::Refused`]) if the session cannot be made (checked
+    /// at bind, so only if rustls changes its mind).
+    pub fn link(&self, now: Duration) -> Result<Link, RejectReason> {
         #[cfg(feature = "tls")]
         if let Some(s) = &self.settings {
-            let session = ServerSession::new(&s.config, s.handshake_timeout, now).ok()?;
-            return Some(Link {
+            let h = &self.handshakes;
+            let ordering = std::sync::atomic::Ordering::AcqRel;
+            let max = h.max;
+            if h.running
+                .fetch_update(ordering, std::sync::atomic::Ordering::Acquire, |n| {
+                    (n < max).then_some(n + 1)
+                })
+                .is_err()
+            {
+                return Err(RejectReason::Handshakes);
+            }
+            let slot = HandshakeSlot(Arc::clone(h));
+            let session = ServerSession::new(&s.config, s.handshake_timeout, now)
+                .map_err(|_| RejectReason::Refused)?;
+            return Ok(Link {
                 session: Some(Box::new(session)),
+                slot: Some(slot),
             });
         }
         let _ = now;
-        Some(Link::default())
+        Ok(Link::default())
     }
 
     /// The server's TLS counters.
@@ -217,6 +280,9 @@ pub struct Link {
     /// Boxed: a plain connection's link is one null pointer.
     #[cfg(feature = "tls")]
     session: Option<Box<ServerSession>>,
+    /// Held while the handshake runs.
+    #[cfg(feature = "tls")]
+    slot: Option<HandshakeSlot>,
 }
 
 impl Link {
@@ -274,6 +340,28 @@ impl Link {
     pub fn handshake(&mut self, stream: &TcpStream, now: Duration) -> Result<Handshake, TlsError> {
         #[cfg(feature = "tls")]
         if let Some(s) = self.session.as_mut() {
+            let step = Self::step(s, stream, now);
+            if !matches!(
+                step,
+                Ok(Handshake::Again | Handshake::Read | Handshake::Write)
+            ) {
+                // Done or failed: the place goes to the next handshake.
+                self.slot = None;
+            }
+            return step;
+        }
+        let _ = (stream, now);
+        Ok(Handshake::Done)
+    }
+
+    /// One handshake step of `s` (see [`handshake`](Self::handshake)).
+    #[cfg(feature = "tls")]
+    fn step(
+        s: &mut ServerSession,
+        stream: &TcpStream,
+        now: Duration,
+    ) -> Result<Handshake, TlsError> {
+        {
             s.handle_timeout(now)?;
             if s.wants_write() {
                 return match (&*stream).write(s.poll_transmit()) {
@@ -294,15 +382,13 @@ impl Link {
                 // Only after an error.
                 return Err(s.error().cloned().unwrap_or(TlsError::HandshakeEof));
             };
-            return match (&*stream).read(buf) {
+            match (&*stream).read(buf) {
                 Ok(n) => s.handle_read(n).map(|()| Handshake::Again),
                 Err(e) if would_block(&e) => Ok(Handshake::Read),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Handshake::Again),
                 Err(e) => Err(TlsError::Io(e.kind())),
-            };
+            }
         }
-        let _ = (stream, now);
-        Ok(Handshake::Done)
     }
 
     /// Decrypts into `conn`: first what the session holds, then what the

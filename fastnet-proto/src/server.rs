@@ -53,13 +53,19 @@ pub struct ServerConfig {
     /// `net.core.somaxconn`). A burst of connects beyond it has its SYNs
     /// dropped, and those clients retry only after a second or more.
     pub listen_backlog: u32,
+    /// Most TLS handshakes in progress at once (each holds a connection
+    /// slot and, in fastnet-std, a thread, for up to the handshake timeout);
+    /// more are refused at accept ([`RejectReason::Handshakes`]). At least
+    /// 1; ignored without TLS.
+    pub max_handshakes: usize,
 }
 
 impl ServerConfig {
     /// Defaults for `codec`: 10 000 connections, no per-IP limit, one worker
     /// per core, 8 KiB buffers (or the maximum frame, if larger), 64 KiB of
     /// queued pushes per connection, `TCP_NODELAY` on, a listen backlog of
-    /// 1024, no idle or read timeout, and a closing connection given
+    /// 1024, at most 256 TLS handshakes at once, no idle or read timeout,
+    /// and a closing connection given
     /// [`DEFAULT_DRAIN_TIMEOUT`] to flush.
     pub fn new(codec: CodecSpec) -> Self {
         ServerConfig {
@@ -79,6 +85,7 @@ impl ServerConfig {
             push_queue: 64 * 1024,
             nodelay: true,
             listen_backlog: 1024,
+            max_handshakes: 256,
         }
     }
 
@@ -158,16 +165,19 @@ pub enum RejectReason {
     Refused,
     /// The server is shutting down.
     ShuttingDown,
+    /// `max_handshakes` TLS handshakes are in progress.
+    Handshakes,
 }
 
 impl RejectReason {
     /// Every reason, in a fixed order (for statistics tables).
-    pub const ALL: [RejectReason; 5] = [
+    pub const ALL: [RejectReason; 6] = [
         RejectReason::MaxConnections,
         RejectReason::MaxPerIp,
         RejectReason::WorkersBusy,
         RejectReason::Refused,
         RejectReason::ShuttingDown,
+        RejectReason::Handshakes,
     ];
 
     /// A short, stable name.
@@ -178,6 +188,7 @@ impl RejectReason {
             RejectReason::WorkersBusy => "workers-busy",
             RejectReason::Refused => "refused",
             RejectReason::ShuttingDown => "shutting-down",
+            RejectReason::Handshakes => "handshakes",
         }
     }
 
@@ -188,6 +199,7 @@ impl RejectReason {
             RejectReason::WorkersBusy => 2,
             RejectReason::Refused => 3,
             RejectReason::ShuttingDown => 4,
+            RejectReason::Handshakes => 5,
         }
     }
 }
@@ -200,6 +212,7 @@ impl fmt::Display for RejectReason {
             RejectReason::WorkersBusy => "all workers busy",
             RejectReason::Refused => "refused by the handler",
             RejectReason::ShuttingDown => "server shutting down",
+            RejectReason::Handshakes => "TLS handshakes in progress at max_handshakes",
         })
     }
 }
@@ -312,7 +325,7 @@ impl Admission {
 #[derive(Debug, Default)]
 pub struct ServerStats {
     accepted: core::sync::atomic::AtomicU64,
-    rejected: [core::sync::atomic::AtomicU64; 5],
+    rejected: [core::sync::atomic::AtomicU64; 6],
     closed: [core::sync::atomic::AtomicU64; 10],
     pushes_dropped: core::sync::atomic::AtomicU64,
     traffic: [TrafficShard; TRAFFIC_SHARDS],
@@ -341,7 +354,7 @@ pub struct StatsSnapshot {
     /// Connections accepted (and served).
     pub accepted: u64,
     /// Connections refused, by [`RejectReason::ALL`] order.
-    pub rejected: [u64; 5],
+    pub rejected: [u64; 6],
     /// Connections closed, by [`CLOSE_REASONS`] order.
     pub closed: [u64; 10],
     /// Frames received.

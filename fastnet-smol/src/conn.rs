@@ -63,10 +63,11 @@ enum Flushed {
 pub(crate) fn task<H: Handler, D: ServerDecoder, E: ServerEncoder>(
     handler: Arc<H>,
     stream: Socket,
+    link: Link,
     shared: Arc<ConnShared<D, E>>,
     state: H::State,
 ) -> Option<impl Future<Output = ()> + Send> {
-    let mut driver = Driver::new(handler, stream, shared, state)?;
+    let mut driver = Driver::new(handler, stream, link, shared, state)?;
     Some(async move {
         let shared = driver.shared.clone();
         let end = {
@@ -127,6 +128,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
     fn new(
         handler: Arc<H>,
         stream: Socket,
+        link: Link,
         shared: Arc<ConnShared<D, E>>,
         state: H::State,
     ) -> Option<Self> {
@@ -137,9 +139,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         // Made with pooled buffers, then parked at once: they go back to
         // the pool and come out again when bytes arrive.
         let bufs = server.pool.take(shared.shard);
-        let conn = server.connection(bufs, server.now()).ok();
-        let link = server.tls.link(server.epoch.elapsed());
-        let (Some(conn), Some(link)) = (conn, link) else {
+        let Ok(conn) = server.connection(bufs, server.now()) else {
             // Validated at bind; cannot happen. Close as reset.
             server.free_slot(info.id());
             guard(|| handler.on_close(&info, state, CloseReason::Reset));
@@ -622,7 +622,7 @@ mod tests {
         let stream = Socket::on_async_io(s).unwrap();
         let info = fastnet_driver::conn::ConnInfo::new(1, peer, std::time::Instant::now(), false);
         let shared = Arc::new(ConnShared::new(info, server.shared.clone(), 0));
-        let fut = task(Arc::new(Echo), stream, shared, ()).unwrap();
+        let fut = task(Arc::new(Echo), stream, Link::default(), shared, ()).unwrap();
         let size = std::mem::size_of_val(&fut);
         eprintln!(
             "task future {size} bytes; Conn {}, Driver {}",

@@ -111,7 +111,7 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
     /// Validates the configuration and binds the listening socket.
     pub fn bind(self) -> io::Result<Server<D, E>> {
         let config = self.config;
-        let tls = ServerTls::new(self.tls.as_ref())?;
+        let tls = ServerTls::new(self.tls.as_ref(), config.max_handshakes)?;
         let smol = Smol {
             serve_waker: AtomicWaker::new(),
         };
@@ -348,6 +348,14 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
         Ok(id) => id,
         Err(reason) => return reject(reason),
     };
+    // The handshake deadline counts from here.
+    let link = match shared.tls.link(shared.epoch.elapsed()) {
+        Ok(link) => link,
+        Err(reason) => {
+            shared.cancel(peer.ip());
+            return reject(reason);
+        }
+    };
     let place = spawn.place();
     let info = crate::ConnInfo::new(id, peer, Instant::now(), shared.is_tls());
     let state = match guard(|| handler.on_connect(&info)) {
@@ -376,7 +384,7 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
     if shared.is_shutting_down() {
         conn_shared.signal(SHUTDOWN);
     }
-    if let Some(task) = conn::task(handler.clone(), stream, conn_shared, state) {
+    if let Some(task) = conn::task(handler.clone(), stream, link, conn_shared, state) {
         spawn.spawn(&place, task);
     }
 }

@@ -11,12 +11,15 @@ use std::time::Duration;
 
 use fastnet_proto::codec::CodecSpec;
 use fastnet_proto::connection::TlsFailure;
+use fastnet_proto::server::RejectReason;
 use fastnet_smol::tls::{TlsClientConfig, TlsConnector, TlsError, TlsServerConfig, TlsStats};
 use fastnet_smol::{
     Client, CloseReason, ConnHandle, ConnInfo, Ctx, Handler, Pool, PoolConfig, Server,
     ShutdownHandle, StatsSnapshot,
 };
-use fastnet_tls::test_pki::{closed_within, codecs, len_codec, payload, wait_until, Pki};
+use fastnet_tls::test_pki::{
+    closed_within, codecs, handshake_flood_is_capped, len_codec, payload, wait_until, Pki,
+};
 use rcgen::KeyPair;
 
 const T: Duration = Duration::from_secs(5);
@@ -87,7 +90,10 @@ struct Running {
 
 impl Running {
     fn start(codec: CodecSpec, tls: TlsServerConfig) -> Running {
-        let server = Server::builder(codec).tls(tls).workers(2).bind().unwrap();
+        Running::serve(Server::builder(codec).tls(tls).workers(2).bind().unwrap())
+    }
+
+    fn serve(server: Server) -> Running {
         assert!(server.is_tls());
         let seen = Arc::new(Seen::default());
         let (addr, shutdown, tls) = (
@@ -557,4 +563,27 @@ fn shutdown_ends_tls_connections_with_close_notify() {
     assert_eq!(bare.read(&mut reply).unwrap(), 0, "a close_notify");
     assert_eq!(bounded(T, c.recv()).unwrap(), None);
     assert_eq!(stats.closed(CloseReason::Local), 2);
+}
+
+#[test]
+fn a_handshake_flood_is_capped() {
+    let pki = Pki::new();
+    let timeout = Duration::from_millis(400);
+    let server = Server::builder(len_codec())
+        .tls(pki.server().handshake_timeout(timeout))
+        .max_handshakes(4)
+        .bind()
+        .unwrap();
+    let stats = server.stats();
+    let server = Running::serve(server);
+    let addr = server.addr;
+    let refused = || stats.snapshot().rejected(RejectReason::Handshakes);
+    handshake_flood_is_capped(addr, 4, timeout, refused, || {
+        bounded(T, async {
+            let mut c = connect(addr, len_codec(), &pki.connector()).await;
+            roundtrip(&mut c, b"served once the flood is gone").await;
+        })
+    });
+    assert_eq!(server.tls.handshake_timeouts(), 4);
+    drop(server);
 }

@@ -62,7 +62,7 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
     /// Checks the configuration and binds the listening socket.
     pub fn bind(self) -> io::Result<Server<D, E>> {
         let config = self.config;
-        let tls = ServerTls::new(self.tls.as_ref())?;
+        let tls = ServerTls::new(self.tls.as_ref(), config.max_handshakes)?;
         let std = Std { wake_addr: None };
         let workers = match config.workers {
             0 => config.max_connections,
@@ -310,11 +310,13 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         // Best effort: a socket that refuses an option is still served.
         let _ = stream.set_nodelay(core.config.nodelay);
         // The handshake deadline counts from here.
-        let Some(link) = core.tls.link(core.epoch.elapsed()) else {
-            // Checked at bind; unreachable unless rustls changes its mind.
-            drop(stream);
-            core.cancel(peer.ip());
-            return self.reject(peer, RejectReason::Refused);
+        let link = match core.tls.link(core.epoch.elapsed()) {
+            Ok(link) => link,
+            Err(reason) => {
+                drop(stream);
+                core.cancel(peer.ip());
+                return self.reject(peer, reason);
+            }
         };
         let info = ConnInfo::new(id, peer, Instant::now(), core.is_tls());
         let shared = Arc::new(ConnShared::new(

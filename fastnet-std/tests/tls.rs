@@ -10,12 +10,15 @@ use std::time::Duration;
 
 use fastnet_proto::codec::CodecSpec;
 use fastnet_proto::connection::TlsFailure;
+use fastnet_proto::server::RejectReason;
 use fastnet_std::tls::{TlsClientConfig, TlsConnector, TlsError, TlsServerConfig, TlsStats};
 use fastnet_std::{
     Client, CloseReason, ConnHandle, ConnInfo, Ctx, Handler, Pool, PoolConfig, Server,
     ShutdownHandle, StatsSnapshot,
 };
-use fastnet_tls::test_pki::{closed_within, codecs, len_codec, payload, wait_until, Pki};
+use fastnet_tls::test_pki::{
+    closed_within, codecs, handshake_flood_is_capped, len_codec, payload, wait_until, Pki,
+};
 use rcgen::KeyPair;
 
 const T: Duration = Duration::from_secs(5);
@@ -85,7 +88,10 @@ struct Running {
 
 impl Running {
     fn start(codec: CodecSpec, tls: TlsServerConfig) -> Running {
-        let server = Server::builder(codec).tls(tls).bind().unwrap();
+        Running::serve(Server::builder(codec).tls(tls).bind().unwrap())
+    }
+
+    fn serve(server: Server) -> Running {
         assert!(server.is_tls());
         let seen = Arc::new(Seen::default());
         let (addr, shutdown, tls) = (
@@ -519,4 +525,25 @@ fn shutdown_ends_tls_connections_with_close_notify() {
     assert_eq!(bare.read(&mut reply).unwrap(), 0, "a close_notify");
     assert_eq!(c.recv().unwrap(), None);
     assert_eq!(stats.closed(CloseReason::Local), 2);
+}
+
+#[test]
+fn a_handshake_flood_is_capped() {
+    let pki = Pki::new();
+    let timeout = Duration::from_millis(400);
+    let server = Server::builder(len_codec())
+        .tls(pki.server().handshake_timeout(timeout))
+        .max_handshakes(4)
+        .bind()
+        .unwrap();
+    let stats = server.stats();
+    let server = Running::serve(server);
+    let addr = server.addr;
+    let refused = || stats.snapshot().rejected(RejectReason::Handshakes);
+    handshake_flood_is_capped(addr, 4, timeout, refused, || {
+        let mut c = connect(addr, len_codec(), &pki.connector());
+        roundtrip(&mut c, b"served once the flood is gone");
+    });
+    assert_eq!(server.tls.handshake_timeouts(), 4);
+    drop(server);
 }

@@ -7,7 +7,7 @@
 //! failure, as test fixtures do.
 
 use std::io::{self, Read};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -129,6 +129,42 @@ pub fn closed_within(mut s: &TcpStream, limit: Duration) -> Duration {
             Err(e) => panic!("not closed within {limit:?}: {e}"),
         }
     }
+}
+
+/// Checks a server's cap on TLS handshakes in progress: the server at
+/// `addr` allows `max` at once, each within `timeout`. `max` peers that
+/// connect and say nothing hold every place, so one more is refused at
+/// once (closed well before its own handshake could time out) and
+/// `refused()` (the server's count of refusals for that reason) says so;
+/// once the silent peers time out, `good()` (a client's handshake and one
+/// round trip) succeeds.
+pub fn handshake_flood_is_capped(
+    addr: SocketAddr,
+    max: usize,
+    timeout: Duration,
+    refused: impl Fn() -> u64,
+    good: impl FnOnce(),
+) {
+    let silent: Vec<TcpStream> = (0..max)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    // Accepted in the order they connected: the places are all taken.
+    let extra = TcpStream::connect(addr).unwrap();
+    let took = closed_within(&extra, timeout);
+    assert!(
+        took < timeout / 2,
+        "one handshake over the cap is refused at once, not after {took:?}"
+    );
+    assert!(
+        wait_until(timeout, || refused() == 1),
+        "refused {}",
+        refused()
+    );
+    for s in &silent {
+        closed_within(s, 4 * timeout);
+    }
+    good();
+    assert_eq!(refused(), 1);
 }
 
 /// The largest frame of the codecs below.
