@@ -97,6 +97,7 @@
 //! only when the deadline moves earlier or fires, so traffic does not touch
 //! the reactor's timer set.
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod conn;

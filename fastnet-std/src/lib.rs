@@ -109,6 +109,7 @@
 //! Nothing in this crate prints or logs: errors are values, close reasons
 //! go to [`Handler::on_close`] and the statistics.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod conn;
