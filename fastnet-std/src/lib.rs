@@ -133,3 +133,8 @@ pub use workers::WorkerPool;
 pub use fastnet_proto::codec::CodecSpec;
 pub use fastnet_proto::connection::{CloseReason, Limits};
 pub use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapshot};
+
+/// This crate's README (its page on crates.io), run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
