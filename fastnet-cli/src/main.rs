@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use fastnet_cli::echo::{self, Driver, EchoConfig};
 use fastnet_cli::load::{self, LoadConfig, Progress};
-use fastnet_cli::spec;
+use fastnet_cli::{duration, spec};
 use fastnet_cli::tls::{self, Verify};
 use fastnet_proto::codec::{CodecSpec, Oversize};
 use fastnet_proto::connection::Limits;
@@ -73,10 +73,10 @@ struct ServeArgs {
     #[arg(long)]
     listen_backlog: Option<u32>,
     /// Close a connection after this long without traffic (like 30s).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = duration::parse)]
     idle_timeout: Option<Duration>,
     /// Close a connection whose frame is not complete after this long.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = duration::parse)]
     read_timeout: Option<Duration>,
     /// Worker threads (std: pool limit, default one per connection; smol: executor threads, default one per core).
     #[arg(long)]
@@ -91,7 +91,7 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
     /// How long a TLS handshake may take (like 10s).
-    #[arg(long, value_parser = parse_duration, requires = "tls_cert")]
+    #[arg(long, value_parser = duration::parse, requires = "tls_cert")]
     tls_handshake_timeout: Option<Duration>,
 }
 
@@ -124,7 +124,7 @@ struct BenchArgs {
     #[arg(long, default_value_t = 512)]
     size: usize,
     /// How long to load, like 500ms, 5s, 1m.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
     duration: Duration,
     /// Requests in flight per connection.
     #[arg(long, default_value_t = 1)]
@@ -152,27 +152,6 @@ struct BenchArgs {
     /// The name the server's certificate must carry (default: the host of --addr).
     #[arg(long, value_name = "NAME", requires = "tls")]
     tls_server_name: Option<String>,
-}
-
-/// Parses `500ms`, `30s`, `2m`, or a bare number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 500ms, 30s or 2m"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => {
-            return Err(format!(
-                "{s:?} is not a duration like 500ms, 30s or 2m (unit {unit:?})"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range"))
 }
 
 fn codec(spec_text: &str, max_frame: usize) -> Result<CodecSpec, String> {

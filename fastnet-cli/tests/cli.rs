@@ -267,3 +267,19 @@ fn bench_says_when_it_cannot_connect() {
     assert_eq!(v["connect_errors"], 3);
     assert_eq!(v["requests"], 0);
 }
+
+#[test]
+fn durations_in_every_documented_form_are_accepted() {
+    // Options are parsed before anything starts, and a bad codec is caught
+    // after them: an error about the codec, not the duration, shows the
+    // duration was accepted, without starting a server.
+    for text in ["500ms", "5s", "1.5s", "1m", "1h30m"] {
+        let out = Command::new(BIN)
+            .args(["serve", "--idle-timeout", text, "--codec", "nope"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("invalid codec spec"), "{text}: {err}");
+    }
+}

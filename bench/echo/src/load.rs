@@ -231,6 +231,14 @@ impl Run {
 /// echoes and closes.
 pub const SETUP_DURATION: Duration = Duration::ZERO;
 
+/// Parses a duration option (`--duration`, `--settle`,
+/// `--syscall-duration`) like `500ms`, `5s`, `1.5s` or `1m`: the grammar of
+/// `fastnet`'s own options, read by the `humantime` crate.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like 500ms, 5s or 1m ({e})"))
+}
+
 /// Load-generator settings shared by all runs.
 #[derive(Debug, Clone)]
 pub struct LoadSettings {
@@ -394,4 +402,22 @@ pub fn bench_json(
         .find(|l| l.trim_start().starts_with('{'))
         .ok_or_else(|| format!("fastnet bench printed no JSON ({status}): {}", err.trim()))?;
     serde_json::from_str(line).map_err(|e| format!("fastnet bench JSON: {e}: {line}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_documented() {
+        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("0ms"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        for bad in ["", "3", "3 parsecs", "-1s"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("is not a duration"), "{bad}: {e}");
+        }
+    }
 }
