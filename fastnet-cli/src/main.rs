@@ -20,6 +20,9 @@ use fastnet_proto::codec::{CodecSpec, Oversize};
 use fastnet_proto::connection::Limits;
 use fastnet_std::tls::TlsServerConfig;
 
+/// What `-h` says after the options; `--help` shows [`spec::HELP`] there.
+const MORE_HELP: &str = "Codec specs, examples and durations: see --help.";
+
 /// How long a graceful shutdown may take before connections are cut.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -43,6 +46,7 @@ enum Command {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = MORE_HELP, after_long_help = spec::HELP)]
 struct ServeArgs {
     /// Driver.
     #[arg(long, value_enum, default_value = "smol")]
@@ -50,7 +54,7 @@ struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:7878")]
     addr: String,
-    /// Codec spec of incoming frames (raw, lines, delim=D, fixed=N, len=W[,..], varint[,..], cobs).
+    /// Codec spec of incoming frames (raw, lines, delim=D, fixed=N, len=W[,..], varint[,..], cobs; see below).
     #[arg(long, default_value = "len=u32be")]
     codec: String,
     /// Codec spec of replies (default: the same as --codec).
@@ -104,6 +108,7 @@ enum OversizeArg {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = MORE_HELP, after_long_help = spec::HELP)]
 struct BenchArgs {
     /// Server to load; without it, an in-process server on loopback.
     #[arg(long)]
@@ -111,7 +116,7 @@ struct BenchArgs {
     /// Driver of the in-process server.
     #[arg(long, value_enum, default_value = "smol")]
     driver: Driver,
-    /// Codec spec (raw, lines, delim=D, fixed=N, len=W[,..], varint[,..], cobs).
+    /// Codec spec (raw, lines, delim=D, fixed=N, len=W[,..], varint[,..], cobs; see below).
     #[arg(long, default_value = "len=u32be")]
     codec: String,
     /// Maximum frame length in bytes.

@@ -269,6 +269,31 @@ fn bench_says_when_it_cannot_connect() {
 }
 
 #[test]
+fn help_shows_the_codec_grammar_with_examples() {
+    for command in ["serve", "bench"] {
+        let out = Command::new(BIN)
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&out.stdout);
+        for want in [
+            "len=W[,offset=N][,adjust=N][,strip=N]",
+            "Examples:",
+            "--codec 'len=u16le,adjust=-2'",
+            "500ms, 5s",
+        ] {
+            assert!(
+                help.contains(want),
+                "{command} --help lacks {want:?}:\n{help}"
+            );
+        }
+        let short = Command::new(BIN).args([command, "-h"]).output().unwrap();
+        assert!(String::from_utf8_lossy(&short.stdout).contains("see --help"));
+    }
+}
+
+#[test]
 fn durations_in_every_documented_form_are_accepted() {
     // Options are parsed before anything starts, and a bad codec is caught
     // after them: an error about the codec, not the duration, shows the
