@@ -14,8 +14,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use fastnet_cli::echo::{self, Driver, EchoConfig};
 use fastnet_cli::load::{self, LoadConfig, Progress};
-use fastnet_cli::{duration, spec};
 use fastnet_cli::tls::{self, Verify};
+use fastnet_cli::{duration, spec};
 use fastnet_proto::codec::{CodecSpec, Oversize};
 use fastnet_proto::connection::Limits;
 use fastnet_std::tls::TlsServerConfig;
@@ -42,6 +42,11 @@ enum Command {
     /// Serve framed echo: every decoded frame goes back, encoded with the reply codec.
     Serve(ServeArgs),
     /// Load an echo server with framed requests and verify every reply.
+    ///
+    /// Exits with 0 when every connection was established, every reply was
+    /// the echo of its request and at least one request completed; with 1,
+    /// saying which of these failed on stderr, otherwise; with 2 on a usage
+    /// error.
     Bench(BenchArgs),
 }
 
@@ -420,11 +425,11 @@ fn bench(args: BenchArgs) -> ExitCode {
     } else {
         print!("{}", report.to_table());
     }
-    if report.failed() {
-        eprintln!(
-            "fastnet bench: {} mismatches, {} I/O errors",
-            report.mismatches, report.io_errors
-        );
+    let failures = report.failures();
+    for why in &failures {
+        eprintln!("fastnet bench: failed: {why}");
+    }
+    if !failures.is_empty() {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

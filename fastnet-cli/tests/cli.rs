@@ -240,6 +240,13 @@ fn bench_exits_1_when_the_server_corrupts_a_byte() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["mismatches"], 1);
     assert_eq!(v["requests"], 4);
+    // The mismatch ends the connection; it is not an I/O error too.
+    assert_eq!(v["io_errors"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("failed: replies that were not the echo of their request: 1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -266,6 +273,32 @@ fn bench_says_when_it_cannot_connect() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["connect_errors"], 3);
     assert_eq!(v["requests"], 0);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("failed: connections that could not be established: 3 of 3"),
+        "{err}"
+    );
+    assert!(err.contains("failed: no request completed"), "{err}");
+}
+
+#[test]
+fn bench_exits_0_against_a_good_server() {
+    for driver in ["smol", "std"] {
+        let serve = Serve::start(&["--driver", driver, "--codec", "lines"]);
+        let out = Command::new(BIN)
+            .args(["bench", "--addr", &serve.addr, "--codec", "lines"])
+            .args(["--conns", "4", "--size", "64", "--duration", "200ms"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{driver}: {err}");
+        assert!(!err.contains("failed"), "{driver}: {err}");
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(table.contains("mismatches"), "{table}");
+        let (code, _, _) = serve.terminate();
+        assert_eq!(code, 0, "{driver}");
+    }
 }
 
 #[test]
