@@ -178,7 +178,7 @@ fn run(args: Args) -> Result<bool, String> {
         let json: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut results = Results::from_json(&json)
-            .ok_or_else(|| format!("{} is not a bench-echo results file", path.display()))?;
+            .map_err(|e| format!("{} is not a bench-echo results file: {e}", path.display()))?;
         results.chart = Some(relative_link(&args.markdown, &args.svg));
         return publish(&results, &args, !args.no_write);
     }
