@@ -93,9 +93,40 @@ impl LoadReport {
         self.bytes_in as f64 / 1e6 / self.duration_s.max(1e-9)
     }
 
-    /// Whether anything went wrong that must fail the run.
+    /// Whether anything went wrong that must fail the run (see
+    /// [`LoadReport::failures`]).
     pub fn failed(&self) -> bool {
-        self.mismatches > 0 || self.io_errors > 0
+        !self.failures().is_empty()
+    }
+
+    /// What went wrong, one sentence each; empty when the run passed. A run
+    /// fails when a connection could not be established, an echo differed
+    /// from its request, a connection was lost to an I/O error or an
+    /// unexpected close, or not one request was answered.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.connect_errors > 0 {
+            out.push(format!(
+                "connections that could not be established: {} of {}",
+                self.connect_errors, self.conns
+            ));
+        }
+        if self.mismatches > 0 {
+            out.push(format!(
+                "replies that were not the echo of their request: {}",
+                self.mismatches
+            ));
+        }
+        if self.io_errors > 0 {
+            out.push(format!(
+                "connections lost to an I/O error or an unexpected close: {}",
+                self.io_errors
+            ));
+        }
+        if self.requests == 0 {
+            out.push("no request completed".to_string());
+        }
+        out
     }
 
     /// The report as the JSON object `fastnet bench --json` prints.
@@ -493,9 +524,11 @@ fn drive(
             if ev.is_writable() {
                 c.writable = true;
             }
-            if (ev.is_readable() || ev.is_read_closed()) && receive(c, cfg, raw, report).is_err() {
-                kill(c, &mut poll, report);
-                continue;
+            if ev.is_readable() || ev.is_read_closed() {
+                if let Err(e) = receive(c, cfg, raw, report) {
+                    kill(c, &e, &mut poll, report);
+                    continue;
+                }
             }
             step(c, cfg, &encoder, sending, &mut poll, report);
         }
@@ -525,17 +558,40 @@ fn step(
     if sending {
         fill(c, cfg, encoder);
     }
-    if flush(c, report).is_err() {
-        kill(c, poll, report);
+    if let Err(e) = flush(c, report) {
+        kill(c, &e, poll, report);
     }
 }
 
-fn kill(c: &mut Client, poll: &mut Poll, report: &mut LoadReport) {
+/// Stops using a connection; counted as an I/O error unless `why` is a
+/// [`Mismatch`], which is counted where it is found.
+fn kill(c: &mut Client, why: &io::Error, poll: &mut Poll, report: &mut LoadReport) {
     if !c.dead {
         c.dead = true;
-        report.io_errors += 1;
+        if !why.get_ref().is_some_and(|e| e.is::<Mismatch>()) {
+            report.io_errors += 1;
+        }
         let _ = poll.registry().deregister(&mut c.stream);
     }
+}
+
+/// A reply that is not the echo of its request: the error that ends its
+/// connection, already counted in [`LoadReport::mismatches`].
+#[derive(Debug)]
+struct Mismatch(String);
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Mismatch {}
+
+/// Counts a mismatch and returns the error that ends its connection.
+fn mismatch(report: &mut LoadReport, what: impl Into<String>) -> io::Error {
+    report.mismatches += 1;
+    io::Error::other(Mismatch(what.into()))
 }
 
 /// Queues requests until `pipeline` are in flight.
@@ -727,22 +783,17 @@ fn check_frames(c: &mut Client, cfg: &LoadConfig, report: &mut LoadReport) -> io
             Ok(Decoded::Skip(n)) => c.rx.consume(n),
             Ok(Decoded::Frame(f)) => {
                 if c.received >= c.sent {
-                    report.mismatches += 1;
-                    return Err(io::Error::other("reply without a request"));
+                    return Err(mismatch(report, "reply without a request"));
                 }
                 let got = f.payload(c.rx.filled());
                 if got != c.payload(c.received, cfg.size) {
-                    report.mismatches += 1;
-                    return Err(io::Error::other("echo differs from request"));
+                    return Err(mismatch(report, "echo differs from request"));
                 }
                 report.bytes_in += got.len() as u64;
                 c.rx.consume(f.consumed);
                 complete(c, report);
             }
-            Err(e) => {
-                report.mismatches += 1;
-                return Err(io::Error::other(e.to_string()));
-            }
+            Err(e) => return Err(mismatch(report, e.to_string())),
         }
     }
 }
@@ -750,14 +801,12 @@ fn check_frames(c: &mut Client, cfg: &LoadConfig, report: &mut LoadReport) -> io
 fn check_raw(c: &mut Client, cfg: &LoadConfig, report: &mut LoadReport) -> io::Result<()> {
     while !c.rx.is_empty() {
         if c.received >= c.sent {
-            report.mismatches += 1;
-            return Err(io::Error::other("bytes without a request"));
+            return Err(mismatch(report, "bytes without a request"));
         }
         let want = &c.payload(c.received, cfg.size)[c.raw_at..];
         let n = want.len().min(c.rx.len());
         if c.rx.filled()[..n] != want[..n] {
-            report.mismatches += 1;
-            return Err(io::Error::other("echo differs from request"));
+            return Err(mismatch(report, "echo differs from request"));
         }
         c.rx.consume(n);
         report.bytes_in += n as u64;
@@ -768,4 +817,49 @@ fn check_raw(c: &mut Client, cfg: &LoadConfig, report: &mut LoadReport) -> io::R
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(requests: u64) -> LoadReport {
+        LoadReport {
+            conns: 4,
+            size: 8,
+            duration_s: 1.0,
+            requests,
+            bytes_out: 0,
+            bytes_in: 0,
+            latency_us: new_histogram(),
+            connect_errors: 0,
+            io_errors: 0,
+            mismatches: 0,
+            tls: false,
+        }
+    }
+
+    #[test]
+    fn a_clean_run_passes() {
+        assert!(report(10).failures().is_empty());
+        assert!(!report(10).failed());
+    }
+
+    #[test]
+    fn every_failure_is_named() {
+        assert_eq!(report(0).failures(), ["no request completed"]);
+        let mut r = report(10);
+        r.connect_errors = 1;
+        r.mismatches = 2;
+        r.io_errors = 3;
+        assert_eq!(
+            r.failures(),
+            [
+                "connections that could not be established: 1 of 4",
+                "replies that were not the echo of their request: 2",
+                "connections lost to an I/O error or an unexpected close: 3",
+            ]
+        );
+        assert!(r.failed());
+    }
 }

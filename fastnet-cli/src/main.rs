@@ -14,11 +14,14 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use fastnet_cli::echo::{self, Driver, EchoConfig};
 use fastnet_cli::load::{self, LoadConfig, Progress};
-use fastnet_cli::spec;
 use fastnet_cli::tls::{self, Verify};
+use fastnet_cli::{duration, spec};
 use fastnet_proto::codec::{CodecSpec, Oversize};
 use fastnet_proto::connection::Limits;
 use fastnet_std::tls::TlsServerConfig;
+
+/// What `-h` says after the options; `--help` shows [`spec::HELP`] there.
+const MORE_HELP: &str = "Codec specs, examples and durations: see --help.";
 
 /// How long a graceful shutdown may take before connections are cut.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
@@ -39,10 +42,16 @@ enum Command {
     /// Serve framed echo: every decoded frame goes back, encoded with the reply codec.
     Serve(ServeArgs),
     /// Load an echo server with framed requests and verify every reply.
+    ///
+    /// Exits with 0 when every connection was established, every reply was
+    /// the echo of its request and at least one request completed; with 1,
+    /// saying which of these failed on stderr, otherwise; with 2 on a usage
+    /// error.
     Bench(BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = MORE_HELP, after_long_help = spec::HELP)]
 struct ServeArgs {
     /// Driver.
     #[arg(long, value_enum, default_value = "smol")]
@@ -50,7 +59,7 @@ struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:7878")]
     addr: String,
-    /// Codec spec of incoming frames (raw, lines, delim=D, fixed=N, len=W[,..], varint[,..], cobs).
+    /// Codec spec of incoming frames (raw, lines, delim=D, fixed=N, len=W[,..], varint[,..], cobs; see below).
     #[arg(long, default_value = "len=u32be")]
     codec: String,
     /// Codec spec of replies (default: the same as --codec).
@@ -73,10 +82,10 @@ struct ServeArgs {
     #[arg(long)]
     listen_backlog: Option<u32>,
     /// Close a connection after this long without traffic (like 30s).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = duration::parse)]
     idle_timeout: Option<Duration>,
     /// Close a connection whose frame is not complete after this long.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = duration::parse)]
     read_timeout: Option<Duration>,
     /// Worker threads (std: pool limit, default one per connection; smol: executor threads, default one per core).
     #[arg(long)]
@@ -91,7 +100,7 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
     /// How long a TLS handshake may take (like 10s).
-    #[arg(long, value_parser = parse_duration, requires = "tls_cert")]
+    #[arg(long, value_parser = duration::parse, requires = "tls_cert")]
     tls_handshake_timeout: Option<Duration>,
 }
 
@@ -104,6 +113,7 @@ enum OversizeArg {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = MORE_HELP, after_long_help = spec::HELP)]
 struct BenchArgs {
     /// Server to load; without it, an in-process server on loopback.
     #[arg(long)]
@@ -111,7 +121,7 @@ struct BenchArgs {
     /// Driver of the in-process server.
     #[arg(long, value_enum, default_value = "smol")]
     driver: Driver,
-    /// Codec spec (raw, lines, delim=D, fixed=N, len=W[,..], varint[,..], cobs).
+    /// Codec spec (raw, lines, delim=D, fixed=N, len=W[,..], varint[,..], cobs; see below).
     #[arg(long, default_value = "len=u32be")]
     codec: String,
     /// Maximum frame length in bytes.
@@ -124,7 +134,7 @@ struct BenchArgs {
     #[arg(long, default_value_t = 512)]
     size: usize,
     /// How long to load, like 500ms, 5s, 1m.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
     duration: Duration,
     /// Requests in flight per connection.
     #[arg(long, default_value_t = 1)]
@@ -152,27 +162,6 @@ struct BenchArgs {
     /// The name the server's certificate must carry (default: the host of --addr).
     #[arg(long, value_name = "NAME", requires = "tls")]
     tls_server_name: Option<String>,
-}
-
-/// Parses `500ms`, `30s`, `2m`, or a bare number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 500ms, 30s or 2m"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => {
-            return Err(format!(
-                "{s:?} is not a duration like 500ms, 30s or 2m (unit {unit:?})"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range"))
 }
 
 fn codec(spec_text: &str, max_frame: usize) -> Result<CodecSpec, String> {
@@ -436,11 +425,11 @@ fn bench(args: BenchArgs) -> ExitCode {
     } else {
         print!("{}", report.to_table());
     }
-    if report.failed() {
-        eprintln!(
-            "fastnet bench: {} mismatches, {} I/O errors",
-            report.mismatches, report.io_errors
-        );
+    let failures = report.failures();
+    for why in &failures {
+        eprintln!("fastnet bench: failed: {why}");
+    }
+    if !failures.is_empty() {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

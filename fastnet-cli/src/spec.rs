@@ -39,6 +39,37 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
+/// The grammar with examples, shown after the options by `fastnet serve
+/// --help` and `fastnet bench --help`; every spec in its examples parses
+/// (a test checks).
+pub const HELP: &str = r"Codec specs (--codec, --reply-codec):
+  raw                                   no framing: whatever bytes arrive are one frame
+  lines                                 lines ending in \n or \r\n, sent with \n
+  cobs                                  COBS-encoded frames, each ended by a 0 byte
+  fixed=N                               frames of exactly N bytes
+  delim=D[|D..][,keep]                  frames ended by any delimiter D (sent with the first);
+                                        keep leaves it in the frame; escapes: \n \r \t \0 \\ \| \, \xHH
+  len=W[,offset=N][,adjust=N][,strip=N] a length field of W: u8 u16be u16le u24be u24le
+                                        u32be u32le u64be u64le, after offset bytes; adjust is
+                                        added to its value to give the bytes that follow it;
+                                        strip bytes are cut from the frame's start (default:
+                                        the offset and the field, leaving the payload)
+  varint[,offset=N][,adjust=N][,strip=N] the same with a LEB128 varint length
+
+Examples:
+  --codec lines                         text lines
+  --codec 'delim=\r\n'                  CRLF-terminated frames
+  --codec 'delim=;|\n'                  frames ended by ; or a newline, sent with ;
+  --codec 'delim=\x00,keep'             NUL-terminated frames, the NUL kept
+  --codec fixed=64                      64-byte records
+  --codec len=u32be                     a 4-byte big-endian payload length (the default)
+  --codec 'len=u16le,adjust=-2'         a 2-byte length that counts itself
+  --codec 'varint,offset=1,strip=0'     MQTT-style: a type byte, a varint length, the whole
+                                        packet kept (decode only: serve needs a --reply-codec)
+
+Durations (--duration, --idle-timeout, --read-timeout, --tls-handshake-timeout):
+  a number and a unit, like 500ms, 5s, 1.5s, 1m or 1h30m";
+
 const WIDTHS: &str = "u8 u16be u16le u24be u24le u32be u32le u64be u64le";
 const FORMS: &str =
     "raw, lines, cobs, fixed=N, delim=D[,keep], len=W[,offset=N][,adjust=N][,strip=N] \
@@ -410,6 +441,19 @@ mod tests {
                 msg.starts_with(&format!("invalid codec spec {spec:?}")),
                 "{msg}"
             );
+        }
+    }
+
+    #[test]
+    fn every_example_of_the_help_parses() {
+        let examples: Vec<&str> = HELP
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("--codec "))
+            .map(|l| l.split("  ").next().unwrap().trim().trim_matches('\''))
+            .collect();
+        assert_eq!(examples.len(), 8, "{examples:?}");
+        for spec in examples {
+            parse(spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
         }
     }
 

@@ -240,6 +240,13 @@ fn bench_exits_1_when_the_server_corrupts_a_byte() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["mismatches"], 1);
     assert_eq!(v["requests"], 4);
+    // The mismatch ends the connection; it is not an I/O error too.
+    assert_eq!(v["io_errors"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("failed: replies that were not the echo of their request: 1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -266,4 +273,71 @@ fn bench_says_when_it_cannot_connect() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["connect_errors"], 3);
     assert_eq!(v["requests"], 0);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("failed: connections that could not be established: 3 of 3"),
+        "{err}"
+    );
+    assert!(err.contains("failed: no request completed"), "{err}");
+}
+
+#[test]
+fn bench_exits_0_against_a_good_server() {
+    for driver in ["smol", "std"] {
+        let serve = Serve::start(&["--driver", driver, "--codec", "lines"]);
+        let out = Command::new(BIN)
+            .args(["bench", "--addr", &serve.addr, "--codec", "lines"])
+            .args(["--conns", "4", "--size", "64", "--duration", "200ms"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{driver}: {err}");
+        assert!(!err.contains("failed"), "{driver}: {err}");
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(table.contains("mismatches"), "{table}");
+        let (code, _, _) = serve.terminate();
+        assert_eq!(code, 0, "{driver}");
+    }
+}
+
+#[test]
+fn help_shows_the_codec_grammar_with_examples() {
+    for command in ["serve", "bench"] {
+        let out = Command::new(BIN)
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&out.stdout);
+        for want in [
+            "len=W[,offset=N][,adjust=N][,strip=N]",
+            "Examples:",
+            "--codec 'len=u16le,adjust=-2'",
+            "500ms, 5s",
+        ] {
+            assert!(
+                help.contains(want),
+                "{command} --help lacks {want:?}:\n{help}"
+            );
+        }
+        let short = Command::new(BIN).args([command, "-h"]).output().unwrap();
+        assert!(String::from_utf8_lossy(&short.stdout).contains("see --help"));
+    }
+}
+
+#[test]
+fn durations_in_every_documented_form_are_accepted() {
+    // Options are parsed before anything starts, and a bad codec is caught
+    // after them: an error about the codec, not the duration, shows the
+    // duration was accepted, without starting a server.
+    for text in ["500ms", "5s", "1.5s", "1m", "1h30m"] {
+        let out = Command::new(BIN)
+            .args(["serve", "--idle-timeout", text, "--codec", "nope"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("invalid codec spec"), "{text}: {err}");
+    }
 }

@@ -21,6 +21,7 @@
 //! assert_eq!(*lock(&m), 2);
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod buffers;
 pub mod client;

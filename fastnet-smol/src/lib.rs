@@ -97,6 +97,7 @@
 //! only when the deadline moves earlier or fires, so traffic does not touch
 //! the reactor's timer set.
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod conn;
@@ -119,3 +120,8 @@ pub use server::{Layout, Server, ServerBuilder, ShutdownHandle};
 pub use fastnet_proto::codec::CodecSpec;
 pub use fastnet_proto::connection::{CloseReason, Limits};
 pub use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapshot};
+
+/// This crate's README (its page on crates.io), run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

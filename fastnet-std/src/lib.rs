@@ -109,6 +109,7 @@
 //! Nothing in this crate prints or logs: errors are values, close reasons
 //! go to [`Handler::on_close`] and the statistics.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod conn;
@@ -132,3 +133,8 @@ pub use workers::WorkerPool;
 pub use fastnet_proto::codec::CodecSpec;
 pub use fastnet_proto::connection::{CloseReason, Limits};
 pub use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapshot};
+
+/// This crate's README (its page on crates.io), run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -6,6 +6,8 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::procfs;
 use crate::servers::{Binaries, Running, Server};
 
@@ -15,7 +17,7 @@ pub const PAYLOAD: usize = 512;
 const OPENERS: usize = 4;
 
 /// What one idle measurement found.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Idle {
     /// The server.
     pub server: Server,
@@ -47,37 +49,6 @@ impl Idle {
         self.error.is_none()
             && self.open == self.conns
             && (self.clean_exit || !self.server.exits_cleanly())
-    }
-
-    /// A measurement back from [`to_json`](Self::to_json).
-    pub fn from_json(v: &serde_json::Value) -> Option<Idle> {
-        let u = |k: &str| v[k].as_u64();
-        Some(Idle {
-            server: Server::from_name(v["server"].as_str()?)?,
-            rep: u("rep")? as usize,
-            conns: u("conns")? as usize,
-            open: u("open")? as usize,
-            rss_before_kib: u("rss_before_kib")?,
-            rss_after_kib: u("rss_after_kib")?,
-            clean_exit: v["clean_exit"].as_bool()?,
-            error: v["error"].as_str().map(str::to_string),
-        })
-    }
-
-    /// The measurement as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "server": self.server.name(),
-            "rep": self.rep,
-            "conns": self.conns,
-            "open": self.open,
-            "rss_before_kib": self.rss_before_kib,
-            "rss_after_kib": self.rss_after_kib,
-            "bytes_per_conn": self.bytes_per_conn(),
-            "clean_exit": self.clean_exit,
-            "error": self.error,
-            "ok": self.ok(),
-        })
     }
 }
 

@@ -41,6 +41,7 @@ pub mod machine;
 pub mod peer;
 pub mod procfs;
 pub mod report;
+pub mod results_file;
 pub mod servers;
 pub mod stats;
 pub mod svg;

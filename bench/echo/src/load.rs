@@ -6,11 +6,15 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::procfs;
 use crate::servers::{Binaries, Running, Server};
 
-/// The shape of a load: connections, payload size, requests in flight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The shape of a load: connections, payload size, requests in flight; in
+/// JSON, its text (`1000x512p16t2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Shape {
     /// Concurrent connections.
     pub conns: usize,
@@ -109,6 +113,19 @@ impl std::str::FromStr for Shape {
     }
 }
 
+impl From<Shape> for String {
+    fn from(shape: Shape) -> String {
+        shape.to_string()
+    }
+}
+
+impl TryFrom<String> for Shape {
+    type Error = String;
+    fn try_from(text: String) -> Result<Shape, String> {
+        Shape::parse(&text)
+    }
+}
+
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}x{}", self.conns, self.size)?;
@@ -123,7 +140,7 @@ impl fmt::Display for Shape {
 }
 
 /// What one run measured.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     /// The server.
     pub server: Server,
@@ -142,7 +159,9 @@ pub struct Run {
     /// Server CPU time (user + system) over the load, in microseconds,
     /// connecting and closing the load's connections included.
     pub cpu_us: u64,
-    /// The user-space part of `cpu_us`.
+    /// The user-space part of `cpu_us` (0 in results from before it was
+    /// measured).
+    #[serde(default)]
     pub cpu_user_us: u64,
     /// Server peak resident memory (VmHWM) in KiB.
     pub peak_rss_kib: u64,
@@ -179,57 +198,20 @@ impl Run {
             && self.connect_errors == 0
             && (self.clean_exit || !self.server.exits_cleanly())
     }
-
-    /// A run back from [`to_json`](Self::to_json).
-    pub fn from_json(v: &serde_json::Value) -> Option<Run> {
-        let u = |k: &str| v[k].as_u64();
-        Some(Run {
-            server: Server::from_name(v["server"].as_str()?)?,
-            shape: v["shape"].as_str()?.parse().ok()?,
-            rep: u("rep")? as usize,
-            requests: u("requests")?,
-            rps: v["rps"].as_f64()?,
-            p50_us: u("p50_us")?,
-            p99_us: u("p99_us")?,
-            cpu_us: u("cpu_us")?,
-            cpu_user_us: u("cpu_user_us").unwrap_or(0),
-            peak_rss_kib: u("peak_rss_kib")?,
-            mismatches: u("mismatches")?,
-            io_errors: u("io_errors")?,
-            connect_errors: u("connect_errors")?,
-            clean_exit: v["clean_exit"].as_bool()?,
-            error: v["error"].as_str().map(str::to_string),
-        })
-    }
-
-    /// The run as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "server": self.server.name(),
-            "shape": self.shape.to_string(),
-            "rep": self.rep,
-            "requests": self.requests,
-            "rps": self.rps,
-            "p50_us": self.p50_us,
-            "p99_us": self.p99_us,
-            "cpu_us": self.cpu_us,
-            "cpu_us_per_request": self.cpu_us_per_request(),
-            "cpu_user_us": self.cpu_user_us,
-            "peak_rss_kib": self.peak_rss_kib,
-            "mismatches": self.mismatches,
-            "io_errors": self.io_errors,
-            "connect_errors": self.connect_errors,
-            "clean_exit": self.clean_exit,
-            "error": self.error,
-            "ok": self.ok(),
-        })
-    }
 }
 
 /// The measured period of a setup load (see [`measure_setup`]): none, so
 /// each connection sends its first `pipeline` requests, waits for their
 /// echoes and closes.
 pub const SETUP_DURATION: Duration = Duration::ZERO;
+
+/// Parses a duration option (`--duration`, `--settle`,
+/// `--syscall-duration`) like `500ms`, `5s`, `1.5s` or `1m`: the grammar of
+/// `fastnet`'s own options, read by the `humantime` crate.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like 500ms, 5s or 1m ({e})"))
+}
 
 /// Load-generator settings shared by all runs.
 #[derive(Debug, Clone)]
@@ -284,14 +266,13 @@ pub fn measure(
         let cpu = cpu_after.since(cpu_before);
         run.cpu_us = cpu.total_us();
         run.cpu_user_us = cpu.user_us;
-        let u = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
-        run.requests = u(&json["requests"]);
-        run.rps = json["rps"].as_f64().unwrap_or(0.0);
-        run.p50_us = u(&json["latency_us"]["p50"]);
-        run.p99_us = u(&json["latency_us"]["p99"]);
-        run.mismatches = u(&json["mismatches"]);
-        run.io_errors = u(&json["io_errors"]);
-        run.connect_errors = u(&json["connect_errors"]);
+        run.requests = json.requests;
+        run.rps = json.rps;
+        run.p50_us = json.latency_us.p50;
+        run.p99_us = json.latency_us.p99;
+        run.mismatches = json.mismatches;
+        run.io_errors = json.io_errors;
+        run.connect_errors = json.connect_errors;
         Ok(())
     })();
     if let Err(e) = result {
@@ -325,6 +306,32 @@ pub fn measure_setup(
     measure(server, shape, rep, bins, &settings)
 }
 
+/// What the harness reads of `fastnet bench --json` (which prints more).
+#[derive(Debug, Clone, Deserialize)]
+pub struct BenchJson {
+    /// Requests answered and verified.
+    pub requests: u64,
+    /// Requests per second.
+    pub rps: f64,
+    /// Latency percentiles, microseconds.
+    pub latency_us: BenchLatency,
+    /// Echoes that differed from the request.
+    pub mismatches: u64,
+    /// Connections that failed mid-run.
+    pub io_errors: u64,
+    /// Connections that could not be made.
+    pub connect_errors: u64,
+}
+
+/// The latency percentiles the harness reads of `fastnet bench --json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BenchLatency {
+    /// Median, microseconds.
+    pub p50: u64,
+    /// 99th percentile, microseconds.
+    pub p99: u64,
+}
+
 /// Runs `fastnet bench --json` against a running server (with `--tls
 /// --tls-ca` for a TLS server); its JSON report.
 pub fn bench_json(
@@ -332,7 +339,7 @@ pub fn bench_json(
     shape: Shape,
     bins: &Binaries,
     settings: &LoadSettings,
-) -> Result<serde_json::Value, String> {
+) -> Result<BenchJson, String> {
     let mut cmd = bins.load_command();
     cmd.arg("bench");
     if running.server.tls() {
@@ -394,4 +401,22 @@ pub fn bench_json(
         .find(|l| l.trim_start().starts_with('{'))
         .ok_or_else(|| format!("fastnet bench printed no JSON ({status}): {}", err.trim()))?;
     serde_json::from_str(line).map_err(|e| format!("fastnet bench JSON: {e}: {line}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_documented() {
+        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("0ms"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        for bad in ["", "3", "3 parsecs", "-1s"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("is not a duration"), "{bad}: {e}");
+        }
+    }
 }

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use serde::{Deserialize, Serialize};
+
 use crate::idle::Idle;
 use crate::load::{Run, Shape};
 use crate::machine::Machine;
@@ -96,7 +98,7 @@ impl Metric {
 }
 
 /// One target of the benchmark issue, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Target {
     /// What is required.
     pub goal: String,
@@ -801,111 +803,6 @@ impl Results {
         let _ = writeln!(md, "{END}");
         md
     }
-
-    /// Everything as JSON, for a closer look or to render the report again
-    /// ([`from_json`](Self::from_json)).
-    pub fn to_json(&self) -> serde_json::Value {
-        let m = &self.machine;
-        serde_json::json!({
-            "date": self.date,
-            "command": self.command,
-            "reps": self.reps,
-            "duration": self.duration,
-            "servers": self.servers.iter().map(|s| s.name()).collect::<Vec<_>>(),
-            "shapes": self.shapes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            "load_threads": self.load_threads,
-            "pin": self.pin.as_ref().map(|p| serde_json::json!({"server": p.server, "load": p.load})),
-            "idle_conns": self.idle_conns,
-            "machine": {
-                "cores": m.cores, "cpu": m.cpu, "kernel": m.kernel,
-                "memory_mib": m.memory_mib, "rustc": m.rustc,
-            },
-            "load_average": [self.load_average.0, self.load_average.1],
-            "minutes": self.minutes,
-            "chart": self.chart,
-            "runs": self.runs.iter().map(Run::to_json).collect::<Vec<_>>(),
-            "idle": self.idles.iter().map(Idle::to_json).collect::<Vec<_>>(),
-            "syscalls": self.syscalls.iter().map(Syscalls::to_json).collect::<Vec<_>>(),
-            "targets": self.targets().iter().map(|t| serde_json::json!({
-                "goal": t.goal, "measured": t.measured, "met": t.met,
-            })).collect::<Vec<_>>(),
-            "tls_servers": self.tls_servers.iter().map(|s| s.name()).collect::<Vec<_>>(),
-            "tls_shape": self.tls_shape.map(|s| s.to_string()),
-            "tls_setup_runs": self.tls_setup.iter().map(Run::to_json).collect::<Vec<_>>(),
-            "failures": self.failures(),
-        })
-    }
-}
-
-impl Results {
-    /// Results back from [`to_json`](Self::to_json); `None` names nothing
-    /// in particular, the JSON is simply not a harness's.
-    pub fn from_json(v: &serde_json::Value) -> Option<Results> {
-        let list = |k: &str| v[k].as_array();
-        let m = &v["machine"];
-        Some(Results {
-            servers: list("servers")?
-                .iter()
-                .map(|s| Server::from_name(s.as_str()?))
-                .collect::<Option<_>>()?,
-            shapes: list("shapes")?
-                .iter()
-                .map(|s| s.as_str()?.parse().ok())
-                .collect::<Option<_>>()?,
-            runs: list("runs")?
-                .iter()
-                .map(Run::from_json)
-                .collect::<Option<_>>()?,
-            idles: list("idle")?
-                .iter()
-                .map(Idle::from_json)
-                .collect::<Option<_>>()?,
-            syscalls: list("syscalls")?
-                .iter()
-                .map(Syscalls::from_json)
-                .collect::<Option<_>>()?,
-            reps: v["reps"].as_u64()? as usize,
-            duration: v["duration"].as_str()?.to_string(),
-            load_threads: v["load_threads"].as_u64()? as usize,
-            // Absent from runs made before `--pin` existed.
-            pin: v["pin"]["server"]
-                .as_str()
-                .zip(v["pin"]["load"].as_str())
-                .map(|(server, load)| crate::servers::Pin {
-                    server: server.to_string(),
-                    load: load.to_string(),
-                }),
-            idle_conns: v["idle_conns"].as_u64()? as usize,
-            machine: Machine {
-                cores: m["cores"].as_u64()? as usize,
-                cpu: m["cpu"].as_str()?.to_string(),
-                kernel: m["kernel"].as_str()?.to_string(),
-                memory_mib: m["memory_mib"].as_u64()?,
-                rustc: m["rustc"].as_str().map(str::to_string),
-            },
-            date: v["date"].as_str()?.to_string(),
-            load_average: (v["load_average"][0].as_f64(), v["load_average"][1].as_f64()),
-            minutes: v["minutes"].as_f64()?,
-            command: v["command"].as_str()?.to_string(),
-            chart: v["chart"].as_str().map(str::to_string),
-            // Absent from results of runs before TLS was measured.
-            tls_servers: match list("tls_servers") {
-                Some(names) => names
-                    .iter()
-                    .map(|s| Server::from_name(s.as_str()?))
-                    .collect::<Option<_>>()?,
-                None => Vec::new(),
-            },
-            tls_shape: match v["tls_shape"].as_str() {
-                Some(s) => Some(s.parse().ok()?),
-                None => None,
-            },
-            tls_setup: match list("tls_setup_runs") {
-                Some(runs) => runs.iter().map(Run::from_json).collect::<Option<_>>()?,
-                None => Vec::new(),
-            },
-        })
-    }
 }
 
 /// Replaces the section between [`BEGIN`] and [`END`] in `doc` by
@@ -946,7 +843,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

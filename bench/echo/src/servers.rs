@@ -8,6 +8,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::tls::TlsFiles;
 
 /// How long a server may take to print its listening line.
@@ -17,8 +19,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lines of a server's stderr kept for error reports.
 const STDERR_TAIL: usize = 20;
 
-/// One of the echo servers compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// One of the echo servers compared; in JSON, its [`name`](Server::name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum Server {
     /// `fastnet serve --driver smol --codec len=u32be`.
     FastnetSmol,
@@ -231,7 +234,7 @@ pub struct Binaries {
 
 /// Which CPUs the servers and the load generator run on (`taskset -c`
 /// lists, like `0` or `1-3`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pin {
     /// CPUs of every server.
     pub server: String,
@@ -480,5 +483,18 @@ fn keep_tail(stream: impl Read, tail: &Mutex<VecDeque<String>>) {
             }
             t.push_back(line);
         }
+    }
+}
+
+impl From<Server> for &'static str {
+    fn from(server: Server) -> &'static str {
+        server.name()
+    }
+}
+
+impl TryFrom<String> for Server {
+    type Error = String;
+    fn try_from(name: String) -> Result<Server, String> {
+        Server::from_name(&name).ok_or_else(|| format!("no server is named {name:?}"))
     }
 }

@@ -6,11 +6,13 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::load::{LoadSettings, Shape};
 use crate::servers::{Binaries, Running, Server};
 
 /// Calls of one system call in a traced run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Call {
     /// System call name.
     pub name: String,
@@ -21,7 +23,7 @@ pub struct Call {
 }
 
 /// What one traced run counted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Syscalls {
     /// The server.
     pub server: Server,
@@ -59,41 +61,6 @@ impl Syscalls {
             .map(|c| c.errors)
             .sum::<u64>() as f64
             / self.requests.max(1) as f64
-    }
-
-    /// Counts back from [`to_json`](Self::to_json).
-    pub fn from_json(v: &serde_json::Value) -> Option<Syscalls> {
-        Some(Syscalls {
-            server: Server::from_name(v["server"].as_str()?)?,
-            shape: v["shape"].as_str()?.parse().ok()?,
-            requests: v["requests"].as_u64()?,
-            calls: v["calls"]
-                .as_array()?
-                .iter()
-                .map(|c| {
-                    Some(Call {
-                        name: c["name"].as_str()?.to_string(),
-                        calls: c["calls"].as_u64()?,
-                        errors: c["errors"].as_u64()?,
-                    })
-                })
-                .collect::<Option<_>>()?,
-            error: v["error"].as_str().map(str::to_string),
-        })
-    }
-
-    /// The counts as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "server": self.server.name(),
-            "shape": self.shape.to_string(),
-            "requests": self.requests,
-            "per_request": self.per_request(),
-            "calls": self.calls.iter().map(|c| serde_json::json!({
-                "name": c.name, "calls": c.calls, "errors": c.errors,
-            })).collect::<Vec<_>>(),
-            "error": self.error,
-        })
     }
 }
 
@@ -160,7 +127,7 @@ fn trace(out: &mut Syscalls, bins: &Binaries, settings: &LoadSettings) -> Result
     }
     running.stop();
     let json = load?;
-    out.requests = json["requests"].as_u64().unwrap_or(0);
+    out.requests = json.requests;
     let text = std::fs::read_to_string(&summary)
         .map_err(|e| format!("no strace summary ({e}): {}", err.trim()))?;
     let _ = std::fs::remove_file(&summary);

@@ -2,7 +2,7 @@
 //!
 //! The report from made-up runs: medians, ratios, the targets' verdicts,
 //! the TLS table, the JSON round trip that `--render` relies on, and the
-//! chart.
+//! chart; and the committed bench/echo-results.json, read back.
 
 use fastnet_bench_echo::idle::Idle;
 use fastnet_bench_echo::load::{Run, Shape};
@@ -246,4 +246,37 @@ fn results_from_before_tls_still_render() {
     let back = Results::from_json(&json).expect("results without TLS");
     assert!(back.tls_servers.is_empty() && back.tls_setup.is_empty());
     assert!(!back.markdown().contains("### TLS"));
+}
+
+/// The committed results file, as `bench-echo --render` reads it.
+fn committed() -> serde_json::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../echo-results.json");
+    let text = std::fs::read_to_string(path).expect("bench/echo-results.json");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+#[test]
+fn the_committed_results_file_still_parses() {
+    let json = committed();
+    let r = Results::from_json(&json).expect("bench/echo-results.json parses");
+    assert!(!r.runs.is_empty() && !r.idles.is_empty());
+    assert_eq!(r.runs.len(), json["runs"].as_array().unwrap().len());
+    // What it derives from the measurements is what the file says.
+    assert_eq!(
+        serde_json::to_value(r.failures()).unwrap(),
+        json["failures"]
+    );
+    let back = Results::from_json(&r.to_json()).expect("written again, read again");
+    assert_eq!(back.markdown(), r.markdown());
+}
+
+#[test]
+fn the_committed_results_file_renders_the_committed_section() {
+    // BENCHMARKS.md's section was rendered from this file; reading it with
+    // serde must give every figure back, so the same section comes out.
+    let r = Results::from_json(&committed()).unwrap();
+    let doc = concat!(env!("CARGO_MANIFEST_DIR"), "/../../BENCHMARKS.md");
+    let doc = std::fs::read_to_string(doc).expect("BENCHMARKS.md");
+    let (begin, end) = (doc.find(BEGIN).unwrap(), doc.find(END).unwrap());
+    assert_eq!(r.markdown().trim_end(), &doc[begin..end + END.len()]);
 }

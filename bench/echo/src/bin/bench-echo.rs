@@ -21,7 +21,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use fastnet_bench_echo::load::{self, LoadSettings, Run, Shape};
+use fastnet_bench_echo::load::{self, parse_duration, LoadSettings, Run, Shape};
 use fastnet_bench_echo::machine::{self, Machine};
 use fastnet_bench_echo::report::{self, thousands, Results};
 use fastnet_bench_echo::servers::{Binaries, Pin, Server};
@@ -119,19 +119,6 @@ struct Args {
     render: Option<PathBuf>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not a duration like 500ms or 5s");
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num.parse().map_err(|_| bad())?;
-    Duration::try_from_secs_f64(v * scale).map_err(|_| bad())
-}
-
 /// The link to `svg` as seen from the directory of `markdown`.
 fn relative_link(markdown: &Path, svg: &Path) -> String {
     let dir = markdown
@@ -191,7 +178,7 @@ fn run(args: Args) -> Result<bool, String> {
         let json: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut results = Results::from_json(&json)
-            .ok_or_else(|| format!("{} is not a bench-echo results file", path.display()))?;
+            .map_err(|e| format!("{} is not a bench-echo results file: {e}", path.display()))?;
         results.chart = Some(relative_link(&args.markdown, &args.svg));
         return publish(&results, &args, !args.no_write);
     }
