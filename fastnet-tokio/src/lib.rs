@@ -48,3 +48,8 @@ mod error;
 
 pub use codec::FastnetCodec;
 pub use error::CodecError;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
