@@ -1,4 +1,6 @@
-// Decode throughput: fastnet-proto vs tokio-util (and memchr, for lines).
+// Decode throughput: fastnet-proto (in place, through `decode_bytes`, and
+// through fastnet-tokio's tokio-util adapter) vs tokio-util (and memchr, for
+// lines).
 //
 // Run:    cargo bench -p fastnet-bench --bench decode -- --warm-up-time 1 --measurement-time 3
 // Table:  cargo run -p fastnet-bench --release --bin codec_report
@@ -20,6 +22,7 @@ use fastnet_bench::{cases, Case, Kind};
 use fastnet_proto::codec::{
     decode_bytes, Decoded, Decoder, DelimiterDecoder, Endian, LengthFieldConfig, LengthFieldDecoder,
 };
+use fastnet_tokio::FastnetCodec;
 use tokio_util::codec::{
     AnyDelimiterCodec, Decoder as TokioDecoder, LengthDelimitedCodec, LinesCodec,
 };
@@ -95,6 +98,12 @@ fn fastnet_length() -> LengthFieldDecoder {
     LengthFieldDecoder::new(cfg).expect("length field config")
 }
 
+/// fastnet's length field decoder behind tokio-util's `Decoder` trait, as
+/// `Framed` would call it (no encoder: decoding only).
+fn fastnet_tokio_length() -> FastnetCodec<LengthFieldDecoder, ()> {
+    FastnetCodec::new(fastnet_length(), ())
+}
+
 fn fastnet_lines() -> DelimiterDecoder {
     DelimiterDecoder::lines(MAX_FRAME).expect("lines config")
 }
@@ -127,6 +136,10 @@ fn check(case: &Case) {
             (
                 "fastnet_bytes",
                 fastnet_bytes(&mut fastnet_length(), &mut fresh()),
+            ),
+            (
+                "fastnet_tokio",
+                tokio(&mut fastnet_tokio_length(), &mut fresh()),
             ),
             ("tokio", tokio(&mut tokio_length(), &mut fresh())),
         ],
@@ -166,6 +179,13 @@ fn decode(c: &mut Criterion) {
                     b.iter_batched(
                         fresh,
                         |mut buf| (fastnet_bytes(&mut fastnet_length(), &mut buf), buf),
+                        BatchSize::LargeInput,
+                    )
+                });
+                group.bench_function("fastnet_tokio", |b| {
+                    b.iter_batched(
+                        fresh,
+                        |mut buf| (tokio(&mut fastnet_tokio_length(), &mut buf), buf),
                         BatchSize::LargeInput,
                     )
                 });

@@ -10,6 +10,9 @@
 //!   certificate chain and key PEM files after the address;
 //! - `peer-uring` (Linux): raw echo on io_uring, run only when named
 //!   (`--servers uring`), to compare completion-based IO with epoll;
+//! - `peer-tokio-fastnet`: `peer-tokio-framed` with fastnet-tokio's codec
+//!   over fastnet's length field codec, run only when named
+//!   (`--servers tokio-framed,tokio-fastnet`), to compare the codecs alone;
 //! - `bench-echo`: the harness. It starts every server in turn as a child
 //!   process, loads it with `fastnet bench --json`, reads the server's CPU
 //!   time and memory from `/proc`, measures memory per idle connection,

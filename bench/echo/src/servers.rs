@@ -48,6 +48,10 @@ pub enum Server {
     /// `peer-uring`: io_uring raw echo, one ring per core (Linux); not in
     /// [`Server::ALL`], run only on request.
     Uring,
+    /// `peer-tokio-fastnet`: [`Server::TokioFramed`] with fastnet-tokio's
+    /// `FastnetCodec` over fastnet's length field codec; not in
+    /// [`Server::ALL`], run only on request.
+    TokioFastnet,
 }
 
 impl Server {
@@ -77,6 +81,7 @@ impl Server {
             Server::FastnetSmolTls => "fastnet-smol-tls",
             Server::TokioRustls => "tokio-rustls",
             Server::Uring => "uring",
+            Server::TokioFastnet => "tokio-fastnet",
         }
     }
 
@@ -84,7 +89,11 @@ impl Server {
     pub fn from_name(name: &str) -> Option<Server> {
         Server::ALL
             .into_iter()
-            .chain([Server::FastnetSmolShared, Server::Uring])
+            .chain([
+                Server::FastnetSmolShared,
+                Server::Uring,
+                Server::TokioFastnet,
+            ])
             .chain(Server::TLS)
             .find(|s| s.name() == name)
     }
@@ -102,6 +111,7 @@ impl Server {
             Server::FastnetSmolTls => "fastnet-smol TLS",
             Server::TokioRustls => "tokio-rustls Framed",
             Server::Uring => "io_uring raw",
+            Server::TokioFastnet => "tokio Framed, fastnet codec",
         }
     }
 
@@ -115,6 +125,7 @@ impl Server {
                 | Server::FastnetSmolShared
                 | Server::FastnetSmolTls
                 | Server::TokioRustls
+                | Server::TokioFastnet
         )
     }
 
@@ -132,7 +143,9 @@ impl Server {
         }
     }
 
-    /// Whether this is one of fastnet's own servers.
+    /// Whether this server runs fastnet's code (its own servers, or its
+    /// codec under tokio): the servers whose ratios to the peers the
+    /// tables show.
     pub fn is_fastnet(self) -> bool {
         matches!(
             self,
@@ -140,6 +153,7 @@ impl Server {
                 | Server::FastnetStd
                 | Server::FastnetSmolShared
                 | Server::FastnetSmolTls
+                | Server::TokioFastnet
         )
     }
 
@@ -161,6 +175,7 @@ impl Server {
             Server::FastnetSmolShared => "`examples/bench_server --layout shared` of fastnet-smol (`len=u32be`): one `smol::Executor` run by every thread, sockets on async-io",
             Server::FastnetSmolTls => "`fastnet serve --driver smol --codec len=u32be --max-conns 20000 --tls-cert server.pem --tls-key server.key` (the default layout; fastnet-smol's `tls` feature: rustls as a byte transform in the driver, between the socket and the connection state machine)",
             Server::Uring => "`peer-uring`: io_uring, one ring per core with its own `SO_REUSEPORT` listener and a multishot accept (`SINGLE_ISSUER`, `DEFER_TASKRUN`); each connection has one multishot receive into the ring's pool of provided buffers (4096 × 8 KiB) and one send in flight, and each `io_uring_enter` submits every queued operation and reaps every completion",
+            Server::TokioFastnet => "`peer-tokio-fastnet`: `peer-tokio-framed` with fastnet-tokio's `FastnetCodec` over fastnet's length field codec (u32 BE) in place of `LengthDelimitedCodec`",
             Server::TokioRustls => "`peer-tokio-rustls 0 server.pem server.key`: tokio multi-thread runtime, a `tokio_rustls::TlsAcceptor` handshake in each connection's task, then `Framed<TlsStream<TcpStream>, LengthDelimitedCodec>` (u32 BE), `stream.forward(sink)`",
         }
     }
@@ -185,9 +200,15 @@ impl Server {
                 cmd.args(["serve", "--driver", driver, "--addr", "127.0.0.1:0"])
                     .args(["--codec", "len=u32be", "--max-conns", "20000"]);
             }
-            Server::TokioFramed | Server::TokioRaw | Server::Mio | Server::Std | Server::Uring => {
+            Server::TokioFramed
+            | Server::TokioRaw
+            | Server::Mio
+            | Server::Std
+            | Server::Uring
+            | Server::TokioFastnet => {
                 let peer = match self {
                     Server::TokioFramed => "peer-tokio-framed",
+                    Server::TokioFastnet => "peer-tokio-fastnet",
                     Server::TokioRaw => "peer-tokio-raw",
                     Server::Mio => "peer-mio",
                     Server::Std => "peer-std",

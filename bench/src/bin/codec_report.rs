@@ -30,6 +30,10 @@ const FASTNET_BYTES: Imp = Imp {
     id: "fastnet_bytes",
     name: "fastnet-proto, `decode_bytes` (BytesMut)",
 };
+const FASTNET_TOKIO: Imp = Imp {
+    id: "fastnet_tokio",
+    name: "fastnet-tokio `FastnetCodec` (tokio-util `Decoder`)",
+};
 const TOKIO_LENGTH: Imp = Imp {
     id: "tokio_length_delimited",
     name: "tokio-util LengthDelimitedCodec",
@@ -135,7 +139,7 @@ fn report(dirs: &[PathBuf]) -> Result<String, String> {
     for case in cases() {
         let (imps, tokio_refs, memchr_ref): (Vec<&Imp>, Vec<&Imp>, Option<&Imp>) = match case.kind {
             Kind::Length { .. } => (
-                vec![&FASTNET, &FASTNET_BYTES, &TOKIO_LENGTH],
+                vec![&FASTNET, &FASTNET_BYTES, &FASTNET_TOKIO, &TOKIO_LENGTH],
                 vec![&TOKIO_LENGTH],
                 None,
             ),
