@@ -205,7 +205,7 @@ impl fmt::Display for RejectReason {
 }
 
 /// Close reasons in a fixed order, for statistics tables.
-pub const CLOSE_REASONS: [CloseReason; 9] = [
+pub const CLOSE_REASONS: [CloseReason; 10] = [
     CloseReason::PeerClosed,
     CloseReason::IdleTimeout,
     CloseReason::ReadTimeout,
@@ -215,6 +215,7 @@ pub const CLOSE_REASONS: [CloseReason; 9] = [
     CloseReason::Local,
     CloseReason::Reset,
     CloseReason::Tls(crate::connection::TlsFailure::HandshakeTimeout),
+    CloseReason::WriteStall,
 ];
 
 const fn close_index(reason: &CloseReason) -> usize {
@@ -228,6 +229,7 @@ const fn close_index(reason: &CloseReason) -> usize {
         CloseReason::Local => 6,
         CloseReason::Reset => 7,
         CloseReason::Tls(_) => 8,
+        CloseReason::WriteStall => 9,
     }
 }
 
@@ -311,7 +313,7 @@ impl Admission {
 pub struct ServerStats {
     accepted: core::sync::atomic::AtomicU64,
     rejected: [core::sync::atomic::AtomicU64; 5],
-    closed: [core::sync::atomic::AtomicU64; 9],
+    closed: [core::sync::atomic::AtomicU64; CLOSE_REASONS.len()],
     pushes_dropped: core::sync::atomic::AtomicU64,
     traffic: [TrafficShard; TRAFFIC_SHARDS],
 }
@@ -341,7 +343,7 @@ pub struct StatsSnapshot {
     /// Connections refused, by [`RejectReason::ALL`] order.
     pub rejected: [u64; 5],
     /// Connections closed, by [`CLOSE_REASONS`] order.
-    pub closed: [u64; 9],
+    pub closed: [u64; CLOSE_REASONS.len()],
     /// Frames received.
     pub frames_in: u64,
     /// Frames sent.
