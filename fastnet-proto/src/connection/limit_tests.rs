@@ -2,6 +2,7 @@
 //! frame is skipped, the write-stall timeout, the wake budget, and
 //! durations up to `Duration::MAX`.
 
+use core::num::NonZeroU32;
 use std::vec::Vec;
 
 use super::*;
@@ -312,7 +313,7 @@ fn when_idle_and_stall_are_both_due_the_earlier_wins() {
 #[test]
 fn a_spent_budget_holds_frames_and_reads_until_the_next_wake() {
     let mut c = lines(Limits {
-        wake_budget: Some(4),
+        wake_budget: NonZeroU32::new(4),
         tx_high_water: Some(64),
         tx_low_water: Some(0),
         ..Limits::default()
@@ -344,7 +345,7 @@ fn a_spent_budget_holds_frames_and_reads_until_the_next_wake() {
 fn reads_of_a_skipped_frame_spend_the_budget() {
     // Skipping produces no frame; the reads still count.
     let mut c = prefixed(Limits {
-        wake_budget: Some(3),
+        wake_budget: NonZeroU32::new(3),
         ..Limits::default()
     });
     let mut reads = 0;
@@ -383,7 +384,7 @@ const EVERY_DURATION_MAX: Limits = Limits {
     tx_high_water: None,
     tx_low_water: None,
     skip_malformed: true,
-    wake_budget: Some(u32::MAX),
+    wake_budget: NonZeroU32::new(u32::MAX),
 };
 
 /// Drives a connection through every timer at `times`: partial frames,
@@ -482,7 +483,7 @@ fn short_timeouts_near_the_end_of_time_do_not_panic() {
 
 #[test]
 fn validate_names_the_setting_that_cannot_work() {
-    let cases: [(Limits, &str); 8] = [
+    let cases: [(Limits, &str); 7] = [
         (
             Limits {
                 idle_timeout: Some(Duration::ZERO),
@@ -533,13 +534,6 @@ fn validate_names_the_setting_that_cannot_work() {
             },
             "tx_low_water",
         ),
-        (
-            Limits {
-                wake_budget: Some(0),
-                ..Limits::default()
-            },
-            "wake_budget",
-        ),
     ];
     for (limits, field) in cases {
         let Err(Error::InvalidConfig { reason }) = limits.validate() else {
@@ -564,4 +558,32 @@ fn validate_names_the_setting_that_cannot_work() {
             .validate(),
         Ok(())
     );
+}
+
+#[cfg(feature = "alloc")]
+proptest::proptest! {
+    /// Whatever the codec, limits, bytes, pushes, parking, wakes and clock
+    /// jumps, the connection keeps its invariants (see `stress`).
+    #[test]
+    fn any_connection_keeps_its_invariants(
+        data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..800),
+    ) {
+        super::stress::run(&data);
+    }
+}
+
+/// The committed `connection` fuzz seeds written for `stress`, replayed.
+#[cfg(feature = "alloc")]
+#[test]
+fn stress_seeds_keep_the_invariants() {
+    let seeds: [&[u8]; 5] = [
+        include_bytes!("../../../fuzz/seeds/connection/stress_skip_trickle"),
+        include_bytes!("../../../fuzz/seeds/connection/stress_slow_reader"),
+        include_bytes!("../../../fuzz/seeds/connection/stress_budget"),
+        include_bytes!("../../../fuzz/seeds/connection/stress_push_park"),
+        include_bytes!("../../../fuzz/seeds/connection/stress_time_jumps"),
+    ];
+    for seed in seeds {
+        super::stress::run(seed);
+    }
 }

@@ -136,8 +136,10 @@ pub struct Connection<D, E, R, T> {
     /// While bytes are queued: when the write-stall timer started.
     stall_since: Option<Duration>,
     /// Bytes queued when the write-stall timer started and not written
-    /// since; the oldest in the queue, so never more than it holds.
-    stall_owed: usize,
+    /// since; the oldest in the queue, so never more than it holds. A u32
+    /// (saturating) to keep connections small: a queue of 4 GiB waits as
+    /// if it held 4 GiB.
+    stall_owed: u32,
     /// Work done since the driver last called `begin_wake`.
     budget_used: u32,
     stats: ConnStats,
@@ -549,7 +551,9 @@ where
         self.stats.bytes_out += n as u64;
         self.last_activity = now;
         self.clock = now;
-        self.stall_owed = self.stall_owed.saturating_sub(n);
+        self.stall_owed = self
+            .stall_owed
+            .saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
         if self.stall_owed == 0 {
             // Everything owed went out in time: start over with what is
             // queued now, if anything.
@@ -912,7 +916,7 @@ where
     fn budget_spent(&self) -> bool {
         self.limits
             .wake_budget
-            .is_some_and(|b| self.budget_used >= b)
+            .is_some_and(|b| self.budget_used >= b.get())
     }
 
     /// The decoder stepped over bytes without a frame (padding, a skipped
@@ -930,7 +934,7 @@ where
     fn arm_stall(&mut self) {
         if self.stall_since.is_none() && !self.tx.is_empty() {
             self.stall_since = Some(self.clock);
-            self.stall_owed = self.tx.len();
+            self.stall_owed = u32::try_from(self.tx.len()).unwrap_or(u32::MAX);
         }
     }
 
@@ -972,5 +976,8 @@ mod limit_tests;
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod model;
+#[cfg(all(any(test, fuzzing), feature = "alloc"))]
+#[doc(hidden)]
+pub mod stress;
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! limits, close reasons, states, per-connection counters.
 
 use core::fmt;
+use core::num::NonZeroU32;
 use core::time::Duration;
 
 use crate::Error;
@@ -65,7 +66,7 @@ pub struct Limits {
     /// [`Connection::begin_wake`](crate::Connection::begin_wake). A driver
     /// that sets a budget must call `begin_wake` every time it comes back
     /// to the connection; `None` (the default) sets no budget.
-    pub wake_budget: Option<u32>,
+    pub wake_budget: Option<NonZeroU32>,
 }
 
 impl Limits {
@@ -80,9 +81,8 @@ impl Limits {
 
     /// Checks that every limit can work, naming the first one that cannot
     /// ([`Error::InvalidConfig`]): a timeout of zero (it would fire at
-    /// once; use `None` for no timeout), a byte limit or wake budget of
-    /// zero, a zero high-water mark, or a low-water mark above the
-    /// high-water mark. [`Duration::MAX`] is valid and means never. A
+    /// once; use `None` for no timeout), a byte limit of zero, a zero
+    /// high-water mark, or a low-water mark above the high-water mark. [`Duration::MAX`] is valid and means never. A
     /// driver checks this when it binds; [`Connection::new`] checks it too,
     /// along with the watermarks against the transmit buffer.
     ///
@@ -122,9 +122,6 @@ impl Limits {
             if low > high {
                 return invalid("limits.tx_low_water must not be above limits.tx_high_water");
             }
-        }
-        if self.wake_budget == Some(0) {
-            return invalid("limits.wake_budget must be above zero (None for no budget)");
         }
         Ok(())
     }
