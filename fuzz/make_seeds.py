@@ -98,6 +98,53 @@ def leb128(n):
 
 
 RUN254 = bytes(range(1, 255))
+
+# connection::stress: codec (which: % 6 picks raw, delimiter, fixed, length
+# field, varint, COBS; 0x80 skip oversize), max_frame - 1, then the limits
+# (flags, high, low, bytes, budget, idle, read, stall, drain; timeouts in ms,
+# 0 none, 255 Duration::MAX), rx extra, tx size - 1, start in ms, ops.
+def stress(which, max_minus_1, idle=0, read=0, stall=0, drain=0, budget=0,
+           bytes_in=0, high=0, low=0, flags=0, tx=63):
+    return bytes([which, max_minus_1, flags, high, low, bytes_in, budget,
+                  idle, read, stall, drain, 0, tx, 0])
+
+
+def op_read(data):
+    return bytes([0, len(data)]) + data
+
+
+def op_frames(reply):
+    return bytes([2, reply])
+
+
+def op_write(n):
+    return bytes([4, n])
+
+
+def op_advance(ms):
+    return bytes([5, ms])
+
+
+def op_timeout():
+    return b"\x07"
+
+
+def op_push(data):
+    return bytes([9, len(data)]) + data
+
+
+def op_park():
+    return b"\x0a"
+
+
+def op_wake():
+    return b"\x0b"
+
+
+def op_close(how):
+    return bytes([12, how])
+
+
 SEEDS = {
     "decode_delimiter": {
         "lines": delimiter([b"\n", b"\r\n"], 64) + splits(1)
@@ -214,6 +261,24 @@ SEEDS = {
         "backpressure": (b"\x00\x08" + b"\x00" * 7 + b"\x02") * 6
         + b"\x04\x08\x04\x08\x00\x02\x01\x02\x04\x40",
         "eof_with_partial": b"\x00\x05\x00\x02\x01\x01\x01\x09\x04\x08",
+        # The same bytes also drive `connection::stress` (any codec); these
+        # seeds are written for its layout.
+        "stress_skip_trickle": stress(0x81, 16, read=100)
+        + op_read(b"\xff\xff") + op_frames(1)
+        + (op_read(b"z") + op_frames(1) + op_advance(30) + op_timeout()) * 5,
+        "stress_slow_reader": stress(1, 31, stall=100, idle=50)
+        + op_read(b"0123456789\n") + op_frames(1)
+        + (op_advance(30) + op_timeout() + op_write(1)) * 5,
+        "stress_budget": stress(1, 31, budget=4)
+        + op_read(b"a\nb\nc\nd\ne\nf\ng\n") + op_frames(1) + op_write(64)
+        + op_wake() + op_frames(1) + op_wake() + op_frames(1),
+        "stress_push_park": stress(5, 20, drain=40)
+        + op_push(b"one") + op_write(64) + op_park() + op_push(b"two")
+        + op_write(64) + op_park() + b"\x0a\x00" + op_close(0) + op_timeout(),
+        "stress_time_jumps": stress(0x82, 12, idle=255, read=254, stall=255, drain=255,
+                                    bytes_in=255)
+        + op_read(b"\x7f\x01") + op_frames(1) + b"\x06\xfe\xff" + op_timeout()
+        + b"\x06\xff\xff" + op_timeout() + op_read(b"x") + op_frames(3),
     },
 }
 

@@ -184,8 +184,10 @@ impl ServerTls {
             let session = ServerSession::new(&s.config, s.handshake_timeout, now)
                 .map_err(|_| RejectReason::Refused)?;
             return Ok(Link {
-                session: Some(Box::new(session)),
-                slot: Some(slot),
+                session: Some(Box::new(Session {
+                    session,
+                    slot: Some(slot),
+                })),
             });
         }
         let _ = now;
@@ -279,10 +281,31 @@ pub enum Fault {
 pub struct Link {
     /// Boxed: a plain connection's link is one null pointer.
     #[cfg(feature = "tls")]
-    session: Option<Box<ServerSession>>,
-    /// Held while the handshake runs.
-    #[cfg(feature = "tls")]
+    session: Option<Box<Session>>,
+}
+
+/// A TLS connection's session and its place among the handshakes in
+/// progress (held until the handshake ends).
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+struct Session {
+    session: ServerSession,
     slot: Option<HandshakeSlot>,
+}
+
+#[cfg(feature = "tls")]
+impl std::ops::Deref for Session {
+    type Target = ServerSession;
+    fn deref(&self) -> &ServerSession {
+        &self.session
+    }
+}
+
+#[cfg(feature = "tls")]
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut ServerSession {
+        &mut self.session
+    }
 }
 
 impl Link {
@@ -346,7 +369,7 @@ impl Link {
                 Ok(Handshake::Again | Handshake::Read | Handshake::Write)
             ) {
                 // Done or failed: the place goes to the next handshake.
-                self.slot = None;
+                s.slot = None;
             }
             return step;
         }

@@ -64,17 +64,13 @@ impl ServerConfig {
     /// Defaults for `codec`: 10 000 connections, no per-IP limit, one worker
     /// per core, 8 KiB buffers (or the maximum frame, if larger), 64 KiB of
     /// queued pushes per connection, `TCP_NODELAY` on, a listen backlog of
-    /// 1024, at most 256 TLS handshakes at once, no idle or read timeout,
-    /// and a closing connection given
-    /// [`DEFAULT_DRAIN_TIMEOUT`] to flush.
+    /// 1024, at most 256 TLS handshakes at once, and the limits of
+    /// [`ServerConfig::default_limits`].
     pub fn new(codec: CodecSpec) -> Self {
         ServerConfig {
             codec,
             reply_codec: None,
-            limits: Limits {
-                drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
-                ..Limits::default()
-            },
+            limits: Self::default_limits(),
             max_connections: 10_000,
             max_connections_per_ip: None,
             per_ip_prefix: IpPrefix::default(),
@@ -86,6 +82,29 @@ impl ServerConfig {
             nodelay: true,
             listen_backlog: 1024,
             max_handshakes: 256,
+        }
+    }
+
+    /// The limits a server starts with, safe against peers that stall:
+    /// a frame must arrive whole within [`DEFAULT_READ_TIMEOUT`], queued
+    /// bytes must be taken within [`DEFAULT_WRITE_STALL_TIMEOUT`], and a
+    /// closing connection gets [`DEFAULT_DRAIN_TIMEOUT`] to flush. There is
+    /// no idle timeout: a quiet connection between whole frames costs no
+    /// buffers (it is parked), and many framed protocols keep connections
+    /// open and silent for long stretches (devices, feeds, push channels);
+    /// set one to reclaim them. No byte limit and no wake budget either.
+    /// Any of them can be turned off with `None`.
+    pub const fn default_limits() -> Limits {
+        Limits {
+            idle_timeout: None,
+            read_timeout: Some(DEFAULT_READ_TIMEOUT),
+            write_stall_timeout: Some(DEFAULT_WRITE_STALL_TIMEOUT),
+            max_bytes_in: None,
+            tx_high_water: None,
+            tx_low_water: None,
+            drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
+            skip_malformed: false,
+            wake_budget: None,
         }
     }
 
@@ -111,6 +130,16 @@ impl ServerConfig {
 /// How long a closing connection may take to flush by default
 /// ([`Limits::drain_timeout`] of [`ServerConfig::new`]).
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a started frame may take to arrive whole by default
+/// ([`Limits::read_timeout`] of [`ServerConfig::new`]): long enough for a
+/// maximum-size frame over a slow mobile link, short enough that a peer
+/// trickling bytes cannot hold a buffer for long.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long queued bytes may wait for the peer to take them by default
+/// ([`Limits::write_stall_timeout`] of [`ServerConfig::new`]).
+pub const DEFAULT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The network prefix by which per-IP limits count peers: addresses that
 /// share their first `v4` (IPv4) or `v6` (IPv6) bits count as one.
@@ -218,7 +247,7 @@ impl fmt::Display for RejectReason {
 }
 
 /// Close reasons in a fixed order, for statistics tables.
-pub const CLOSE_REASONS: [CloseReason; 10] = [
+pub const CLOSE_REASONS: [CloseReason; 11] = [
     CloseReason::PeerClosed,
     CloseReason::IdleTimeout,
     CloseReason::ReadTimeout,
@@ -229,6 +258,7 @@ pub const CLOSE_REASONS: [CloseReason; 10] = [
     CloseReason::Reset,
     CloseReason::Tls(crate::connection::TlsFailure::HandshakeTimeout),
     CloseReason::Panic,
+    CloseReason::WriteStall,
 ];
 
 const fn close_index(reason: &CloseReason) -> usize {
@@ -243,6 +273,7 @@ const fn close_index(reason: &CloseReason) -> usize {
         CloseReason::Reset => 7,
         CloseReason::Tls(_) => 8,
         CloseReason::Panic => 9,
+        CloseReason::WriteStall => 10,
     }
 }
 
@@ -326,7 +357,7 @@ impl Admission {
 pub struct ServerStats {
     accepted: core::sync::atomic::AtomicU64,
     rejected: [core::sync::atomic::AtomicU64; 6],
-    closed: [core::sync::atomic::AtomicU64; 10],
+    closed: [core::sync::atomic::AtomicU64; CLOSE_REASONS.len()],
     pushes_dropped: core::sync::atomic::AtomicU64,
     traffic: [TrafficShard; TRAFFIC_SHARDS],
 }
@@ -356,7 +387,7 @@ pub struct StatsSnapshot {
     /// Connections refused, by [`RejectReason::ALL`] order.
     pub rejected: [u64; 6],
     /// Connections closed, by [`CLOSE_REASONS`] order.
-    pub closed: [u64; 10],
+    pub closed: [u64; CLOSE_REASONS.len()],
     /// Frames received.
     pub frames_in: u64,
     /// Frames sent.

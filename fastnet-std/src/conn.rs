@@ -98,13 +98,17 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         }
         let core = &self.core;
         let limits = core.config.limits;
-        // A write that makes no progress for the idle timeout is idleness;
-        // one that blocks a closing connection past its drain timeout ends
-        // it. Either way the worker must come back to look at its timers.
-        let stall = match (limits.idle_timeout, limits.drain_timeout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        // A write that makes no progress for the idle or write-stall
+        // timeout, or blocks a closing connection past its drain timeout,
+        // ends it: the worker must come back to look at its timers.
+        let stall = [
+            limits.idle_timeout,
+            limits.drain_timeout,
+            limits.write_stall_timeout,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let _ = shared.stream.set_write_timeout(stall);
         let conn = core.connection(core.pool.take(0), core.now());
         let reason = match conn {

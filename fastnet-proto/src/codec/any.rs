@@ -210,6 +210,10 @@ impl Decoder for AnyDecoder {
     fn max_frame(&self) -> usize {
         dispatch!(AnyDecoder, self, d => d.max_frame())
     }
+
+    fn is_skipping(&self) -> bool {
+        dispatch!(AnyDecoder, self, d => d.is_skipping())
+    }
 }
 
 impl Encoder for AnyEncoder {

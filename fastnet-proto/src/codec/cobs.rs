@@ -182,6 +182,10 @@ impl Decoder for CobsDecoder {
     fn max_frame(&self) -> usize {
         self.max_frame
     }
+
+    fn is_skipping(&self) -> bool {
+        self.discarding
+    }
 }
 
 /// The groups of a payload's minimal COBS encoding: `(code, data)` with

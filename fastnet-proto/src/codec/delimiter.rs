@@ -333,6 +333,10 @@ impl Decoder for DelimiterDecoder {
     fn max_frame(&self) -> usize {
         self.max_frame
     }
+
+    fn is_skipping(&self) -> bool {
+        self.discarding
+    }
 }
 
 /// Writes a payload followed by the primary delimiter (or, with

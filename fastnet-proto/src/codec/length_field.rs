@@ -338,6 +338,10 @@ impl Decoder for LengthFieldDecoder {
     fn max_frame(&self) -> usize {
         self.cfg.max_frame
     }
+
+    fn is_skipping(&self) -> bool {
+        matches!(self.state, FrameState::Skipping(_))
+    }
 }
 
 /// Writes a length field followed by the payload, the mirror of a

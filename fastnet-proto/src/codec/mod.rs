@@ -139,6 +139,16 @@ pub trait Decoder {
 
     /// The maximum frame length on the wire this decoder accepts.
     fn max_frame(&self) -> usize;
+
+    /// Whether the decoder is discarding the rest of an oversized frame
+    /// under [`Oversize::Skip`]: the frame is still arriving although the
+    /// bytes of it seen so far were dropped. A
+    /// [`Connection`](crate::Connection) keeps its read timeout running
+    /// meanwhile, so a peer cannot trickle an endless oversized frame. A
+    /// decoder that never skips keeps the default, `false`.
+    fn is_skipping(&self) -> bool {
+        false
+    }
 }
 
 /// Header and trailer bytes that frame a payload without changing it.

@@ -243,6 +243,10 @@ impl Decoder for VarintDecoder {
     fn max_frame(&self) -> usize {
         self.cfg.max_frame
     }
+
+    fn is_skipping(&self) -> bool {
+        matches!(self.state, FrameState::Skipping(_))
+    }
 }
 
 /// Bytes the minimal LEB128 encoding of `value` takes (1 to 10).

@@ -34,7 +34,7 @@ pub struct Buffers<R, T> {
 ///
 /// - getters (`&self`): [`state`](Self::state),
 ///   [`wants_read`](Self::wants_read), [`wants_write`](Self::wants_write),
-///   [`stats`](Self::stats), …
+///   [`should_yield`](Self::should_yield), [`stats`](Self::stats), …
 /// - inputs, `handle_*`: [`handle_read`](Self::handle_read) (after reading
 ///   into [`read_buf`](Self::read_buf)), [`handle_eof`](Self::handle_eof),
 ///   [`handle_written`](Self::handle_written),
@@ -45,7 +45,8 @@ pub struct Buffers<R, T> {
 ///   [`poll_transmit`](Self::poll_transmit) (bytes to write),
 ///   [`poll_timeout`](Self::poll_timeout) (when to call `handle_timeout`)
 /// - commands: [`send`](Self::send) (push a frame), [`close`](Self::close),
-///   [`abort`](Self::abort); frames pushed from other threads arrive through
+///   [`abort`](Self::abort), [`begin_wake`](Self::begin_wake) (refill the
+///   work budget); frames pushed from other threads arrive through
 ///   a [`PushQueue`] and [`handle_pushes`](Self::handle_pushes) (feature
 ///   `alloc`)
 ///
@@ -65,10 +66,15 @@ pub struct Buffers<R, T> {
 ///    With an edge-triggered poller, remember that the socket is still
 ///    readable when `read_buf` returned `None` for backpressure: no new
 ///    readiness event will come for bytes that are already waiting;
-/// 4. stop when [`is_closed`](Self::is_closed); otherwise wait until the
+/// 4. stop when [`is_closed`](Self::is_closed); if
+///    [`should_yield`](Self::should_yield) (a
+///    [`wake_budget`](Limits::wake_budget) is set and spent), let other
+///    connections run, then [`begin_wake`](Self::begin_wake) and go back to
+///    1 without waiting; otherwise wait until the
 ///    socket is readable (if [`wants_read`](Self::wants_read)), writable (if
 ///    [`wants_write`](Self::wants_write)), or [`poll_timeout`](Self::poll_timeout)
-///    passes, then [`handle_timeout`](Self::handle_timeout)`(now)`.
+///    passes, then [`handle_timeout`](Self::handle_timeout)`(now)`, and
+///    [`begin_wake`](Self::begin_wake) before going back to 1.
 ///
 /// ```
 /// use core::time::Duration;
@@ -112,11 +118,11 @@ pub struct Connection<D, E, R, T> {
     pushes_waiting: bool,
     /// Storage swapped out for a placeholder while idle.
     parked: bool,
-    last_activity: Duration,
-    last_read: Duration,
+    last_activity: Nanos,
+    last_read: Nanos,
     /// The latest time any input brought (for deadlines set by commands,
     /// which take no time of their own).
-    clock: Duration,
+    clock: Nanos,
     /// While open: when the first byte of the unfinished frame in rx
     /// arrived (the read timer). While draining: when the drain began
     /// (the drain timer). One field for both keeps idle connections small.
@@ -127,6 +133,15 @@ pub struct Connection<D, E, R, T> {
     completed: bool,
     /// The last decode error that was stepped over.
     last_skipped: Option<Error>,
+    /// While bytes are queued: when the write-stall timer started.
+    stall_since: Option<Duration>,
+    /// Bytes queued when the write-stall timer started and not written
+    /// since; the oldest in the queue, so never more than it holds. A u32
+    /// (saturating) to keep connections small: a queue of 4 GiB waits as
+    /// if it held 4 GiB.
+    stall_owed: u32,
+    /// Work done since the driver last called `begin_wake`.
+    budget_used: u32,
     stats: ConnStats,
 }
 
@@ -246,6 +261,8 @@ fn enqueue<E: Encoder, T: AsRef<[u8]> + AsMut<[u8]>>(
     Ok(len)
 }
 
+/// When a timer started at `since` fires; `None` when it is off or would
+/// fire past the end of time (a timeout of [`Duration::MAX`] is never).
 fn deadline(since: Duration, timeout: Option<Duration>) -> Option<Duration> {
     timeout.and_then(|t| since.checked_add(t))
 }
@@ -259,8 +276,9 @@ where
 {
     /// A new, open connection; `now` starts the idle timer.
     ///
-    /// Fails if the rx storage cannot hold a maximum-size frame or the
-    /// watermarks do not fit the tx storage.
+    /// Fails if the limits are not [valid](Limits::validate), the rx
+    /// storage cannot hold a maximum-size frame or the watermarks do not
+    /// fit the tx storage.
     pub fn new(
         decoder: D,
         encoder: E,
@@ -268,6 +286,7 @@ where
         limits: Limits,
         now: Duration,
     ) -> Result<Self, Error> {
+        limits.validate()?;
         let rx = Buffer::new(buffers.rx);
         let tx = Ring::new(buffers.tx);
         if rx.capacity() < decoder.max_frame() {
@@ -300,13 +319,16 @@ where
             paused: false,
             pushes_waiting: false,
             parked: false,
-            last_activity: now,
-            last_read: now,
-            clock: now,
+            last_activity: Nanos::from(now),
+            last_read: Nanos::from(now),
+            clock: Nanos::from(now),
             partial_since: None,
             needs_input: false,
             completed: false,
             last_skipped: None,
+            stall_since: None,
+            stall_owed: 0,
+            budget_used: 0,
             stats: ConnStats::default(),
         })
     }
@@ -322,13 +344,16 @@ where
         self.over_byte_limit = false;
         self.paused = false;
         self.pushes_waiting = false;
-        self.last_activity = now;
-        self.last_read = now;
-        self.clock = now;
+        self.last_activity = Nanos::from(now);
+        self.last_read = Nanos::from(now);
+        self.clock = Nanos::from(now);
         self.partial_since = None;
         self.needs_input = false;
         self.completed = false;
         self.last_skipped = None;
+        self.stall_since = None;
+        self.stall_owed = 0;
+        self.budget_used = 0;
         self.stats = ConnStats::default();
     }
 
@@ -366,6 +391,7 @@ where
     pub fn wants_poll(&self) -> bool {
         self.state == State::Open
             && !self.paused
+            && !self.budget_spent()
             && (self.eof || self.over_byte_limit || (!self.rx.is_empty() && !self.needs_input))
     }
 
@@ -375,6 +401,15 @@ where
     pub fn last_skipped(&self) -> Option<Error> {
         self.last_skipped
     }
+    /// Whether this wake's [work budget](Limits::wake_budget) is spent:
+    /// the driver should write what is queued, let other connections run,
+    /// then come back, call [`begin_wake`](Self::begin_wake) and carry on
+    /// without waiting for readiness (bytes may be waiting in the socket
+    /// and frames in the buffer). Always false without a budget.
+    pub fn should_yield(&self) -> bool {
+        !self.is_closed() && self.budget_spent()
+    }
+
     /// Whether there are bytes to write.
     pub fn wants_write(&self) -> bool {
         !self.is_closed() && !self.tx.is_empty()
@@ -424,10 +459,11 @@ where
 
     /// Where to read bytes from the socket into, or `None` if the
     /// connection does not want input now (see
-    /// [`wants_read`](Self::wants_read)). Never longer than the byte limit
+    /// [`wants_read`](Self::wants_read)) or this wake's budget is spent
+    /// (see [`should_yield`](Self::should_yield)). Never longer than the byte limit
     /// allows plus one byte, so a peer going over the limit is seen.
     pub fn read_buf(&mut self) -> Option<&mut [u8]> {
-        if !self.wants_read() || self.parked {
+        if !self.wants_read() || self.parked || self.budget_spent() {
             return None;
         }
         // Offer all free space: moving the unfinished frame (at most one
@@ -460,16 +496,17 @@ where
         if n == 0 {
             return;
         }
-        if self.rx.is_empty() {
+        if self.rx.is_empty() && !self.decoder.is_skipping() {
             // A new frame starts with these bytes.
             self.partial_since = None;
         }
         self.rx.commit(n);
+        self.spend();
         self.needs_input = false;
         self.stats.bytes_in += n as u64;
-        self.last_activity = now;
-        self.last_read = now;
-        self.clock = now;
+        self.last_activity = Nanos::from(now);
+        self.last_read = Nanos::from(now);
+        self.clock = Nanos::from(now);
         if let Some(max) = self.limits.max_bytes_in {
             if self.stats.bytes_in > max {
                 let over = (self.stats.bytes_in - max) as usize;
@@ -496,11 +533,11 @@ where
     /// flushed; then the connection closes with
     /// [`CloseReason::PeerClosed`].
     pub fn handle_eof(&mut self, now: Duration) {
-        self.clock = now;
+        self.clock = Nanos::from(now);
         if self.state == State::Open {
             self.eof = true;
             self.needs_input = false;
-            self.last_activity = now;
+            self.last_activity = Nanos::from(now);
         }
     }
 
@@ -512,8 +549,17 @@ where
         }
         self.tx.consume(n);
         self.stats.bytes_out += n as u64;
-        self.last_activity = now;
-        self.clock = now;
+        self.last_activity = Nanos::from(now);
+        self.clock = Nanos::from(now);
+        self.stall_owed = self
+            .stall_owed
+            .saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
+        if self.stall_owed == 0 {
+            // Everything owed went out in time: start over with what is
+            // queued now, if anything.
+            self.stall_since = None;
+            self.arm_stall();
+        }
         if self.paused && self.tx.len() <= self.low_water() {
             self.paused = false;
         }
@@ -529,11 +575,13 @@ where
         }
     }
 
-    /// Time passed: fires the idle and read timeouts that are due. The idle
-    /// timeout closes at once (the peer is not reading, so there is nothing
-    /// to flush to); the read timeout flushes queued replies first.
+    /// Time passed: fires the timeouts that are due. The idle and
+    /// write-stall timeouts close at once (the peer is not reading, so
+    /// there is nothing to flush to; when both are due the earlier wins);
+    /// the read timeout flushes queued replies first. A connection that
+    /// was already closing keeps its reason.
     pub fn handle_timeout(&mut self, now: Duration) {
-        self.clock = now;
+        self.clock = Nanos::from(now);
         if self.is_closed() {
             return;
         }
@@ -544,9 +592,17 @@ where
                 return;
             }
         }
-        if deadline(self.last_activity, self.limits.idle_timeout).is_some_and(|d| now >= d) {
-            let reason = self.close_reason().unwrap_or(CloseReason::IdleTimeout);
-            self.state = State::Closed(reason);
+        let idle =
+            deadline(self.last_activity.get(), self.limits.idle_timeout).filter(|&d| now >= d);
+        let stall = self.stall_deadline().filter(|&d| now >= d);
+        let due = match (idle, stall) {
+            (Some(i), Some(s)) if i < s => Some(CloseReason::IdleTimeout),
+            (_, Some(_)) => Some(CloseReason::WriteStall),
+            (Some(_), None) => Some(CloseReason::IdleTimeout),
+            (None, None) => None,
+        };
+        if let Some(due) = due {
+            self.state = State::Closed(self.close_reason().unwrap_or(due));
             return;
         }
         if let (State::Open, Some(since)) = (self.state, self.partial_since) {
@@ -586,7 +642,7 @@ where
     /// first when the queue is not empty.
     #[cfg(feature = "alloc")]
     pub fn handle_pushes(&mut self, queue: &mut PushQueue, now: Duration) -> usize {
-        self.clock = now;
+        self.clock = Nanos::from(now);
         if self.is_closed() {
             self.stats.pushes_dropped += queue.close() as u64;
             return 0;
@@ -609,6 +665,7 @@ where
         if self.tx.len() >= self.high_water() {
             self.paused = true;
         }
+        self.arm_stall();
         self.pushes_waiting = !queue.is_empty();
         self.settle_drain();
         moved
@@ -658,14 +715,17 @@ where
 
     /// Decodes up to the next frame to hand out, acting on skips and errors.
     fn next_frame(&mut self) -> Option<Frame> {
-        while self.state == State::Open && !self.paused {
+        while self.state == State::Open && !self.paused && !self.budget_spent() {
             match self.decoder.decode(self.rx.filled_mut()) {
                 Ok(Decoded::NeedMore { .. }) => {
                     self.needs_input = true;
                     self.settle_partial();
                     return None;
                 }
-                Ok(Decoded::Skip(n)) => self.rx.consume(n),
+                Ok(Decoded::Skip(n)) => {
+                    self.rx.consume(n);
+                    self.stepped_over();
+                }
                 Ok(Decoded::Frame(frame)) => return Some(frame),
                 Err(e) => {
                     let oversize = matches!(e.error, Error::FrameTooLarge { .. });
@@ -673,6 +733,7 @@ where
                         self.stats.frames_skipped += 1;
                         self.last_skipped = Some(e.error);
                         self.rx.consume(e.consumed);
+                        self.stepped_over();
                         continue;
                     }
                     let reason = if oversize {
@@ -693,6 +754,8 @@ where
         self.rx.consume(frame.consumed);
         self.stats.frames_in += 1;
         self.completed = true;
+        self.spend();
+        self.arm_stall();
         if self.tx.len() >= self.high_water() {
             self.paused = true;
             self.partial_since = None;
@@ -717,16 +780,16 @@ where
         if self.is_closed() {
             return None;
         }
-        let idle = deadline(self.last_activity, self.limits.idle_timeout);
+        let idle = deadline(self.last_activity.get(), self.limits.idle_timeout);
         let timer = match self.state {
             State::Open => self.limits.read_timeout,
             _ => self.limits.drain_timeout,
         };
         let partial_or_drain = self.partial_since.and_then(|s| deadline(s, timer));
-        match (idle, partial_or_drain) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [idle, partial_or_drain, self.stall_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // ---- commands ----
@@ -749,6 +812,7 @@ where
         if self.tx.len() >= self.high_water() {
             self.paused = true;
         }
+        self.arm_stall();
         Ok(())
     }
 
@@ -765,6 +829,13 @@ where
             let reason = self.close_reason().unwrap_or(CloseReason::Local);
             self.state = State::Closed(reason);
         }
+    }
+
+    /// Starts a new wake: the [work budget](Limits::wake_budget) is full
+    /// again. A driver that sets a budget calls this each time it comes
+    /// back to the connection (after waiting or yielding).
+    pub fn begin_wake(&mut self) {
+        self.budget_used = 0;
     }
 
     /// Whether both buffers are empty: no partial frame, no queued reply.
@@ -838,12 +909,47 @@ where
         self.limits.tx_low_water.unwrap_or(0)
     }
 
+    /// One unit of this wake's work budget was used.
+    fn spend(&mut self) {
+        self.budget_used = self.budget_used.saturating_add(1);
+    }
+
+    fn budget_spent(&self) -> bool {
+        self.limits
+            .wake_budget
+            .is_some_and(|b| self.budget_used >= b.get())
+    }
+
+    /// The decoder stepped over bytes without a frame (padding, a skipped
+    /// or malformed frame): once no skip is under way, that frame is over,
+    /// as if handed out, so the read timer restarts with the next one.
+    fn stepped_over(&mut self) {
+        self.spend();
+        if !self.decoder.is_skipping() {
+            self.completed = true;
+        }
+    }
+
+    /// Starts the write-stall timer if bytes are queued and it is not
+    /// running.
+    fn arm_stall(&mut self) {
+        if self.stall_since.is_none() && !self.tx.is_empty() {
+            self.stall_since = Some(self.clock.get());
+            self.stall_owed = u32::try_from(self.tx.len()).unwrap_or(u32::MAX);
+        }
+    }
+
+    fn stall_deadline(&self) -> Option<Duration> {
+        self.stall_since
+            .and_then(|s| deadline(s, self.limits.write_stall_timeout))
+    }
+
     fn begin_close(&mut self, reason: CloseReason) {
         if self.state == State::Open {
             self.state = if self.tx.is_empty() && !self.pushes_waiting {
                 State::Closed(reason)
             } else {
-                self.partial_since = Some(self.clock);
+                self.partial_since = Some(self.clock.get());
                 State::Draining(reason)
             };
         }
@@ -852,10 +958,10 @@ where
     /// After the decoder asked for more bytes: arm or disarm the read
     /// timer, and close if the input has ended.
     fn settle_partial(&mut self) {
-        if self.rx.is_empty() {
+        if self.rx.is_empty() && !self.decoder.is_skipping() {
             self.partial_since = None;
         } else if self.completed || self.partial_since.is_none() {
-            self.partial_since = Some(self.last_read);
+            self.partial_since = Some(self.last_read.get());
         }
         self.completed = false;
         if self.over_byte_limit {
@@ -866,8 +972,31 @@ where
     }
 }
 
+#[cfg(test)]
+mod limit_tests;
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod model;
+#[cfg(all(any(test, fuzzing), feature = "alloc"))]
+#[doc(hidden)]
+pub mod stress;
 #[cfg(test)]
 mod tests;
+
+/// A time (since the driver's epoch) in nanoseconds: half the size of a
+/// `Duration`, which matters for the three a connection keeps (idle
+/// connections are many). Saturates at about 584 years.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Nanos(u64);
+
+impl Nanos {
+    fn get(self) -> Duration {
+        Duration::from_nanos(self.0)
+    }
+}
+
+impl From<Duration> for Nanos {
+    fn from(d: Duration) -> Self {
+        Nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+}

@@ -2,20 +2,43 @@
 //! limits, close reasons, states, per-connection counters.
 
 use core::fmt;
+use core::num::NonZeroU32;
 use core::time::Duration;
 
 use crate::Error;
 
 /// Per-connection limits. All are optional; the defaults impose none but
-/// the buffer sizes and the decoder's maximum frame.
+/// the buffer sizes and the decoder's maximum frame, because the core also
+/// serves links where no timer makes sense (a device on a serial line that
+/// speaks once an hour). Servers get safe defaults from
+/// [`ServerConfig::new`](crate::server::ServerConfig::new) instead.
+///
+/// Every duration may be as long as [`Duration::MAX`], which means never:
+/// deadlines saturate instead of overflowing. [`validate`](Self::validate)
+/// refuses the values that cannot work (zero timeouts, inverted
+/// watermarks).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Close when no byte moved in either direction for this long.
     pub idle_timeout: Option<Duration>,
     /// Close when a frame has been started but not finished for this long
     /// (a slow trickle of bytes does not reset it; see
-    /// [`CloseReason::ReadTimeout`]).
+    /// [`CloseReason::ReadTimeout`]). An oversized frame being skipped
+    /// under [`Oversize::Skip`](crate::codec::Oversize::Skip) counts as
+    /// started until its last byte arrives, though none of it is buffered.
     pub read_timeout: Option<Duration>,
+    /// Close with [`CloseReason::WriteStall`] when the peer does not take
+    /// queued bytes in time. The stall timer starts when bytes are queued
+    /// on an empty transmit queue; every byte queued at that moment must
+    /// be written within this long. Once they are, the timer starts again
+    /// over what is queued then, or stops if nothing is. So the peer must
+    /// keep reading at least (queued bytes / this timeout) on average:
+    /// one that takes a byte now and then from a full queue is closed,
+    /// however often it takes one (each write still resets the idle
+    /// timer), while one that keeps up is not, however busy the queue
+    /// stays. Applies while closing too, alongside
+    /// [`drain_timeout`](Self::drain_timeout).
+    pub write_stall_timeout: Option<Duration>,
     /// Close after this many bytes received in total.
     pub max_bytes_in: Option<u64>,
     /// Stop asking for input once this many reply bytes are queued
@@ -34,13 +57,73 @@ pub struct Limits {
     /// with [`CloseReason::Protocol`]. Off by default: a peer that sends
     /// garbage is usually not worth serving, but a noisy serial link is.
     pub skip_malformed: bool,
+    /// How much work one wake of the driver may do before it should let
+    /// other connections run: every read that brings bytes and every frame
+    /// handed out or skipped costs one. Once spent,
+    /// [`Connection::should_yield`](crate::Connection::should_yield) is
+    /// true and the connection hands out no frame and offers no read
+    /// buffer until the driver calls
+    /// [`Connection::begin_wake`](crate::Connection::begin_wake). A driver
+    /// that sets a budget must call `begin_wake` every time it comes back
+    /// to the connection; `None` (the default) sets no budget.
+    pub wake_budget: Option<NonZeroU32>,
 }
 
 impl Limits {
     /// Whether any timer can be armed: without one, a driver may pass the
     /// connection a constant time instead of reading the clock.
     pub fn needs_clock(&self) -> bool {
-        self.idle_timeout.is_some() || self.read_timeout.is_some() || self.drain_timeout.is_some()
+        self.idle_timeout.is_some()
+            || self.read_timeout.is_some()
+            || self.write_stall_timeout.is_some()
+            || self.drain_timeout.is_some()
+    }
+
+    /// Checks that every limit can work, naming the first one that cannot
+    /// ([`Error::InvalidConfig`]): a timeout of zero (it would fire at
+    /// once; use `None` for no timeout), a byte limit of zero, a zero
+    /// high-water mark, or a low-water mark above the high-water mark. [`Duration::MAX`] is valid and means never. A
+    /// driver checks this when it binds; [`Connection::new`] checks it too,
+    /// along with the watermarks against the transmit buffer.
+    ///
+    /// [`Connection::new`]: crate::Connection::new
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use fastnet_proto::connection::Limits;
+    ///
+    /// let never = Limits { idle_timeout: Some(Duration::MAX), ..Limits::default() };
+    /// assert!(never.validate().is_ok());
+    /// let zero = Limits { read_timeout: Some(Duration::ZERO), ..Limits::default() };
+    /// assert!(zero.validate().unwrap_err().to_string().contains("read_timeout"));
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |reason| Err(Error::InvalidConfig { reason });
+        let zero = |t: Option<Duration>| t == Some(Duration::ZERO);
+        if zero(self.idle_timeout) {
+            return invalid("limits.idle_timeout must be above zero (None for no timeout)");
+        }
+        if zero(self.read_timeout) {
+            return invalid("limits.read_timeout must be above zero (None for no timeout)");
+        }
+        if zero(self.write_stall_timeout) {
+            return invalid("limits.write_stall_timeout must be above zero (None for no timeout)");
+        }
+        if zero(self.drain_timeout) {
+            return invalid("limits.drain_timeout must be above zero (None for no timeout)");
+        }
+        if self.max_bytes_in == Some(0) {
+            return invalid("limits.max_bytes_in must be above zero (None for no limit)");
+        }
+        if self.tx_high_water == Some(0) {
+            return invalid("limits.tx_high_water must be above zero");
+        }
+        if let (Some(low), Some(high)) = (self.tx_low_water, self.tx_high_water) {
+            if low > high {
+                return invalid("limits.tx_low_water must not be above limits.tx_high_water");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -55,6 +138,9 @@ pub enum CloseReason {
     IdleTimeout,
     /// A frame was started but not completed within the read timeout.
     ReadTimeout,
+    /// The peer did not take queued bytes within the write-stall timeout
+    /// (see [`Limits::write_stall_timeout`]).
+    WriteStall,
     /// A frame exceeded the maximum frame length (under the `Close` policy).
     FrameTooLarge,
     /// The peer sent more bytes than the per-connection limit.
@@ -108,6 +194,7 @@ impl CloseReason {
             CloseReason::PeerClosed => "peer-closed",
             CloseReason::IdleTimeout => "idle-timeout",
             CloseReason::ReadTimeout => "read-timeout",
+            CloseReason::WriteStall => "write-stall",
             CloseReason::FrameTooLarge => "frame-too-large",
             CloseReason::ByteLimit => "byte-limit",
             CloseReason::Protocol(_) => "protocol",
@@ -123,6 +210,7 @@ impl CloseReason {
         matches!(
             self,
             CloseReason::ReadTimeout
+                | CloseReason::WriteStall
                 | CloseReason::FrameTooLarge
                 | CloseReason::ByteLimit
                 | CloseReason::Protocol(_)
@@ -137,6 +225,7 @@ impl fmt::Display for CloseReason {
             CloseReason::PeerClosed => f.write_str("peer closed the connection"),
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
             CloseReason::ReadTimeout => f.write_str("read timeout: frame not completed in time"),
+            CloseReason::WriteStall => f.write_str("write stall: the peer did not read in time"),
             CloseReason::FrameTooLarge => f.write_str("frame too large"),
             CloseReason::ByteLimit => f.write_str("per-connection byte limit reached"),
             CloseReason::Protocol(e) => write!(f, "protocol error: {e}"),
