@@ -6,6 +6,7 @@
 //! other.
 
 use core::fmt;
+use core::num::NonZeroU32;
 use core::time::Duration;
 
 use crate::codec::CodecSpec;
@@ -92,8 +93,10 @@ impl ServerConfig {
     /// no idle timeout: a quiet connection between whole frames costs no
     /// buffers (it is parked), and many framed protocols keep connections
     /// open and silent for long stretches (devices, feeds, push channels);
-    /// set one to reclaim them. No byte limit and no wake budget either.
-    /// Any of them can be turned off with `None`.
+    /// set one to reclaim them. A connection yields its thread after
+    /// [`DEFAULT_WAKE_BUDGET`] reads and frames in a row, so one fast
+    /// sender cannot hold the others up. No byte limit. Any of them can be
+    /// turned off with `None`.
     pub const fn default_limits() -> Limits {
         Limits {
             idle_timeout: None,
@@ -104,7 +107,7 @@ impl ServerConfig {
             tx_low_water: None,
             drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
             skip_malformed: false,
-            wake_budget: None,
+            wake_budget: NonZeroU32::new(DEFAULT_WAKE_BUDGET),
         }
     }
 
@@ -140,6 +143,12 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long queued bytes may wait for the peer to take them by default
 /// ([`Limits::write_stall_timeout`] of [`ServerConfig::new`]).
 pub const DEFAULT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads and frames a connection handles in a row before it lets the
+/// others on its thread run, by default ([`Limits::wake_budget`] of
+/// [`ServerConfig::new`]): a pipelining client's batch of a few dozen
+/// frames goes through in one turn, a flood takes turns.
+pub const DEFAULT_WAKE_BUDGET: u32 = 64;
 
 /// The network prefix by which per-IP limits count peers: addresses that
 /// share their first `v4` (IPv4) or `v6` (IPv6) bits count as one.

@@ -228,6 +228,19 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
                 self.closing_requested = true;
                 self.shared.queue().seal();
             }
+            if self.conn.should_yield() {
+                // This wake's work budget is spent: the thread's other
+                // connections (and the accept loop) run first, then this
+                // one carries on where it stopped, without waiting (bytes
+                // may be left in the socket and no event will say so).
+                future::yield_now().await;
+                self.conn.begin_wake();
+                wake = Wake {
+                    readable: true,
+                    ..Wake::default()
+                };
+                continue;
+            }
             // Go around without waiting if the socket may hold more, or
             // frames wait in rx (the write lifted backpressure).
             if (more_to_read && self.conn.wants_read()) || self.conn.wants_poll() {
@@ -246,6 +259,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
             let mut read_wait = ReadWait::default();
             wake = future::poll_fn(|cx| self.poll_wait(cx, want_read, want_write, &mut read_wait))
                 .await;
+            self.conn.begin_wake();
         }
     }
 

@@ -587,3 +587,14 @@ fn a_handshake_flood_is_capped() {
     assert_eq!(server.tls.handshake_timeouts(), 4);
     drop(server);
 }
+
+#[test]
+fn a_handshake_timeout_of_duration_max_means_never() {
+    let pki = Pki::new();
+    let server = Running::start(len_codec(), pki.server().handshake_timeout(Duration::MAX));
+    bounded(T, async {
+        let mut c = connect(server.addr, len_codec(), &pki.connector()).await;
+        roundtrip(&mut c, b"never times out").await;
+    });
+    drop(server);
+}

@@ -247,6 +247,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         let mut timeout = SocketTimeout { current: None };
         let mut counted = *conn.stats();
         loop {
+            conn.begin_wake();
             let progress = self.pump(shared, conn, state, link);
             self.core.stats.add_conn_delta(&counted, conn.stats());
             counted = *conn.stats();
@@ -356,6 +357,12 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
     ) -> bool {
         let mut any = false;
         loop {
+            if conn.should_yield() {
+                // The work budget is spent: other threads run first (with
+                // a thread per connection, the OS shares the cores).
+                std::thread::yield_now();
+                conn.begin_wake();
+            }
             let pushes = self.take_pushes(shared, conn);
             let frames = if conn.wants_poll() {
                 conn.poll_frames(|frame, out| {

@@ -47,11 +47,13 @@ use fastnet_proto::server::{RejectReason, ServerConfig, StatsSnapshot};
 
 pub mod adversarial;
 pub mod checksum;
+pub mod fairness;
 pub mod panics;
 pub mod push;
 pub mod soak;
 mod user_codec;
 
+pub use fairness::{every_duration_at_its_maximum, smallest_wake_budget_loses_nothing};
 pub use panics::{panic_if_tagged, panicking_handler_costs_only_its_connection, PANIC_TAG};
 pub use push::{wants_handle, PushHandle};
 pub use user_codec::{

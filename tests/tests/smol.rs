@@ -324,6 +324,26 @@ fn max_connections_per_ip_refused_shared() {
 }
 
 #[test]
+fn smallest_wake_budget_loses_nothing() {
+    fastnet_tests::smallest_wake_budget_loses_nothing::<Smol>();
+}
+
+#[test]
+fn smallest_wake_budget_loses_nothing_shared() {
+    fastnet_tests::smallest_wake_budget_loses_nothing::<SmolShared>();
+}
+
+#[test]
+fn every_duration_at_its_maximum() {
+    fastnet_tests::every_duration_at_its_maximum::<Smol>();
+}
+
+#[test]
+fn every_duration_at_its_maximum_shared() {
+    fastnet_tests::every_duration_at_its_maximum::<SmolShared>();
+}
+
+#[test]
 fn panicking_handler_costs_only_its_connection() {
     fastnet_tests::panicking_handler_costs_only_its_connection::<Smol>();
 }

@@ -201,6 +201,16 @@ fn max_connections_per_ip_refused() {
 }
 
 #[test]
+fn smallest_wake_budget_loses_nothing() {
+    fastnet_tests::smallest_wake_budget_loses_nothing::<Std>();
+}
+
+#[test]
+fn every_duration_at_its_maximum() {
+    fastnet_tests::every_duration_at_its_maximum::<Std>();
+}
+
+#[test]
 fn panicking_handler_costs_only_its_connection() {
     fastnet_tests::panicking_handler_costs_only_its_connection::<Std>();
 }
