@@ -1411,3 +1411,76 @@ pub fn shutdown_with_offenders_connected<D: TestDriver>() {
     assert_eq!(stats.open(), 0, "{}: {stats}", D::NAME);
     expect_closes::<D>(&server, &[(CloseReason::Local, 3)]);
 }
+
+/// A reader that takes one byte now and then: it keeps its connection
+/// moving, so no idle timer would ever fire, but the replies queued for it
+/// do not leave within the write-stall timeout, and it is closed with
+/// `WriteStall` while the others keep every byte.
+pub fn one_byte_reader_closed_by_write_stall<D: TestDriver>() {
+    const FRAME: usize = 16 * 1024;
+    let spec = CodecSpec::LengthField(LengthFieldConfig {
+        max_frame: FRAME,
+        ..LengthFieldConfig::new(4, Endian::Big)
+    });
+    let mut cfg = config(spec);
+    cfg.rx_buffer = FRAME;
+    cfg.tx_buffer = 2 * FRAME;
+    cfg.limits.idle_timeout = None;
+    cfg.limits.write_stall_timeout = Some(Duration::from_millis(600));
+    let mut server = run_case::<D>(cfg, 11, |server| {
+        let mut s = raw_connect(server.addr());
+        s.set_write_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let frame = encode(spec, &vec![b's'; FRAME - 4]);
+        let start = Instant::now();
+        // Requests as fast as they are taken, until both directions' kernel
+        // buffers are full and the server stops reading (its replies wait).
+        while start.elapsed() < Duration::from_secs(5) {
+            match s.write(&frame) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break
+                }
+                Err(e) => panic!("{}: write failed before the reader slowed: {e}", D::NAME),
+            }
+        }
+        // Then one reply byte a period.
+        let filled = start.elapsed();
+        let slow = Instant::now();
+        let mut byte = [0u8; 1];
+        let closed = loop {
+            assert!(
+                slow.elapsed() < Duration::from_secs(10),
+                "{}: a one-byte reader still served after {:?} (filled in {filled:?}; {})",
+                D::NAME,
+                slow.elapsed(),
+                server.stats()
+            );
+            // What the kernel holds for it comes before the server's close,
+            // so the server's record says when it was closed.
+            if server.events().closed(CloseReason::WriteStall) == 1 {
+                break slow.elapsed();
+            }
+            match s.read(&mut byte) {
+                Ok(0) => break slow.elapsed(),
+                Ok(_) => thread::sleep(Duration::from_millis(50)),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break slow.elapsed(),
+            }
+        };
+        eprintln!("{}: one-byte reader closed after {closed:?}", D::NAME);
+        vec![(CloseReason::WriteStall, 1)]
+    });
+    let (_, stats) = server.shutdown(Duration::from_secs(2));
+    assert_eq!(stats.closed(CloseReason::WriteStall), 1);
+}

@@ -474,6 +474,16 @@ fn adversarial_slow_loris_trickle_shared() {
 }
 
 #[test]
+fn adversarial_one_byte_reader_closed_by_write_stall() {
+    fastnet_tests::adversarial::one_byte_reader_closed_by_write_stall::<Smol>();
+}
+
+#[test]
+fn adversarial_one_byte_reader_closed_by_write_stall_shared() {
+    fastnet_tests::adversarial::one_byte_reader_closed_by_write_stall::<SmolShared>();
+}
+
+#[test]
 fn adversarial_never_reading_client() {
     fastnet_tests::adversarial::never_reading_client::<Smol>();
 }

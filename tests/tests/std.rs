@@ -276,6 +276,11 @@ fn adversarial_slow_loris_trickle() {
 }
 
 #[test]
+fn adversarial_one_byte_reader_closed_by_write_stall() {
+    fastnet_tests::adversarial::one_byte_reader_closed_by_write_stall::<Std>();
+}
+
+#[test]
 fn adversarial_never_reading_client() {
     fastnet_tests::adversarial::never_reading_client::<Std>();
 }
