@@ -98,10 +98,10 @@
 //! [`Client::connect_tls`] and [`Pool::with_tls`] connect over it; see the
 //! [`tls`] module. TLS is a byte transform between the socket and the
 //! connection state machine: the worker decrypts what it reads into the
-//! connection's receive buffer, and every write — a batch of replies or a
-//! push — is encrypted through the connection's one session by the holder
-//! of the writer lock, so replies of one batch still leave in one write and
-//! pushes still reach a peer while the worker reads. The handshake runs on
+//! connection's receive buffer, and encrypts every batch of replies and
+//! pushes (which reach it through the reply ring) at once, so they leave in
+//! one write. At most `max_handshakes` handshakes run at once (more are
+//! refused at accept). The handshake runs on
 //! the worker before the first frame, within a handshake timeout; a failed
 //! one closes only that connection ([`Handler::on_tls_error`], then
 //! [`CloseReason::Tls`] with the alert).
