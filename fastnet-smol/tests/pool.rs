@@ -32,6 +32,7 @@ fn config() -> PoolConfig {
         idle_expiry: Duration::from_secs(60),
         connect_timeout: WAIT,
         wait_timeout: Duration::from_millis(100),
+        ..PoolConfig::default()
     }
 }
 

@@ -16,6 +16,7 @@ fn config(max_size: usize) -> PoolConfig {
         idle_expiry: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(2),
         wait_timeout: Duration::from_secs(5),
+        ..PoolConfig::default()
     }
 }
 
