@@ -50,6 +50,7 @@ pub mod checksum;
 pub mod panics;
 pub mod push;
 pub mod soak;
+pub mod sockets;
 mod user_codec;
 
 pub use panics::{panic_if_tagged, panicking_handler_costs_only_its_connection, PANIC_TAG};
@@ -83,6 +84,10 @@ pub trait TestDriver {
     /// connects wait in the kernel's accept queue. Returns the address and
     /// the server, which stops listening when dropped.
     fn bind_unserved(config: ServerConfig) -> (SocketAddr, Box<dyn std::any::Any>);
+
+    /// Binds a server with `config` on `127.0.0.1:0` without serving it
+    /// and returns its configuration in force (`Server::config`).
+    fn config_in_force(config: ServerConfig) -> ServerConfig;
 
     /// Like [`start_echo`](Self::start_echo), with a codec of the user's
     /// own: `decoder` reads requests, `encoder` frames replies (the
