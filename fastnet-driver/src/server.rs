@@ -537,7 +537,7 @@ macro_rules! server_builder_setters {
         /// the soft limit is raised as far as needed, up to the hard
         /// limit; if even that is too few, the value is lowered to what
         /// fits. `Server::config` shows the value in force. See
-        /// [`fit_max_connections`]($crate::socket::fit_max_connections).
+        /// [`fit_max_connections`](::fastnet_driver::socket::fit_max_connections).
         pub fn max_connections(mut self, n: usize) -> Self {
             self.config.max_connections = n;
             self

@@ -12,6 +12,7 @@
 //!     const NAME: &'static str = "std";
 //!     fn start_echo(config: ServerConfig) -> RunningServer { /* … */ }
 //!     fn bind_unserved(config: ServerConfig) -> (SocketAddr, Box<dyn Any>) { /* … */ }
+//!     fn config_in_force(config: ServerConfig) -> ServerConfig { /* … */ }
 //!     // A codec of the user's own, on the server and the driver's clients:
 //!     fn start_echo_with<Dec, Enc>(/* … */) -> RunningServer { /* … */ }
 //!     fn echo_through_client<Dec, Enc>(/* … */) -> io::Result<Vec<Vec<u8>>> { /* … */ }
