@@ -203,10 +203,17 @@ pub struct PoolConfig {
     /// How long the pool's `get` waits for a free connection when all
     /// `max_size` are in use.
     pub wait_timeout: Duration,
+    /// TCP keepalive of the pool's connections: probes after this long
+    /// without traffic, so a connection whose server vanished is found
+    /// broken, not handed out; `None` turns it off. See
+    /// [`set_keepalive`](crate::socket::set_keepalive).
+    pub keepalive: Option<Duration>,
 }
 
 impl Default for PoolConfig {
-    /// 16 connections, all may idle for 60 s; 5 s to connect or to wait.
+    /// 16 connections, all may idle for 60 s; 5 s to connect or to wait;
+    /// keepalive after 60 s of silence
+    /// ([`DEFAULT_KEEPALIVE`](fastnet_proto::server::DEFAULT_KEEPALIVE)).
     fn default() -> Self {
         PoolConfig {
             max_size: 16,
@@ -214,6 +221,7 @@ impl Default for PoolConfig {
             idle_expiry: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             wait_timeout: Duration::from_secs(5),
+            keepalive: Some(fastnet_proto::server::DEFAULT_KEEPALIVE),
         }
     }
 }

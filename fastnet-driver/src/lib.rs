@@ -27,5 +27,6 @@ pub mod buffers;
 pub mod client;
 pub mod conn;
 pub mod server;
+pub mod socket;
 pub mod sync;
 pub mod tls;

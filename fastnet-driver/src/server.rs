@@ -529,6 +529,15 @@ macro_rules! server_builder_setters {
         /// Most connections open at once; more are refused at accept
         /// ([`RejectReason::MaxConnections`](::fastnet_proto::server::RejectReason::MaxConnections)).
         /// Default 10 000; at least 1.
+        ///
+        /// On unix, `bind` fits it to the file-descriptor limit
+        /// (`RLIMIT_NOFILE`): if the connections need more descriptors
+        /// than the soft limit (a connection holds one in fastnet-smol,
+        /// up to three in fastnet-std, plus 64 kept for everything else),
+        /// the soft limit is raised as far as needed, up to the hard
+        /// limit; if even that is too few, the value is lowered to what
+        /// fits. `Server::config` shows the value in force. See
+        /// [`fit_max_connections`](::fastnet_driver::socket::fit_max_connections).
         pub fn max_connections(mut self, n: usize) -> Self {
             self.config.max_connections = n;
             self
@@ -588,6 +597,16 @@ macro_rules! server_builder_setters {
         /// Sets `TCP_NODELAY` on accepted sockets (default: on).
         pub fn nodelay(mut self, on: bool) -> Self {
             self.config.nodelay = on;
+            self
+        }
+
+        /// TCP keepalive on accepted sockets: probes start after `idle`
+        /// without traffic, so a peer that vanished without closing is
+        /// found out and its connection closed; `None` turns it off.
+        /// Default 60 s. See
+        /// [`ServerConfig::keepalive`](::fastnet_proto::server::ServerConfig::keepalive).
+        pub fn keepalive(mut self, idle: Option<::std::time::Duration>) -> Self {
+            self.config.keepalive = idle;
             self
         }
 

@@ -21,7 +21,13 @@ pub struct ServerConfig {
     pub reply_codec: Option<CodecSpec>,
     /// Per-connection limits and timeouts.
     pub limits: Limits,
-    /// Most connections open at once; more are refused at accept.
+    /// Most connections open at once; more are refused at accept. A driver
+    /// fits it to the file-descriptor limit at bind (on unix): it raises
+    /// the soft `RLIMIT_NOFILE` towards the hard one if the connections
+    /// need more, and lowers this value if even the hard limit cannot hold
+    /// them with a small reserve, so that a full server refuses
+    /// connections cleanly instead of failing to accept them. The value in
+    /// force is the one the server's `config()` shows.
     pub max_connections: usize,
     /// Most connections open at once from one IP address, or rather one
     /// network of [`per_ip_prefix`](Self::per_ip_prefix) (IPv4-mapped IPv6
@@ -49,6 +55,13 @@ pub struct ServerConfig {
     pub push_queue: usize,
     /// Set `TCP_NODELAY` on accepted sockets.
     pub nodelay: bool,
+    /// TCP keepalive on accepted sockets: probes start after the
+    /// connection has been silent this long (whole seconds, at least one),
+    /// so a peer that vanished without a word (a powered-off device, a
+    /// dropped NAT mapping) is found out and its connection closed with
+    /// [`CloseReason::Reset`]. `None` turns keepalive off. Default
+    /// [`DEFAULT_KEEPALIVE`].
+    pub keepalive: Option<Duration>,
     /// Connections the kernel may hold completed but not yet accepted
     /// (`listen` backlog; the kernel caps it, on Linux at
     /// `net.core.somaxconn`). A burst of connects beyond it has its SYNs
@@ -64,8 +77,9 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// Defaults for `codec`: 10 000 connections, no per-IP limit, one worker
     /// per core, 8 KiB buffers (or the maximum frame, if larger), 64 KiB of
-    /// queued pushes per connection, `TCP_NODELAY` on, a listen backlog of
-    /// 1024, at most 256 TLS handshakes at once, and the limits of
+    /// queued pushes per connection, `TCP_NODELAY` on, TCP keepalive after
+    /// 60 s of silence, a listen backlog of 1024, at most 256 TLS
+    /// handshakes at once, and the limits of
     /// [`ServerConfig::default_limits`].
     pub fn new(codec: CodecSpec) -> Self {
         ServerConfig {
@@ -81,6 +95,7 @@ impl ServerConfig {
             tx_buffer: 8 * 1024,
             push_queue: 64 * 1024,
             nodelay: true,
+            keepalive: Some(DEFAULT_KEEPALIVE),
             listen_backlog: 1024,
             max_handshakes: 256,
         }
@@ -129,6 +144,13 @@ impl ServerConfig {
             .max(self.reply_codec().max_frame().saturating_mul(2))
     }
 }
+
+/// How long a connection may be silent before TCP keepalive probes start,
+/// by default ([`ServerConfig::keepalive`], and the clients' too): a
+/// minute finds a vanished peer within minutes rather than the hours of
+/// the usual system default, and costs an idle connection one small
+/// packet a minute.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// How long a closing connection may take to flush by default
 /// ([`Limits::drain_timeout`] of [`ServerConfig::new`]).
@@ -368,6 +390,7 @@ pub struct ServerStats {
     rejected: [core::sync::atomic::AtomicU64; 6],
     closed: [core::sync::atomic::AtomicU64; CLOSE_REASONS.len()],
     pushes_dropped: core::sync::atomic::AtomicU64,
+    accept_errors: core::sync::atomic::AtomicU64,
     traffic: [TrafficShard; TRAFFIC_SHARDS],
 }
 
@@ -408,6 +431,9 @@ pub struct StatsSnapshot {
     /// Pushed frames dropped because their connection closed before they
     /// could be sent.
     pub pushes_dropped: u64,
+    /// Failed accepts that cost a pause (out of descriptors or memory,
+    /// say); a peer that left before it was accepted is not counted.
+    pub accept_errors: u64,
 }
 
 impl StatsSnapshot {
@@ -463,6 +489,9 @@ impl fmt::Display for StatsSnapshot {
         if self.pushes_dropped > 0 {
             write!(f, " pushes_dropped={}", self.pushes_dropped)?;
         }
+        if self.accept_errors > 0 {
+            write!(f, " accept_errors={}", self.accept_errors)?;
+        }
         Ok(())
     }
 }
@@ -483,6 +512,13 @@ impl ServerStats {
     /// A connection was refused.
     pub fn on_reject(&self, reason: RejectReason) {
         self.rejected[reason.index()].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// An accept failed for a reason that makes the server pause (see
+    /// [`StatsSnapshot::accept_errors`]).
+    pub fn on_accept_error(&self) {
+        self.accept_errors
+            .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     }
 
     /// A served connection closed.
@@ -570,6 +606,7 @@ impl ServerStats {
             bytes_in: self.traffic.iter().map(|t| t.bytes_in.load(Relaxed)).sum(),
             bytes_out: self.traffic.iter().map(|t| t.bytes_out.load(Relaxed)).sum(),
             pushes_dropped: self.pushes_dropped.load(Relaxed),
+            accept_errors: self.accept_errors.load(Relaxed),
         }
     }
 }
@@ -658,6 +695,7 @@ mod tests {
             code: 9,
         }));
         s.add_traffic(3, 2, 30, 20);
+        s.on_accept_error();
         s.on_accept();
         s.on_close(CloseReason::Tls(crate::connection::TlsFailure::AlertSent(
             42,
@@ -677,8 +715,9 @@ mod tests {
         );
         assert_eq!(
             std::format!("{snap}"),
-            "accepted=3 open=1 rejected=1 max-per-ip=1 closed=2 protocol=1 tls=1 frames_in=3 frames_out=2 bytes_in=30 bytes_out=20"
+            "accepted=3 open=1 rejected=1 max-per-ip=1 closed=2 protocol=1 tls=1 frames_in=3 frames_out=2 bytes_in=30 bytes_out=20 accept_errors=1"
         );
+        assert_eq!(snap.accept_errors, 1);
     }
 
     #[test]

@@ -6,8 +6,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use fastnet_driver::client::{spec_codec, Framing, Step};
+use fastnet_driver::socket::set_keepalive;
 use fastnet_driver::tls::{ClientLink, Handshake, TlsConnector};
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoder, Encoder};
+use fastnet_proto::server::DEFAULT_KEEPALIVE;
 use smol::net::AsyncToSocketAddrs;
 use smol::{future, Async, Timer};
 
@@ -48,7 +50,8 @@ pub struct Client<D = AnyDecoder, E = AnyEncoder> {
 impl Client {
     /// Connects to `addr` (each resolved address in turn, each within
     /// `timeout`), framing both directions with `codec`. `TCP_NODELAY` is
-    /// set.
+    /// set, and TCP keepalive after 60 s of silence
+    /// ([`set_keepalive`](Client::set_keepalive) changes it).
     pub async fn connect(
         addr: impl AsyncToSocketAddrs,
         codec: CodecSpec,
@@ -88,7 +91,15 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
         encoder: E,
         timeout: Duration,
     ) -> io::Result<Self> {
-        Client::connect_link(addr, decoder, encoder, timeout, None).await
+        Client::connect_link(
+            addr,
+            decoder,
+            encoder,
+            timeout,
+            None,
+            Some(DEFAULT_KEEPALIVE),
+        )
+        .await
     }
 
     /// [`connect_tls`](Client::connect_tls) with a codec of your own (see
@@ -101,19 +112,29 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
         timeout: Duration,
         tls: &crate::tls::TlsConnector,
     ) -> io::Result<Self> {
-        Client::connect_link(addr, decoder, encoder, timeout, Some(tls)).await
+        Client::connect_link(
+            addr,
+            decoder,
+            encoder,
+            timeout,
+            Some(tls),
+            Some(DEFAULT_KEEPALIVE),
+        )
+        .await
     }
 
-    /// Connects, then runs the TLS handshake if `tls` is given.
+    /// Connects with TCP keepalive after `keepalive` of silence (`None`:
+    /// off), then runs the TLS handshake if `tls` is given.
     pub(crate) async fn connect_link(
         addr: impl AsyncToSocketAddrs,
         decoder: D,
         encoder: E,
         timeout: Duration,
         tls: Option<&TlsConnector>,
+        keepalive: Option<Duration>,
     ) -> io::Result<Self> {
         let link = ClientLink::new(tls)?;
-        let (stream, peer) = connect_tcp(addr, timeout).await?;
+        let (stream, peer) = connect_tcp(addr, timeout, keepalive).await?;
         let mut client = Client {
             stream,
             framing: Framing::with_codec(decoder, encoder, peer)?,
@@ -254,6 +275,14 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
         self.framing.is_broken()
     }
 
+    /// Turns TCP keepalive on, probing after `idle` without traffic, or
+    /// off (`None`). Connections start with keepalive after 60 s
+    /// ([`DEFAULT_KEEPALIVE`]); a [`Pool`](crate::Pool)'s follow its
+    /// [`PoolConfig::keepalive`](crate::PoolConfig::keepalive).
+    pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
+        set_keepalive(self.stream(), idle)
+    }
+
     /// The socket, for options this type does not cover (over TLS, the
     /// socket under the session: reading or writing it directly breaks the
     /// session).
@@ -294,10 +323,12 @@ impl<D: Decoder, E: Encoder> fmt::Debug for Client<D, E> {
 }
 
 /// Connects to the first of `addr`'s addresses that answers within
-/// `timeout`, with `TCP_NODELAY` set.
+/// `timeout`, with `TCP_NODELAY` set and keepalive as `keepalive` says
+/// (best effort).
 async fn connect_tcp(
     addr: impl AsyncToSocketAddrs,
     timeout: Duration,
+    keepalive: Option<Duration>,
 ) -> io::Result<(Async<TcpStream>, SocketAddr)> {
     let mut last = None;
     for peer in smol::net::resolve(addr).await? {
@@ -312,6 +343,7 @@ async fn connect_tcp(
         match attempt {
             Ok(stream) => {
                 stream.get_ref().set_nodelay(true)?;
+                let _ = set_keepalive(stream.get_ref(), keepalive);
                 return Ok((stream, peer));
             }
             Err(e) => last = Some(io::Error::new(e.kind(), format!("connect to {peer}: {e}"))),

@@ -1,6 +1,7 @@
 //! What the application plugs in: [`Handler`].
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 
 pub use fastnet_driver::conn::{ConnInfo, Ctx};
@@ -70,6 +71,18 @@ pub trait Handler: Send + Sync + 'static {
     /// A connection from `peer` was refused before it was served.
     fn on_reject(&self, peer: SocketAddr, reason: RejectReason) {
         let _ = (peer, reason);
+    }
+
+    /// Accepting a connection failed with `error`, for a reason that is
+    /// the server's (out of file descriptors or memory, say), not the
+    /// peer's: the server counts it
+    /// ([`StatsSnapshot::accept_errors`](fastnet_proto::server::StatsSnapshot::accept_errors)),
+    /// pauses accepting briefly, longer while the failures go on, and
+    /// resumes by itself; the connection waits in the kernel's queue
+    /// meanwhile. Called on the accept loop's task, so it should return
+    /// quickly; a panic in it is caught and costs nothing.
+    fn on_accept_error(&self, error: &io::Error) {
+        let _ = error;
     }
 
     /// A TLS connection failed: its handshake (a peer that does not speak

@@ -110,9 +110,14 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
     /// `wait_timeout` ([`io::ErrorKind::TimedOut`] otherwise).
     pub async fn get(&self) -> io::Result<Pooled<D, E>> {
         let shared = &self.shared;
-        let (wait, connect_timeout) = {
+        let (wait, connect_timeout, keepalive) = {
             let state = lock(&shared.state);
-            (state.config().wait_timeout, state.config().connect_timeout)
+            let config = state.config();
+            (
+                config.wait_timeout,
+                config.connect_timeout,
+                config.keepalive,
+            )
         };
         let permit = future::or(async { Some(shared.permits.acquire_arc().await) }, async {
             Timer::after(wait).await;
@@ -128,7 +133,7 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
             // The permit guarantees a slot (idle connections hold none);
             // `Full` cannot happen, and would be a connect all the same.
             Checkout::Connect | Checkout::Full => {
-                let res = shared.connect(connect_timeout).await;
+                let res = shared.connect(connect_timeout, keepalive).await;
                 lock(&shared.state).connected(res.is_ok());
                 res?
             }
@@ -148,10 +153,14 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
 }
 
 impl<D: Decoder + Clone, E: Encoder + Clone> Shared<D, E> {
-    async fn connect(&self, timeout: std::time::Duration) -> io::Result<Client<D, E>> {
+    async fn connect(
+        &self,
+        timeout: std::time::Duration,
+        keepalive: Option<std::time::Duration>,
+    ) -> io::Result<Client<D, E>> {
         let (decoder, encoder) = (self.decoder.clone(), self.encoder.clone());
         let tls = self.tls.as_ref();
-        Client::connect_link(&self.addrs[..], decoder, encoder, timeout, tls).await
+        Client::connect_link(&self.addrs[..], decoder, encoder, timeout, tls, keepalive).await
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 use fastnet_driver::server::{listen, Core, PoolShape, ServerCodec, ServerDecoder, ServerEncoder};
+use fastnet_driver::socket::{fit_max_connections, tune_accepted, AcceptBackoff};
 use fastnet_driver::tls::{ServerTls, TlsServerConfig};
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec};
 use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapshot};
@@ -28,9 +29,8 @@ use fastnet_proto::connection::CloseReason;
 /// this bounds the pool, not the server.
 const DEFAULT_BUFFER_POOL: usize = 256;
 
-/// Pause after an accept error such as running out of file descriptors,
-/// so the loop does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// File descriptors one connection holds: its socket.
+const DESCRIPTORS_PER_CONNECTION: u64 = 1;
 
 /// How [`Server::run`] lays its connection tasks out over its threads.
 ///
@@ -110,7 +110,9 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
 
     /// Validates the configuration and binds the listening socket.
     pub fn bind(self) -> io::Result<Server<D, E>> {
-        let config = self.config;
+        let mut config = self.config;
+        config.max_connections =
+            fit_max_connections(config.max_connections, DESCRIPTORS_PER_CONNECTION);
         let tls = ServerTls::new(self.tls.as_ref(), config.max_handshakes)?;
         let smol = Smol {
             serve_waker: AtomicWaker::new(),
@@ -283,6 +285,7 @@ impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
             listener, shared, ..
         } = self;
         let handler = Arc::new(handler);
+        let mut backoff = AcceptBackoff::new();
         loop {
             let accepted = future::or(
                 async { Some(listener.read_with(|l| l.accept()).await) },
@@ -294,15 +297,26 @@ impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
             .await;
             match accepted {
                 None => break,
-                Some(Ok((stream, peer))) => admit(&shared, &handler, stream, peer, &spawn),
-                Some(Err(e)) => match e.kind() {
-                    io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::Interrupted => {}
-                    _ => {
-                        Timer::after(ACCEPT_BACKOFF).await;
-                    }
-                },
+                Some(Ok((stream, peer))) => {
+                    backoff.accepted();
+                    admit(&shared, &handler, stream, peer, &spawn);
+                }
+                Some(Err(e)) => {
+                    let Some(pause) = backoff.failed(&e) else {
+                        continue;
+                    };
+                    shared.stats.on_accept_error();
+                    guard(|| handler.on_accept_error(&e));
+                    // Accepting again at once would fail again at once:
+                    // the connection waits in the kernel's queue.
+                    future::or(
+                        async {
+                            Timer::after(pause).await;
+                        },
+                        wait_shutdown(&shared),
+                    )
+                    .await;
+                }
             }
         }
         // Stop accepting: new connection attempts are refused by the OS.
@@ -366,9 +380,7 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
         }
         None => return shared.connect_panicked(peer.ip()),
     };
-    if shared.config.nodelay {
-        let _ = stream.set_nodelay(true);
-    }
+    tune_accepted(&stream, &shared.config);
     let stream = match place.register(stream) {
         Ok(s) => s,
         Err(_) => {

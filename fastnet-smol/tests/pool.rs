@@ -6,7 +6,7 @@ use std::future::{ready, Future};
 use std::time::{Duration, Instant};
 
 use common::*;
-use fastnet_smol::{CodecSpec, ConnInfo, Ctx, Handler, Pool, PoolConfig, Server};
+use fastnet_smol::{Client, CodecSpec, ConnInfo, Ctx, Handler, Pool, PoolConfig, Server};
 
 struct Echo;
 
@@ -32,6 +32,7 @@ fn config() -> PoolConfig {
         idle_expiry: Duration::from_secs(60),
         connect_timeout: WAIT,
         wait_timeout: Duration::from_millis(100),
+        ..PoolConfig::default()
     }
 }
 
@@ -92,4 +93,26 @@ fn expired_idle_connections_are_replaced() {
         assert_ne!(c.local_addr().unwrap(), first);
     });
     srv.stop(Duration::from_secs(1));
+}
+
+#[test]
+fn client_and_pool_sockets_keep_alive() {
+    let srv = start(Server::builder(CodecSpec::lines(64)), Echo);
+    let on = |s: &std::net::TcpStream| socket2::SockRef::from(s).keepalive().unwrap();
+    smol::block_on(async {
+        let c = Client::connect(srv.addr, CodecSpec::lines(64), WAIT)
+            .await
+            .unwrap();
+        assert!(on(c.stream()), "a client keeps alive by default");
+        c.set_keepalive(None).unwrap();
+        assert!(!on(c.stream()));
+        let pool = Pool::new(srv.addr, CodecSpec::lines(64), config()).unwrap();
+        assert!(on(pool.get().await.unwrap().stream()));
+        let quiet = PoolConfig {
+            keepalive: None,
+            ..config()
+        };
+        let pool = Pool::new(srv.addr, CodecSpec::lines(64), quiet).unwrap();
+        assert!(!on(pool.get().await.unwrap().stream()));
+    });
 }

@@ -6,8 +6,10 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use fastnet_driver::client::{spec_codec, Framing, Step};
+use fastnet_driver::socket::set_keepalive;
 use fastnet_driver::tls::{ClientLink, Handshake, TlsConnector};
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoder, Encoder};
+use fastnet_proto::server::DEFAULT_KEEPALIVE;
 
 /// A blocking, framed TCP connection: [`send`](Self::send) frames a payload
 /// and writes it, [`recv`](Self::recv) returns the next frame's payload.
@@ -34,7 +36,8 @@ pub struct Client<D = AnyDecoder, E = AnyEncoder> {
 impl Client {
     /// Connects to `addr` (each resolved address in turn, each within
     /// `timeout`), framing both directions with `codec`. `TCP_NODELAY` is
-    /// set.
+    /// set, and TCP keepalive after 60 s of silence
+    /// ([`set_keepalive`](Client::set_keepalive) changes it).
     pub fn connect(
         addr: impl ToSocketAddrs,
         codec: CodecSpec,
@@ -74,7 +77,14 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
         encoder: E,
         timeout: Duration,
     ) -> io::Result<Self> {
-        Client::connect_link(addr, decoder, encoder, timeout, None)
+        Client::connect_link(
+            addr,
+            decoder,
+            encoder,
+            timeout,
+            None,
+            Some(DEFAULT_KEEPALIVE),
+        )
     }
 
     /// [`connect_tls`](Client::connect_tls) with a codec of your own (see
@@ -87,19 +97,28 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
         timeout: Duration,
         tls: &crate::tls::TlsConnector,
     ) -> io::Result<Self> {
-        Client::connect_link(addr, decoder, encoder, timeout, Some(tls))
+        Client::connect_link(
+            addr,
+            decoder,
+            encoder,
+            timeout,
+            Some(tls),
+            Some(DEFAULT_KEEPALIVE),
+        )
     }
 
-    /// Connects, then runs the TLS handshake if `tls` is given.
+    /// Connects with TCP keepalive after `keepalive` of silence (`None`:
+    /// off), then runs the TLS handshake if `tls` is given.
     pub(crate) fn connect_link(
         addr: impl ToSocketAddrs,
         decoder: D,
         encoder: E,
         timeout: Duration,
         tls: Option<&TlsConnector>,
+        keepalive: Option<Duration>,
     ) -> io::Result<Self> {
         let link = ClientLink::new(tls)?;
-        let (stream, peer) = connect_tcp(addr, timeout)?;
+        let (stream, peer) = connect_tcp(addr, timeout, keepalive)?;
         let mut client = Client {
             stream,
             framing: Framing::with_codec(decoder, encoder, peer)?,
@@ -248,6 +267,14 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
         self.framing.is_idle()
     }
 
+    /// Turns TCP keepalive on, probing after `idle` without traffic, or
+    /// off (`None`). Connections start with keepalive after 60 s
+    /// ([`DEFAULT_KEEPALIVE`]); a [`Pool`](crate::Pool)'s follow its
+    /// [`PoolConfig::keepalive`](crate::PoolConfig::keepalive).
+    pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
+        set_keepalive(&self.stream, idle)
+    }
+
     /// The socket, for options this type does not cover (over TLS, the
     /// socket under the session: reading or writing it directly breaks the
     /// session).
@@ -278,13 +305,19 @@ impl<D: Decoder, E> fmt::Debug for Client<D, E> {
 }
 
 /// Connects to the first of `addr`'s addresses that answers within
-/// `timeout`, with `TCP_NODELAY` set.
-fn connect_tcp(addr: impl ToSocketAddrs, timeout: Duration) -> io::Result<(TcpStream, SocketAddr)> {
+/// `timeout`, with `TCP_NODELAY` set and keepalive as `keepalive` says
+/// (best effort).
+fn connect_tcp(
+    addr: impl ToSocketAddrs,
+    timeout: Duration,
+    keepalive: Option<Duration>,
+) -> io::Result<(TcpStream, SocketAddr)> {
     let mut last = None;
     for peer in addr.to_socket_addrs()? {
         match TcpStream::connect_timeout(&peer, timeout) {
             Ok(stream) => {
                 stream.set_nodelay(true)?;
+                let _ = set_keepalive(&stream, keepalive);
                 return Ok((stream, peer));
             }
             Err(e) => last = Some(io::Error::new(e.kind(), format!("connect to {peer}: {e}"))),

@@ -111,9 +111,10 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
             match state.checkout(now, |c| c.is_reusable()) {
                 Checkout::Idle(client) => return Ok(self.pooled(client)),
                 Checkout::Connect => {
-                    let timeout = state.config().connect_timeout;
+                    let (timeout, keepalive) =
+                        (state.config().connect_timeout, state.config().keepalive);
                     drop(state);
-                    let res = shared.connect(timeout);
+                    let res = shared.connect(timeout, keepalive);
                     lock(&shared.state).connected(res.is_ok());
                     if res.is_err() {
                         shared.freed.notify_one();
@@ -151,10 +152,14 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
 }
 
 impl<D: Decoder + Clone, E: Encoder + Clone> Shared<D, E> {
-    fn connect(&self, timeout: std::time::Duration) -> io::Result<Client<D, E>> {
+    fn connect(
+        &self,
+        timeout: std::time::Duration,
+        keepalive: Option<std::time::Duration>,
+    ) -> io::Result<Client<D, E>> {
         let (decoder, encoder) = (self.decoder.clone(), self.encoder.clone());
         let tls = self.tls.as_ref();
-        Client::connect_link(&self.addrs[..], decoder, encoder, timeout, tls)
+        Client::connect_link(&self.addrs[..], decoder, encoder, timeout, tls, keepalive)
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use fastnet_driver::server::{
     listen, reach, Core, PoolShape, ServerCodec, ServerDecoder, ServerEncoder,
 };
+use fastnet_driver::socket::{fit_max_connections, tune_accepted, AcceptBackoff};
 use fastnet_driver::tls::{Link, ServerTls, TlsServerConfig};
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec};
 use fastnet_proto::connection::PushQueue;
@@ -18,6 +19,10 @@ use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapsh
 use crate::handle::ConnShared;
 use crate::handler::{ConnInfo, Handler};
 use crate::workers::{Run, WorkerPool, Workers};
+
+/// File descriptors one connection may hold: its socket, and the wake-up
+/// pair of a connection with push handles (see `wake.rs`).
+const DESCRIPTORS_PER_CONNECTION: u64 = 3;
 
 /// Configures and binds a [`Server`]; from [`Server::builder`] (built-in
 /// codecs) or [`Server::builder_with`] (a codec of your own: `D` decodes
@@ -61,7 +66,9 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
 
     /// Checks the configuration and binds the listening socket.
     pub fn bind(self) -> io::Result<Server<D, E>> {
-        let config = self.config;
+        let mut config = self.config;
+        config.max_connections =
+            fit_max_connections(config.max_connections, DESCRIPTORS_PER_CONNECTION);
         let tls = ServerTls::new(self.tls.as_ref(), config.max_handshakes)?;
         let std = Std { wake_addr: None };
         let workers = match config.workers {
@@ -263,23 +270,24 @@ impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
             let inner = Arc::clone(&inner);
             Arc::new(move |job: Job<E>| inner.serve_conn(&job.shared, job.link))
         };
+        let mut backoff = AcceptBackoff::new();
         while !inner.core.is_shutting_down() {
             match listener.accept() {
                 Ok((stream, peer)) => {
                     if inner.core.is_shutting_down() {
                         break;
                     }
+                    backoff.accepted();
                     inner.admit(stream, peer, &workers, &run);
                 }
-                Err(e) => match e.kind() {
-                    io::ErrorKind::Interrupted
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::WouldBlock => {}
-                    // Out of descriptors or memory: let connections end
-                    // before trying again, instead of spinning.
-                    _ => thread::sleep(Duration::from_millis(5)),
-                },
+                Err(e) => {
+                    if let Some(pause) = backoff.failed(&e) {
+                        inner.accept_failed(&e);
+                        // Out of descriptors or memory: let connections
+                        // end before trying again, instead of spinning.
+                        thread::sleep(pause);
+                    }
+                }
             }
         }
         drop(listener);
@@ -307,8 +315,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
                 return self.reject(peer, reason);
             }
         };
-        // Best effort: a socket that refuses an option is still served.
-        let _ = stream.set_nodelay(core.config.nodelay);
+        tune_accepted(&stream, &core.config);
         // The handshake deadline counts from here.
         let link = match core.tls.link(core.epoch.elapsed()) {
             Ok(link) => link,
@@ -331,6 +338,12 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
             core.forget(id);
             self.reject(peer, RejectReason::WorkersBusy);
         }
+    }
+
+    /// Counts a failed accept and tells the handler.
+    fn accept_failed(&self, e: &io::Error) {
+        self.core.stats.on_accept_error();
+        fastnet_driver::sync::guard(|| self.handler.on_accept_error(e));
     }
 
     pub(crate) fn reject(&self, peer: SocketAddr, reason: RejectReason) {

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{codec, start, wait_until};
-use fastnet_std::{Pool, PoolConfig, Server};
+use fastnet_std::{Client, Pool, PoolConfig, Server};
 
 fn config(max_size: usize) -> PoolConfig {
     PoolConfig {
@@ -16,6 +16,7 @@ fn config(max_size: usize) -> PoolConfig {
         idle_expiry: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(2),
         wait_timeout: Duration::from_secs(5),
+        ..PoolConfig::default()
     }
 }
 
@@ -152,4 +153,22 @@ fn pipelined_frames_and_requests_share_one_connection() {
     assert_eq!(c.peer_addr(), server.addr);
     drop(c);
     assert_eq!((pool.stats().connects, pool.stats().idle), (1, 1));
+}
+
+#[test]
+fn client_and_pool_sockets_keep_alive() {
+    let server = start(Server::builder(codec(1024)), false);
+    let on = |s: &std::net::TcpStream| socket2::SockRef::from(s).keepalive().unwrap();
+    let c = Client::connect(server.addr, codec(1024), Duration::from_secs(2)).unwrap();
+    assert!(on(c.stream()), "a client keeps alive by default");
+    c.set_keepalive(None).unwrap();
+    assert!(!on(c.stream()));
+    let pool = Pool::new(server.addr, codec(1024), config(1)).unwrap();
+    assert!(on(pool.get().unwrap().stream()));
+    let quiet = PoolConfig {
+        keepalive: None,
+        ..config(1)
+    };
+    let pool = Pool::new(server.addr, codec(1024), quiet).unwrap();
+    assert!(!on(pool.get().unwrap().stream()));
 }

@@ -12,6 +12,7 @@
 //!     const NAME: &'static str = "std";
 //!     fn start_echo(config: ServerConfig) -> RunningServer { /* … */ }
 //!     fn bind_unserved(config: ServerConfig) -> (SocketAddr, Box<dyn Any>) { /* … */ }
+//!     fn config_in_force(config: ServerConfig) -> ServerConfig { /* … */ }
 //!     // A codec of the user's own, on the server and the driver's clients:
 //!     fn start_echo_with<Dec, Enc>(/* … */) -> RunningServer { /* … */ }
 //!     fn echo_through_client<Dec, Enc>(/* … */) -> io::Result<Vec<Vec<u8>>> { /* … */ }
@@ -51,6 +52,7 @@ pub mod fairness;
 pub mod panics;
 pub mod push;
 pub mod soak;
+pub mod sockets;
 mod user_codec;
 
 pub use fairness::{every_duration_at_its_maximum, smallest_wake_budget_loses_nothing};
@@ -85,6 +87,10 @@ pub trait TestDriver {
     /// connects wait in the kernel's accept queue. Returns the address and
     /// the server, which stops listening when dropped.
     fn bind_unserved(config: ServerConfig) -> (SocketAddr, Box<dyn std::any::Any>);
+
+    /// Binds a server with `config` on `127.0.0.1:0` without serving it
+    /// and returns its configuration in force (`Server::config`).
+    fn config_in_force(config: ServerConfig) -> ServerConfig;
 
     /// Like [`start_echo`](Self::start_echo), with a codec of the user's
     /// own: `decoder` reads requests, `encoder` frames replies (the

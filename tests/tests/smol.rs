@@ -230,6 +230,15 @@ impl<const SHARED: bool> TestDriver for SmolWith<SHARED> {
         bind_unserved(config, Self::LAYOUT)
     }
 
+    fn config_in_force(config: ServerConfig) -> ServerConfig {
+        let server = Server::builder(config.codec)
+            .config(config)
+            .layout(Self::LAYOUT)
+            .bind()
+            .expect("bind");
+        *server.config()
+    }
+
     fn start_echo_with<D, E>(config: ServerConfig, decoder: D, encoder: E) -> RunningServer
     where
         D: Decoder + Clone + Send + Sync + 'static,
@@ -613,4 +622,47 @@ fn adversarial_per_ip_limit_counts_by_prefix() {
 #[test]
 fn adversarial_per_ip_limit_counts_by_prefix_shared() {
     fastnet_tests::adversarial::per_ip_limit_counts_by_prefix::<SmolShared>();
+}
+
+#[test]
+#[ignore = "the child process of the descriptor tests (runs only with FASTNET_TESTS_CHILD)"]
+fn descriptor_child() {
+    fastnet_tests::sockets::child::<Smol>();
+}
+
+#[test]
+#[ignore = "the child process of the descriptor tests (runs only with FASTNET_TESTS_CHILD)"]
+fn descriptor_child_shared() {
+    fastnet_tests::sockets::child::<SmolShared>();
+}
+
+#[test]
+fn accept_recovers_when_descriptors_free() {
+    fastnet_tests::sockets::accept_recovers_when_descriptors_free::<Smol>("descriptor_child");
+}
+
+#[test]
+fn accept_recovers_when_descriptors_free_shared() {
+    fastnet_tests::sockets::accept_recovers_when_descriptors_free::<SmolShared>(
+        "descriptor_child_shared",
+    );
+}
+
+#[test]
+fn max_connections_fits_the_descriptor_limit() {
+    // One descriptor a connection: its socket.
+    fastnet_tests::sockets::max_connections_fits_the_descriptor_limit::<Smol>(
+        "descriptor_child",
+        1,
+    );
+}
+
+#[test]
+fn keepalive_on_accepted_sockets() {
+    fastnet_tests::sockets::keepalive_on_accepted_sockets::<Smol>();
+}
+
+#[test]
+fn keepalive_on_accepted_sockets_shared() {
+    fastnet_tests::sockets::keepalive_on_accepted_sockets::<SmolShared>();
 }

@@ -92,6 +92,14 @@ impl TestDriver for Std {
         (server.local_addr(), Box::new(server))
     }
 
+    fn config_in_force(config: ServerConfig) -> ServerConfig {
+        let server = Server::builder(config.codec)
+            .config(config)
+            .bind()
+            .expect("bind");
+        *server.config()
+    }
+
     fn start_echo_with<Dec, Enc>(config: ServerConfig, decoder: Dec, encoder: Enc) -> RunningServer
     where
         Dec: Decoder + Clone + Send + Sync + 'static,
@@ -344,4 +352,26 @@ fn pushes_keep_the_idle_timer_and_count() {
 #[test]
 fn adversarial_per_ip_limit_counts_by_prefix() {
     fastnet_tests::adversarial::per_ip_limit_counts_by_prefix::<Std>();
+}
+
+#[test]
+#[ignore = "the child process of the descriptor tests (runs only with FASTNET_TESTS_CHILD)"]
+fn descriptor_child() {
+    fastnet_tests::sockets::child::<Std>();
+}
+
+#[test]
+fn accept_recovers_when_descriptors_free() {
+    fastnet_tests::sockets::accept_recovers_when_descriptors_free::<Std>("descriptor_child");
+}
+
+#[test]
+fn max_connections_fits_the_descriptor_limit() {
+    // A socket, and a wake-up pair once the connection has push handles.
+    fastnet_tests::sockets::max_connections_fits_the_descriptor_limit::<Std>("descriptor_child", 3);
+}
+
+#[test]
+fn keepalive_on_accepted_sockets() {
+    fastnet_tests::sockets::keepalive_on_accepted_sockets::<Std>();
 }
