@@ -29,3 +29,4 @@ pub mod conn;
 pub mod server;
 pub mod sync;
 pub mod tls;
+pub mod trace;

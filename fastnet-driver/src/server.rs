@@ -17,8 +17,10 @@ use fastnet_proto::connection::{Buffers, CloseReason, Connection};
 use fastnet_proto::server::{Admission, RejectReason, ServerConfig, ServerStats};
 
 use crate::buffers::{BufPool, BufSet};
+use crate::conn::ConnInfo;
 use crate::sync::lock;
-use crate::tls::ServerTls;
+use crate::tls::{ServerTls, TlsError};
+use crate::trace::{self, ConnSpan};
 
 /// The connection state machine as both drivers instantiate it; the
 /// default parameters are the built-in codecs ([`CodecSpec`]).
@@ -378,13 +380,48 @@ impl<C, X, D, E> Core<C, X, D, E> {
         lock(&self.live).admission.release(ip);
     }
 
-    /// `on_connect` panicked for an admitted connection from `ip` (not
-    /// registered): gives its slot back and counts it as accepted and
-    /// closed with [`CloseReason::Panic`].
-    pub fn connect_panicked(&self, ip: IpAddr) {
-        self.cancel(ip);
+    /// `on_connect` panicked for an admitted connection (not registered):
+    /// gives its slot back and reports it as accepted and closed with
+    /// [`CloseReason::Panic`].
+    pub fn connect_panicked(&self, info: &ConnInfo) {
+        self.cancel(info.peer_addr().ip());
+        self.accepted(info);
+        self.closed(info, CloseReason::Panic);
+    }
+
+    /// A connection was accepted and will be served: counts it, reports it
+    /// (feature `tracing`) and returns its span, for the driver to run the
+    /// connection in.
+    pub fn accepted(&self, info: &ConnInfo) -> ConnSpan {
         self.stats.on_accept();
-        self.stats.on_close(CloseReason::Panic);
+        trace::accepted(info);
+        ConnSpan::new(info)
+    }
+
+    /// A connection from `peer` was refused for `reason`: counts and
+    /// reports it. The driver then tells its handler (`on_reject`).
+    pub fn rejected(&self, peer: SocketAddr, reason: RejectReason) {
+        self.stats.on_reject(reason);
+        trace::rejected(peer, reason);
+    }
+
+    /// A served connection closed for `reason`: counts and reports it.
+    /// The driver then tells its handler (`on_close`).
+    pub fn closed(&self, info: &ConnInfo, reason: CloseReason) {
+        self.stats.on_close(reason);
+        trace::closed(info, reason);
+    }
+
+    /// A connection's TLS handshake (`handshake`) or established session
+    /// failed with `e`: counts and reports it.
+    pub fn tls_failed(&self, info: &ConnInfo, e: &TlsError, handshake: bool) {
+        self.tls.failed(e, handshake);
+        trace::tls_failed(info, e, handshake);
+    }
+
+    /// Accepting a connection failed with `e`: reports it.
+    pub fn accept_failed(&self, e: &io::Error) {
+        trace::accept_failed(e);
     }
 
     /// Records an admitted connection as live, holding its slot.

@@ -295,14 +295,17 @@ impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
             match accepted {
                 None => break,
                 Some(Ok((stream, peer))) => admit(&shared, &handler, stream, peer, &spawn),
-                Some(Err(e)) => match e.kind() {
-                    io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::Interrupted => {}
-                    _ => {
-                        Timer::after(ACCEPT_BACKOFF).await;
+                Some(Err(e)) => {
+                    shared.accept_failed(&e);
+                    match e.kind() {
+                        io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::Interrupted => {}
+                        _ => {
+                            Timer::after(ACCEPT_BACKOFF).await;
+                        }
                     }
-                },
+                }
             }
         }
         // Stop accepting: new connection attempts are refused by the OS.
@@ -338,7 +341,7 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
     spawn: &impl Spawn,
 ) {
     let reject = |reason| {
-        shared.stats.on_reject(reason);
+        shared.rejected(peer, reason);
         guard(|| handler.on_reject(peer, reason));
     };
     if shared.is_shutting_down() {
@@ -364,7 +367,7 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
             shared.cancel(peer.ip());
             return reject(RejectReason::Refused);
         }
-        None => return shared.connect_panicked(peer.ip()),
+        None => return shared.connect_panicked(&info),
     };
     if shared.config.nodelay {
         let _ = stream.set_nodelay(true);
@@ -378,14 +381,14 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
             return;
         }
     };
-    shared.stats.on_accept();
+    let span = shared.accepted(&info);
     let conn_shared = Arc::new(ConnShared::new(info, shared.clone(), place.index()));
     shared.register(id, peer.ip(), conn_shared.clone());
     if shared.is_shutting_down() {
         conn_shared.signal(SHUTDOWN);
     }
     if let Some(task) = conn::task(handler.clone(), stream, link, conn_shared, state) {
-        spawn.spawn(&place, task);
+        spawn.spawn(&place, span.instrument(task));
     }
 }
 

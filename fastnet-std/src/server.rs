@@ -271,15 +271,18 @@ impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
                     }
                     inner.admit(stream, peer, &workers, &run);
                 }
-                Err(e) => match e.kind() {
-                    io::ErrorKind::Interrupted
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::WouldBlock => {}
-                    // Out of descriptors or memory: let connections end
-                    // before trying again, instead of spinning.
-                    _ => thread::sleep(Duration::from_millis(5)),
-                },
+                Err(e) => {
+                    inner.core.accept_failed(&e);
+                    match e.kind() {
+                        io::ErrorKind::Interrupted
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::WouldBlock => {}
+                        // Out of descriptors or memory: let connections end
+                        // before trying again, instead of spinning.
+                        _ => thread::sleep(Duration::from_millis(5)),
+                    }
+                }
             }
         }
         drop(listener);
@@ -334,7 +337,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
     }
 
     pub(crate) fn reject(&self, peer: SocketAddr, reason: RejectReason) {
-        self.core.stats.on_reject(reason);
+        self.core.rejected(peer, reason);
         fastnet_driver::sync::guard(|| self.handler.on_reject(peer, reason));
     }
 }

@@ -50,6 +50,8 @@ pub mod checksum;
 pub mod panics;
 pub mod push;
 pub mod soak;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 mod user_codec;
 
 pub use panics::{panic_if_tagged, panicking_handler_costs_only_its_connection, PANIC_TAG};

@@ -584,3 +584,15 @@ fn adversarial_per_ip_limit_counts_by_prefix() {
 fn adversarial_per_ip_limit_counts_by_prefix_shared() {
     fastnet_tests::adversarial::per_ip_limit_counts_by_prefix::<SmolShared>();
 }
+
+#[cfg(feature = "tracing")]
+#[test]
+fn connection_life_is_traced() {
+    fastnet_tests::tracing::connection_life_is_traced::<Smol>();
+}
+
+#[cfg(feature = "tracing")]
+#[test]
+fn connection_life_is_traced_shared() {
+    fastnet_tests::tracing::connection_life_is_traced::<SmolShared>();
+}

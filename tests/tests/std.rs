@@ -330,3 +330,9 @@ fn pushes_keep_the_idle_timer_and_count() {
 fn adversarial_per_ip_limit_counts_by_prefix() {
     fastnet_tests::adversarial::per_ip_limit_counts_by_prefix::<Std>();
 }
+
+#[cfg(feature = "tracing")]
+#[test]
+fn connection_life_is_traced() {
+    fastnet_tests::tracing::connection_life_is_traced::<Std>();
+}
