@@ -189,19 +189,63 @@ pub fn invalid(what: &str, e: impl fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
 }
 
-/// Binds a listener to the first of `addrs` that binds, with `backlog`
-/// completed connections queued at most; returns it with its address.
+/// Binds a listener to the first of `addrs` that binds, with
+/// [`ServerConfig::listen_backlog`] completed connections queued at most
+/// and, if [`ServerConfig::reuse_port`], `SO_REUSEPORT`; returns it with
+/// its address.
 pub fn listen(
     addrs: io::Result<Vec<SocketAddr>>,
-    backlog: u32,
+    config: &ServerConfig,
 ) -> io::Result<(TcpListener, SocketAddr)> {
     let addrs = addrs.map_err(|e| io::Error::new(e.kind(), format!("server address: {e}")))?;
-    let listener = TcpListener::bind(&addrs[..])?;
-    // std listens with a backlog of 128, which a burst of a few hundred
-    // connects overflows; listening again sets the configured one.
-    socket2::SockRef::from(&listener).listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    let backlog = i32::try_from(config.listen_backlog).unwrap_or(i32::MAX);
+    let listener = if config.reuse_port {
+        // The first that binds, as `TcpListener::bind` does.
+        let mut bound = Err(invalid("server address", "no address to bind"));
+        for addr in &addrs {
+            bound = bind_reusing_port(*addr, backlog);
+            if bound.is_ok() {
+                break;
+            }
+        }
+        bound?
+    } else {
+        let listener = TcpListener::bind(&addrs[..])?;
+        // std listens with a backlog of 128, which a burst of a few hundred
+        // connects overflows; listening again sets the configured one.
+        socket2::SockRef::from(&listener).listen(backlog)?;
+        listener
+    };
     let local = listener.local_addr()?;
     Ok((listener, local))
+}
+
+/// A listener on `addr` with `SO_REUSEPORT` (set before bind, where it
+/// counts), and `SO_REUSEADDR` as std sets it.
+#[cfg(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+))]
+fn bind_reusing_port(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// `SO_REUSEPORT` is not available here.
+#[cfg(not(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+)))]
+fn bind_reusing_port(_: SocketAddr, _: i32) -> io::Result<TcpListener> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "reuse_port: SO_REUSEPORT is not available on this platform",
+    ))
 }
 
 /// The address to connect to in order to reach a listener on `local`: an
@@ -419,9 +463,12 @@ impl<C, X, D, E> Core<C, X, D, E> {
         trace::tls_failed(info, e, handshake);
     }
 
-    /// Accepting a connection failed with `e`: reports it.
+    /// Accepting a connection failed with `e`: reports it, unless the
+    /// server is shutting down (which may be what woke the accept).
     pub fn accept_failed(&self, e: &io::Error) {
-        trace::accept_failed(e);
+        if !self.is_shutting_down() {
+            trace::accept_failed(e);
+        }
     }
 
     /// Records an admitted connection as live, holding its slot.
@@ -643,6 +690,16 @@ macro_rules! server_builder_setters {
         /// every slot. At least 1; ignored without TLS.
         pub fn max_handshakes(mut self, n: usize) -> Self {
             self.config.max_handshakes = n;
+            self
+        }
+
+        /// Binds with `SO_REUSEPORT` (default off), so that several
+        /// servers, in this process or others, can listen on one port and
+        /// the kernel spreads new connections over them. Unix only:
+        /// elsewhere `bind` fails naming this setting. See
+        /// [`ServerConfig::reuse_port`](::fastnet_proto::server::ServerConfig::reuse_port).
+        pub fn reuse_port(mut self, on: bool) -> Self {
+            self.config.reuse_port = on;
             self
         }
 

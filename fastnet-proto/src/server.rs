@@ -58,13 +58,17 @@ pub struct ServerConfig {
     /// more are refused at accept ([`RejectReason::Handshakes`]). At least
     /// 1; ignored without TLS.
     pub max_handshakes: usize,
+    /// Bind with `SO_REUSEPORT`, so that several servers (processes or
+    /// threads) can listen on one port and the kernel spreads connections
+    /// over them. Unix only: elsewhere `bind` fails naming this setting.
+    pub reuse_port: bool,
 }
 
 impl ServerConfig {
     /// Defaults for `codec`: 10 000 connections, no per-IP limit, one worker
     /// per core, 8 KiB buffers (or the maximum frame, if larger), 64 KiB of
     /// queued pushes per connection, `TCP_NODELAY` on, a listen backlog of
-    /// 1024, at most 256 TLS handshakes at once, and the limits of
+    /// 1024, at most 256 TLS handshakes at once, no `SO_REUSEPORT`, and the limits of
     /// [`ServerConfig::default_limits`].
     pub fn new(codec: CodecSpec) -> Self {
         ServerConfig {
@@ -82,6 +86,7 @@ impl ServerConfig {
             nodelay: true,
             listen_backlog: 1024,
             max_handshakes: 256,
+            reuse_port: false,
         }
     }
 

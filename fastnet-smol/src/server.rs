@@ -125,7 +125,7 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
             shards,
         };
         let shared = Arc::new(Core::new(config, self.codec, pool, tls, smol)?);
-        let (listener, local_addr) = listen(self.addrs, config.listen_backlog)?;
+        let (listener, local_addr) = listen(self.addrs, &config)?;
         let listener = Async::new(listener)?;
         Ok(Server {
             listener,

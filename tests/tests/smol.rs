@@ -596,3 +596,8 @@ fn connection_life_is_traced() {
 fn connection_life_is_traced_shared() {
     fastnet_tests::tracing::connection_life_is_traced::<SmolShared>();
 }
+
+#[test]
+fn reuse_port_shares_a_port() {
+    fastnet_tests::reuse_port_shares_a_port::<Smol>();
+}

@@ -336,3 +336,8 @@ fn adversarial_per_ip_limit_counts_by_prefix() {
 fn connection_life_is_traced() {
     fastnet_tests::tracing::connection_life_is_traced::<Std>();
 }
+
+#[test]
+fn reuse_port_shares_a_port() {
+    fastnet_tests::reuse_port_shares_a_port::<Std>();
+}
