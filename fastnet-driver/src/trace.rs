@@ -9,7 +9,7 @@
 //! | event | level | fields |
 //! |---|---|---|
 //! | `accepted` | DEBUG | `id`, `peer`, `tls` |
-//! | `rejected` | DEBUG | `peer`, `reason` |
+//! | `rejected` | INFO | `peer`, `reason` |
 //! | `closed` | WARN for a violation ([`CloseReason::is_violation`]) or a panic, else DEBUG | `id`, `peer`, `reason` |
 //! | `TLS failed` | DEBUG | `id`, `peer`, `handshake`, `error` |
 //! | `accept failed` | WARN (DEBUG for a connection aborted before it was accepted) | `error` |
@@ -96,10 +96,11 @@ pub(crate) fn accepted(info: &ConnInfo) {
     let _ = info;
 }
 
-/// A connection from `peer` was refused.
+/// A connection from `peer` was refused: a limit at work, worth a line
+/// by default.
 pub(crate) fn rejected(peer: SocketAddr, reason: RejectReason) {
     #[cfg(feature = "tracing")]
-    tracing::debug!(target: "fastnet", parent: None, peer = %peer, reason = %reason.name(), "rejected: {reason}");
+    tracing::info!(target: "fastnet", parent: None, peer = %peer, reason = %reason.name(), "rejected: {reason}");
     #[cfg(not(feature = "tracing"))]
     let _ = (peer, reason);
 }
