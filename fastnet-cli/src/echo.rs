@@ -3,12 +3,13 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use fastnet_proto::codec::CodecSpec;
-use fastnet_proto::connection::{CloseReason, Limits};
-use fastnet_proto::server::{RejectReason, ServerConfig, StatsSnapshot};
+use fastnet_proto::connection::Limits;
+use fastnet_proto::server::{ServerConfig, ServerStats, StatsSnapshot};
 use fastnet_std::tls::TlsServerConfig;
 
 /// Which driver serves.
@@ -29,9 +30,6 @@ pub struct EchoConfig {
     pub addr: SocketAddr,
     /// Everything else the drivers share.
     pub server: ServerConfig,
-    /// Log violations (closes for a limit, timeout or bad input, refusals,
-    /// TLS failures) to stderr.
-    pub log: bool,
     /// Serve TLS. Both drivers take the same `fastnet-tls` configuration,
     /// so one serves either.
     pub tls: Option<TlsServerConfig>,
@@ -44,7 +42,6 @@ impl EchoConfig {
             driver,
             addr,
             server: ServerConfig::new(codec),
-            log: false,
             tls: None,
         }
     }
@@ -63,6 +60,8 @@ pub type ShutdownFn = Box<dyn Fn(Duration) + Send + Sync>;
 pub struct RunningEcho {
     /// The bound address.
     pub addr: SocketAddr,
+    /// The server's live statistics.
+    pub stats: Arc<ServerStats>,
     shutdown: ShutdownFn,
     join: JoinHandle<io::Result<StatsSnapshot>>,
 }
@@ -96,41 +95,21 @@ impl RunningEcho {
 }
 
 /// The echo server's handler, for either driver: both drivers hand it the
-/// same `Ctx`, `ConnInfo` and `TlsError`, so what it does is written once
-/// here and each driver's `Handler` impl only forwards.
-struct Echo {
-    log: bool,
-}
+/// same `Ctx`, so what it does is written once here and each driver's
+/// `Handler` impl only forwards. Accepts, refusals, closes and TLS
+/// failures are the drivers' own `tracing` events.
+struct Echo;
 
 impl Echo {
     fn frame(&self, ctx: &mut fastnet_std::Ctx<'_, ()>, frame: &[u8]) {
         if let Err(e) = ctx.send(frame) {
-            if self.log {
-                eprintln!(
-                    "{}: cannot echo a {}-byte frame: {e}; closing",
-                    ctx.info().peer_addr(),
-                    frame.len()
-                );
-            }
+            // In the connection's span, which names it.
+            tracing::warn!(
+                target: "fastnet",
+                "cannot echo a {}-byte frame: {e}; closing",
+                frame.len()
+            );
             ctx.close();
-        }
-    }
-
-    fn closed(&self, info: &fastnet_std::ConnInfo, reason: CloseReason) {
-        if self.log && !matches!(reason, CloseReason::PeerClosed | CloseReason::Local) {
-            eprintln!("{}: closed: {reason}", info.peer_addr());
-        }
-    }
-
-    fn rejected(&self, peer: SocketAddr, reason: RejectReason) {
-        if self.log {
-            eprintln!("{peer}: refused: {reason}");
-        }
-    }
-
-    fn tls_failed(&self, info: &fastnet_std::ConnInfo, error: &fastnet_std::tls::TlsError) {
-        if self.log {
-            eprintln!("{}: {error}", info.peer_addr());
         }
     }
 }
@@ -145,18 +124,6 @@ impl fastnet_std::Handler for Echo {
     fn on_frame(&self, ctx: &mut fastnet_std::Ctx<'_, ()>, frame: &[u8]) {
         self.frame(ctx, frame);
     }
-
-    fn on_close(&self, info: &fastnet_std::ConnInfo, _state: (), reason: CloseReason) {
-        self.closed(info, reason);
-    }
-
-    fn on_reject(&self, peer: SocketAddr, reason: RejectReason) {
-        self.rejected(peer, reason);
-    }
-
-    fn on_tls_error(&self, info: &fastnet_std::ConnInfo, error: &fastnet_std::tls::TlsError) {
-        self.tls_failed(info, error);
-    }
 }
 
 impl fastnet_smol::Handler for Echo {
@@ -168,18 +135,6 @@ impl fastnet_smol::Handler for Echo {
 
     async fn on_frame(&self, ctx: &mut fastnet_smol::Ctx<'_, ()>, frame: &[u8]) {
         self.frame(ctx, frame);
-    }
-
-    fn on_close(&self, info: &fastnet_smol::ConnInfo, _state: (), reason: CloseReason) {
-        self.closed(info, reason);
-    }
-
-    fn on_reject(&self, peer: SocketAddr, reason: RejectReason) {
-        self.rejected(peer, reason);
-    }
-
-    fn on_tls_error(&self, info: &fastnet_smol::ConnInfo, error: &fastnet_smol::tls::TlsError) {
-        self.tls_failed(info, error);
     }
 }
 
@@ -196,12 +151,13 @@ pub fn start(cfg: EchoConfig) -> io::Result<RunningEcho> {
             let server = builder.bind()?;
             let addr = server.local_addr();
             let handle = server.shutdown_handle();
-            let log = cfg.log;
+            let stats = server.stats();
             let join = std::thread::Builder::new()
                 .name("fastnet-std-serve".into())
-                .spawn(move || server.serve(Echo { log }))?;
+                .spawn(move || server.serve(Echo))?;
             Ok(RunningEcho {
                 addr,
+                stats,
                 shutdown: Box::new(move |d| handle.shutdown(d)),
                 join,
             })
@@ -216,12 +172,13 @@ pub fn start(cfg: EchoConfig) -> io::Result<RunningEcho> {
             let server = builder.bind()?;
             let addr = server.local_addr();
             let handle = server.shutdown_handle();
-            let log = cfg.log;
+            let stats = server.stats();
             let join = std::thread::Builder::new()
                 .name("fastnet-smol-serve".into())
-                .spawn(move || server.run(Echo { log }))?;
+                .spawn(move || server.run(Echo))?;
             Ok(RunningEcho {
                 addr,
+                stats,
                 shutdown: Box::new(move |d| handle.shutdown(d)),
                 join,
             })

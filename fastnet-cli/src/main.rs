@@ -8,6 +8,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use fastnet_cli::tls::{self, Verify};
 use fastnet_cli::{duration, spec};
 use fastnet_proto::codec::{CodecSpec, Oversize};
 use fastnet_proto::connection::Limits;
+use fastnet_proto::server::StatsSnapshot;
 use fastnet_std::tls::TlsServerConfig;
 
 /// What `-h` says after the options; `--help` shows [`spec::HELP`] there.
@@ -102,6 +104,25 @@ struct ServeArgs {
     /// How long a TLS handshake may take (like 10s).
     #[arg(long, value_parser = duration::parse, requires = "tls_cert")]
     tls_handshake_timeout: Option<Duration>,
+    /// Bind with SO_REUSEPORT, so that several servers share the port and
+    /// the kernel spreads connections over them (unix).
+    #[arg(long)]
+    reuseport: bool,
+    /// Log more on stderr: -v a line per accepted and closed connection,
+    /// -vv everything. By default, refusals and closes for a violation
+    /// (RUST_LOG adds directives, like fastnet=debug).
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Log errors only.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print the statistics every DUR (like 10s), a line each.
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    stats_interval: Option<Duration>,
+    /// Print statistics lines as JSON objects, one per line, every counter
+    /// by name (the final one too).
+    #[arg(long)]
+    stats_json: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -177,11 +198,45 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{addr:?} resolves to no address"))
 }
 
+/// Log lines on stderr at the level `-v` / `-q` ask for, through the
+/// drivers' `tracing` events; `RUST_LOG` adds directives.
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+    let level = match (quiet, verbose) {
+        (true, _) => LevelFilter::ERROR,
+        (false, 0) => LevelFilter::INFO,
+        (false, 1) => LevelFilter::DEBUG,
+        (false, _) => LevelFilter::TRACE,
+    };
+    let filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .from_env_lossy();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+/// One statistics line: `stats: ..` or, with `json`, a JSON object.
+fn stats_line(stats: &StatsSnapshot, json: bool) -> String {
+    if json {
+        serde_json::to_string(stats).expect("counters serialise")
+    } else {
+        format!("stats: {stats}")
+    }
+}
+
 fn serve(args: ServeArgs) -> ExitCode {
     let usage = |msg: String| {
         eprintln!("fastnet serve: {msg}");
         ExitCode::from(2)
     };
+    if args.stats_interval.is_some_and(|d| d.is_zero()) {
+        return usage("--stats-interval must be longer than 0".into());
+    }
+    init_logging(args.verbose, args.quiet);
     let oversize = match args.oversize {
         OversizeArg::Close => Oversize::Close,
         OversizeArg::Skip => Oversize::Skip,
@@ -223,7 +278,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         ..Limits::default()
     });
     cfg.server.reply_codec = reply;
-    cfg.log = true;
+    cfg.server.reuse_port = args.reuseport;
     cfg.tls = tls;
     if let Some(n) = args.max_conns {
         cfg.server.max_connections = n;
@@ -245,7 +300,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (addr, (shutdown, join)) = (running.addr, running.split());
+    let (addr, stats) = (running.addr, running.stats.clone());
+    let (shutdown, join) = running.split();
     // Signal handlers go in before the address is announced, so a client
     // that reacts to the announcement with a signal is handled gracefully.
     let mut signals = match signal_hook::iterator::Signals::new([
@@ -266,12 +322,26 @@ fn serve(args: ServeArgs) -> ExitCode {
             shutdown(SHUTDOWN_DEADLINE);
         }
     });
+    // Stats lines until the server is done (the sender dropped).
+    let (stop_ticker, stopped) = std::sync::mpsc::channel::<()>();
+    let json = args.stats_json;
+    let ticker = args.stats_interval.map(|every| {
+        std::thread::spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                println!("{}", stats_line(&stats.snapshot(), json));
+            }
+        })
+    });
     let result = join.join();
     signal_handle.close();
     let _ = watcher.join();
+    drop(stop_ticker);
+    if let Some(ticker) = ticker {
+        let _ = ticker.join();
+    }
     match result {
         Ok(Ok(stats)) => {
-            println!("stats: {stats}");
+            println!("{}", stats_line(&stats, json));
             ExitCode::SUCCESS
         }
         Ok(Err(e)) => {

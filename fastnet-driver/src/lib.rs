@@ -30,3 +30,4 @@ pub mod server;
 pub mod socket;
 pub mod sync;
 pub mod tls;
+pub mod trace;

@@ -17,8 +17,10 @@ use fastnet_proto::connection::{Buffers, CloseReason, Connection};
 use fastnet_proto::server::{Admission, RejectReason, ServerConfig, ServerStats};
 
 use crate::buffers::{BufPool, BufSet};
+use crate::conn::ConnInfo;
 use crate::sync::lock;
-use crate::tls::ServerTls;
+use crate::tls::{ServerTls, TlsError};
+use crate::trace::{self, ConnSpan};
 
 /// The connection state machine as both drivers instantiate it; the
 /// default parameters are the built-in codecs ([`CodecSpec`]).
@@ -187,19 +189,63 @@ pub fn invalid(what: &str, e: impl fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
 }
 
-/// Binds a listener to the first of `addrs` that binds, with `backlog`
-/// completed connections queued at most; returns it with its address.
+/// Binds a listener to the first of `addrs` that binds, with
+/// [`ServerConfig::listen_backlog`] completed connections queued at most
+/// and, if [`ServerConfig::reuse_port`], `SO_REUSEPORT`; returns it with
+/// its address.
 pub fn listen(
     addrs: io::Result<Vec<SocketAddr>>,
-    backlog: u32,
+    config: &ServerConfig,
 ) -> io::Result<(TcpListener, SocketAddr)> {
     let addrs = addrs.map_err(|e| io::Error::new(e.kind(), format!("server address: {e}")))?;
-    let listener = TcpListener::bind(&addrs[..])?;
-    // std listens with a backlog of 128, which a burst of a few hundred
-    // connects overflows; listening again sets the configured one.
-    socket2::SockRef::from(&listener).listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    let backlog = i32::try_from(config.listen_backlog).unwrap_or(i32::MAX);
+    let listener = if config.reuse_port {
+        // The first that binds, as `TcpListener::bind` does.
+        let mut bound = Err(invalid("server address", "no address to bind"));
+        for addr in &addrs {
+            bound = bind_reusing_port(*addr, backlog);
+            if bound.is_ok() {
+                break;
+            }
+        }
+        bound?
+    } else {
+        let listener = TcpListener::bind(&addrs[..])?;
+        // std listens with a backlog of 128, which a burst of a few hundred
+        // connects overflows; listening again sets the configured one.
+        socket2::SockRef::from(&listener).listen(backlog)?;
+        listener
+    };
     let local = listener.local_addr()?;
     Ok((listener, local))
+}
+
+/// A listener on `addr` with `SO_REUSEPORT` (set before bind, where it
+/// counts), and `SO_REUSEADDR` as std sets it.
+#[cfg(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+))]
+fn bind_reusing_port(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// `SO_REUSEPORT` is not available here.
+#[cfg(not(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+)))]
+fn bind_reusing_port(_: SocketAddr, _: i32) -> io::Result<TcpListener> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "reuse_port: SO_REUSEPORT is not available on this platform",
+    ))
 }
 
 /// The address to connect to in order to reach a listener on `local`: an
@@ -378,13 +424,54 @@ impl<C, X, D, E> Core<C, X, D, E> {
         lock(&self.live).admission.release(ip);
     }
 
-    /// `on_connect` panicked for an admitted connection from `ip` (not
-    /// registered): gives its slot back and counts it as accepted and
-    /// closed with [`CloseReason::Panic`].
-    pub fn connect_panicked(&self, ip: IpAddr) {
-        self.cancel(ip);
+    /// `on_connect` panicked for an admitted connection (not registered):
+    /// gives its slot back and reports it as accepted and closed with
+    /// [`CloseReason::Panic`].
+    pub fn connect_panicked(&self, info: &ConnInfo) {
+        self.cancel(info.peer_addr().ip());
+        self.accepted(info);
+        self.closed(info, CloseReason::Panic);
+    }
+
+    /// A connection was accepted and will be served: counts it, reports it
+    /// (feature `tracing`) and returns its span, for the driver to run the
+    /// connection in.
+    pub fn accepted(&self, info: &ConnInfo) -> ConnSpan {
         self.stats.on_accept();
-        self.stats.on_close(CloseReason::Panic);
+        trace::accepted(info);
+        ConnSpan::new(info)
+    }
+
+    /// A connection from `peer` was refused for `reason`: counts and
+    /// reports it. The driver then tells its handler (`on_reject`).
+    pub fn rejected(&self, peer: SocketAddr, reason: RejectReason) {
+        self.stats.on_reject(reason);
+        trace::rejected(peer, reason);
+    }
+
+    /// A served connection closed for `reason`: counts and reports it.
+    /// The driver then tells its handler (`on_close`).
+    pub fn closed(&self, info: &ConnInfo, reason: CloseReason) {
+        self.stats.on_close(reason);
+        trace::closed(info, reason);
+    }
+
+    /// A connection's TLS handshake (`handshake`) or established session
+    /// failed with `e`: counts and reports it.
+    pub fn tls_failed(&self, info: &ConnInfo, e: &TlsError, handshake: bool) {
+        self.tls.failed(e, handshake);
+        trace::tls_failed(info, e, handshake);
+    }
+
+    /// Accepting a connection failed with `e` (one that counts, see
+    /// [`AcceptBackoff`](crate::socket::AcceptBackoff)): counts it and
+    /// reports it, unless the server is shutting down (which may be what
+    /// woke the accept).
+    pub fn accept_failed(&self, e: &io::Error) {
+        self.stats.on_accept_error();
+        if !self.is_shutting_down() {
+            trace::accept_failed(e);
+        }
     }
 
     /// Records an admitted connection as live, holding its slot.
@@ -625,6 +712,16 @@ macro_rules! server_builder_setters {
         /// every slot. At least 1; ignored without TLS.
         pub fn max_handshakes(mut self, n: usize) -> Self {
             self.config.max_handshakes = n;
+            self
+        }
+
+        /// Binds with `SO_REUSEPORT` (default off), so that several
+        /// servers, in this process or others, can listen on one port and
+        /// the kernel spreads new connections over them. Unix only:
+        /// elsewhere `bind` fails naming this setting. See
+        /// [`ServerConfig::reuse_port`](::fastnet_proto::server::ServerConfig::reuse_port).
+        pub fn reuse_port(mut self, on: bool) -> Self {
+            self.config.reuse_port = on;
             self
         }
 

@@ -51,6 +51,12 @@ mod off {
     #[derive(Clone, Debug)]
     pub enum TlsError {}
 
+    impl std::fmt::Display for TlsError {
+        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match *self {}
+        }
+    }
+
     impl TlsError {
         /// The reason a connection closes for this failure.
         pub fn close_reason(&self) -> fastnet_proto::connection::CloseReason {

@@ -72,6 +72,10 @@ pub struct ServerConfig {
     /// more are refused at accept ([`RejectReason::Handshakes`]). At least
     /// 1; ignored without TLS.
     pub max_handshakes: usize,
+    /// Bind with `SO_REUSEPORT`, so that several servers (processes or
+    /// threads) can listen on one port and the kernel spreads connections
+    /// over them. Unix only: elsewhere `bind` fails naming this setting.
+    pub reuse_port: bool,
 }
 
 impl ServerConfig {
@@ -79,7 +83,7 @@ impl ServerConfig {
     /// per core, 8 KiB buffers (or the maximum frame, if larger), 64 KiB of
     /// queued pushes per connection, `TCP_NODELAY` on, TCP keepalive after
     /// 60 s of silence, a listen backlog of 1024, at most 256 TLS
-    /// handshakes at once, and the limits of
+    /// handshakes at once, no `SO_REUSEPORT`, and the limits of
     /// [`ServerConfig::default_limits`].
     pub fn new(codec: CodecSpec) -> Self {
         ServerConfig {
@@ -98,6 +102,7 @@ impl ServerConfig {
             keepalive: Some(DEFAULT_KEEPALIVE),
             listen_backlog: 1024,
             max_handshakes: 256,
+            reuse_port: false,
         }
     }
 
@@ -252,6 +257,7 @@ impl RejectReason {
         }
     }
 
+    #[cfg(target_has_atomic = "64")]
     const fn index(&self) -> usize {
         match self {
             RejectReason::MaxConnections => 0,
@@ -292,6 +298,7 @@ pub const CLOSE_REASONS: [CloseReason; 11] = [
     CloseReason::WriteStall,
 ];
 
+#[cfg(target_has_atomic = "64")]
 const fn close_index(reason: &CloseReason) -> usize {
     match reason {
         CloseReason::PeerClosed => 0,
@@ -387,7 +394,7 @@ impl Admission {
 #[derive(Debug, Default)]
 pub struct ServerStats {
     accepted: core::sync::atomic::AtomicU64,
-    rejected: [core::sync::atomic::AtomicU64; 6],
+    rejected: [core::sync::atomic::AtomicU64; RejectReason::ALL.len()],
     closed: [core::sync::atomic::AtomicU64; CLOSE_REASONS.len()],
     pushes_dropped: core::sync::atomic::AtomicU64,
     accept_errors: core::sync::atomic::AtomicU64,
@@ -411,15 +418,18 @@ struct TrafficShard {
     bytes_out: core::sync::atomic::AtomicU64,
 }
 
-/// A point-in-time copy of [`ServerStats`].
+/// A point-in-time copy of [`ServerStats`]. With the feature `serde` it
+/// serialises with every counter by name (`{"accepted":3,"rejected":
+/// {"max_connections":0,..},"closed":{"peer_closed":2,..},..}`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct StatsSnapshot {
     /// Connections accepted (and served).
     pub accepted: u64,
-    /// Connections refused, by [`RejectReason::ALL`] order.
-    pub rejected: [u64; 6],
-    /// Connections closed, by [`CLOSE_REASONS`] order.
-    pub closed: [u64; CLOSE_REASONS.len()],
+    /// Connections refused, by reason.
+    pub rejected: Rejected,
+    /// Connections closed, by reason.
+    pub closed: Closed,
     /// Frames received.
     pub frames_in: u64,
     /// Frames sent.
@@ -436,26 +446,154 @@ pub struct StatsSnapshot {
     pub accept_errors: u64,
 }
 
+/// Connections refused, one counter per [`RejectReason`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Rejected {
+    /// [`RejectReason::MaxConnections`].
+    pub max_connections: u64,
+    /// [`RejectReason::MaxPerIp`].
+    pub max_per_ip: u64,
+    /// [`RejectReason::WorkersBusy`].
+    pub workers_busy: u64,
+    /// [`RejectReason::Refused`].
+    pub refused: u64,
+    /// [`RejectReason::ShuttingDown`].
+    pub shutting_down: u64,
+    /// [`RejectReason::Handshakes`].
+    pub handshakes: u64,
+}
+
+impl Rejected {
+    /// The counter of `reason`.
+    pub const fn get(&self, reason: RejectReason) -> u64 {
+        match reason {
+            RejectReason::MaxConnections => self.max_connections,
+            RejectReason::MaxPerIp => self.max_per_ip,
+            RejectReason::WorkersBusy => self.workers_busy,
+            RejectReason::Refused => self.refused,
+            RejectReason::ShuttingDown => self.shutting_down,
+            RejectReason::Handshakes => self.handshakes,
+        }
+    }
+
+    /// Every counter added up.
+    pub fn total(&self) -> u64 {
+        RejectReason::ALL.iter().map(|r| self.get(*r)).sum()
+    }
+
+    /// Each counter from `count` of its reason.
+    #[cfg(target_has_atomic = "64")]
+    fn from_fn(count: impl Fn(RejectReason) -> u64) -> Self {
+        Rejected {
+            max_connections: count(RejectReason::MaxConnections),
+            max_per_ip: count(RejectReason::MaxPerIp),
+            workers_busy: count(RejectReason::WorkersBusy),
+            refused: count(RejectReason::Refused),
+            shutting_down: count(RejectReason::ShuttingDown),
+            handshakes: count(RejectReason::Handshakes),
+        }
+    }
+}
+
+/// Connections closed, one counter per kind of [`CloseReason`] (every
+/// `Protocol(_)` counts together, and every `Tls(_)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Closed {
+    /// [`CloseReason::PeerClosed`].
+    pub peer_closed: u64,
+    /// [`CloseReason::IdleTimeout`].
+    pub idle_timeout: u64,
+    /// [`CloseReason::ReadTimeout`].
+    pub read_timeout: u64,
+    /// [`CloseReason::WriteStall`].
+    pub write_stall: u64,
+    /// [`CloseReason::FrameTooLarge`].
+    pub frame_too_large: u64,
+    /// [`CloseReason::ByteLimit`].
+    pub byte_limit: u64,
+    /// [`CloseReason::Protocol`], whatever the error.
+    pub protocol: u64,
+    /// [`CloseReason::Local`].
+    pub local: u64,
+    /// [`CloseReason::Reset`].
+    pub reset: u64,
+    /// [`CloseReason::Tls`], whatever the failure.
+    pub tls: u64,
+    /// [`CloseReason::Panic`].
+    pub panic: u64,
+}
+
+impl Closed {
+    /// The counter of `reason`'s kind.
+    pub const fn get(&self, reason: CloseReason) -> u64 {
+        match reason {
+            CloseReason::PeerClosed => self.peer_closed,
+            CloseReason::IdleTimeout => self.idle_timeout,
+            CloseReason::ReadTimeout => self.read_timeout,
+            CloseReason::WriteStall => self.write_stall,
+            CloseReason::FrameTooLarge => self.frame_too_large,
+            CloseReason::ByteLimit => self.byte_limit,
+            CloseReason::Protocol(_) => self.protocol,
+            CloseReason::Local => self.local,
+            CloseReason::Reset => self.reset,
+            CloseReason::Tls(_) => self.tls,
+            CloseReason::Panic => self.panic,
+        }
+    }
+
+    /// Every counter added up.
+    pub fn total(&self) -> u64 {
+        CLOSE_REASONS.iter().map(|r| self.get(*r)).sum()
+    }
+
+    /// Each counter from `count` of its kind.
+    #[cfg(target_has_atomic = "64")]
+    fn from_fn(count: impl Fn(CloseReason) -> u64) -> Self {
+        Closed {
+            peer_closed: count(CloseReason::PeerClosed),
+            idle_timeout: count(CloseReason::IdleTimeout),
+            read_timeout: count(CloseReason::ReadTimeout),
+            write_stall: count(CloseReason::WriteStall),
+            frame_too_large: count(CloseReason::FrameTooLarge),
+            byte_limit: count(CloseReason::ByteLimit),
+            protocol: count(CloseReason::Protocol(crate::Error::VarintOverflow)),
+            local: count(CloseReason::Local),
+            reset: count(CloseReason::Reset),
+            tls: count(CloseReason::Tls(
+                crate::connection::TlsFailure::HandshakeTimeout,
+            )),
+            panic: count(CloseReason::Panic),
+        }
+    }
+}
+
 impl StatsSnapshot {
     /// Connections open: accepted and not yet closed.
     pub fn open(&self) -> u64 {
-        self.accepted.saturating_sub(self.closed.iter().sum())
+        self.accepted.saturating_sub(self.closed.total())
     }
 
     /// Connections refused for `reason`.
     pub fn rejected(&self, reason: RejectReason) -> u64 {
-        self.rejected[reason.index()]
+        self.rejected.get(reason)
     }
 
     /// Connections refused for any reason.
     pub fn rejected_total(&self) -> u64 {
-        self.rejected.iter().sum()
+        self.rejected.total()
     }
 
     /// Connections closed for `reason` (every `Protocol(_)` counts
     /// together, and every `Tls(_)`).
     pub fn closed(&self, reason: CloseReason) -> u64 {
-        self.closed[close_index(&reason)]
+        self.closed.get(reason)
+    }
+
+    /// Connections closed for any reason.
+    pub fn closed_total(&self) -> u64 {
+        self.closed.total()
     }
 }
 
@@ -475,7 +613,7 @@ impl fmt::Display for StatsSnapshot {
                 write!(f, " {}={}", r.name(), self.rejected(r))?;
             }
         }
-        write!(f, " closed={}", self.closed.iter().sum::<u64>())?;
+        write!(f, " closed={}", self.closed_total())?;
         for r in CLOSE_REASONS {
             if self.closed(r) > 0 {
                 write!(f, " {}={}", r.name(), self.closed(r))?;
@@ -595,8 +733,8 @@ impl ServerStats {
         use core::sync::atomic::Ordering::Relaxed;
         StatsSnapshot {
             accepted: self.accepted.load(Relaxed),
-            rejected: core::array::from_fn(|i| self.rejected[i].load(Relaxed)),
-            closed: core::array::from_fn(|i| self.closed[i].load(Relaxed)),
+            rejected: Rejected::from_fn(|r| self.rejected[r.index()].load(Relaxed)),
+            closed: Closed::from_fn(|r| self.closed[close_index(&r)].load(Relaxed)),
             frames_in: self.traffic.iter().map(|t| t.frames_in.load(Relaxed)).sum(),
             frames_out: self
                 .traffic
@@ -718,6 +856,30 @@ mod tests {
             "accepted=3 open=1 rejected=1 max-per-ip=1 closed=2 protocol=1 tls=1 frames_in=3 frames_out=2 bytes_in=30 bytes_out=20 accept_errors=1"
         );
         assert_eq!(snap.accept_errors, 1);
+    }
+
+    #[test]
+    fn named_counters_match_the_accessors() {
+        let s = ServerStats::new();
+        for (i, r) in RejectReason::ALL.into_iter().enumerate() {
+            for _ in 0..=i {
+                s.on_reject(r);
+            }
+        }
+        for (i, r) in CLOSE_REASONS.into_iter().enumerate() {
+            for _ in 0..=i {
+                s.on_close(r);
+            }
+        }
+        let snap = s.snapshot();
+        for (i, r) in RejectReason::ALL.into_iter().enumerate() {
+            assert_eq!(snap.rejected(r), i as u64 + 1, "{r:?}");
+        }
+        for (i, r) in CLOSE_REASONS.into_iter().enumerate() {
+            assert_eq!(snap.closed(r), i as u64 + 1, "{r:?}");
+        }
+        assert_eq!((snap.rejected.refused, snap.closed.write_stall), (4, 11));
+        assert_eq!((snap.rejected_total(), snap.closed_total()), (21, 66));
     }
 
     #[test]

@@ -486,7 +486,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
                 false
             }
             Err(Some(e)) => {
-                server.tls.failed(&e, true);
+                server.tls_failed(&self.shared.info, &e, true);
                 self.tls_error(&e);
                 self.conn.handle_failure(e.close_reason());
                 false
@@ -501,7 +501,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         match fault {
             Fault::Io(_) => self.conn.handle_reset(),
             Fault::Tls(e) => {
-                self.server().tls.failed(&e, false);
+                self.server().tls_failed(&self.shared.info, &e, false);
                 self.tls_error(&e);
                 self.conn.handle_failure(e.close_reason());
             }
@@ -597,7 +597,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Drop for Driver<H, D, E> {
         self.conn.reset(now);
         self.park();
         self.server().free_slot(self.shared.info.id());
-        self.server().stats.on_close(reason);
+        self.server().closed(&self.shared.info, reason);
         if let Some(state) = self.state.take() {
             guard(|| self.handler.on_close(&self.shared.info, state, reason));
         }

@@ -92,6 +92,11 @@
 //! still leave in one write and idle plain connections still park their
 //! buffers.
 //!
+//! With feature `tracing`, each connection runs in a `conn` span (its id
+//! and peer) and its accept, refusal, close and TLS failure are `tracing`
+//! events with target `fastnet` (listed in `fastnet_driver::trace`); a
+//! subscriber decides what becomes of them.
+//!
 //! Timeouts (idle, read) come from [`fastnet_proto::Connection::poll_timeout`]
 //! and are waited for with one async-io `Timer` per connection, re-armed
 //! only when the deadline moves earlier or fires, so traffic does not touch

@@ -127,7 +127,7 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
             shards,
         };
         let shared = Arc::new(Core::new(config, self.codec, pool, tls, smol)?);
-        let (listener, local_addr) = listen(self.addrs, config.listen_backlog)?;
+        let (listener, local_addr) = listen(self.addrs, &config)?;
         let listener = Async::new(listener)?;
         Ok(Server {
             listener,
@@ -305,7 +305,7 @@ impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
                     let Some(pause) = backoff.failed(&e) else {
                         continue;
                     };
-                    shared.stats.on_accept_error();
+                    shared.accept_failed(&e);
                     guard(|| handler.on_accept_error(&e));
                     // Accepting again at once would fail again at once:
                     // the connection waits in the kernel's queue.
@@ -352,7 +352,7 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
     spawn: &impl Spawn,
 ) {
     let reject = |reason| {
-        shared.stats.on_reject(reason);
+        shared.rejected(peer, reason);
         guard(|| handler.on_reject(peer, reason));
     };
     if shared.is_shutting_down() {
@@ -378,7 +378,7 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
             shared.cancel(peer.ip());
             return reject(RejectReason::Refused);
         }
-        None => return shared.connect_panicked(peer.ip()),
+        None => return shared.connect_panicked(&info),
     };
     tune_accepted(&stream, &shared.config);
     let stream = match place.register(stream) {
@@ -390,14 +390,14 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
             return;
         }
     };
-    shared.stats.on_accept();
+    let span = shared.accepted(&info);
     let conn_shared = Arc::new(ConnShared::new(info, shared.clone(), place.index()));
     shared.register(id, peer.ip(), conn_shared.clone());
     if shared.is_shutting_down() {
         conn_shared.signal(SHUTDOWN);
     }
     if let Some(task) = conn::task(handler.clone(), stream, link, conn_shared, state) {
-        spawn.spawn(&place, task);
+        spawn.spawn(&place, span.instrument(task));
     }
 }
 

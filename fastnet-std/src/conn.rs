@@ -86,12 +86,13 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
             Some(None) => return self.reject(shared.info.peer_addr(), RejectReason::Refused),
             None => {
                 // Its slot goes back with `_release`.
-                self.core.stats.on_accept();
-                self.core.stats.on_close(CloseReason::Panic);
+                self.core.accepted(&shared.info);
+                self.core.closed(&shared.info, CloseReason::Panic);
                 return;
             }
         };
-        self.core.stats.on_accept();
+        let span = self.core.accepted(&shared.info);
+        let _in_span = span.enter();
         if let Err(reason) = self.tls_handshake(shared, &mut link) {
             self.finish(shared, &mut link, state, reason);
             return;
@@ -154,7 +155,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         }
         let _ = shared.stream.shutdown(std::net::Shutdown::Both);
         self.core.free_slot(shared.info.id());
-        self.core.stats.on_close(reason);
+        self.core.closed(&shared.info, reason);
         guard(|| self.handler.on_close(&shared.info, state, reason));
     }
 
@@ -191,7 +192,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
             // Woken for shutdown in the middle of the handshake.
             Err(_) if self.core.is_shutting_down() => Err(CloseReason::Local),
             Err(e) => {
-                self.core.tls.failed(&e, true);
+                self.core.tls_failed(&shared.info, &e, true);
                 self.tls_error(shared, &e);
                 Err(e.close_reason())
             }
@@ -474,7 +475,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         match fault {
             Fault::Io(_) => conn.handle_reset(),
             Fault::Tls(e) => {
-                self.core.tls.failed(&e, false);
+                self.core.tls_failed(&shared.info, &e, false);
                 self.tls_error(shared, &e);
                 conn.handle_failure(e.close_reason());
             }

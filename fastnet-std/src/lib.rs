@@ -106,8 +106,13 @@
 //! one closes only that connection ([`Handler::on_tls_error`], then
 //! [`CloseReason::Tls`] with the alert).
 //!
-//! Nothing in this crate prints or logs: errors are values, close reasons
-//! go to [`Handler::on_close`] and the statistics.
+//! Nothing in this crate prints: errors are values, close reasons go to
+//! [`Handler::on_close`] and the statistics.
+//!
+//! With feature `tracing`, each connection runs in a `conn` span (its id
+//! and peer) and its accept, refusal, close and TLS failure are `tracing`
+//! events with target `fastnet` (listed in `fastnet_driver::trace`); a
+//! subscriber decides what becomes of them.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -70,7 +70,10 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
         config.max_connections =
             fit_max_connections(config.max_connections, DESCRIPTORS_PER_CONNECTION);
         let tls = ServerTls::new(self.tls.as_ref(), config.max_handshakes)?;
-        let std = Std { wake_addr: None };
+        let std = Std {
+            wake_addr: None,
+            listener: Mutex::new(None),
+        };
         let workers = match config.workers {
             0 => config.max_connections,
             n => n,
@@ -81,8 +84,11 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
             shards: 1,
         };
         let mut core = Core::new(config, self.codec, pool, tls, std)?;
-        let (listener, local_addr) = listen(self.addrs, config.listen_backlog)?;
+        let (listener, local_addr) = listen(self.addrs, &config)?;
         core.driver.wake_addr = Some(reach(local_addr));
+        if config.reuse_port {
+            core.driver.listener = Mutex::new(Some(listener.try_clone()?));
+        }
         Ok(Server {
             listener,
             local_addr,
@@ -100,6 +106,10 @@ pub(crate) type StdCore<D = AnyDecoder, E = AnyEncoder> = Core<Arc<ConnShared<E>
 pub(crate) struct Std {
     /// What a shutdown connects to, to wake the accept loop.
     wake_addr: Option<SocketAddr>,
+    /// With `reuse_port`, the listener, which a shutdown shuts down to
+    /// wake the accept loop: a connect could reach another server on the
+    /// port instead.
+    listener: Mutex<Option<TcpListener>>,
 }
 
 /// Stops a [`Server`] from another thread; from
@@ -130,7 +140,17 @@ impl<D, E> ShutdownHandle<D, E> {
     /// [`CloseReason::Local`]: fastnet_proto::connection::CloseReason::Local
     pub fn shutdown(&self, deadline: Duration) {
         self.core.shut_down(deadline);
-        // Wake the accept loop, blocked in accept(): connect to it.
+        // Wake the accept loop, blocked in accept(): shut the listener
+        // down (Linux wakes accept() with an error then), else connect.
+        let listener = fastnet_driver::sync::lock(&self.core.driver.listener).take();
+        let woken = listener.is_some_and(|l| {
+            socket2::SockRef::from(&l)
+                .shutdown(std::net::Shutdown::Read)
+                .is_ok()
+        });
+        if woken {
+            return;
+        }
         if let Some(addr) = &self.core.driver.wake_addr {
             let _ = TcpStream::connect_timeout(addr, Duration::from_millis(200));
         }
@@ -342,12 +362,12 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
 
     /// Counts a failed accept and tells the handler.
     fn accept_failed(&self, e: &io::Error) {
-        self.core.stats.on_accept_error();
+        self.core.accept_failed(e);
         fastnet_driver::sync::guard(|| self.handler.on_accept_error(e));
     }
 
     pub(crate) fn reject(&self, peer: SocketAddr, reason: RejectReason) {
-        self.core.stats.on_reject(reason);
+        self.core.rejected(peer, reason);
         fastnet_driver::sync::guard(|| self.handler.on_reject(peer, reason));
     }
 }

@@ -53,6 +53,8 @@ pub mod panics;
 pub mod push;
 pub mod soak;
 pub mod sockets;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 mod user_codec;
 
 pub use fairness::{every_duration_at_its_maximum, smallest_wake_budget_loses_nothing};
@@ -892,4 +894,41 @@ pub fn shutdown_deadline_closes_busy_connections<D: TestDriver>() {
         "{:?}",
         server.events().closes()
     );
+}
+
+/// Two servers with `reuse_port` listen on one port and the kernel spreads
+/// connections over both; without it, a second bind to the port fails.
+pub fn reuse_port_shares_a_port<D: TestDriver>() {
+    let mut cfg = config(1024);
+    cfg.reuse_port = true;
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let Some(first) = D::start_echo_on(any, cfg) else {
+        eprintln!("{}: cannot choose its address; skipped", D::NAME);
+        return;
+    };
+    let mut first = first.expect("first bind with reuse_port");
+    let addr = first.addr();
+    let mut second = D::start_echo_on(addr, cfg)
+        .expect("chooses its address")
+        .expect("second bind to the same port with reuse_port");
+    assert_eq!(second.addr(), addr);
+    let mut plain = cfg;
+    plain.reuse_port = false;
+    let e = D::start_echo_on(addr, plain)
+        .expect("chooses its address")
+        .expect_err("a bind without reuse_port to a port in use fails");
+    assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{}: {e}", D::NAME);
+    // Each connect lands on one of the two by a hash of its address and
+    // port: 200 connects all missing one server has odds of 2^-199.
+    let mut connects = 0;
+    while connects < 200 && (first.stats().accepted == 0 || second.stats().accepted == 0) {
+        served_client(addr);
+        // Counted as accepted before its first reply.
+        connects += 1;
+    }
+    let (a, b) = (first.stats().accepted, second.stats().accepted);
+    assert!(a > 0 && b > 0, "{}: {a} and {b} accepted", D::NAME);
+    assert_eq!(a + b, connects, "{}", D::NAME);
+    first.shutdown(Duration::from_secs(2));
+    second.shutdown(Duration::from_secs(2));
 }

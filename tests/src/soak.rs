@@ -740,7 +740,7 @@ pub fn soak_with<D: TestDriver>(params: SoakParams) {
     // Every client is gone: the server must say so.
     let settled = wait_until(Duration::from_secs(10), || {
         let s = server.stats();
-        s.open() == 0 && s.accepted == s.closed.iter().sum::<u64>()
+        s.open() == 0 && s.accepted == s.closed_total()
     });
     // A new client is still served.
     let mut c = FrameClient::connect(addr, MAX_FRAME).expect("connect after the soak");
@@ -761,7 +761,7 @@ pub fn soak_with<D: TestDriver>(params: SoakParams) {
     let control = 1;
     assert_eq!(stats.rejected_total(), 0, "{stats}");
     assert_eq!(stats.accepted, tally.connects + control, "{stats}");
-    assert_eq!(stats.accepted, stats.closed.iter().sum::<u64>(), "{stats}");
+    assert_eq!(stats.accepted, stats.closed_total(), "{stats}");
     assert_eq!(
         stats.closed(CloseReason::FrameTooLarge),
         tally.oversize,

@@ -666,3 +666,20 @@ fn keepalive_on_accepted_sockets() {
 fn keepalive_on_accepted_sockets_shared() {
     fastnet_tests::sockets::keepalive_on_accepted_sockets::<SmolShared>();
 }
+
+#[cfg(feature = "tracing")]
+#[test]
+fn connection_life_is_traced() {
+    fastnet_tests::tracing::connection_life_is_traced::<Smol>();
+}
+
+#[cfg(feature = "tracing")]
+#[test]
+fn connection_life_is_traced_shared() {
+    fastnet_tests::tracing::connection_life_is_traced::<SmolShared>();
+}
+
+#[test]
+fn reuse_port_shares_a_port() {
+    fastnet_tests::reuse_port_shares_a_port::<Smol>();
+}

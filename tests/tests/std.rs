@@ -375,3 +375,14 @@ fn max_connections_fits_the_descriptor_limit() {
 fn keepalive_on_accepted_sockets() {
     fastnet_tests::sockets::keepalive_on_accepted_sockets::<Std>();
 }
+
+#[cfg(feature = "tracing")]
+#[test]
+fn connection_life_is_traced() {
+    fastnet_tests::tracing::connection_life_is_traced::<Std>();
+}
+
+#[test]
+fn reuse_port_shares_a_port() {
+    fastnet_tests::reuse_port_shares_a_port::<Std>();
+}
