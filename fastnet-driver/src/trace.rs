@@ -16,7 +16,8 @@
 //!
 //! `reason` is the reason's stable name ([`CloseReason::name`],
 //! [`RejectReason::name`]); the message says it in words. The span,
-//! `conn` at INFO with `id` and `peer`, is entered while the handler runs,
+//! `conn` at DEBUG with `id` and `peer` (a subscriber keeps each live
+//! span, so at INFO none is made), is entered while the handler runs,
 //! so the application's own events carry the connection.
 //!
 //! Nothing here runs per frame.
@@ -54,7 +55,9 @@ impl ConnSpan {
     pub fn new(info: &ConnInfo) -> Self {
         #[cfg(feature = "tracing")]
         {
-            let span = tracing::info_span!(target: "fastnet", "conn", id = info.id(), peer = %info.peer_addr());
+            // DEBUG: a subscriber keeps each live span's data, memory per
+            // open connection that an INFO-level server should not pay.
+            let span = tracing::debug_span!(target: "fastnet", "conn", id = info.id(), peer = %info.peer_addr());
             ConnSpan { span }
         }
         #[cfg(not(feature = "tracing"))]
