@@ -77,6 +77,15 @@ impl ConnSpan {
         }
     }
 
+    /// Whether a subscriber records this span (without the feature, or
+    /// below the subscriber's level, it is a no-op and need not be kept).
+    pub fn is_enabled(&self) -> bool {
+        #[cfg(feature = "tracing")]
+        return !self.span.is_disabled();
+        #[cfg(not(feature = "tracing"))]
+        false
+    }
+
     /// `fut`, entering the span whenever it is polled (an async driver,
     /// around a connection's task). Without the feature, `fut` itself.
     pub fn instrument<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {

@@ -397,7 +397,12 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
         conn_shared.signal(SHUTDOWN);
     }
     if let Some(task) = conn::task(handler.clone(), stream, link, conn_shared, state) {
-        spawn.spawn(&place, span.instrument(task));
+        // A disabled span would still widen every idle connection's task.
+        if span.is_enabled() {
+            spawn.spawn(&place, span.instrument(task));
+        } else {
+            spawn.spawn(&place, task);
+        }
     }
 }
 

@@ -20,9 +20,13 @@ use crate::handle::ConnShared;
 use crate::handler::{ConnInfo, Handler};
 use crate::workers::{Run, WorkerPool, Workers};
 
-/// File descriptors one connection may hold: its socket, and the wake-up
-/// pair of a connection with push handles (see `wake.rs`).
-const DESCRIPTORS_PER_CONNECTION: u64 = 3;
+/// File descriptors one connection holds: its socket. A connection with
+/// push handles also makes a wake-up pair (`wake.rs`), but only then, and
+/// one it cannot make (out of descriptors) costs it only promptness (its
+/// worker looks for pushes at a short interval): counting three per
+/// connection would refuse two thirds of the connections an echo or
+/// request-reply server can hold.
+const DESCRIPTORS_PER_CONNECTION: u64 = 1;
 
 /// Configures and binds a [`Server`]; from [`Server::builder`] (built-in
 /// codecs) or [`Server::builder_with`] (a codec of your own: `D` decodes
