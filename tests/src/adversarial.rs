@@ -1484,3 +1484,74 @@ pub fn one_byte_reader_closed_by_write_stall<D: TestDriver>() {
     let (_, stats) = server.shutdown(Duration::from_secs(2));
     assert_eq!(stats.closed(CloseReason::WriteStall), 1);
 }
+
+/// A peer that announces a frame over the maximum under `Oversize::Skip`
+/// and trickles it: the frame is skipped as it arrives, but the read timer
+/// runs while it is, so the peer is closed with `ReadTimeout` instead of
+/// being skipped forever.
+pub fn trickle_under_skip_closed_by_read_timeout<D: TestDriver>() {
+    let spec = length_spec(4, 0).with_oversize(Oversize::Skip);
+    let mut cfg = config(spec);
+    cfg.limits.read_timeout = Some(Duration::from_millis(400));
+    let mut server = run_case::<D>(cfg, 12, |server| {
+        let mut s = raw_connect(server.addr());
+        ping(&mut s, spec);
+        let mut writer = s.try_clone().unwrap();
+        let trickle = thread::spawn(move || {
+            // A header announcing 1 MiB, then a byte every 50 ms.
+            let _ = writer.write_all(&(1u32 << 20).to_be_bytes());
+            for _ in 0..100 {
+                if writer.write_all(b"t").is_err() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let closed = wait_closed(&mut s, Duration::from_secs(4));
+        let _ = s.shutdown(Shutdown::Both);
+        trickle.join().unwrap();
+        let (took, _) = closed
+            .unwrap_or_else(|e| panic!("{}: an oversized frame trickled under Skip: {e}", D::NAME));
+        assert!(
+            took >= Duration::from_millis(350) && took < Duration::from_millis(2500),
+            "{}: closed after {took:?} (read timeout 400 ms)",
+            D::NAME
+        );
+        vec![(CloseReason::ReadTimeout, 1)]
+    });
+    let (_, stats) = server.shutdown(Duration::from_secs(2));
+    assert_eq!(stats.closed(CloseReason::ReadTimeout), 1);
+}
+
+/// A peer that vanishes in the middle of a frame without closing (a
+/// half-open connection: power lost, cable pulled) under the server's
+/// default settings: the default read timeout closes it (30 s; the test
+/// keeps the defaults but that one, scaled down, and checks the rest).
+pub fn half_open_peer_closed_under_defaults<D: TestDriver>() {
+    let spec = length_spec(4, 0);
+    let defaults = config(spec);
+    assert_eq!(
+        defaults.limits.read_timeout,
+        Some(Duration::from_secs(30)),
+        "the default read timeout"
+    );
+    assert!(defaults.keepalive.is_some(), "keepalive is on by default");
+    let mut cfg = defaults;
+    cfg.limits.read_timeout = Some(Duration::from_millis(300));
+    let mut server = run_case::<D>(cfg, 13, |server| {
+        let mut s = raw_connect(server.addr());
+        ping(&mut s, spec);
+        // Half a frame, then silence: no FIN, no RST.
+        s.write_all(&[0, 0, 0, 20, 1, 2, 3]).unwrap();
+        let (took, _) = wait_closed(&mut s, Duration::from_secs(4))
+            .unwrap_or_else(|e| panic!("{}: half-open peer: {e}", D::NAME));
+        assert!(
+            took < Duration::from_secs(3),
+            "{}: closed after {took:?}",
+            D::NAME
+        );
+        vec![(CloseReason::ReadTimeout, 1)]
+    });
+    let (_, stats) = server.shutdown(Duration::from_secs(2));
+    assert_eq!(stats.closed(CloseReason::ReadTimeout), 1);
+}

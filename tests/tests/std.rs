@@ -289,6 +289,16 @@ fn adversarial_one_byte_reader_closed_by_write_stall() {
 }
 
 #[test]
+fn adversarial_trickle_under_skip_closed_by_read_timeout() {
+    fastnet_tests::adversarial::trickle_under_skip_closed_by_read_timeout::<Std>();
+}
+
+#[test]
+fn adversarial_half_open_peer_closed_under_defaults() {
+    fastnet_tests::adversarial::half_open_peer_closed_under_defaults::<Std>();
+}
+
+#[test]
 fn adversarial_never_reading_client() {
     fastnet_tests::adversarial::never_reading_client::<Std>();
 }
