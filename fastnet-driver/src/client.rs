@@ -11,6 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::tls::TlsConnector;
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec, Decoder, Encoder};
 use fastnet_proto::reader::{FrameReader, Next, ReadError};
 
@@ -395,14 +396,91 @@ pub fn resolve(addr: impl std::net::ToSocketAddrs) -> io::Result<Vec<std::net::S
     Ok(addrs)
 }
 
-/// The constructors of a driver's `Pool`, with their docs, written once
-/// (expanded in each driver, whose feature `tls` they follow). The driver's
-/// `Pool<D, E>` provides `fn build(addrs: Vec<SocketAddr>, decoder: D,
+/// What a driver's client pool shares between its handles and the
+/// connections it lends: where and how to connect, the books, and
+/// `waiters`, how the driver waits for a connection to come back (a
+/// semaphore, a condition variable).
+pub struct PoolShared<C, D, E, W> {
+    /// The server's addresses, resolved once.
+    pub addrs: Vec<SocketAddr>,
+    /// Cloned into each new connection (never used itself, so fresh).
+    pub decoder: D,
+    /// Cloned into each new connection.
+    pub encoder: E,
+    /// TLS for every connection, if the pool speaks it.
+    pub tls: Option<TlsConnector>,
+    /// The pool's books (idle connections, counters).
+    pub state: std::sync::Mutex<PoolState<C>>,
+    /// How borrowers wait for a connection.
+    pub waiters: W,
+}
+
+impl<C, D, E, W> PoolShared<C, D, E, W> {
+    /// A pool's shared record; checks `config`.
+    pub fn new(
+        addrs: Vec<SocketAddr>,
+        decoder: D,
+        encoder: E,
+        config: PoolConfig,
+        tls: Option<TlsConnector>,
+        waiters: W,
+    ) -> io::Result<Self> {
+        Ok(PoolShared {
+            addrs,
+            decoder,
+            encoder,
+            tls,
+            state: std::sync::Mutex::new(PoolState::new(config)?),
+            waiters,
+        })
+    }
+
+    /// The pool's books, locked.
+    pub fn state(&self) -> std::sync::MutexGuard<'_, PoolState<C>> {
+        crate::sync::lock(&self.state)
+    }
+}
+
+impl<C, D, E, W> fmt::Debug for PoolShared<C, D, E, W>
+where
+    PoolState<C>: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("addrs", &self.addrs)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The constructors of a driver's `Pool`, with their docs, and its `Clone`
+/// and `Debug`, written once (expanded in each driver, whose feature `tls`
+/// they follow). The driver's `Pool<D, E>` is `{ shared: Arc<Shared<D, E>> }`
+/// and provides `fn build(addrs: Vec<SocketAddr>, decoder: D,
 /// encoder: E, config: PoolConfig, tls: Option<$tls>) -> io::Result<Self>`
 /// (the `tls` argument only with its feature `tls`).
 #[macro_export]
 macro_rules! pool_constructors {
     (tls: $tls:ty) => {
+        // By hand: a derived `Clone` would ask the codec to be `Clone` for
+        // a clone that only shares the pool.
+        impl<D, E> Clone for Pool<D, E> {
+            fn clone(&self) -> Self {
+                Pool {
+                    shared: ::std::sync::Arc::clone(&self.shared),
+                }
+            }
+        }
+
+        impl<D, E> ::std::fmt::Debug for Pool<D, E>
+        where
+            Shared<D, E>: ::std::fmt::Debug,
+        {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Debug::fmt(&*self.shared, f)
+            }
+        }
+
         impl Pool {
             /// A pool of connections to `addr` framed with `codec`. The
             /// address is resolved now, with the blocking resolver (pass an

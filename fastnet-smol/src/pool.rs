@@ -4,10 +4,10 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
-use fastnet_driver::client::{Checkout, PoolState};
+use fastnet_driver::client::{Checkout, PoolShared};
 pub use fastnet_driver::client::{PoolConfig, PoolStats};
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, Decoder, Encoder};
 use smol::lock::{Semaphore, SemaphoreGuardArc};
@@ -17,26 +17,9 @@ use crate::client::Client;
 use crate::sync::lock;
 use fastnet_driver::tls::TlsConnector;
 
-struct Shared<D, E> {
-    addrs: Vec<SocketAddr>,
-    /// Cloned into each new connection (never used itself, so fresh).
-    decoder: D,
-    encoder: E,
-    tls: Option<TlsConnector>,
-    state: Mutex<PoolState<Client<D, E>>>,
-    /// One permit per connection in use or being opened: waiting for a
-    /// connection is waiting for a permit.
-    permits: Arc<Semaphore>,
-}
-
-impl<D: Decoder, E: Encoder> fmt::Debug for Shared<D, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
-            .field("addrs", &self.addrs)
-            .field("state", &self.state)
-            .finish_non_exhaustive()
-    }
-}
+/// What the pool's handles and lent connections share; `waiters` are
+/// one permit per connection in use or being opened (waiting for a connection is waiting for a permit).
+type Shared<D, E> = PoolShared<Client<D, E>, D, E, Arc<Semaphore>>;
 
 /// A pool of [`Client`] connections to one server, shared between tasks
 /// (clones share the pool).
@@ -66,24 +49,6 @@ pub struct Pool<D = AnyDecoder, E = AnyEncoder> {
     shared: Arc<Shared<D, E>>,
 }
 
-// By hand: a derived `Clone` would ask the codec to be `Clone` for a
-// clone that only shares the pool.
-impl<D, E> Clone for Pool<D, E> {
-    fn clone(&self) -> Self {
-        Pool {
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-impl<D: Decoder, E: Encoder> fmt::Debug for Pool<D, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pool")
-            .field("shared", &self.shared)
-            .finish()
-    }
-}
-
 fastnet_driver::pool_constructors! { tls: crate::tls::TlsConnector }
 
 impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
@@ -94,15 +59,11 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
         config: PoolConfig,
         tls: Option<TlsConnector>,
     ) -> io::Result<Self> {
+        let waiters = Arc::new(Semaphore::new(config.max_size));
         Ok(Pool {
-            shared: Arc::new(Shared {
-                addrs,
-                decoder,
-                encoder,
-                tls,
-                state: Mutex::new(PoolState::new(config)?),
-                permits: Arc::new(Semaphore::new(config.max_size)),
-            }),
+            shared: Arc::new(PoolShared::new(
+                addrs, decoder, encoder, config, tls, waiters,
+            )?),
         })
     }
 
@@ -119,7 +80,7 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
                 config.keepalive,
             )
         };
-        let permit = future::or(async { Some(shared.permits.acquire_arc().await) }, async {
+        let permit = future::or(async { Some(shared.waiters.acquire_arc().await) }, async {
             Timer::after(wait).await;
             None
         })
@@ -133,7 +94,7 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
             // The permit guarantees a slot (idle connections hold none);
             // `Full` cannot happen, and would be a connect all the same.
             Checkout::Connect | Checkout::Full => {
-                let res = shared.connect(connect_timeout, keepalive).await;
+                let res = connect(shared, connect_timeout, keepalive).await;
                 lock(&shared.state).connected(res.is_ok());
                 res?
             }
@@ -152,16 +113,15 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
     }
 }
 
-impl<D: Decoder + Clone, E: Encoder + Clone> Shared<D, E> {
-    async fn connect(
-        &self,
-        timeout: std::time::Duration,
-        keepalive: Option<std::time::Duration>,
-    ) -> io::Result<Client<D, E>> {
-        let (decoder, encoder) = (self.decoder.clone(), self.encoder.clone());
-        let tls = self.tls.as_ref();
-        Client::connect_link(&self.addrs[..], decoder, encoder, timeout, tls, keepalive).await
-    }
+/// Opens a new connection of the pool.
+async fn connect<D: Decoder + Clone, E: Encoder + Clone>(
+    shared: &Shared<D, E>,
+    timeout: std::time::Duration,
+    keepalive: Option<std::time::Duration>,
+) -> io::Result<Client<D, E>> {
+    let (decoder, encoder) = (shared.decoder.clone(), shared.encoder.clone());
+    let tls = shared.tls.as_ref();
+    Client::connect_link(&shared.addrs[..], decoder, encoder, timeout, tls, keepalive).await
 }
 
 /// A connection borrowed from a [`Pool`]; derefs to [`Client`] and goes

@@ -4,10 +4,10 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar};
 use std::time::Instant;
 
-use fastnet_driver::client::{Checkout, PoolState};
+use fastnet_driver::client::{Checkout, PoolShared};
 pub use fastnet_driver::client::{PoolConfig, PoolStats};
 use fastnet_driver::sync::lock;
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, Decoder, Encoder};
@@ -15,24 +15,9 @@ use fastnet_proto::codec::{AnyDecoder, AnyEncoder, Decoder, Encoder};
 use crate::client::Client;
 use fastnet_driver::tls::TlsConnector;
 
-struct Shared<D, E> {
-    addrs: Vec<SocketAddr>,
-    /// Cloned into each new connection (never used itself, so fresh).
-    decoder: D,
-    encoder: E,
-    tls: Option<TlsConnector>,
-    state: Mutex<PoolState<Client<D, E>>>,
-    freed: Condvar,
-}
-
-impl<D: Decoder, E> fmt::Debug for Shared<D, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
-            .field("addrs", &self.addrs)
-            .field("state", &self.state)
-            .finish_non_exhaustive()
-    }
-}
+/// What the pool's handles and lent connections share; `waiters` are
+/// woken when a connection comes back.
+type Shared<D, E> = PoolShared<Client<D, E>, D, E, Condvar>;
 
 /// A pool of [`Client`] connections to one server, shared between threads
 /// (clones share the pool).
@@ -60,24 +45,6 @@ pub struct Pool<D = AnyDecoder, E = AnyEncoder> {
     shared: Arc<Shared<D, E>>,
 }
 
-impl<D: Decoder, E> fmt::Debug for Pool<D, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pool")
-            .field("shared", &self.shared)
-            .finish()
-    }
-}
-
-// By hand: a derived `Clone` would ask the codec to be `Clone` for a
-// clone that only shares the pool.
-impl<D, E> Clone for Pool<D, E> {
-    fn clone(&self) -> Self {
-        Pool {
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
 fastnet_driver::pool_constructors! { tls: crate::tls::TlsConnector }
 
 impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
@@ -88,15 +55,11 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
         config: PoolConfig,
         tls: Option<TlsConnector>,
     ) -> io::Result<Self> {
+        let waiters = Condvar::new();
         Ok(Pool {
-            shared: Arc::new(Shared {
-                addrs,
-                decoder,
-                encoder,
-                tls,
-                state: Mutex::new(PoolState::new(config)?),
-                freed: Condvar::new(),
-            }),
+            shared: Arc::new(PoolShared::new(
+                addrs, decoder, encoder, config, tls, waiters,
+            )?),
         })
     }
 
@@ -114,10 +77,10 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
                     let (timeout, keepalive) =
                         (state.config().connect_timeout, state.config().keepalive);
                     drop(state);
-                    let res = shared.connect(timeout, keepalive);
+                    let res = connect(shared, timeout, keepalive);
                     lock(&shared.state).connected(res.is_ok());
                     if res.is_err() {
-                        shared.freed.notify_one();
+                        shared.waiters.notify_one();
                     }
                     return res.map(|client| self.pooled(client));
                 }
@@ -130,7 +93,7 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
                 return Err(state.exhausted(shared.addrs[0]));
             };
             state = shared
-                .freed
+                .waiters
                 .wait_timeout(state, left)
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
@@ -151,16 +114,15 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
     }
 }
 
-impl<D: Decoder + Clone, E: Encoder + Clone> Shared<D, E> {
-    fn connect(
-        &self,
-        timeout: std::time::Duration,
-        keepalive: Option<std::time::Duration>,
-    ) -> io::Result<Client<D, E>> {
-        let (decoder, encoder) = (self.decoder.clone(), self.encoder.clone());
-        let tls = self.tls.as_ref();
-        Client::connect_link(&self.addrs[..], decoder, encoder, timeout, tls, keepalive)
-    }
+/// Opens a new connection of the pool.
+fn connect<D: Decoder + Clone, E: Encoder + Clone>(
+    shared: &Shared<D, E>,
+    timeout: std::time::Duration,
+    keepalive: Option<std::time::Duration>,
+) -> io::Result<Client<D, E>> {
+    let (decoder, encoder) = (shared.decoder.clone(), shared.encoder.clone());
+    let tls = shared.tls.as_ref();
+    Client::connect_link(&shared.addrs[..], decoder, encoder, timeout, tls, keepalive)
 }
 
 /// A connection borrowed from a [`Pool`]; derefs to [`Client`] and goes
@@ -203,7 +165,7 @@ impl<D: Decoder, E: Encoder> Drop for Pooled<D, E> {
         };
         let reusable = !self.discard && client.is_reusable();
         lock(&self.pool.state).checkin(client, reusable, Instant::now());
-        self.pool.freed.notify_one();
+        self.pool.waiters.notify_one();
     }
 }
 
