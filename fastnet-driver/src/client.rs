@@ -453,6 +453,100 @@ where
     }
 }
 
+/// A client connection as a pool sees it.
+pub trait PoolClient {
+    /// Whether the connection can be lent again: idle framing, nothing
+    /// unread, not closed by the server.
+    fn is_reusable(&mut self) -> bool;
+}
+
+/// How a pool's borrowers learn that a connection came back.
+pub trait Waiters {
+    /// A connection was returned (or discarded, freeing its slot).
+    fn returned(&self);
+}
+
+impl Waiters for std::sync::Condvar {
+    fn returned(&self) {
+        self.notify_one();
+    }
+}
+
+/// Waiters woken by what the borrower holds (an async semaphore, whose
+/// permit the borrower drops last), so a return needs no call of its own.
+#[derive(Debug)]
+pub struct SelfWaking<T>(pub T);
+
+impl<T> Waiters for SelfWaking<T> {
+    fn returned(&self) {}
+}
+
+/// A connection borrowed from a pool: derefs to the client `C` and goes
+/// back to the pool when dropped, unless it broke or was
+/// [discarded](Self::discard). `P` is what else the borrower holds until
+/// then (an async driver's permit), released after the connection is back.
+pub struct Pooled<C: PoolClient, D, E, W: Waiters, P = ()> {
+    client: Option<C>,
+    pool: std::sync::Arc<PoolShared<C, D, E, W>>,
+    discard: bool,
+    _permit: P,
+}
+
+impl<C: PoolClient, D, E, W: Waiters, P> Pooled<C, D, E, W, P> {
+    /// Lends `client` from `pool`, holding `permit` until it is back.
+    pub fn new(client: C, pool: std::sync::Arc<PoolShared<C, D, E, W>>, permit: P) -> Self {
+        Pooled {
+            client: Some(client),
+            pool,
+            discard: false,
+            _permit: permit,
+        }
+    }
+
+    /// Closes this connection instead of returning it to the pool (for
+    /// example after a reply that left the protocol out of step).
+    pub fn discard(mut self) {
+        self.discard = true;
+    }
+}
+
+impl<C: PoolClient, D, E, W: Waiters, P> std::ops::Deref for Pooled<C, D, E, W, P> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        // Only `drop` takes the client out.
+        self.client.as_ref().expect("client present until drop")
+    }
+}
+
+impl<C: PoolClient, D, E, W: Waiters, P> std::ops::DerefMut for Pooled<C, D, E, W, P> {
+    fn deref_mut(&mut self) -> &mut C {
+        self.client.as_mut().expect("client present until drop")
+    }
+}
+
+impl<C: PoolClient, D, E, W: Waiters, P> Drop for Pooled<C, D, E, W, P> {
+    fn drop(&mut self) {
+        let Some(mut client) = self.client.take() else {
+            return;
+        };
+        let reusable = !self.discard && client.is_reusable();
+        self.pool.state().checkin(client, reusable, Instant::now());
+        // `_permit` is released after this, so a waiter finds the
+        // connection idle.
+        self.pool.waiters.returned();
+    }
+}
+
+impl<C: PoolClient + fmt::Debug, D, E, W: Waiters, P> fmt::Debug for Pooled<C, D, E, W, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pooled")
+            .field("client", &self.client)
+            .field("discard", &self.discard)
+            .finish()
+    }
+}
+
 /// The constructors of a driver's `Pool`, with their docs, and its `Clone`
 /// and `Debug`, written once (expanded in each driver, whose feature `tls`
 /// they follow). The driver's `Pool<D, E>` is `{ shared: Arc<Shared<D, E>> }`

@@ -1,13 +1,11 @@
 //! [`Pool`]: reusable client connections to one server.
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Instant;
 
-use fastnet_driver::client::{Checkout, PoolShared};
+use fastnet_driver::client::{Checkout, PoolClient, PoolShared, SelfWaking};
 pub use fastnet_driver::client::{PoolConfig, PoolStats};
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, Decoder, Encoder};
 use smol::lock::{Semaphore, SemaphoreGuardArc};
@@ -19,7 +17,10 @@ use fastnet_driver::tls::TlsConnector;
 
 /// What the pool's handles and lent connections share; `waiters` are
 /// one permit per connection in use or being opened (waiting for a connection is waiting for a permit).
-type Shared<D, E> = PoolShared<Client<D, E>, D, E, Arc<Semaphore>>;
+type Shared<D, E> = PoolShared<Client<D, E>, D, E, Permits>;
+
+/// One permit per connection in use or being opened.
+type Permits = SelfWaking<Arc<Semaphore>>;
 
 /// A pool of [`Client`] connections to one server, shared between tasks
 /// (clones share the pool).
@@ -59,7 +60,7 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
         config: PoolConfig,
         tls: Option<TlsConnector>,
     ) -> io::Result<Self> {
-        let waiters = Arc::new(Semaphore::new(config.max_size));
+        let waiters = SelfWaking(Arc::new(Semaphore::new(config.max_size)));
         Ok(Pool {
             shared: Arc::new(PoolShared::new(
                 addrs, decoder, encoder, config, tls, waiters,
@@ -80,10 +81,13 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
                 config.keepalive,
             )
         };
-        let permit = future::or(async { Some(shared.waiters.acquire_arc().await) }, async {
-            Timer::after(wait).await;
-            None
-        })
+        let permit = future::or(
+            async { Some(shared.waiters.0.acquire_arc().await) },
+            async {
+                Timer::after(wait).await;
+                None
+            },
+        )
         .await;
         let Some(permit) = permit else {
             return Err(lock(&shared.state).exhausted(shared.addrs[0]));
@@ -99,12 +103,7 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
                 res?
             }
         };
-        Ok(Pooled {
-            client: Some(client),
-            pool: Arc::clone(shared),
-            _permit: permit,
-            discard: false,
-        })
+        Ok(Pooled::new(client, Arc::clone(shared), permit))
     }
 
     /// The pool's counters.
@@ -125,56 +124,14 @@ async fn connect<D: Decoder + Clone, E: Encoder + Clone>(
 }
 
 /// A connection borrowed from a [`Pool`]; derefs to [`Client`] and goes
-/// back to the pool when dropped.
-// The codec bounds are the `Drop` impl's: a connection goes back to the
-// pool only if its framing is idle.
-pub struct Pooled<D: Decoder = AnyDecoder, E: Encoder = AnyEncoder> {
-    client: Option<Client<D, E>>,
-    pool: Arc<Shared<D, E>>,
-    _permit: SemaphoreGuardArc,
-    discard: bool,
-}
+/// back to the pool when dropped (unless it broke or was
+/// [discarded](fastnet_driver::client::Pooled::discard)); its permit is
+/// released after that.
+pub type Pooled<D = AnyDecoder, E = AnyEncoder> =
+    fastnet_driver::client::Pooled<Client<D, E>, D, E, Permits, SemaphoreGuardArc>;
 
-impl<D: Decoder, E: Encoder> Pooled<D, E> {
-    /// Closes this connection instead of returning it to the pool (for
-    /// example after a reply that left the protocol out of step).
-    pub fn discard(mut self) {
-        self.discard = true;
-    }
-}
-
-impl<D: Decoder, E: Encoder> Deref for Pooled<D, E> {
-    type Target = Client<D, E>;
-
-    fn deref(&self) -> &Client<D, E> {
-        // Only `drop` takes the client out.
-        self.client.as_ref().expect("client present until drop")
-    }
-}
-
-impl<D: Decoder, E: Encoder> DerefMut for Pooled<D, E> {
-    fn deref_mut(&mut self) -> &mut Client<D, E> {
-        self.client.as_mut().expect("client present until drop")
-    }
-}
-
-impl<D: Decoder, E: Encoder> Drop for Pooled<D, E> {
-    fn drop(&mut self) {
-        let Some(mut client) = self.client.take() else {
-            return;
-        };
-        let reusable = !self.discard && client.is_reusable();
-        lock(&self.pool.state).checkin(client, reusable, Instant::now());
-        // The permit is released after this, so a waiter finds the
-        // connection idle.
-    }
-}
-
-impl<D: Decoder, E: Encoder> fmt::Debug for Pooled<D, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pooled")
-            .field("client", &self.client)
-            .field("discard", &self.discard)
-            .finish()
+impl<D: Decoder, E: Encoder> PoolClient for Client<D, E> {
+    fn is_reusable(&mut self) -> bool {
+        Client::is_reusable(self)
     }
 }

@@ -1,13 +1,11 @@
 //! [`Pool`]: reusable client connections to one server.
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Condvar};
 use std::time::Instant;
 
-use fastnet_driver::client::{Checkout, PoolShared};
+use fastnet_driver::client::{Checkout, PoolClient, PoolShared};
 pub use fastnet_driver::client::{PoolConfig, PoolStats};
 use fastnet_driver::sync::lock;
 use fastnet_proto::codec::{AnyDecoder, AnyEncoder, Decoder, Encoder};
@@ -101,11 +99,7 @@ impl<D: Decoder + Clone, E: Encoder + Clone> Pool<D, E> {
     }
 
     fn pooled(&self, client: Client<D, E>) -> Pooled<D, E> {
-        Pooled {
-            client: Some(client),
-            pool: Arc::clone(&self.shared),
-            discard: false,
-        }
+        Pooled::new(client, Arc::clone(&self.shared), ())
     }
 
     /// The pool's counters.
@@ -126,54 +120,13 @@ fn connect<D: Decoder + Clone, E: Encoder + Clone>(
 }
 
 /// A connection borrowed from a [`Pool`]; derefs to [`Client`] and goes
-/// back to the pool when dropped.
-// The codec bounds are the `Drop` impl's: a connection goes back to the
-// pool only if its framing is idle.
-pub struct Pooled<D: Decoder = AnyDecoder, E: Encoder = AnyEncoder> {
-    client: Option<Client<D, E>>,
-    pool: Arc<Shared<D, E>>,
-    discard: bool,
-}
+/// back to the pool when dropped (unless it broke or was
+/// [discarded](fastnet_driver::client::Pooled::discard)).
+pub type Pooled<D = AnyDecoder, E = AnyEncoder> =
+    fastnet_driver::client::Pooled<Client<D, E>, D, E, Condvar>;
 
-impl<D: Decoder, E: Encoder> Pooled<D, E> {
-    /// Closes this connection instead of returning it to the pool (for
-    /// example after a reply that left the protocol out of step).
-    pub fn discard(mut self) {
-        self.discard = true;
-    }
-}
-
-impl<D: Decoder, E: Encoder> Deref for Pooled<D, E> {
-    type Target = Client<D, E>;
-
-    fn deref(&self) -> &Client<D, E> {
-        // Only `drop` takes the client out.
-        self.client.as_ref().expect("client present until drop")
-    }
-}
-
-impl<D: Decoder, E: Encoder> DerefMut for Pooled<D, E> {
-    fn deref_mut(&mut self) -> &mut Client<D, E> {
-        self.client.as_mut().expect("client present until drop")
-    }
-}
-
-impl<D: Decoder, E: Encoder> Drop for Pooled<D, E> {
-    fn drop(&mut self) {
-        let Some(client) = self.client.take() else {
-            return;
-        };
-        let reusable = !self.discard && client.is_reusable();
-        lock(&self.pool.state).checkin(client, reusable, Instant::now());
-        self.pool.waiters.notify_one();
-    }
-}
-
-impl<D: Decoder, E: Encoder> fmt::Debug for Pooled<D, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pooled")
-            .field("client", &self.client)
-            .field("discard", &self.discard)
-            .finish()
+impl<D: Decoder, E: Encoder> PoolClient for Client<D, E> {
+    fn is_reusable(&mut self) -> bool {
+        Client::is_reusable(self)
     }
 }
