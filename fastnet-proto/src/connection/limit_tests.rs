@@ -576,12 +576,16 @@ proptest::proptest! {
 #[cfg(feature = "alloc")]
 #[test]
 fn stress_seeds_keep_the_invariants() {
-    let seeds: [&[u8]; 5] = [
+    let seeds: [&[u8]; 6] = [
         include_bytes!("../../../fuzz/seeds/connection/stress_skip_trickle"),
         include_bytes!("../../../fuzz/seeds/connection/stress_slow_reader"),
         include_bytes!("../../../fuzz/seeds/connection/stress_budget"),
         include_bytes!("../../../fuzz/seeds/connection/stress_push_park"),
         include_bytes!("../../../fuzz/seeds/connection/stress_time_jumps"),
+        // The clock jumps to `Duration::MAX` with a frame half in: deadlines
+        // counted from the end of time never come (a saturated clock once
+        // made them due at once, and due again after firing).
+        include_bytes!("../../../fuzz/seeds/connection/stress_end_of_time"),
     ];
     for seed in seeds {
         super::stress::run(seed);

@@ -985,13 +985,18 @@ mod tests;
 
 /// A time (since the driver's epoch) in nanoseconds: half the size of a
 /// `Duration`, which matters for the three a connection keeps (idle
-/// connections are many). Saturates at about 584 years.
+/// connections are many). Times past about 584 years are the end of time,
+/// `Duration::MAX`, as a caller's `Duration::MAX` is: deadlines counted
+/// from it never come.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Nanos(u64);
 
 impl Nanos {
     fn get(self) -> Duration {
-        Duration::from_nanos(self.0)
+        match self.0 {
+            u64::MAX => Duration::MAX,
+            n => Duration::from_nanos(n),
+        }
     }
 }
 
