@@ -576,7 +576,7 @@ proptest::proptest! {
 #[cfg(feature = "alloc")]
 #[test]
 fn stress_seeds_keep_the_invariants() {
-    let seeds: [&[u8]; 6] = [
+    let seeds: [&[u8]; 7] = [
         include_bytes!("../../../fuzz/seeds/connection/stress_skip_trickle"),
         include_bytes!("../../../fuzz/seeds/connection/stress_slow_reader"),
         include_bytes!("../../../fuzz/seeds/connection/stress_budget"),
@@ -586,6 +586,9 @@ fn stress_seeds_keep_the_invariants() {
         // counted from the end of time never come (a saturated clock once
         // made them due at once, and due again after firing).
         include_bytes!("../../../fuzz/seeds/connection/stress_end_of_time"),
+        // Bytes queued at a clock past the representable range (about 584
+        // years): the end of time, untimed, and the checks know it.
+        include_bytes!("../../../fuzz/seeds/connection/stress_past_clock_range"),
     ];
     for seed in seeds {
         super::stress::run(seed);

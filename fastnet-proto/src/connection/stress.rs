@@ -256,7 +256,7 @@ pub fn run(data: &[u8]) {
                 }
             }
         }
-        check(&c, &limits, now, work);
+        check(&c, &limits, work);
     }
     c.handle_timeout(Duration::MAX);
     let _ = c.poll_timeout();
@@ -290,7 +290,7 @@ fn frames(c: &mut Conn, reply: u8) -> usize {
     n
 }
 
-fn check(c: &Conn, limits: &Limits, now: Duration, work: u32) {
+fn check(c: &Conn, limits: &Limits, work: u32) {
     assert!(c.rx_len() <= c.rx.capacity());
     assert!(c.tx_len() <= c.tx.capacity());
     if let Some(max) = limits.max_bytes_in {
@@ -309,9 +309,10 @@ fn check(c: &Conn, limits: &Limits, now: Duration, work: u32) {
         return;
     }
     // Queued bytes are always timed when a stall timeout is set and the
-    // deadline is within time.
+    // deadline is within time (the connection's clock: past about 584
+    // years it is the end of time, from which no deadline comes).
     if let Some(t) = limits.write_stall_timeout {
-        if c.wants_write() && now.checked_add(t).is_some() {
+        if c.wants_write() && c.clock.get().checked_add(t).is_some() {
             assert!(
                 c.poll_timeout().is_some(),
                 "queued bytes with no stall deadline"
