@@ -10,13 +10,18 @@ use std::time::{Duration, Instant};
 use fastnet_driver::server::{Conn, ServerDecoder, ServerEncoder};
 use fastnet_driver::sync::{guard, later};
 use fastnet_driver::tls::{Fault, Handshake, Input, Link, TlsError};
-use fastnet_proto::connection::{CloseReason, State};
+use fastnet_proto::connection::{Buffers, CloseReason, State};
 use fastnet_proto::server::RejectReason;
 
 use crate::handle::{lock, ConnShared, Handles};
 use crate::handler::{Ctx, Handler};
 use crate::server::Inner;
 use crate::wake::Ready;
+
+/// How long a connection between frames keeps its buffers (see
+/// `Inner::rest`): long enough that a request-reply client never waits
+/// for them, short enough that idle connections hold none.
+const IDLE_PARK: Duration = Duration::from_millis(200);
 
 /// Frees a connection's admission and registry slots however its worker
 /// leaves (a panicking handler included).
@@ -269,14 +274,24 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
             }
             let now = self.core.now();
             let wait = conn.poll_timeout().map(|at| at.saturating_sub(now));
+            // Between frames, a wait gives up after IDLE_PARK so that a
+            // quiet connection can hand its buffers back (`rest`).
+            let between_frames = conn.is_quiescent() && !link.has_buffered();
+            let short_wait = match between_frames {
+                true => Some(wait.map_or(IDLE_PARK, |w| w.min(IDLE_PARK))),
+                false => wait,
+            };
             if shared.has_handles() && conn.wants_read() && !link.has_buffered() {
                 // Pushes wake the worker; a wait that ends for one goes
                 // around to move them (`pump`).
-                match crate::wake::wait(stream, shared.wake.get(), wait) {
+                match crate::wake::wait(stream, shared.wake.get(), short_wait) {
                     Ok(Ready::Input) => {}
                     Ok(Ready::Woken) => continue,
                     Ok(Ready::Timeout) => {
                         conn.handle_timeout(self.core.now());
+                        if between_frames && conn.state() == State::Open && conn.is_quiescent() {
+                            self.rest(shared, conn);
+                        }
                         continue;
                     }
                     Err(_) => {
@@ -296,7 +311,9 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
                 }
                 continue;
             }
-            timeout.set(stream, wait);
+            // The socket timeout changes rarely (`SocketTimeout`), so a busy
+            // connection pays no system call for the shorter wait.
+            timeout.set(stream, short_wait);
             match self.read(shared, conn, link) {
                 Ok(Input::Eof) => {
                     if self.core.is_shutting_down() || shared.close_requested.load(Ordering::SeqCst)
@@ -307,7 +324,12 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
                     }
                 }
                 Ok(_) => {}
-                Err(Fault::Io(e)) if is_timeout(&e) => conn.handle_timeout(self.core.now()),
+                Err(Fault::Io(e)) if is_timeout(&e) => {
+                    conn.handle_timeout(self.core.now());
+                    if between_frames && conn.state() == State::Open && conn.is_quiescent() {
+                        self.rest(shared, conn);
+                    }
+                }
                 Err(Fault::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) if self.core.is_aborted() => conn.abort(),
                 Err(fault) => self.failed(shared, conn, fault),
@@ -317,6 +339,36 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         conn.handle_pushes(&mut lock(&shared.push), self.core.now());
         self.core.stats.add_conn_delta(&counted, conn.stats());
         conn.close_reason().unwrap_or(CloseReason::Reset)
+    }
+
+    /// A quiet connection between frames: gives its buffers back to the
+    /// pool and waits, without them, for input, a push, a shutdown or its
+    /// next deadline, then takes buffers again. An idle connection then
+    /// costs its worker's stack, not its buffers.
+    fn rest(&self, shared: &ConnShared<E>, conn: &mut Conn<D, E>) {
+        if cfg!(not(unix)) {
+            // No `poll`: the read is the only wait, and it needs buffers.
+            return;
+        }
+        let placeholder = Buffers {
+            rx: Vec::new(),
+            tx: Vec::new(),
+        };
+        let Ok(bufs) = conn.park(placeholder) else {
+            return;
+        };
+        self.core.pool.give(0, bufs);
+        let wait = conn
+            .poll_timeout()
+            .map(|at| at.saturating_sub(self.core.now()));
+        // Whatever ends the wait, the loop looks at it with buffers back.
+        // Without a handle nobody can push: wait for input (a shutdown
+        // reads as the end of input) or the deadline alone.
+        let _ = match shared.has_handles() {
+            true => crate::wake::wait(&shared.stream, shared.wake.get(), wait),
+            false => crate::wake::wait_input(&shared.stream, wait),
+        };
+        let _ = conn.unpark(self.core.pool.take(0));
     }
 
     /// Closes on request (a handle, shutdown): no new pushes, those queued

@@ -59,7 +59,9 @@
 //! - **Admission.** `max_connections` and `max_connections_per_ip` (IPv6
 //!   included) are checked before a worker is involved.
 //! - **Buffers.** Receive and reply buffers are fixed-size and recycled
-//!   across connections; serving frames allocates nothing.
+//!   across connections; serving frames allocates nothing. A connection
+//!   quiet between frames for 200 ms gives its buffers back until bytes
+//!   or a push arrive, so an idle connection costs its worker's stack.
 //! - **Stats.** [`Server::stats`] counts connections (accepted, rejected
 //!   and closed by reason) and traffic, added once per wake-up rather than
 //!   per frame.

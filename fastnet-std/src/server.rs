@@ -28,6 +28,11 @@ use crate::workers::{Run, WorkerPool, Workers};
 /// request-reply server can hold.
 const DESCRIPTORS_PER_CONNECTION: u64 = 1;
 
+/// Buffer sets the pool keeps at most: more connections than this busy at
+/// once take fresh ones (an allocation when a quiet connection wakes, not
+/// per frame).
+const KEPT_BUFFER_SETS: usize = 512;
+
 /// Configures and binds a [`Server`]; from [`Server::builder`] (built-in
 /// codecs) or [`Server::builder_with`] (a codec of your own: `D` decodes
 /// requests, `E` encodes replies and pushes).
@@ -82,9 +87,10 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
             0 => config.max_connections,
             n => n,
         };
-        // A buffer set per worker at most: one serves one connection.
+        // Sets kept for reuse: quiet connections give theirs back (see
+        // `conn.rs`), so the pool serves the busy ones, not every worker.
         let pool = PoolShape {
-            max: workers,
+            max: workers.min(KEPT_BUFFER_SETS),
             shards: 1,
         };
         let mut core = Core::new(config, self.codec, pool, tls, std)?;

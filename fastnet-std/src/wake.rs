@@ -64,7 +64,6 @@ pub(crate) fn wait(
     wake: Option<&Wake>,
     timeout: Option<Duration>,
 ) -> io::Result<Ready> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
     let (timeout, interval) = match wake {
         Some(_) => (timeout, false),
         None => (
@@ -72,6 +71,26 @@ pub(crate) fn wait(
             true,
         ),
     };
+    poll_ready(stream, wake, timeout, interval)
+}
+
+/// Waits until `stream` has input (the end of input included) or
+/// `timeout` passes: for a connection nobody can push to.
+#[cfg(unix)]
+pub(crate) fn wait_input(stream: &TcpStream, timeout: Option<Duration>) -> io::Result<Ready> {
+    poll_ready(stream, None, timeout, false)
+}
+
+/// `poll` on `stream` and `wake`; `interval`: a timeout means "look for
+/// pushes" (no wake-up pair), so it reads as `Woken`.
+#[cfg(unix)]
+fn poll_ready(
+    stream: &TcpStream,
+    wake: Option<&Wake>,
+    timeout: Option<Duration>,
+    interval: bool,
+) -> io::Result<Ready> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
     let timespec = timeout.map(|t| {
         Timespec::try_from(t).unwrap_or(Timespec {
             tv_sec: i64::MAX,
@@ -134,6 +153,13 @@ pub(crate) fn wait(
     let _ = stream.set_read_timeout(Some(
         timeout.map_or(POLL_INTERVAL, |t| t.min(POLL_INTERVAL)),
     ));
+    Ok(Ready::Input)
+}
+
+/// Without `poll` there is no waiting apart from a read: input is
+/// assumed, and the read that follows waits.
+#[cfg(not(unix))]
+pub(crate) fn wait_input(_stream: &TcpStream, _timeout: Option<Duration>) -> io::Result<Ready> {
     Ok(Ready::Input)
 }
 

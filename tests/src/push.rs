@@ -250,3 +250,52 @@ pub fn pushes_keep_the_idle_timer_and_count<D: TestDriver>() {
         == [CloseReason::IdleTimeout]));
     assert_eq!(handle.send(b"late"), Err(SendError::Closed));
 }
+
+/// A connection left quiet long enough to give its buffers back (both
+/// drivers park a quiet connection's buffers; fastnet-std after a short
+/// delay) is served as before: a push wakes it, a request is echoed, and a
+/// frame that was half sent when it went quiet completes.
+pub fn a_quiet_connection_wakes_for_pushes_and_requests<D: TestDriver>() {
+    // Past fastnet-std's park delay (200 ms), with a margin.
+    const QUIET: Duration = Duration::from_millis(400);
+    let server = D::start_echo(config(1024));
+    let (mut c, handle) = client_with_handle::<D>(&server, 1024);
+    thread::sleep(QUIET);
+    handle.send(b"after a rest").expect("push accepted");
+    assert_eq!(
+        c.recv().expect("push arrives"),
+        Some(&b"after a rest"[..]),
+        "{}: push to a resting connection",
+        D::NAME
+    );
+    // A connection without a handle (nobody can push to it) too.
+    let mut plain = FrameClient::connect(server.addr(), 1024).expect("connect");
+    plain.roundtrip(b"first").expect("echo");
+    thread::sleep(QUIET);
+    for c in [&mut c, &mut plain] {
+        c.roundtrip(b"request after a rest")
+            .unwrap_or_else(|e| panic!("{}: request after a rest: {e}", D::NAME));
+        // Half a frame (length prefix and two bytes), a rest, then the rest.
+        c.send_raw(&[0, 0, 0, 5, b'h', b'a']).expect("write");
+    }
+    thread::sleep(QUIET);
+    for c in [&mut c, &mut plain] {
+        c.send_raw(b"lf").expect("write");
+    }
+    thread::sleep(QUIET);
+    for c in [&mut c, &mut plain] {
+        c.send_raw(b"!").expect("write");
+        assert_eq!(
+            c.recv().expect("reply"),
+            Some(&b"half!"[..]),
+            "{}: a frame split around rests",
+            D::NAME
+        );
+    }
+    assert!(
+        server.events().closes().is_empty(),
+        "{}: closed: {:?}",
+        D::NAME,
+        server.events().closes()
+    );
+}

@@ -703,3 +703,13 @@ fn connection_life_is_traced_shared() {
 fn reuse_port_shares_a_port() {
     fastnet_tests::reuse_port_shares_a_port::<Smol>();
 }
+
+#[test]
+fn a_quiet_connection_wakes_for_pushes_and_requests() {
+    fastnet_tests::push::a_quiet_connection_wakes_for_pushes_and_requests::<Smol>();
+}
+
+#[test]
+fn a_quiet_connection_wakes_for_pushes_and_requests_shared() {
+    fastnet_tests::push::a_quiet_connection_wakes_for_pushes_and_requests::<SmolShared>();
+}

@@ -397,3 +397,8 @@ fn connection_life_is_traced() {
 fn reuse_port_shares_a_port() {
     fastnet_tests::reuse_port_shares_a_port::<Std>();
 }
+
+#[test]
+fn a_quiet_connection_wakes_for_pushes_and_requests() {
+    fastnet_tests::push::a_quiet_connection_wakes_for_pushes_and_requests::<Std>();
+}
