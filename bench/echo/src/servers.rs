@@ -52,6 +52,11 @@ pub enum Server {
     /// `FastnetCodec` over fastnet's length field codec; not in
     /// [`Server::ALL`], run only on request.
     TokioFastnet,
+    /// `fastnet serve --driver smol --codec raw`: fastnet-smol echoing raw
+    /// bytes, the same work as [`Server::Mio`], so the driver's cost is
+    /// measured apart from framing; not in [`Server::ALL`], run only on
+    /// request.
+    FastnetSmolRaw,
 }
 
 impl Server {
@@ -82,6 +87,7 @@ impl Server {
             Server::TokioRustls => "tokio-rustls",
             Server::Uring => "uring",
             Server::TokioFastnet => "tokio-fastnet",
+            Server::FastnetSmolRaw => "fastnet-smol-raw",
         }
     }
 
@@ -93,6 +99,7 @@ impl Server {
                 Server::FastnetSmolShared,
                 Server::Uring,
                 Server::TokioFastnet,
+                Server::FastnetSmolRaw,
             ])
             .chain(Server::TLS)
             .find(|s| s.name() == name)
@@ -112,6 +119,7 @@ impl Server {
             Server::TokioRustls => "tokio-rustls Framed",
             Server::Uring => "io_uring raw",
             Server::TokioFastnet => "tokio Framed, fastnet codec",
+            Server::FastnetSmolRaw => "fastnet-smol raw",
         }
     }
 
@@ -154,6 +162,7 @@ impl Server {
                 | Server::FastnetSmolShared
                 | Server::FastnetSmolTls
                 | Server::TokioFastnet
+                | Server::FastnetSmolRaw
         )
     }
 
@@ -176,6 +185,7 @@ impl Server {
             Server::FastnetSmolTls => "`fastnet serve --driver smol --codec len=u32be --max-conns 20000 --tls-cert server.pem --tls-key server.key` (the default layout; fastnet-smol's `tls` feature: rustls as a byte transform in the driver, between the socket and the connection state machine)",
             Server::Uring => "`peer-uring`: io_uring, one ring per core with its own `SO_REUSEPORT` listener and a multishot accept (`SINGLE_ISSUER`, `DEFER_TASKRUN`); each connection has one multishot receive into the ring's pool of provided buffers (4096 × 8 KiB) and one send in flight, and each `io_uring_enter` submits every queued operation and reaps every completion",
             Server::TokioFastnet => "`peer-tokio-fastnet`: `peer-tokio-framed` with fastnet-tokio's `FastnetCodec` over fastnet's length field codec (u32 BE) in place of `LengthDelimitedCodec`",
+            Server::FastnetSmolRaw => "`fastnet serve --driver smol --codec raw --max-conns 20000` (the default layout; each read's bytes are one frame, echoed as they came: the work of mio raw, without framing)",
             Server::TokioRustls => "`peer-tokio-rustls 0 server.pem server.key`: tokio multi-thread runtime, a `tokio_rustls::TlsAcceptor` handshake in each connection's task, then `Framed<TlsStream<TcpStream>, LengthDelimitedCodec>` (u32 BE), `stream.forward(sink)`",
         }
     }
@@ -190,15 +200,15 @@ impl Server {
             None => ("".as_ref(), "".as_ref()),
         };
         match self {
-            Server::FastnetSmol | Server::FastnetStd => {
+            Server::FastnetSmol | Server::FastnetStd | Server::FastnetSmolRaw => {
                 cmd = bins.server_command(&bins.fastnet);
-                let driver = if self == Server::FastnetSmol {
-                    "smol"
-                } else {
+                let driver = if self == Server::FastnetStd {
                     "std"
+                } else {
+                    "smol"
                 };
                 cmd.args(["serve", "--driver", driver, "--addr", "127.0.0.1:0"])
-                    .args(["--codec", "len=u32be", "--max-conns", "20000"]);
+                    .args(["--codec", self.codec(), "--max-conns", "20000"]);
             }
             Server::TokioFramed
             | Server::TokioRaw

@@ -27,6 +27,7 @@ fn color(server: Server) -> &'static str {
         Server::FastnetSmolShared => "#0b2f5a",
         Server::Uring => "#93c47d",
         Server::TokioFastnet => "#b45f06",
+        Server::FastnetSmolRaw => "#45818e",
         // Not charted (the TLS runs have a table of their own).
         Server::FastnetSmolTls => "#741b47",
         Server::TokioRustls => "#c27ba0",

@@ -50,7 +50,9 @@ struct Args {
     configs: Vec<Shape>,
     /// Servers to run, comma-separated, from fastnet-smol, fastnet-std,
     /// tokio-framed, tokio-raw, mio, std, fastnet-smol-shared, uring (the
-    /// io_uring peer) and the TLS ones fastnet-smol-tls, tokio-rustls
+    /// io_uring peer), tokio-fastnet (Framed with fastnet's codec),
+    /// fastnet-smol-raw (fastnet-smol echoing raw bytes, as mio does) and
+    /// the TLS ones fastnet-smol-tls, tokio-rustls
     /// [default: all but uring; fastnet-smol-shared only if fastnet-smol's
     /// bench_server example is built, the TLS ones as --tls says].
     #[arg(long, value_delimiter = ',')]
