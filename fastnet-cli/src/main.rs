@@ -272,11 +272,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(tls) => tls,
         Err(m) => return usage(m),
     };
-    let mut cfg = EchoConfig::new(args.driver, addr, codec).limits(Limits {
-        idle_timeout: args.idle_timeout,
-        read_timeout: args.read_timeout,
-        ..Limits::default()
-    });
+    let mut cfg = EchoConfig::new(args.driver, addr, codec).limits(
+        Limits::default()
+            .idle_timeout(args.idle_timeout)
+            .read_timeout(args.read_timeout),
+    );
     cfg.server.reply_codec = reply;
     cfg.server.reuse_port = args.reuseport;
     cfg.tls = tls;

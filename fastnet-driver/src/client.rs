@@ -191,7 +191,22 @@ impl<D: Decoder, E> fmt::Debug for Framing<D, E> {
 }
 
 /// How a client pool manages its connections.
+///
+/// Settings may be added in a minor release, so outside this crate the
+/// struct is not built with a literal: start from [`PoolConfig::default`]
+/// and chain the setters, or assign the fields.
+///
+/// ```
+/// use std::time::Duration;
+/// use fastnet_driver::client::PoolConfig;
+///
+/// let cfg = PoolConfig::default()
+///     .max_size(4)
+///     .wait_timeout(Duration::from_millis(500));
+/// assert_eq!(cfg.max_idle, 16);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolConfig {
     /// Most connections open at once (in use plus idle).
     pub max_size: usize,
@@ -209,6 +224,44 @@ pub struct PoolConfig {
     /// broken, not handed out; `None` turns it off. See
     /// [`set_keepalive`](crate::socket::set_keepalive).
     pub keepalive: Option<Duration>,
+}
+
+impl PoolConfig {
+    /// Sets [`max_size`](field@Self::max_size).
+    pub const fn max_size(mut self, max_size: usize) -> Self {
+        self.max_size = max_size;
+        self
+    }
+
+    /// Sets [`max_idle`](field@Self::max_idle).
+    pub const fn max_idle(mut self, max_idle: usize) -> Self {
+        self.max_idle = max_idle;
+        self
+    }
+
+    /// Sets [`idle_expiry`](field@Self::idle_expiry).
+    pub const fn idle_expiry(mut self, idle_expiry: Duration) -> Self {
+        self.idle_expiry = idle_expiry;
+        self
+    }
+
+    /// Sets [`connect_timeout`](field@Self::connect_timeout).
+    pub const fn connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// Sets [`wait_timeout`](field@Self::wait_timeout).
+    pub const fn wait_timeout(mut self, wait_timeout: Duration) -> Self {
+        self.wait_timeout = wait_timeout;
+        self
+    }
+
+    /// Sets [`keepalive`](field@Self::keepalive).
+    pub const fn keepalive(mut self, keepalive: Option<Duration>) -> Self {
+        self.keepalive = keepalive;
+        self
+    }
 }
 
 impl Default for PoolConfig {
@@ -655,6 +708,29 @@ macro_rules! pool_constructors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pool_config_setters_set_their_field() {
+        // The literal names every field, so a new setting without a setter
+        // fails here.
+        let ms = Duration::from_millis;
+        let set = PoolConfig::default()
+            .max_size(1)
+            .max_idle(2)
+            .idle_expiry(ms(3))
+            .connect_timeout(ms(4))
+            .wait_timeout(ms(5))
+            .keepalive(None);
+        let want = PoolConfig {
+            max_size: 1,
+            max_idle: 2,
+            idle_expiry: ms(3),
+            connect_timeout: ms(4),
+            wait_timeout: ms(5),
+            keepalive: None,
+        };
+        assert_eq!(set, want);
+    }
 
     fn state(max_size: usize, max_idle: usize) -> PoolState<u32> {
         PoolState::new(PoolConfig {

@@ -132,7 +132,7 @@ impl ConnHandle {
     /// replies and pushes, and closes with
     /// [`CloseReason::Local`](fastnet_proto::connection::CloseReason::Local);
     /// a peer that does not take them within the drain timeout
-    /// ([`Limits::drain_timeout`](fastnet_proto::connection::Limits::drain_timeout))
+    /// ([`Limits::drain_timeout`](field@fastnet_proto::connection::Limits::drain_timeout))
     /// is closed at once.
     pub fn close(&self) {
         self.target.close();

@@ -101,8 +101,8 @@ enum CodecFrom<D, E> {
 }
 
 impl ServerCodec {
-    /// The codecs that [`ServerConfig::codec`] and
-    /// [`ServerConfig::reply_codec`] name.
+    /// The codecs that [`ServerConfig::codec`](field@ServerConfig::codec) and
+    /// [`ServerConfig::reply_codec`](field@ServerConfig::reply_codec) name.
     pub fn from_config() -> Self {
         ServerCodec {
             from: CodecFrom::Config(|config| {
@@ -193,6 +193,9 @@ pub fn invalid(what: &str, e: impl fmt::Display) -> io::Error {
 /// [`ServerConfig::listen_backlog`] completed connections queued at most
 /// and, if [`ServerConfig::reuse_port`], `SO_REUSEPORT`; returns it with
 /// its address.
+///
+/// [`ServerConfig::listen_backlog`]: field@ServerConfig::listen_backlog
+/// [`ServerConfig::reuse_port`]: field@ServerConfig::reuse_port
 pub fn listen(
     addrs: io::Result<Vec<SocketAddr>>,
     config: &ServerConfig,
@@ -691,7 +694,7 @@ macro_rules! server_builder_setters {
         /// without traffic, so a peer that vanished without closing is
         /// found out and its connection closed; `None` turns it off.
         /// Default 60 s. See
-        /// [`ServerConfig::keepalive`](::fastnet_proto::server::ServerConfig::keepalive).
+        /// [`ServerConfig::keepalive`](field@::fastnet_proto::server::ServerConfig::keepalive).
         pub fn keepalive(mut self, idle: Option<::std::time::Duration>) -> Self {
             self.config.keepalive = idle;
             self
@@ -699,7 +702,7 @@ macro_rules! server_builder_setters {
 
         /// Completed connections the kernel may queue before `accept`
         /// (default 1024; capped by the kernel). See
-        /// [`ServerConfig::listen_backlog`](::fastnet_proto::server::ServerConfig::listen_backlog).
+        /// [`ServerConfig::listen_backlog`](field@::fastnet_proto::server::ServerConfig::listen_backlog).
         pub fn listen_backlog(mut self, n: u32) -> Self {
             self.config.listen_backlog = n;
             self
@@ -719,7 +722,7 @@ macro_rules! server_builder_setters {
         /// servers, in this process or others, can listen on one port and
         /// the kernel spreads new connections over them. Unix only:
         /// elsewhere `bind` fails naming this setting. See
-        /// [`ServerConfig::reuse_port`](::fastnet_proto::server::ServerConfig::reuse_port).
+        /// [`ServerConfig::reuse_port`](field@::fastnet_proto::server::ServerConfig::reuse_port).
         pub fn reuse_port(mut self, on: bool) -> Self {
             self.config.reuse_port = on;
             self

@@ -13,9 +13,25 @@ use crate::codec::CodecSpec;
 use crate::connection::{CloseReason, Limits};
 
 /// What a server does with its connections, independent of how it does IO.
+///
+/// Settings may be added in a minor release, so outside this crate the
+/// struct is not built with a literal: start from [`ServerConfig::new`]
+/// and chain the setters, or assign the fields.
+///
+/// ```
+/// use fastnet_proto::codec::CodecSpec;
+/// use fastnet_proto::server::ServerConfig;
+///
+/// let mut cfg = ServerConfig::new(CodecSpec::lines(1024))
+///     .max_connections(500)
+///     .max_connections_per_ip(Some(8));
+/// cfg.limits.read_timeout = None;
+/// assert_eq!(cfg.max_connections, 500);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerConfig {
-    /// Framing of incoming frames; replies use [`reply_codec`](Self::reply_codec).
+    /// Framing of incoming frames; replies use [`reply_codec`](field@Self::reply_codec).
     pub codec: CodecSpec,
     /// Framing of replies (default: the same as `codec`).
     pub reply_codec: Option<CodecSpec>,
@@ -30,7 +46,7 @@ pub struct ServerConfig {
     /// force is the one the server's `config()` shows.
     pub max_connections: usize,
     /// Most connections open at once from one IP address, or rather one
-    /// network of [`per_ip_prefix`](Self::per_ip_prefix) (IPv4-mapped IPv6
+    /// network of [`per_ip_prefix`](field@Self::per_ip_prefix) (IPv4-mapped IPv6
     /// addresses count as their IPv4 address).
     pub max_connections_per_ip: Option<usize>,
     /// How much of a peer's address `max_connections_per_ip` counts by:
@@ -106,6 +122,103 @@ impl ServerConfig {
         }
     }
 
+    /// Sets [`codec`](field@Self::codec).
+    pub const fn codec(mut self, codec: CodecSpec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Sets [`reply_codec`](field@Self::reply_codec) (the name without
+    /// `with_` is the getter [`reply_codec()`](method@Self::reply_codec)).
+    pub const fn with_reply_codec(mut self, reply_codec: Option<CodecSpec>) -> Self {
+        self.reply_codec = reply_codec;
+        self
+    }
+
+    /// Sets [`limits`](field@Self::limits).
+    pub const fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets [`max_connections`](field@Self::max_connections).
+    pub const fn max_connections(mut self, max_connections: usize) -> Self {
+        self.max_connections = max_connections;
+        self
+    }
+
+    /// Sets [`max_connections_per_ip`](field@Self::max_connections_per_ip).
+    pub const fn max_connections_per_ip(mut self, max_connections_per_ip: Option<usize>) -> Self {
+        self.max_connections_per_ip = max_connections_per_ip;
+        self
+    }
+
+    /// Sets [`per_ip_prefix`](field@Self::per_ip_prefix).
+    pub const fn per_ip_prefix(mut self, per_ip_prefix: IpPrefix) -> Self {
+        self.per_ip_prefix = per_ip_prefix;
+        self
+    }
+
+    /// Sets [`workers`](field@Self::workers).
+    pub const fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Sets [`worker_idle_expiry`](field@Self::worker_idle_expiry).
+    pub const fn worker_idle_expiry(mut self, worker_idle_expiry: Duration) -> Self {
+        self.worker_idle_expiry = worker_idle_expiry;
+        self
+    }
+
+    /// Sets [`rx_buffer`](field@Self::rx_buffer).
+    pub const fn rx_buffer(mut self, rx_buffer: usize) -> Self {
+        self.rx_buffer = rx_buffer;
+        self
+    }
+
+    /// Sets [`tx_buffer`](field@Self::tx_buffer).
+    pub const fn tx_buffer(mut self, tx_buffer: usize) -> Self {
+        self.tx_buffer = tx_buffer;
+        self
+    }
+
+    /// Sets [`push_queue`](field@Self::push_queue).
+    pub const fn push_queue(mut self, push_queue: usize) -> Self {
+        self.push_queue = push_queue;
+        self
+    }
+
+    /// Sets [`nodelay`](field@Self::nodelay).
+    pub const fn nodelay(mut self, nodelay: bool) -> Self {
+        self.nodelay = nodelay;
+        self
+    }
+
+    /// Sets [`keepalive`](field@Self::keepalive).
+    pub const fn keepalive(mut self, keepalive: Option<Duration>) -> Self {
+        self.keepalive = keepalive;
+        self
+    }
+
+    /// Sets [`listen_backlog`](field@Self::listen_backlog).
+    pub const fn listen_backlog(mut self, listen_backlog: u32) -> Self {
+        self.listen_backlog = listen_backlog;
+        self
+    }
+
+    /// Sets [`max_handshakes`](field@Self::max_handshakes).
+    pub const fn max_handshakes(mut self, max_handshakes: usize) -> Self {
+        self.max_handshakes = max_handshakes;
+        self
+    }
+
+    /// Sets [`reuse_port`](field@Self::reuse_port).
+    pub const fn reuse_port(mut self, reuse_port: bool) -> Self {
+        self.reuse_port = reuse_port;
+        self
+    }
+
     /// The limits a server starts with, safe against peers that stall:
     /// a frame must arrive whole within [`DEFAULT_READ_TIMEOUT`], queued
     /// bytes must be taken within [`DEFAULT_WRITE_STALL_TIMEOUT`], and a
@@ -131,7 +244,8 @@ impl ServerConfig {
         }
     }
 
-    /// The codec used for replies.
+    /// The codec used for replies: [`reply_codec`](field@Self::reply_codec)
+    /// if set, else [`codec`](field@Self::codec).
     pub fn reply_codec(&self) -> CodecSpec {
         self.reply_codec.unwrap_or(self.codec)
     }
@@ -155,26 +269,36 @@ impl ServerConfig {
 /// minute finds a vanished peer within minutes rather than the hours of
 /// the usual system default, and costs an idle connection one small
 /// packet a minute.
+///
+/// [`ServerConfig::keepalive`]: field@ServerConfig::keepalive
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// How long a closing connection may take to flush by default
 /// ([`Limits::drain_timeout`] of [`ServerConfig::new`]).
+///
+/// [`Limits::drain_timeout`]: field@Limits::drain_timeout
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a started frame may take to arrive whole by default
 /// ([`Limits::read_timeout`] of [`ServerConfig::new`]): long enough for a
 /// maximum-size frame over a slow mobile link, short enough that a peer
 /// trickling bytes cannot hold a buffer for long.
+///
+/// [`Limits::read_timeout`]: field@Limits::read_timeout
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long queued bytes may wait for the peer to take them by default
 /// ([`Limits::write_stall_timeout`] of [`ServerConfig::new`]).
+///
+/// [`Limits::write_stall_timeout`]: field@Limits::write_stall_timeout
 pub const DEFAULT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reads and frames a connection handles in a row before it lets the
 /// others on its thread run, by default ([`Limits::wake_budget`] of
 /// [`ServerConfig::new`]): a pipelining client's batch of a few dozen
 /// frames goes through in one turn, a flood takes turns.
+///
+/// [`Limits::wake_budget`]: field@Limits::wake_budget
 pub const DEFAULT_WAKE_BUDGET: u32 = 64;
 
 /// The network prefix by which per-IP limits count peers: addresses that
@@ -754,6 +878,54 @@ mod tests {
     use super::*;
     #[cfg(feature = "alloc")]
     use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn server_config_setters_set_their_field() {
+        // The literal names every field, so a new setting without a
+        // setter fails here.
+        let lines = CodecSpec::lines(100);
+        let raw = CodecSpec::Raw { max_frame: 200 };
+        let limits = Limits::none().idle_timeout(Some(Duration::from_secs(9)));
+        let prefix = IpPrefix { v4: 24, v6: 48 };
+        let second = Duration::from_secs(1);
+        let set = ServerConfig::new(raw)
+            .codec(lines)
+            .with_reply_codec(Some(raw))
+            .limits(limits)
+            .max_connections(1)
+            .max_connections_per_ip(Some(2))
+            .per_ip_prefix(prefix)
+            .workers(3)
+            .worker_idle_expiry(second)
+            .rx_buffer(4)
+            .tx_buffer(5)
+            .push_queue(6)
+            .nodelay(false)
+            .keepalive(None)
+            .listen_backlog(7)
+            .max_handshakes(8)
+            .reuse_port(true);
+        let want = ServerConfig {
+            codec: lines,
+            reply_codec: Some(raw),
+            limits,
+            max_connections: 1,
+            max_connections_per_ip: Some(2),
+            per_ip_prefix: prefix,
+            workers: 3,
+            worker_idle_expiry: second,
+            rx_buffer: 4,
+            tx_buffer: 5,
+            push_queue: 6,
+            nodelay: false,
+            keepalive: None,
+            listen_backlog: 7,
+            max_handshakes: 8,
+            reuse_port: true,
+        };
+        assert_eq!(set, want);
+        assert_eq!(set.reply_codec(), raw);
+    }
 
     #[cfg(feature = "alloc")]
     #[test]

@@ -276,10 +276,7 @@ fn cobs_echo_allocates_nothing() {
 
 #[test]
 fn length_field_echo_allocates_nothing() {
-    let cfg = LengthFieldConfig {
-        max_frame: 128,
-        ..LengthFieldConfig::new(2, Endian::Big)
-    };
+    let cfg = LengthFieldConfig::new(2, Endian::Big).max_frame(128);
     let payloads = payloads(4, FRAMES, 127, |rng| rng.u8(..));
     let run = check_zero_alloc(
         LengthFieldDecoder::new(cfg).unwrap(),
@@ -294,10 +291,7 @@ fn length_field_echo_allocates_nothing() {
 #[test]
 fn varint_echo_allocates_nothing() {
     // Payloads past 127 bytes need a two-byte prefix.
-    let cfg = VarintConfig {
-        max_frame: 300,
-        ..VarintConfig::new()
-    };
+    let cfg = VarintConfig::new().max_frame(300);
     let payloads = payloads(5, FRAMES, 298, |rng| rng.u8(..));
     let run = check_zero_alloc(
         VarintDecoder::new(cfg).unwrap(),

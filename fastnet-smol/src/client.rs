@@ -278,7 +278,7 @@ impl<D: Decoder, E: Encoder> Client<D, E> {
     /// Turns TCP keepalive on, probing after `idle` without traffic, or
     /// off (`None`). Connections start with keepalive after 60 s
     /// ([`DEFAULT_KEEPALIVE`]); a [`Pool`](crate::Pool)'s follow its
-    /// [`PoolConfig::keepalive`](crate::PoolConfig::keepalive).
+    /// [`PoolConfig::keepalive`](field@crate::PoolConfig::keepalive).
     pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
         set_keepalive(self.stream(), idle)
     }

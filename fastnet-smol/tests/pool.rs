@@ -26,14 +26,12 @@ impl Handler for Echo {
 }
 
 fn config() -> PoolConfig {
-    PoolConfig {
-        max_size: 2,
-        max_idle: 2,
-        idle_expiry: Duration::from_secs(60),
-        connect_timeout: WAIT,
-        wait_timeout: Duration::from_millis(100),
-        ..PoolConfig::default()
-    }
+    PoolConfig::default()
+        .max_size(2)
+        .max_idle(2)
+        .idle_expiry(Duration::from_secs(60))
+        .connect_timeout(WAIT)
+        .wait_timeout(Duration::from_millis(100))
 }
 
 #[test]
@@ -79,10 +77,7 @@ fn reuse_discard_broken_and_wait_timeout() {
 #[test]
 fn expired_idle_connections_are_replaced() {
     let srv = start(Server::builder(CodecSpec::lines(64)), Echo);
-    let cfg = PoolConfig {
-        idle_expiry: Duration::from_millis(50),
-        ..config()
-    };
+    let cfg = config().idle_expiry(Duration::from_millis(50));
     let pool = Pool::new(srv.addr, CodecSpec::lines(64), cfg).unwrap();
     smol::block_on(async {
         let c = pool.get().await.unwrap();
@@ -108,10 +103,7 @@ fn client_and_pool_sockets_keep_alive() {
         assert!(!on(c.stream()));
         let pool = Pool::new(srv.addr, CodecSpec::lines(64), config()).unwrap();
         assert!(on(pool.get().await.unwrap().stream()));
-        let quiet = PoolConfig {
-            keepalive: None,
-            ..config()
-        };
+        let quiet = config().keepalive(None);
         let pool = Pool::new(srv.addr, CodecSpec::lines(64), quiet).unwrap();
         assert!(!on(pool.get().await.unwrap().stream()));
     });

@@ -140,10 +140,7 @@ fn oversize_closes_only_that_connection() {
 #[test]
 fn idle_timeout_closes_silent_peer() {
     let probe = Probe::default();
-    let limits = Limits {
-        idle_timeout: Some(Duration::from_millis(100)),
-        ..Limits::default()
-    };
+    let limits = Limits::default().idle_timeout(Some(Duration::from_millis(100)));
     let srv = start(
         Server::builder(CodecSpec::lines(64)).limits(limits),
         probe.clone(),
@@ -165,11 +162,9 @@ fn idle_timeout_closes_silent_peer() {
 #[test]
 fn read_timeout_stops_slow_loris() {
     let probe = Probe::default();
-    let limits = Limits {
-        idle_timeout: Some(Duration::from_secs(30)),
-        read_timeout: Some(Duration::from_millis(200)),
-        ..Limits::default()
-    };
+    let limits = Limits::default()
+        .idle_timeout(Some(Duration::from_secs(30)))
+        .read_timeout(Some(Duration::from_millis(200)));
     let srv = start(
         Server::builder(CodecSpec::lines(4096)).limits(limits),
         probe.clone(),
@@ -313,10 +308,7 @@ fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
 #[test]
 fn byte_limit_answers_frames_within_it_then_closes() {
     let probe = Probe::default();
-    let limits = Limits {
-        max_bytes_in: Some(12),
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_bytes_in(Some(12));
     let srv = start(
         Server::builder(CodecSpec::lines(64)).limits(limits),
         probe.clone(),
@@ -354,10 +346,7 @@ fn malformed_frames_skipped_with_skip_malformed_else_closed() {
     let wire = [3, b'h', b'i', 0, 5, b'A', 0, 3, b'y', b'o', 0];
     for skip in [true, false] {
         let probe = Probe::default();
-        let limits = Limits {
-            skip_malformed: skip,
-            ..Limits::default()
-        };
+        let limits = Limits::default().skip_malformed(skip);
         let srv = start(Server::builder(cobs).limits(limits), probe.clone());
         let mut s = TcpStream::connect(srv.addr).unwrap();
         s.write_all(&wire).unwrap();

@@ -464,10 +464,7 @@ fn pool_reuses_tls_connections_and_resumes_sessions() {
     let pool = Pool::with_tls(
         server.addr,
         len_codec(),
-        PoolConfig {
-            max_size: 3,
-            ..PoolConfig::default()
-        },
+        PoolConfig::default().max_size(3),
         pki.connector(),
     )
     .unwrap();

@@ -38,11 +38,11 @@ fn main() -> std::io::Result<()> {
 
     let server = Server::builder(CodecSpec::lines(64 * 1024))
         .addr(addr)
-        .limits(Limits {
-            idle_timeout: Some(Duration::from_secs(60)),
-            read_timeout: Some(Duration::from_secs(10)),
-            ..Limits::default()
-        })
+        .limits(
+            Limits::default()
+                .idle_timeout(Some(Duration::from_secs(60)))
+                .read_timeout(Some(Duration::from_secs(10))),
+        )
         .bind()?;
     eprintln!("echo server on {}", server.local_addr());
     if let Some(secs) = run_for {

@@ -109,10 +109,7 @@ fn echo(client: &mut Client, payload: &[u8], count: usize) {
 
 #[test]
 fn server_allocates_nothing_per_frame() {
-    let codec = CodecSpec::LengthField(LengthFieldConfig {
-        max_frame: 1024,
-        ..LengthFieldConfig::new(4, Endian::Big)
-    });
+    let codec = CodecSpec::LengthField(LengthFieldConfig::new(4, Endian::Big).max_frame(1024));
     let server = Server::builder(codec).bind().unwrap();
     let addr = server.local_addr();
     let shutdown = server.shutdown_handle();

@@ -10,14 +10,12 @@ use common::{codec, start, wait_until};
 use fastnet_std::{Client, Pool, PoolConfig, Server};
 
 fn config(max_size: usize) -> PoolConfig {
-    PoolConfig {
-        max_size,
-        max_idle: max_size,
-        idle_expiry: Duration::from_secs(60),
-        connect_timeout: Duration::from_secs(2),
-        wait_timeout: Duration::from_secs(5),
-        ..PoolConfig::default()
-    }
+    PoolConfig::default()
+        .max_size(max_size)
+        .max_idle(max_size)
+        .idle_expiry(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(2))
+        .wait_timeout(Duration::from_secs(5))
 }
 
 #[test]
@@ -80,10 +78,7 @@ fn waiting_for_a_connection_times_out() {
     let pool = Pool::new(
         server.addr,
         codec(1024),
-        PoolConfig {
-            wait_timeout: Duration::from_millis(100),
-            ..config(1)
-        },
+        config(1).wait_timeout(Duration::from_millis(100)),
     )
     .unwrap();
     let held = pool.get().unwrap();
@@ -111,10 +106,7 @@ fn idle_connections_expire_and_connect_errors_are_reported() {
     let pool = Pool::new(
         server.addr,
         codec(1024),
-        PoolConfig {
-            idle_expiry: Duration::from_millis(30),
-            ..config(2)
-        },
+        config(2).idle_expiry(Duration::from_millis(30)),
     )
     .unwrap();
     drop(pool.get().unwrap());
@@ -165,10 +157,7 @@ fn client_and_pool_sockets_keep_alive() {
     assert!(!on(c.stream()));
     let pool = Pool::new(server.addr, codec(1024), config(1)).unwrap();
     assert!(on(pool.get().unwrap().stream()));
-    let quiet = PoolConfig {
-        keepalive: None,
-        ..config(1)
-    };
+    let quiet = config(1).keepalive(None);
     let pool = Pool::new(server.addr, codec(1024), quiet).unwrap();
     assert!(!on(pool.get().unwrap().stream()));
 }

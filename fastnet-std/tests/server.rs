@@ -286,10 +286,8 @@ fn flood_without_reading(addr: std::net::SocketAddr) -> std::net::TcpStream {
 #[test]
 fn peer_that_never_reads_is_closed_by_the_idle_timeout() {
     let server = start(
-        Server::builder(codec(64 * 1024)).limits(fastnet_std::Limits {
-            idle_timeout: Some(Duration::from_millis(300)),
-            ..Default::default()
-        }),
+        Server::builder(codec(64 * 1024))
+            .limits(fastnet_std::Limits::default().idle_timeout(Some(Duration::from_millis(300)))),
         false,
     );
     let _stalled = flood_without_reading(server.addr);

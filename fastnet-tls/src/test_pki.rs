@@ -172,10 +172,7 @@ pub const MAX_FRAME: usize = 64 * 1024;
 
 /// A 4-byte big-endian length prefix, frames up to [`MAX_FRAME`].
 pub fn len_codec() -> CodecSpec {
-    CodecSpec::LengthField(LengthFieldConfig {
-        max_frame: MAX_FRAME,
-        ..LengthFieldConfig::new(4, Endian::Big)
-    })
+    CodecSpec::LengthField(LengthFieldConfig::new(4, Endian::Big).max_frame(MAX_FRAME))
 }
 
 /// One codec of each family, by name; [`payload`] makes what each can carry.

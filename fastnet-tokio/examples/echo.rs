@@ -19,10 +19,7 @@ use tokio_util::codec::Framed;
 type Codec = FastnetCodec<LengthFieldDecoder, LengthFieldEncoder>;
 
 fn codec() -> Codec {
-    let cfg = LengthFieldConfig {
-        max_frame: 64 * 1024,
-        ..LengthFieldConfig::new(4, Endian::Big)
-    };
+    let cfg = LengthFieldConfig::new(4, Endian::Big).max_frame(64 * 1024);
     FastnetCodec::length_field(cfg).expect("a valid length field config")
 }
 

@@ -297,10 +297,7 @@ mod tests {
     use super::*;
 
     fn u16_codec(max_frame: usize) -> FastnetCodec<LengthFieldDecoder, LengthFieldEncoder> {
-        let cfg = LengthFieldConfig {
-            max_frame,
-            ..LengthFieldConfig::new(2, Endian::Big)
-        };
+        let cfg = LengthFieldConfig::new(2, Endian::Big).max_frame(max_frame);
         FastnetCodec::length_field(cfg).unwrap()
     }
 
@@ -354,11 +351,9 @@ mod tests {
 
     #[test]
     fn recoverable_error_is_reported_once_then_decoding_resumes() {
-        let cfg = LengthFieldConfig {
-            max_frame: 4,
-            oversize: Oversize::Skip,
-            ..LengthFieldConfig::new(1, Endian::Big)
-        };
+        let cfg = LengthFieldConfig::new(1, Endian::Big)
+            .max_frame(4)
+            .oversize(Oversize::Skip);
         let mut codec = FastnetCodec::length_field(cfg).unwrap();
         let mut buf = BytesMut::from(&b"\x05abc"[..]);
         let err = codec.decode(&mut buf).unwrap_err();

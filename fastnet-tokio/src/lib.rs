@@ -16,10 +16,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // A 4-byte big-endian length before each payload, frames up to 1 KiB.
-//! let cfg = LengthFieldConfig {
-//!     max_frame: 1024,
-//!     ..LengthFieldConfig::new(4, Endian::Big)
-//! };
+//! let cfg = LengthFieldConfig::new(4, Endian::Big).max_frame(1024);
 //!
 //! let mut wire = Vec::new();
 //! let mut sink = FramedWrite::new(&mut wire, FastnetCodec::length_field(cfg)?);

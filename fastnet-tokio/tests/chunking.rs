@@ -99,20 +99,14 @@ fn read_with<R: AsyncRead + Unpin>(
 
 fn specs() -> Vec<CodecSpec> {
     vec![
-        CodecSpec::LengthField(LengthFieldConfig {
-            max_frame: 64,
-            ..LengthFieldConfig::new(2, Endian::Big)
-        }),
-        CodecSpec::LengthField(LengthFieldConfig {
-            max_frame: 64,
-            oversize: Oversize::Skip,
-            ..LengthFieldConfig::new(1, Endian::Little)
-        }),
+        CodecSpec::LengthField(LengthFieldConfig::new(2, Endian::Big).max_frame(64)),
+        CodecSpec::LengthField(
+            LengthFieldConfig::new(1, Endian::Little)
+                .max_frame(64)
+                .oversize(Oversize::Skip),
+        ),
         CodecSpec::lines(48),
-        CodecSpec::Varint(VarintConfig {
-            max_frame: 64,
-            ..VarintConfig::new()
-        }),
+        CodecSpec::Varint(VarintConfig::new().max_frame(64)),
         CodecSpec::Cobs {
             max_frame: 64,
             oversize: Oversize::Close,

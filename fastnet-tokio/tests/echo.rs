@@ -18,10 +18,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 const MAX_FRAME: usize = 16 * 1024;
 
 fn codec() -> FastnetCodec<LengthFieldDecoder, LengthFieldEncoder> {
-    let cfg = LengthFieldConfig {
-        max_frame: MAX_FRAME,
-        ..LengthFieldConfig::new(4, Endian::Big)
-    };
+    let cfg = LengthFieldConfig::new(4, Endian::Big).max_frame(MAX_FRAME);
     FastnetCodec::length_field(cfg).expect("length field codec")
 }
 

@@ -170,14 +170,12 @@ pub fn length_field(input: &mut Input<'_>) -> LengthFieldConfig {
     } else {
         Endian::Big
     };
-    LengthFieldConfig {
-        offset: input.small_size(),
-        adjust: input.signed(),
-        strip: (flags & 32 == 0).then(|| input.small_size()),
-        max_frame: input.size(),
-        oversize: policy(flags & 16 != 0),
-        ..LengthFieldConfig::new(width, endian)
-    }
+    LengthFieldConfig::new(width, endian)
+        .offset(input.small_size())
+        .adjust(input.signed())
+        .strip((flags & 32 == 0).then(|| input.small_size()))
+        .max_frame(input.size())
+        .oversize(policy(flags & 16 != 0))
 }
 
 /// A flags byte (`max_prefix` = bits 0-3, 0 to 15, of which 1 to 10 are
@@ -185,14 +183,15 @@ pub fn length_field(input: &mut Input<'_>) -> LengthFieldConfig {
 /// offset, adjustment, strip and `max_frame` as for [`length_field`].
 pub fn varint(input: &mut Input<'_>) -> VarintConfig {
     let flags = input.u8();
-    VarintConfig {
-        max_prefix: flags & 15,
-        offset: input.small_size(),
-        adjust: input.signed(),
-        strip: (flags & 32 == 0).then(|| input.small_size()),
-        max_frame: input.size(),
-        oversize: policy(flags & 16 != 0),
-    }
+    // The setters run in this order, so the input is read in the order
+    // documented above.
+    VarintConfig::new()
+        .max_prefix(flags & 15)
+        .offset(input.small_size())
+        .adjust(input.signed())
+        .strip((flags & 32 == 0).then(|| input.small_size()))
+        .max_frame(input.size())
+        .oversize(policy(flags & 16 != 0))
 }
 
 /// A flags byte (bit 1 skip oversize), then `max_frame` ([`Input::size`]).

@@ -420,11 +420,11 @@ const MAX: usize = 1024;
 const STEADY: usize = 3;
 
 fn length_spec(width: u8, adjust: i64) -> CodecSpec {
-    CodecSpec::LengthField(LengthFieldConfig {
-        adjust,
-        max_frame: MAX,
-        ..LengthFieldConfig::new(width, Endian::Big)
-    })
+    CodecSpec::LengthField(
+        LengthFieldConfig::new(width, Endian::Big)
+            .adjust(adjust)
+            .max_frame(MAX),
+    )
 }
 
 /// Runs `offend` against a fresh server for `cfg` while [`Steady`]
@@ -633,10 +633,7 @@ pub fn invalid_varint<D: TestDriver>() {
         ),
     ];
     for (i, (cfg, offenders)) in cases.into_iter().enumerate() {
-        let spec = CodecSpec::Varint(VarintConfig {
-            max_frame: MAX,
-            ..cfg
-        });
+        let spec = CodecSpec::Varint(cfg.max_frame(MAX));
         let mut closes: Vec<(CloseReason, usize)> = Vec::new();
         for (bytes, reason) in &offenders {
             let expected = match reason {
@@ -724,11 +721,9 @@ pub fn slow_loris_trickle<D: TestDriver>() {
     const LORISES: usize = 3;
     let spec = length_spec(4, 0);
     let mut cfg = config(spec);
-    cfg.limits = Limits {
-        idle_timeout: Some(Duration::from_secs(3)),
-        read_timeout: Some(Duration::from_millis(400)),
-        ..Limits::default()
-    };
+    cfg.limits = Limits::default()
+        .idle_timeout(Some(Duration::from_secs(3)))
+        .read_timeout(Some(Duration::from_millis(400)));
     let mut server = run_case::<D>(cfg, 8, |server| {
         let addr = server.addr();
         let lorises: Vec<_> = (0..LORISES)
@@ -786,17 +781,11 @@ pub fn slow_loris_trickle<D: TestDriver>() {
 pub fn never_reading_client<D: TestDriver>() {
     const FRAME: usize = 16 * 1024;
     const PUSH: usize = 50 << 20;
-    let spec = CodecSpec::LengthField(LengthFieldConfig {
-        max_frame: FRAME,
-        ..LengthFieldConfig::new(4, Endian::Big)
-    });
+    let spec = CodecSpec::LengthField(LengthFieldConfig::new(4, Endian::Big).max_frame(FRAME));
     let mut cfg = config(spec);
     cfg.rx_buffer = FRAME;
     cfg.tx_buffer = 2 * FRAME;
-    cfg.limits = Limits {
-        idle_timeout: Some(Duration::from_millis(600)),
-        ..Limits::default()
-    };
+    cfg.limits = Limits::default().idle_timeout(Some(Duration::from_millis(600)));
     let held = (cfg.rx_buffer_len() + cfg.tx_buffer_len()) as u64;
     let rss_before = rss_bytes();
     let rss_peak = Arc::new(AtomicU64::new(0));
@@ -1320,10 +1309,7 @@ pub fn oversize_skip_keeps_connection<D: TestDriver>() {
 /// reply buffer of at least two, so every such frame is echoed.
 pub fn max_size_frames_default_buffers<D: TestDriver>() {
     const BIG: usize = 20 * 1024;
-    let spec = CodecSpec::LengthField(LengthFieldConfig {
-        max_frame: BIG,
-        ..LengthFieldConfig::new(4, Endian::Big)
-    });
+    let spec = CodecSpec::LengthField(LengthFieldConfig::new(4, Endian::Big).max_frame(BIG));
     let cfg = config(spec);
     assert_eq!(cfg.tx_buffer_len(), 2 * BIG);
     let mut server = run_case::<D>(cfg, 17, |server| {
@@ -1345,10 +1331,7 @@ pub fn max_size_frames_default_buffers<D: TestDriver>() {
 /// deadline anyway and every connection is closed (`Local`).
 pub fn shutdown_with_offenders_connected<D: TestDriver>() {
     const FRAME: usize = 16 * 1024;
-    let spec = CodecSpec::LengthField(LengthFieldConfig {
-        max_frame: FRAME,
-        ..LengthFieldConfig::new(4, Endian::Big)
-    });
+    let spec = CodecSpec::LengthField(LengthFieldConfig::new(4, Endian::Big).max_frame(FRAME));
     let mut cfg = config(spec);
     cfg.tx_buffer = 2 * FRAME;
     let mut server = D::start_echo(cfg);
@@ -1418,10 +1401,7 @@ pub fn shutdown_with_offenders_connected<D: TestDriver>() {
 /// `WriteStall` while the others keep every byte.
 pub fn one_byte_reader_closed_by_write_stall<D: TestDriver>() {
     const FRAME: usize = 16 * 1024;
-    let spec = CodecSpec::LengthField(LengthFieldConfig {
-        max_frame: FRAME,
-        ..LengthFieldConfig::new(4, Endian::Big)
-    });
+    let spec = CodecSpec::LengthField(LengthFieldConfig::new(4, Endian::Big).max_frame(FRAME));
     let mut cfg = config(spec);
     cfg.rx_buffer = FRAME;
     cfg.tx_buffer = 2 * FRAME;

@@ -283,10 +283,7 @@ pub fn sleep_frame(ms: u16) -> Vec<u8> {
 /// The suite's codec: a 4-byte big-endian length before the payload
 /// (`len=u32be`), frames of at most `max_frame` bytes on the wire.
 pub fn codec(max_frame: usize) -> CodecSpec {
-    CodecSpec::LengthField(LengthFieldConfig {
-        max_frame,
-        ..LengthFieldConfig::new(4, Endian::Big)
-    })
+    CodecSpec::LengthField(LengthFieldConfig::new(4, Endian::Big).max_frame(max_frame))
 }
 
 /// A deterministic xorshift64* generator.
@@ -741,10 +738,7 @@ pub fn oversize_closes_only_that_connection<D: TestDriver>() {
 /// A client that says nothing is closed by the idle timeout.
 pub fn idle_timeout_closes_silent_client<D: TestDriver>() {
     let mut cfg = config(1024);
-    cfg.limits = Limits {
-        idle_timeout: Some(Duration::from_millis(300)),
-        ..Limits::default()
-    };
+    cfg.limits = Limits::default().idle_timeout(Some(Duration::from_millis(300)));
     let server = D::start_echo(cfg);
     let mut c = served_client(server.addr());
     let took = c
@@ -765,11 +759,9 @@ pub fn idle_timeout_closes_silent_client<D: TestDriver>() {
 /// (300 ms) although it is never idle.
 pub fn slow_loris_closed_by_read_timeout<D: TestDriver>() {
     let mut cfg = config(1024);
-    cfg.limits = Limits {
-        idle_timeout: Some(Duration::from_secs(5)),
-        read_timeout: Some(Duration::from_millis(300)),
-        ..Limits::default()
-    };
+    cfg.limits = Limits::default()
+        .idle_timeout(Some(Duration::from_secs(5)))
+        .read_timeout(Some(Duration::from_millis(300)));
     let server = D::start_echo(cfg);
     let mut c = served_client(server.addr());
     let mut writer = c.stream().try_clone().unwrap();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fastnet_proto::connection::{CloseReason, Limits, SendError};
+use fastnet_proto::connection::{CloseReason, SendError};
 
 use crate::{config, wait_until, FrameClient, TestDriver};
 
@@ -213,10 +213,7 @@ pub fn push_to_a_stalled_peer_is_full_at_once<D: TestDriver>() {
 /// connection once the pushes stop.
 pub fn pushes_keep_the_idle_timer_and_count<D: TestDriver>() {
     let mut cfg = config(1024);
-    cfg.limits = Limits {
-        idle_timeout: Some(Duration::from_millis(300)),
-        ..cfg.limits
-    };
+    cfg.limits.idle_timeout = Some(Duration::from_millis(300));
     let server = D::start_echo(cfg);
     let (mut c, handle) = client_with_handle::<D>(&server, 1024);
     let frames_out = server.stats().frames_out;

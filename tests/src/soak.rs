@@ -666,11 +666,9 @@ pub fn soak_with<D: TestDriver>(params: SoakParams) {
     let mut cfg = ServerConfig::new(spec);
     cfg.max_connections = params.conns + 1000;
     cfg.tx_buffer = 2 * MAX_FRAME;
-    cfg.limits = Limits {
-        idle_timeout: Some(IDLE_TIMEOUT),
-        read_timeout: Some(READ_TIMEOUT),
-        ..Limits::default()
-    };
+    cfg.limits = Limits::default()
+        .idle_timeout(Some(IDLE_TIMEOUT))
+        .read_timeout(Some(READ_TIMEOUT));
     let mut server = D::start_echo(cfg);
     let addr = server.addr();
     let mut pool = Rng::new(0x50a4).bytes(1 << 20);

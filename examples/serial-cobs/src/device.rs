@@ -81,11 +81,8 @@ impl Device {
                 rx: [0; RX_LEN],
                 tx: [0; TX_LEN],
             },
-            Limits {
-                read_timeout: Some(READ_TIMEOUT),
-                // A quiet serial link is normal: no idle timeout.
-                ..Limits::default()
-            },
+            // A quiet serial link is normal: no idle timeout.
+            Limits::default().read_timeout(Some(READ_TIMEOUT)),
             now,
         )?;
         Ok(Device {

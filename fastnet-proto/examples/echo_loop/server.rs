@@ -149,11 +149,9 @@ impl Server {
             // a copy.
             decoder: DelimiterDecoder::lines(config.max_frame).map_err(invalid_input)?,
             encoder: DelimiterEncoder::lines(config.max_frame).map_err(invalid_input)?,
-            limits: Limits {
-                idle_timeout: config.idle_timeout,
-                read_timeout: config.read_timeout,
-                ..Limits::default()
-            },
+            limits: Limits::default()
+                .idle_timeout(config.idle_timeout)
+                .read_timeout(config.read_timeout),
             max_frame: config.max_frame,
             start: Instant::now(),
             stats: ServeStats::default(),

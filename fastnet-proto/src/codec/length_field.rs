@@ -17,23 +17,23 @@ pub enum Endian {
 
 /// Layout and limits of a length field frame (see [`LengthFieldDecoder`]).
 ///
-/// Start from [`LengthFieldConfig::new`] and change fields with struct update
-/// syntax:
+/// Start from [`LengthFieldConfig::new`] and chain the setters, or assign
+/// the fields (settings may be added in a minor release, so outside this
+/// crate the struct is not built with a literal):
 ///
 /// ```
 /// use fastnet_proto::codec::{Endian, LengthFieldConfig, LengthFieldDecoder};
 ///
 /// // A 4-byte little-endian length after a 2-byte magic, counting the whole
 /// // frame; the payload is everything after the length.
-/// let cfg = LengthFieldConfig {
-///     offset: 2,
-///     adjust: -6,
-///     max_frame: 1024,
-///     ..LengthFieldConfig::new(4, Endian::Little)
-/// };
+/// let cfg = LengthFieldConfig::new(4, Endian::Little)
+///     .offset(2)
+///     .adjust(-6)
+///     .max_frame(1024);
 /// assert!(LengthFieldDecoder::new(cfg).is_ok());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LengthFieldConfig {
     /// Width of the length field in bytes: 1, 2, 3, 4 or 8.
     pub width: u8,
@@ -68,6 +68,48 @@ impl LengthFieldConfig {
             max_frame: super::DEFAULT_MAX_FRAME,
             oversize: Oversize::Close,
         }
+    }
+
+    /// Sets [`width`](field@Self::width).
+    pub const fn width(mut self, width: u8) -> Self {
+        self.width = width;
+        self
+    }
+
+    /// Sets [`endian`](field@Self::endian).
+    pub const fn endian(mut self, endian: Endian) -> Self {
+        self.endian = endian;
+        self
+    }
+
+    /// Sets [`offset`](field@Self::offset).
+    pub const fn offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Sets [`adjust`](field@Self::adjust).
+    pub const fn adjust(mut self, adjust: i64) -> Self {
+        self.adjust = adjust;
+        self
+    }
+
+    /// Sets [`strip`](field@Self::strip).
+    pub const fn strip(mut self, strip: Option<usize>) -> Self {
+        self.strip = strip;
+        self
+    }
+
+    /// Sets [`max_frame`](field@Self::max_frame).
+    pub const fn max_frame(mut self, max_frame: usize) -> Self {
+        self.max_frame = max_frame;
+        self
+    }
+
+    /// Sets [`oversize`](field@Self::oversize).
+    pub const fn oversize(mut self, oversize: Oversize) -> Self {
+        self.oversize = oversize;
+        self
     }
 
     /// Checks the configuration; returns the header length
@@ -450,6 +492,30 @@ mod tests {
     use proptest::prelude::*;
 
     const HELLO: &[u8] = b"HELLO, WORLD";
+
+    #[test]
+    fn setters_set_their_field() {
+        // Built in a `const`, so the setters stay usable there. The literal
+        // names every field, so a new setting without a setter fails here.
+        const SET: LengthFieldConfig = LengthFieldConfig::new(1, Endian::Big)
+            .width(2)
+            .endian(Endian::Little)
+            .offset(3)
+            .adjust(-4)
+            .strip(Some(5))
+            .max_frame(600)
+            .oversize(Oversize::Skip);
+        let want = LengthFieldConfig {
+            width: 2,
+            endian: Endian::Little,
+            offset: 3,
+            adjust: -4,
+            strip: Some(5),
+            max_frame: 600,
+            oversize: Oversize::Skip,
+        };
+        assert_eq!(SET, want);
+    }
     const WIDTHS: [u8; 5] = [1, 2, 3, 4, 8];
 
     fn cfg(width: u8, offset: usize, adjust: i64, strip: Option<usize>) -> LengthFieldConfig {

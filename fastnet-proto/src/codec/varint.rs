@@ -10,7 +10,12 @@ use crate::{DecodeError, Error};
 const MAX_LEN: usize = 10;
 
 /// Layout and limits of a varint-prefixed frame (see [`VarintDecoder`]).
+///
+/// Start from [`VarintConfig::new`] or [`VarintConfig::mqtt`] and chain the
+/// setters, or assign the fields (settings may be added in a minor
+/// release, so outside this crate the struct is not built with a literal).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VarintConfig {
     /// Most bytes the prefix may take, 1 to 10 (10 holds any `u64`).
     pub max_prefix: u8,
@@ -46,13 +51,49 @@ impl VarintConfig {
     }
 
     /// Like [`new`](Self::new) with the prefix limited to 4 bytes, as MQTT's
-    /// remaining length (values below 2²⁸). For whole MQTT packets set
-    /// `offset: 1` and `strip: Some(0)` (see [`VarintDecoder`]).
+    /// remaining length (values below 2²⁸). For whole MQTT packets add
+    /// `.offset(1).strip(Some(0))` (see [`VarintDecoder`]).
     pub const fn mqtt() -> Self {
         VarintConfig {
             max_prefix: 4,
             ..Self::new()
         }
+    }
+
+    /// Sets [`max_prefix`](field@Self::max_prefix).
+    pub const fn max_prefix(mut self, max_prefix: u8) -> Self {
+        self.max_prefix = max_prefix;
+        self
+    }
+
+    /// Sets [`offset`](field@Self::offset).
+    pub const fn offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Sets [`adjust`](field@Self::adjust).
+    pub const fn adjust(mut self, adjust: i64) -> Self {
+        self.adjust = adjust;
+        self
+    }
+
+    /// Sets [`strip`](field@Self::strip).
+    pub const fn strip(mut self, strip: Option<usize>) -> Self {
+        self.strip = strip;
+        self
+    }
+
+    /// Sets [`max_frame`](field@Self::max_frame).
+    pub const fn max_frame(mut self, max_frame: usize) -> Self {
+        self.max_frame = max_frame;
+        self
+    }
+
+    /// Sets [`oversize`](field@Self::oversize).
+    pub const fn oversize(mut self, oversize: Oversize) -> Self {
+        self.oversize = oversize;
+        self
     }
 
     fn check(&self) -> Result<(), Error> {
@@ -123,11 +164,7 @@ impl Default for VarintConfig {
 /// ```
 /// use fastnet_proto::codec::{Decoded, Decoder, VarintConfig, VarintDecoder};
 ///
-/// let cfg = VarintConfig {
-///     offset: 1,
-///     strip: Some(0),
-///     ..VarintConfig::mqtt()
-/// };
+/// let cfg = VarintConfig::mqtt().offset(1).strip(Some(0));
 /// let mut dec = VarintDecoder::new(cfg).unwrap();
 ///
 /// // PINGREQ, then a PUBLISH with 200 bytes after its remaining length
@@ -373,6 +410,28 @@ mod tests {
 
     fn enc(cfg: VarintConfig) -> VarintEncoder {
         VarintEncoder::new(cfg).unwrap()
+    }
+
+    #[test]
+    fn setters_set_their_field() {
+        // Built in a `const`, so the setters stay usable there. The literal
+        // names every field, so a new setting without a setter fails here.
+        const SET: VarintConfig = VarintConfig::new()
+            .max_prefix(4)
+            .offset(1)
+            .adjust(-2)
+            .strip(Some(0))
+            .max_frame(300)
+            .oversize(Oversize::Skip);
+        let want = VarintConfig {
+            max_prefix: 4,
+            offset: 1,
+            adjust: -2,
+            strip: Some(0),
+            max_frame: 300,
+            oversize: Oversize::Skip,
+        };
+        assert_eq!(SET, want);
     }
 
     fn with(adjust: i64, strip: Option<usize>, max_frame: usize) -> VarintConfig {

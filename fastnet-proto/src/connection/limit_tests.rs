@@ -594,3 +594,32 @@ fn stress_seeds_keep_the_invariants() {
         super::stress::run(seed);
     }
 }
+
+#[test]
+fn limits_setters_set_their_field() {
+    // Built in a `const`, so the setters stay usable there. The literal
+    // names every field, so a new limit without a setter fails here.
+    const SET: Limits = Limits::none()
+        .idle_timeout(Some(Duration::from_secs(1)))
+        .read_timeout(Some(Duration::from_secs(2)))
+        .write_stall_timeout(Some(Duration::from_secs(3)))
+        .max_bytes_in(Some(4))
+        .tx_high_water(Some(5))
+        .tx_low_water(Some(6))
+        .drain_timeout(Some(Duration::from_secs(7)))
+        .skip_malformed(true)
+        .wake_budget(NonZeroU32::new(8));
+    let want = Limits {
+        idle_timeout: Some(Duration::from_secs(1)),
+        read_timeout: Some(Duration::from_secs(2)),
+        write_stall_timeout: Some(Duration::from_secs(3)),
+        max_bytes_in: Some(4),
+        tx_high_water: Some(5),
+        tx_low_water: Some(6),
+        drain_timeout: Some(Duration::from_secs(7)),
+        skip_malformed: true,
+        wake_budget: NonZeroU32::new(8),
+    };
+    assert_eq!(SET, want);
+    assert_eq!(Limits::none(), Limits::default());
+}

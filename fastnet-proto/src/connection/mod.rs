@@ -68,7 +68,7 @@ pub struct Buffers<R, T> {
 ///    readiness event will come for bytes that are already waiting;
 /// 4. stop when [`is_closed`](Self::is_closed); if
 ///    [`should_yield`](Self::should_yield) (a
-///    [`wake_budget`](Limits::wake_budget) is set and spent), let other
+///    [`wake_budget`](field@Limits::wake_budget) is set and spent), let other
 ///    connections run, then [`begin_wake`](Self::begin_wake) and go back to
 ///    1 without waiting; otherwise wait until the
 ///    socket is readable (if [`wants_read`](Self::wants_read)), writable (if
@@ -397,11 +397,11 @@ where
 
     /// The last decode error that was stepped over (an oversized frame
     /// under the `Skip` policy, or a malformed frame with
-    /// [`Limits::skip_malformed`]), for logging.
+    /// [`Limits::skip_malformed`](field@Limits::skip_malformed)), for logging.
     pub fn last_skipped(&self) -> Option<Error> {
         self.last_skipped
     }
-    /// Whether this wake's [work budget](Limits::wake_budget) is spent:
+    /// Whether this wake's [work budget](field@Limits::wake_budget) is spent:
     /// the driver should write what is queued, let other connections run,
     /// then come back, call [`begin_wake`](Self::begin_wake) and carry on
     /// without waiting for readiness (bytes may be waiting in the socket
@@ -831,7 +831,7 @@ where
         }
     }
 
-    /// Starts a new wake: the [work budget](Limits::wake_budget) is full
+    /// Starts a new wake: the [work budget](field@Limits::wake_budget) is full
     /// again. A driver that sets a budget calls this each time it comes
     /// back to the connection (after waiting or yielding).
     pub fn begin_wake(&mut self) {

@@ -17,7 +17,25 @@ use crate::Error;
 /// deadlines saturate instead of overflowing. [`validate`](Self::validate)
 /// refuses the values that cannot work (zero timeouts, inverted
 /// watermarks).
+///
+/// Limits may be added in a minor release, so outside this crate the
+/// struct is not built with a literal: start from [`Limits::default`] (or
+/// [`ServerConfig::default_limits`]) and chain the setters, or assign the
+/// fields.
+///
+/// ```
+/// use core::time::Duration;
+/// use fastnet_proto::connection::Limits;
+///
+/// let limits = Limits::default()
+///     .idle_timeout(Some(Duration::from_secs(300)))
+///     .max_bytes_in(Some(1 << 30));
+/// assert_eq!(limits.idle_timeout, Some(Duration::from_secs(300)));
+/// ```
+///
+/// [`ServerConfig::default_limits`]: crate::server::ServerConfig::default_limits
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Close when no byte moved in either direction for this long.
     pub idle_timeout: Option<Duration>,
@@ -37,7 +55,7 @@ pub struct Limits {
     /// however often it takes one (each write still resets the idle
     /// timer), while one that keeps up is not, however busy the queue
     /// stays. Applies while closing too, alongside
-    /// [`drain_timeout`](Self::drain_timeout).
+    /// [`drain_timeout`](field@Self::drain_timeout).
     pub write_stall_timeout: Option<Duration>,
     /// Close after this many bytes received in total.
     pub max_bytes_in: Option<u64>,
@@ -70,6 +88,76 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// No limits: the same as [`Limits::default`], usable in `const`
+    /// items.
+    pub const fn none() -> Self {
+        Limits {
+            idle_timeout: None,
+            read_timeout: None,
+            write_stall_timeout: None,
+            max_bytes_in: None,
+            tx_high_water: None,
+            tx_low_water: None,
+            drain_timeout: None,
+            skip_malformed: false,
+            wake_budget: None,
+        }
+    }
+
+    /// Sets [`idle_timeout`](field@Self::idle_timeout).
+    pub const fn idle_timeout(mut self, idle_timeout: Option<Duration>) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Sets [`read_timeout`](field@Self::read_timeout).
+    pub const fn read_timeout(mut self, read_timeout: Option<Duration>) -> Self {
+        self.read_timeout = read_timeout;
+        self
+    }
+
+    /// Sets [`write_stall_timeout`](field@Self::write_stall_timeout).
+    pub const fn write_stall_timeout(mut self, write_stall_timeout: Option<Duration>) -> Self {
+        self.write_stall_timeout = write_stall_timeout;
+        self
+    }
+
+    /// Sets [`max_bytes_in`](field@Self::max_bytes_in).
+    pub const fn max_bytes_in(mut self, max_bytes_in: Option<u64>) -> Self {
+        self.max_bytes_in = max_bytes_in;
+        self
+    }
+
+    /// Sets [`tx_high_water`](field@Self::tx_high_water).
+    pub const fn tx_high_water(mut self, tx_high_water: Option<usize>) -> Self {
+        self.tx_high_water = tx_high_water;
+        self
+    }
+
+    /// Sets [`tx_low_water`](field@Self::tx_low_water).
+    pub const fn tx_low_water(mut self, tx_low_water: Option<usize>) -> Self {
+        self.tx_low_water = tx_low_water;
+        self
+    }
+
+    /// Sets [`drain_timeout`](field@Self::drain_timeout).
+    pub const fn drain_timeout(mut self, drain_timeout: Option<Duration>) -> Self {
+        self.drain_timeout = drain_timeout;
+        self
+    }
+
+    /// Sets [`skip_malformed`](field@Self::skip_malformed).
+    pub const fn skip_malformed(mut self, skip_malformed: bool) -> Self {
+        self.skip_malformed = skip_malformed;
+        self
+    }
+
+    /// Sets [`wake_budget`](field@Self::wake_budget).
+    pub const fn wake_budget(mut self, wake_budget: Option<NonZeroU32>) -> Self {
+        self.wake_budget = wake_budget;
+        self
+    }
+
     /// Whether any timer can be armed: without one, a driver may pass the
     /// connection a constant time instead of reading the clock.
     pub fn needs_clock(&self) -> bool {
@@ -92,9 +180,9 @@ impl Limits {
     /// use core::time::Duration;
     /// use fastnet_proto::connection::Limits;
     ///
-    /// let never = Limits { idle_timeout: Some(Duration::MAX), ..Limits::default() };
+    /// let never = Limits::default().idle_timeout(Some(Duration::MAX));
     /// assert!(never.validate().is_ok());
-    /// let zero = Limits { read_timeout: Some(Duration::ZERO), ..Limits::default() };
+    /// let zero = Limits::default().read_timeout(Some(Duration::ZERO));
     /// assert!(zero.validate().unwrap_err().to_string().contains("read_timeout"));
     /// ```
     pub fn validate(&self) -> Result<(), Error> {
@@ -139,7 +227,7 @@ pub enum CloseReason {
     /// A frame was started but not completed within the read timeout.
     ReadTimeout,
     /// The peer did not take queued bytes within the write-stall timeout
-    /// (see [`Limits::write_stall_timeout`]).
+    /// (see [`Limits::write_stall_timeout`](field@Limits::write_stall_timeout)).
     WriteStall,
     /// A frame exceeded the maximum frame length (under the `Close` policy).
     FrameTooLarge,
@@ -260,7 +348,8 @@ pub struct ConnStats {
     /// Frames queued for sending.
     pub frames_out: u64,
     /// Oversized frames skipped under the `Skip` policy, and malformed
-    /// frames stepped over with [`Limits::skip_malformed`].
+    /// frames stepped over with
+    /// [`Limits::skip_malformed`](field@Limits::skip_malformed).
     pub frames_skipped: u64,
     /// Pushed frames dropped because the connection closed before they
     /// could be queued for sending.

@@ -76,7 +76,7 @@ pub enum Violation {
     /// The peer sent more bytes than [`Limits::max_bytes_in`]
     /// ([`CloseReason::ByteLimit`]).
     ///
-    /// [`Limits::max_bytes_in`]: crate::connection::Limits::max_bytes_in
+    /// [`Limits::max_bytes_in`]: field@crate::connection::Limits::max_bytes_in
     ByteLimit {
         /// The limit, in bytes.
         max: u64,
@@ -84,7 +84,7 @@ pub enum Violation {
     /// A frame was started and not finished within
     /// [`Limits::read_timeout`] ([`CloseReason::ReadTimeout`]).
     ///
-    /// [`Limits::read_timeout`]: crate::connection::Limits::read_timeout
+    /// [`Limits::read_timeout`]: field@crate::connection::Limits::read_timeout
     ReadTimeout {
         /// The read timeout.
         timeout: Duration,

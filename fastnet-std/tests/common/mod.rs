@@ -15,10 +15,7 @@ use fastnet_std::{
 pub use fastnet_tls::test_pki::wait_until;
 
 pub fn codec(max_frame: usize) -> CodecSpec {
-    CodecSpec::LengthField(LengthFieldConfig {
-        max_frame,
-        ..LengthFieldConfig::new(4, Endian::Big)
-    })
+    CodecSpec::LengthField(LengthFieldConfig::new(4, Endian::Big).max_frame(max_frame))
 }
 
 /// What the test handler saw.

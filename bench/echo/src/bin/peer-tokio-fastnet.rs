@@ -23,10 +23,7 @@ async fn main() -> std::io::Result<()> {
     peer::exit_on_signal()?;
     // fastnet's maximum counts the whole frame, tokio-util's the payload
     // only: add the 4-byte header so both peers take the same frames.
-    let cfg = LengthFieldConfig {
-        max_frame: peer::MAX_FRAME + 4,
-        ..LengthFieldConfig::new(4, Endian::Big)
-    };
+    let cfg = LengthFieldConfig::new(4, Endian::Big).max_frame(peer::MAX_FRAME + 4);
     let codec = FastnetCodec::length_field(cfg).map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(addr).await?;
     peer::announce(listener.local_addr()?);
