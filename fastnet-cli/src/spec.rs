@@ -12,7 +12,7 @@
 use std::fmt;
 
 use fastnet_proto::codec::{
-    CodecSpec, Delimiters, Endian, LengthFieldConfig, Oversize, VarintConfig, DEFAULT_MAX_FRAME,
+    CodecSpec, Delimiters, Endian, LengthFieldConfig, VarintConfig, DEFAULT_MAX_FRAME,
     MAX_DELIMITERS, MAX_DELIMITER_LEN,
 };
 
@@ -108,7 +108,7 @@ pub fn parse(spec: &str) -> Result<CodecSpec, SpecError> {
         "raw" => {
             no_value("raw")?;
             no_options("raw")?;
-            Ok(CodecSpec::Raw { max_frame: max })
+            Ok(CodecSpec::raw(max))
         }
         "lines" => {
             no_value("lines")?;
@@ -118,17 +118,14 @@ pub fn parse(spec: &str) -> Result<CodecSpec, SpecError> {
         "cobs" => {
             no_value("cobs")?;
             no_options("cobs")?;
-            Ok(CodecSpec::Cobs {
-                max_frame: max,
-                oversize: Oversize::Close,
-            })
+            Ok(CodecSpec::cobs(max))
         }
         "fixed" => {
             no_options("fixed=N")?;
             let v = value
                 .ok_or_else(|| err(head, "fixed=N with N a frame length of at least 1".into()))?;
             match v.parse::<usize>() {
-                Ok(len) if len > 0 => Ok(CodecSpec::Fixed { len }),
+                Ok(len) if len > 0 => Ok(CodecSpec::fixed(len)),
                 _ => Err(err(v, "a frame length of at least 1".into())),
             }
         }
@@ -167,12 +164,7 @@ pub fn parse(spec: &str) -> Result<CodecSpec, SpecError> {
             }
             let refs: Vec<&[u8]> = delims.iter().map(Vec::as_slice).collect();
             let delimiters = Delimiters::new(&refs).map_err(|e| err(v, e.to_string()))?;
-            Ok(CodecSpec::Delimiter {
-                delimiters,
-                keep,
-                max_frame: max,
-                oversize: Oversize::Close,
-            })
+            Ok(CodecSpec::delimiter(delimiters, max).with_keep(keep))
         }
         "len" => {
             let w = value.ok_or_else(|| err(head, format!("len=W with W one of {WIDTHS}")))?;
@@ -322,15 +314,10 @@ mod tests {
 
     #[test]
     fn simple_forms() {
-        assert_eq!(
-            parse("raw").unwrap(),
-            CodecSpec::Raw {
-                max_frame: DEFAULT_MAX_FRAME
-            }
-        );
+        assert_eq!(parse("raw").unwrap(), CodecSpec::raw(DEFAULT_MAX_FRAME));
         assert_eq!(parse("lines").unwrap(), CodecSpec::lines(DEFAULT_MAX_FRAME));
         assert!(matches!(parse("cobs").unwrap(), CodecSpec::Cobs { .. }));
-        assert_eq!(parse("fixed=16").unwrap(), CodecSpec::Fixed { len: 16 });
+        assert_eq!(parse("fixed=16").unwrap(), CodecSpec::fixed(16));
     }
 
     #[test]

@@ -281,7 +281,10 @@ impl Default for PoolConfig {
 }
 
 /// Counters of a client pool.
+///
+/// Counters may be added in a minor release: read them by name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolStats {
     /// Connections established over the pool's life.
     pub connects: u64,

@@ -545,8 +545,11 @@ struct TrafficShard {
 /// A point-in-time copy of [`ServerStats`]. With the feature `serde` it
 /// serialises with every counter by name (`{"accepted":3,"rejected":
 /// {"max_connections":0,..},"closed":{"peer_closed":2,..},..}`).
+///
+/// Counters may be added in a minor release: read them by name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct StatsSnapshot {
     /// Connections accepted (and served).
     pub accepted: u64,
@@ -571,8 +574,11 @@ pub struct StatsSnapshot {
 }
 
 /// Connections refused, one counter per [`RejectReason`].
+///
+/// Counters may be added in a minor release: read them by name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Rejected {
     /// [`RejectReason::MaxConnections`].
     pub max_connections: u64,
@@ -622,8 +628,11 @@ impl Rejected {
 
 /// Connections closed, one counter per kind of [`CloseReason`] (every
 /// `Protocol(_)` counts together, and every `Tls(_)`).
+///
+/// Counters may be added in a minor release: read them by name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Closed {
     /// [`CloseReason::PeerClosed`].
     pub peer_closed: u64,

@@ -338,10 +338,7 @@ fn frames_with_eof_answered_even_when_handler_awaits() {
 
 #[test]
 fn malformed_frames_skipped_with_skip_malformed_else_closed() {
-    let cobs = CodecSpec::Cobs {
-        max_frame: 64,
-        oversize: fastnet_proto::codec::Oversize::Close,
-    };
+    let cobs = CodecSpec::cobs(64);
     // "hi", a frame whose code byte runs past its end, "yo".
     let wire = [3, b'h', b'i', 0, 5, b'A', 0, 3, b'y', b'o', 0];
     for skip in [true, false] {

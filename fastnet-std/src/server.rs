@@ -235,7 +235,7 @@ impl<D: ServerDecoder, E: ServerEncoder> Server<D, E> {
         ServerBuilder {
             addrs: Ok(vec![SocketAddr::from(([127, 0, 0, 1], 0))]),
             // The codec fields only document the frame size here.
-            config: ServerConfig::new(CodecSpec::Raw { max_frame }),
+            config: ServerConfig::new(CodecSpec::raw(max_frame)),
             codec: ServerCodec::new(decoder, encoder),
             tls: None,
         }

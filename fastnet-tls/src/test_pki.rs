@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fastnet_proto::codec::{CodecSpec, Endian, LengthFieldConfig, Oversize, VarintConfig};
+use fastnet_proto::codec::{CodecSpec, Endian, LengthFieldConfig, VarintConfig};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
@@ -184,20 +184,9 @@ pub fn codecs() -> Vec<(&'static str, CodecSpec)> {
             "varint",
             CodecSpec::Varint(VarintConfig::new()).with_max_frame(MAX_FRAME),
         ),
-        (
-            "cobs",
-            CodecSpec::Cobs {
-                max_frame: MAX_FRAME,
-                oversize: Oversize::Close,
-            },
-        ),
-        ("fixed", CodecSpec::Fixed { len: 100 }),
-        (
-            "raw",
-            CodecSpec::Raw {
-                max_frame: MAX_FRAME,
-            },
-        ),
+        ("cobs", CodecSpec::cobs(MAX_FRAME)),
+        ("fixed", CodecSpec::fixed(100)),
+        ("raw", CodecSpec::raw(MAX_FRAME)),
     ]
 }
 

@@ -107,10 +107,7 @@ fn specs() -> Vec<CodecSpec> {
         ),
         CodecSpec::lines(48),
         CodecSpec::Varint(VarintConfig::new().max_frame(64)),
-        CodecSpec::Cobs {
-            max_frame: 64,
-            oversize: Oversize::Close,
-        },
+        CodecSpec::cobs(64),
     ]
 }
 

@@ -666,10 +666,7 @@ pub fn invalid_varint<D: TestDriver>() {
 /// With `skip_malformed` the same bad frame is stepped over instead and the
 /// frames around it are echoed.
 pub fn invalid_cobs<D: TestDriver>() {
-    let spec = CodecSpec::Cobs {
-        max_frame: MAX,
-        oversize: Oversize::Close,
-    };
+    let spec = CodecSpec::cobs(MAX);
     let bad = [0x05u8, 0x11, 0x22, 0x00];
     let invalid = Error::InvalidCobs { pos: 0, code: 5 };
     assert_eq!(first_error(spec, &bad), Some(invalid));

@@ -25,14 +25,34 @@ use crate::{DecodeError, Error};
 /// let Ok(Decoded::Frame(frame)) = dec.decode(&mut wire[..n]) else { panic!() };
 /// assert_eq!(frame.payload(&wire), b"hi");
 /// ```
+///
+/// Codecs and their options may be added in a minor release: outside this
+/// crate a spec is made with the constructors ([`raw`](Self::raw),
+/// [`lines`](Self::lines), [`delimiter`](Self::delimiter),
+/// [`fixed`](Self::fixed), [`cobs`](Self::cobs), or the tuple variants
+/// around [`LengthFieldConfig`] and [`VarintConfig`]) and the `with_`
+/// setters, and a `match` on one needs a wildcard arm.
+///
+/// ```
+/// use fastnet_proto::codec::{CodecSpec, Delimiters, Oversize};
+///
+/// let nul = CodecSpec::delimiter(Delimiters::new(&[b"\0"]).unwrap(), 4096)
+///     .with_keep(true)
+///     .with_oversize(Oversize::Skip);
+/// assert_eq!(nul.max_frame(), 4096);
+/// assert!(matches!(nul, CodecSpec::Delimiter { keep: true, .. }));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CodecSpec {
     /// No framing: bytes as they come, at most `max_frame` at a time.
+    #[non_exhaustive]
     Raw {
         /// Largest chunk handed out at once.
         max_frame: usize,
     },
     /// Frames ended by a delimiter.
+    #[non_exhaustive]
     Delimiter {
         /// The delimiters; the first is the one encoders write.
         delimiters: Delimiters,
@@ -44,6 +64,7 @@ pub enum CodecSpec {
         oversize: Oversize,
     },
     /// Frames of exactly `len` bytes.
+    #[non_exhaustive]
     Fixed {
         /// Frame length.
         len: usize,
@@ -53,6 +74,7 @@ pub enum CodecSpec {
     /// Frames with a varint length prefix.
     Varint(VarintConfig),
     /// COBS frames ended by `0x00`.
+    #[non_exhaustive]
     Cobs {
         /// Maximum frame length, the `0x00` included.
         max_frame: usize,
@@ -62,6 +84,47 @@ pub enum CodecSpec {
 }
 
 impl CodecSpec {
+    /// No framing: each read's bytes, at most `max_frame` at a time.
+    pub const fn raw(max_frame: usize) -> Self {
+        CodecSpec::Raw { max_frame }
+    }
+
+    /// Frames ended by one of `delimiters` (the first is the one encoders
+    /// write), stripped from the payload, of at most `max_frame` bytes with
+    /// the delimiter; an oversized frame closes the connection.
+    pub const fn delimiter(delimiters: Delimiters, max_frame: usize) -> Self {
+        CodecSpec::Delimiter {
+            delimiters,
+            keep: false,
+            max_frame,
+            oversize: Oversize::Close,
+        }
+    }
+
+    /// Frames of exactly `len` bytes.
+    pub const fn fixed(len: usize) -> Self {
+        CodecSpec::Fixed { len }
+    }
+
+    /// COBS frames ended by `0x00`, of at most `max_frame` bytes with it;
+    /// an oversized frame closes the connection.
+    pub const fn cobs(max_frame: usize) -> Self {
+        CodecSpec::Cobs {
+            max_frame,
+            oversize: Oversize::Close,
+        }
+    }
+
+    /// The same spec keeping the delimiter in each payload (delimiter
+    /// codecs only; the others ignore it).
+    #[must_use]
+    pub fn with_keep(mut self, keep_delimiter: bool) -> Self {
+        if let CodecSpec::Delimiter { keep, .. } = &mut self {
+            *keep = keep_delimiter;
+        }
+        self
+    }
+
     /// Lines (LF, a CR before it stripped) of at most `max_frame` bytes.
     pub fn lines(max_frame: usize) -> Self {
         CodecSpec::Delimiter {

@@ -337,7 +337,10 @@ pub enum State {
 }
 
 /// Counters of one connection.
+///
+/// Counters may be added in a minor release: read them by name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnStats {
     /// Bytes received.
     pub bytes_in: u64,
