@@ -52,7 +52,7 @@ impl Handler for Echo {
         }
         fastnet_tests::panic_if_tagged(frame);
         if wants_handle(frame) {
-            self.events.record_handle(Handle(ctx.handle()));
+            self.events.record_handle(frame, Handle(ctx.handle()));
         }
         if ctx.send(frame).is_err() {
             ctx.close();
