@@ -102,6 +102,18 @@ pub trait TestDriver {
         Dec: Decoder + Clone + Send + Sync + 'static,
         Enc: Encoder + Send + Sync + 'static;
 
+    /// Like [`start_echo`](Self::start_echo), serving TLS with `tls`
+    /// (the driver's `ServerBuilder::tls`). `None` if the driver cannot;
+    /// the soak then runs without TLS clients. Feature `tls`.
+    #[cfg(feature = "tls")]
+    fn start_tls_echo(
+        config: ServerConfig,
+        tls: fastnet_tls::TlsServerConfig,
+    ) -> Option<RunningServer> {
+        let _ = (config, tls);
+        None
+    }
+
     /// Sends each of `payloads` to `addr` and returns the replies, one per
     /// payload, through the driver's own client with a codec of the user's
     /// own: a `Client` if `pooled` is false, else connections of a `Pool`

@@ -247,6 +247,21 @@ impl<const SHARED: bool> TestDriver for SmolWith<SHARED> {
         start_echo_with(config, Self::LAYOUT, decoder, encoder)
     }
 
+    #[cfg(feature = "tls")]
+    fn start_tls_echo(
+        config: ServerConfig,
+        tls: fastnet_smol::tls::TlsServerConfig,
+    ) -> Option<RunningServer> {
+        let server = Server::builder(config.codec)
+            .config(config)
+            .workers(2)
+            .layout(Self::LAYOUT)
+            .tls(tls)
+            .bind()
+            .expect("bind");
+        Some(run(server))
+    }
+
     fn echo_through_client<D, E>(
         addr: SocketAddr,
         decoder: D,

@@ -113,6 +113,20 @@ impl TestDriver for Std {
         )
     }
 
+    #[cfg(feature = "tls")]
+    fn start_tls_echo(
+        config: ServerConfig,
+        tls: fastnet_std::tls::TlsServerConfig,
+    ) -> Option<RunningServer> {
+        Some(serve(
+            Server::builder(config.codec)
+                .config(config)
+                .tls(tls)
+                .bind()
+                .expect("bind"),
+        ))
+    }
+
     fn echo_through_client<Dec, Enc>(
         addr: SocketAddr,
         decoder: Dec,
