@@ -630,6 +630,16 @@ fn soak_shared() {
 }
 
 #[test]
+fn soak_smoke() {
+    fastnet_tests::soak::soak_with::<Smol>(fastnet_tests::soak::SoakParams::smoke());
+}
+
+#[test]
+fn soak_smoke_shared() {
+    fastnet_tests::soak::soak_with::<SmolShared>(fastnet_tests::soak::SoakParams::smoke());
+}
+
+#[test]
 fn push_to_a_stalled_peer_is_full_at_once() {
     fastnet_tests::push::push_to_a_stalled_peer_is_full_at_once::<Smol>();
 }

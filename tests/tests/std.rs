@@ -364,6 +364,11 @@ fn soak() {
 }
 
 #[test]
+fn soak_smoke() {
+    fastnet_tests::soak::soak_with::<Std>(fastnet_tests::soak::SoakParams::smoke());
+}
+
+#[test]
 fn push_to_a_stalled_peer_is_full_at_once() {
     fastnet_tests::push::push_to_a_stalled_peer_is_full_at_once::<Std>();
 }
