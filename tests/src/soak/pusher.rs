@@ -30,9 +30,10 @@ const STALL_FILL: usize = 64;
 const STALL_BURST: usize = 6;
 /// A send slower than this fails the soak: a push must never wait for
 /// its peer. One that did would wait out a stalled client's stall (half
-/// the idle timeout, 750 ms at the least); a loaded machine's scheduler
-/// delays a send by tens of milliseconds at most.
-pub(super) const SEND_BOUND: Duration = Duration::from_millis(200);
+/// the idle timeout: 2.5 s in the soak, 750 ms in the smoke run); the
+/// scheduler alone delays a send by up to some 130 ms when fastnet-std's
+/// 2000 connection threads share two cores.
+pub(super) const SEND_BOUND: Duration = Duration::from_millis(500);
 
 /// The handle frame a client sends to be pushed to: the tag, then whether
 /// it will stall, then its id.
