@@ -2,11 +2,13 @@
 //! misbehaving clients joining and leaving, server pushes flowing to some of
 //! them, TLS clients on a second server, every byte verified.
 //!
-//! Ignored by default; run it in release, for each driver:
+//! Ignored by default; run it in release, for each driver, one soak at a
+//! time (fastnet-smol has one per executor layout, and RSS is the
+//! process's):
 //!
 //! ```text
 //! cargo test --release -p fastnet-tests --all-features --test std -- --ignored soak --nocapture
-//! cargo test --release -p fastnet-tests --all-features --test smol -- --ignored soak --nocapture
+//! cargo test --release -p fastnet-tests --all-features --test smol -- --ignored soak --test-threads=1 --nocapture
 //! ```
 //!
 //! `FASTNET_SOAK_SECS` (default 60) and `FASTNET_SOAK_CONNS` (default 2000)
