@@ -102,6 +102,18 @@ pub trait TestDriver {
         Dec: Decoder + Clone + Send + Sync + 'static,
         Enc: Encoder + Send + Sync + 'static;
 
+    /// Like [`start_echo`](Self::start_echo), serving TLS with `tls`
+    /// (the driver's `ServerBuilder::tls`). `None` if the driver cannot;
+    /// the soak then runs without TLS clients. Feature `tls`.
+    #[cfg(feature = "tls")]
+    fn start_tls_echo(
+        config: ServerConfig,
+        tls: fastnet_tls::TlsServerConfig,
+    ) -> Option<RunningServer> {
+        let _ = (config, tls);
+        None
+    }
+
     /// Sends each of `payloads` to `addr` and returns the replies, one per
     /// payload, through the driver's own client with a codec of the user's
     /// own: a `Client` if `pooled` is false, else connections of a `Pool`
@@ -119,12 +131,16 @@ pub trait TestDriver {
         Enc: Encoder + Clone + Send + Sync + 'static;
 }
 
+/// A handle the echo handler recorded, with the bytes that followed
+/// [`HANDLE_TAG`](push::HANDLE_TAG) in the frame that asked for it.
+pub type NotedHandle = (Vec<u8>, Arc<dyn PushHandle>);
+
 /// What the handler of a [`RunningServer`] saw.
 #[derive(Default)]
 pub struct Events {
     closes: Mutex<Vec<CloseReason>>,
     rejects: Mutex<Vec<RejectReason>>,
-    handles: Mutex<Vec<Arc<dyn PushHandle>>>,
+    handles: Mutex<Vec<NotedHandle>>,
     panics: panics::Panics,
 }
 
@@ -155,14 +171,29 @@ impl Events {
         self.rejects.lock().unwrap().push(reason);
     }
 
-    /// Call from `on_frame` when [`wants_handle`] says so.
-    pub fn record_handle(&self, handle: impl PushHandle + 'static) {
-        self.handles.lock().unwrap().push(Arc::new(handle));
+    /// Call from `on_frame` when [`wants_handle`] says so, with the frame.
+    pub fn record_handle(&self, frame: &[u8], handle: impl PushHandle + 'static) {
+        // What follows the tag says what the handle is for (the soak's
+        // pusher reads it).
+        let note = frame.get(push::HANDLE_TAG.len()..).unwrap_or_default();
+        self.handles
+            .lock()
+            .unwrap()
+            .push((note.to_vec(), Arc::new(handle)));
     }
 
     /// Handles recorded so far, in order.
     pub fn handles(&self) -> Vec<Arc<dyn PushHandle>> {
-        self.handles.lock().unwrap().clone()
+        let handles = self.handles.lock().unwrap();
+        handles.iter().map(|(_, h)| Arc::clone(h)).collect()
+    }
+
+    /// Takes the handles recorded so far out of the record, in order, each
+    /// with the bytes that followed [`HANDLE_TAG`](push::HANDLE_TAG) in its
+    /// frame. A handle keeps its connection's shared state alive, so a
+    /// long run takes them and drops each once its connection closed.
+    pub fn take_handles(&self) -> Vec<NotedHandle> {
+        std::mem::take(&mut *self.handles.lock().unwrap())
     }
 
     /// Close reasons so far, in order.
@@ -229,6 +260,11 @@ impl RunningServer {
     /// What its handler saw.
     pub fn events(&self) -> &Events {
         &self.events
+    }
+
+    /// What its handler saw, to share with another thread.
+    pub fn shared_events(&self) -> Arc<Events> {
+        Arc::clone(&self.events)
     }
 
     /// Shuts it down with `deadline`; returns how long until serve

@@ -52,7 +52,7 @@ impl Handler for Echo {
         }
         fastnet_tests::panic_if_tagged(frame);
         if wants_handle(frame) {
-            self.events.record_handle(Handle(ctx.handle()));
+            self.events.record_handle(frame, Handle(ctx.handle()));
         }
         if ctx.send(frame).is_err() {
             ctx.close();
@@ -245,6 +245,21 @@ impl<const SHARED: bool> TestDriver for SmolWith<SHARED> {
         E: Encoder + Send + Sync + 'static,
     {
         start_echo_with(config, Self::LAYOUT, decoder, encoder)
+    }
+
+    #[cfg(feature = "tls")]
+    fn start_tls_echo(
+        config: ServerConfig,
+        tls: fastnet_smol::tls::TlsServerConfig,
+    ) -> Option<RunningServer> {
+        let server = Server::builder(config.codec)
+            .config(config)
+            .workers(2)
+            .layout(Self::LAYOUT)
+            .tls(tls)
+            .bind()
+            .expect("bind");
+        Some(run(server))
     }
 
     fn echo_through_client<D, E>(
@@ -612,6 +627,16 @@ fn soak() {
 #[ignore = "soak: minutes; FASTNET_SOAK_SECS, FASTNET_SOAK_CONNS"]
 fn soak_shared() {
     fastnet_tests::soak::soak::<SmolShared>();
+}
+
+#[test]
+fn soak_smoke() {
+    fastnet_tests::soak::soak_with::<Smol>(fastnet_tests::soak::SoakParams::smoke());
+}
+
+#[test]
+fn soak_smoke_shared() {
+    fastnet_tests::soak::soak_with::<SmolShared>(fastnet_tests::soak::SoakParams::smoke());
 }
 
 #[test]

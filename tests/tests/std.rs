@@ -44,7 +44,7 @@ impl Handler for Echo {
         before_echo(frame);
         fastnet_tests::panic_if_tagged(frame);
         if wants_handle(frame) {
-            self.events.record_handle(Handle(ctx.handle()));
+            self.events.record_handle(frame, Handle(ctx.handle()));
         }
         if ctx.send(frame).is_err() {
             ctx.close();
@@ -111,6 +111,20 @@ impl TestDriver for Std {
                 .bind()
                 .expect("bind"),
         )
+    }
+
+    #[cfg(feature = "tls")]
+    fn start_tls_echo(
+        config: ServerConfig,
+        tls: fastnet_std::tls::TlsServerConfig,
+    ) -> Option<RunningServer> {
+        Some(serve(
+            Server::builder(config.codec)
+                .config(config)
+                .tls(tls)
+                .bind()
+                .expect("bind"),
+        ))
     }
 
     fn echo_through_client<Dec, Enc>(
@@ -347,6 +361,11 @@ fn adversarial_shutdown_with_offenders_connected() {
 #[ignore = "soak: minutes; FASTNET_SOAK_SECS, FASTNET_SOAK_CONNS"]
 fn soak() {
     fastnet_tests::soak::soak::<Std>();
+}
+
+#[test]
+fn soak_smoke() {
+    fastnet_tests::soak::soak_with::<Std>(fastnet_tests::soak::SoakParams::smoke());
 }
 
 #[test]
