@@ -187,12 +187,17 @@ impl ServerSession {
         self.info.is_none()
     }
 
-    /// Whether the session holds input not yet handed out (plaintext, or
-    /// ciphertext not yet decrypted): call
+    /// Whether the session holds input not yet handed out (plaintext,
+    /// ciphertext not yet decrypted, or the peer's close_notify): call
     /// [`poll_plaintext`](Self::poll_plaintext) before waiting for the
     /// transport.
     pub fn has_buffered(&self) -> bool {
-        self.failed.is_none() && !self.read_closed && (self.plaintext || self.start < self.end)
+        // A close_notify that came with the client's last handshake flight
+        // is processed there and nothing more arrives: a driver that waited
+        // for the socket instead would wait for its idle timeout.
+        self.failed.is_none()
+            && !self.read_closed
+            && (self.plaintext || self.start < self.end || self.peer_closed)
     }
 
     /// Whether input has ended (the peer's close_notify, or the transport's
@@ -571,6 +576,36 @@ mod tests {
         let (mut session, mut client) = pair();
         handshake(&mut session, &mut client);
         (session, client)
+    }
+
+    /// A client that says close_notify with its Finished (a connection
+    /// opened and closed at once): once the handshake is done the end is
+    /// input waiting to be handed out, not something to wait for.
+    #[test]
+    fn close_notify_with_the_last_flight_is_buffered_input() {
+        let (mut session, mut client) = pair();
+        let mut plain = Vec::new();
+        while client.is_handshaking() {
+            let flight = client_out(&mut client);
+            to_server(&mut session, &flight, &mut plain);
+            to_client(&mut session, &mut client);
+        }
+        assert!(session.is_handshaking());
+        client.send_close_notify();
+        let last = client_out(&mut client);
+        let into = session.read_buf().expect("handshake input");
+        into[..last.len()].copy_from_slice(&last);
+        session.handle_read(last.len()).unwrap();
+        assert!(!session.is_handshaking());
+        assert!(session.has_buffered(), "the close_notify waits to be seen");
+        assert!(
+            session.read_buf().is_none(),
+            "nothing more to read after it"
+        );
+        let mut buf = [0; 64];
+        assert_eq!(session.poll_plaintext(&mut buf).unwrap(), 0);
+        assert!(session.is_read_closed());
+        assert!(!session.has_buffered());
     }
 
     #[test]

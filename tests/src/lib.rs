@@ -53,6 +53,8 @@ pub mod panics;
 pub mod push;
 pub mod soak;
 pub mod sockets;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 mod user_codec;

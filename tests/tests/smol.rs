@@ -738,3 +738,15 @@ fn a_quiet_connection_wakes_for_pushes_and_requests() {
 fn a_quiet_connection_wakes_for_pushes_and_requests_shared() {
     fastnet_tests::push::a_quiet_connection_wakes_for_pushes_and_requests::<SmolShared>();
 }
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_close_notify_with_the_last_flight_closes_at_once() {
+    fastnet_tests::tls::close_notify_with_the_last_flight_closes_at_once::<Smol>();
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_close_notify_with_the_last_flight_closes_at_once_shared() {
+    fastnet_tests::tls::close_notify_with_the_last_flight_closes_at_once::<SmolShared>();
+}

@@ -421,3 +421,9 @@ fn reuse_port_shares_a_port() {
 fn a_quiet_connection_wakes_for_pushes_and_requests() {
     fastnet_tests::push::a_quiet_connection_wakes_for_pushes_and_requests::<Std>();
 }
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_close_notify_with_the_last_flight_closes_at_once() {
+    fastnet_tests::tls::close_notify_with_the_last_flight_closes_at_once::<Std>();
+}
