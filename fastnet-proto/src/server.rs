@@ -56,7 +56,10 @@ pub struct ServerConfig {
     pub per_ip_prefix: IpPrefix,
     /// Worker threads: the pool limit for the blocking driver, the executor
     /// threads for the async driver. 0 means the driver's default (blocking:
-    /// one per allowed connection; async: one per core).
+    /// twice `max_connections`, so that a connection admitted while a
+    /// worker finishes the one before it is never refused for want of a
+    /// thread; threads are started only when needed. Async: one per
+    /// core).
     pub workers: usize,
     /// How long an idle pooled worker waits for work before it exits.
     pub worker_idle_expiry: Duration,

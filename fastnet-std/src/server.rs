@@ -83,8 +83,12 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
             wake_addr: None,
             listener: Mutex::new(None),
         };
+        // By default a worker per allowed connection, and as many again:
+        // a worker frees its connection's slot a moment before it is idle
+        // again, and a connection admitted in that moment must not find
+        // every worker busy (threads are made only when needed).
         let workers = match config.workers {
-            0 => config.max_connections,
+            0 => config.max_connections.saturating_mul(2),
             n => n,
         };
         // Sets kept for reuse: quiet connections give theirs back (see
