@@ -326,18 +326,25 @@ pub fn decode_bytes<D: Decoder + ?Sized>(
 /// of the search. So on x86 the first [`INLINE_SCAN`] bytes are scanned
 /// here, 16 at a time: the comparison of a 16-byte array folds to one
 /// vector compare and mask, and the position within the 16 comes from two
-/// 8-byte words. Past that, and elsewhere, `memchr`.
+/// 8-byte words. A tail shorter than 16 is checked as the last 16 bytes
+/// (overlapping bytes already seen, which hold no match). Past
+/// [`INLINE_SCAN`] bytes, and on other targets, `memchr`.
 #[inline(always)]
 pub(crate) fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
     #[cfg(target_feature = "sse2")]
     {
+        if hay.len() < 16 {
+            return hay.iter().position(|&b| b == needle);
+        }
         let mut at = 0;
         while at < INLINE_SCAN {
             let Some(chunk) = hay.get(at..).and_then(<[u8]>::first_chunk::<16>) else {
-                break;
+                // Under 16 left: the last 16 bytes.
+                let last = hay.len() - 16;
+                let chunk = hay.last_chunk::<16>()?;
+                return has_in_16(needle, chunk).then(|| last + first_in_16(needle, chunk));
             };
-            // Or, not `any`: no early exit, so it stays one vector compare.
-            if chunk.iter().fold(false, |found, &b| found | (b == needle)) {
+            if has_in_16(needle, chunk) {
                 return Some(at + first_in_16(needle, chunk));
             }
             at += 16;
@@ -348,6 +355,14 @@ pub(crate) fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
     {
         memchr::memchr(needle, hay)
     }
+}
+
+/// Whether a 16-byte chunk holds `needle`.
+#[cfg(target_feature = "sse2")]
+#[inline(always)]
+fn has_in_16(needle: u8, chunk: &[u8; 16]) -> bool {
+    // Or, not `any`: no early exit, so it stays one vector compare.
+    chunk.iter().fold(false, |found, &b| found | (b == needle))
 }
 
 /// Bytes [`find_byte`] scans itself before calling `memchr`.
