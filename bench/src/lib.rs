@@ -245,7 +245,11 @@ mod tests {
                 // The next frame would not have fit.
                 Kind::CobsDecode { payload } => {
                     assert!(case.input.len() <= INPUT_LEN, "{}", case.group);
-                    assert!(case.input.len() + payload + 20 > INPUT_LEN, "{}", case.group);
+                    assert!(
+                        case.input.len() + payload + 20 > INPUT_LEN,
+                        "{}",
+                        case.group
+                    );
                 }
                 // The same payloads without their framing.
                 Kind::CobsEncode { .. } => {
