@@ -166,10 +166,10 @@ fn move_back_checked(buf: &mut [u8], from: core::ops::Range<usize>, shift: usize
 }
 
 impl Decoder for CobsDecoder {
-    /// Small enough to inline into a caller's frame loop: a frame whose
-    /// `0x00` is within the maximum is answered here, with one search from
-    /// where the last stopped; everything else (nothing found yet, oversize,
-    /// discarding) in [`CobsDecoder::decode_general`].
+    // Small enough to inline into a caller's frame loop: a frame whose
+    // `0x00` is within the maximum is answered here, with one search from
+    // where the last stopped; everything else (nothing found yet, oversize,
+    // discarding) in `CobsDecoder::decode_general`.
     #[inline(always)]
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
         if !self.discarding {

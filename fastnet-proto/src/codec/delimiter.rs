@@ -279,10 +279,10 @@ impl DelimiterDecoder {
 }
 
 impl Decoder for DelimiterDecoder {
-    /// Small enough to inline into a caller's frame loop: lines found
-    /// within the maximum are answered here, with one search from where the
-    /// last one stopped; everything else in
-    /// [`DelimiterDecoder::decode_general`].
+    // Small enough to inline into a caller's frame loop: lines found
+    // within the maximum are answered here, with one search from where the
+    // last one stopped; everything else in
+    // `DelimiterDecoder::decode_general`.
     #[inline(always)]
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
         if self.delims.lines && !self.discarding {

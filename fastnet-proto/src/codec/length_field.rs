@@ -375,9 +375,9 @@ impl LengthFieldDecoder {
 }
 
 impl Decoder for LengthFieldDecoder {
-    /// Small enough to inline into a caller's frame loop: the fast path
-    /// (a plain layout, a header at the front, a frame within the maximum)
-    /// is here, everything else in [`LengthFieldDecoder::decode_general`].
+    // Small enough to inline into a caller's frame loop: the fast path
+    // (a plain layout, a header at the front, a frame within the maximum)
+    // is here, everything else in `LengthFieldDecoder::decode_general`.
     #[inline(always)]
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
         if self.state == FrameState::Header {

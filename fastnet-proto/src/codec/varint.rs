@@ -231,10 +231,10 @@ impl VarintDecoder {
 }
 
 impl Decoder for VarintDecoder {
-    /// Small enough to inline into a caller's frame loop: on the plain
-    /// layout, a whole frame with a 1- or 2-byte prefix is answered here,
-    /// the prefix read unrolled; everything else in
-    /// [`VarintDecoder::decode_general`].
+    // Small enough to inline into a caller's frame loop: on the plain
+    // layout, a whole frame with a 1- or 2-byte prefix is answered here,
+    // the prefix read unrolled; everything else in
+    // `VarintDecoder::decode_general`.
     #[inline(always)]
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
         if self.fast > 0 && self.state == FrameState::Header {
