@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the decode benchmarks several times and prints the table of medians.
+# Runs the codec benchmarks several times and prints the tables of medians.
 #
 # Usage, from anywhere:  bench/run_decode.sh [RUNS]    (RUNS defaults to 3)
 #
@@ -19,6 +19,6 @@ for i in $(seq 1 "$runs"); do
   cargo bench -p fastnet-bench --bench decode -- --warm-up-time 1 --measurement-time 3 \
     >"$out/run$i.log"
   mkdir -p "$out/run$i"
-  cp -r "$target"/criterion/decode_* "$out/run$i/"
+  cp -r "$target"/criterion/decode_* "$target"/criterion/encode_* "$out/run$i/"
 done
 cargo run -q -p fastnet-bench --release --bin codec_report -- "$out"/run*

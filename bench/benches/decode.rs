@@ -1,132 +1,38 @@
-// Decode throughput: fastnet-proto (in place, through `decode_bytes`, and
+// Codec throughput: fastnet-proto (in place, through `decode_bytes`, and
 // through fastnet-tokio's tokio-util adapter) vs tokio-util (and memchr, for
-// lines).
+// lines, and a bare skip loop, for the length field), vs the cobs and
+// corncobs crates (COBS decode and encode), vs unsigned-varint (varint
+// length prefix).
 //
 // Run:    cargo bench -p fastnet-bench --bench decode -- --warm-up-time 1 --measurement-time 3
 // Table:  cargo run -p fastnet-bench --release --bin codec_report
 // Both, 3 runs, medians:  bench/run_decode.sh
 //
-// Each case decodes ALL frames of the same 1 MiB input and touches every
-// payload (its length and first byte go through `black_box`). fastnet
+// Each case handles ALL frames of the same (about) 1 MiB input and touches
+// every payload (its length and first byte go through `black_box`). fastnet
 // decoders work in place on one pre-built buffer (they write nothing for
-// these codecs); tokio-util codecs get a fresh `BytesMut` copy of the input
-// from `iter_batched` setup, outside the measurement.
+// the length, lines and varint codecs); decoders that rewrite their input
+// (COBS in place) and tokio-util codecs get a fresh copy of the input from
+// `iter_batched` setup, outside the measurement. The implementations are
+// in `common/mod.rs`, shared with `examples/icount.rs`.
 
-//! Criterion benchmarks of decode throughput.
+//! Criterion benchmarks of codec throughput.
 
-use std::hint::black_box;
+mod common;
 
 use bytes::BytesMut;
+use common::*;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use fastnet_bench::{cases, Case, Kind};
-use fastnet_proto::codec::{
-    decode_bytes, Decoded, Decoder, DelimiterDecoder, Endian, LengthFieldConfig, LengthFieldDecoder,
-};
-use fastnet_tokio::FastnetCodec;
-use tokio_util::codec::{
-    AnyDelimiterCodec, Decoder as TokioDecoder, LengthDelimitedCodec, LinesCodec,
-};
-
-/// Largest frame any decoder is configured for: far above every case.
-const MAX_FRAME: usize = 8 << 20;
-
-/// What every implementation does with each payload.
-#[inline(always)]
-fn touch(payload: &[u8]) {
-    black_box((payload.len(), payload.first().copied()));
-}
-
-/// Decodes every frame of `buf` in place; returns the frame count.
-fn fastnet_in_place<D: Decoder>(dec: &mut D, buf: &mut [u8]) -> usize {
-    let mut pos = 0;
-    let mut frames = 0;
-    loop {
-        match dec.decode(&mut buf[pos..]) {
-            Ok(Decoded::Frame(frame)) => {
-                touch(frame.payload(&buf[pos..]));
-                pos += frame.consumed;
-                frames += 1;
-            }
-            Ok(Decoded::Skip(n)) => pos += n,
-            Ok(Decoded::NeedMore { .. }) => return frames,
-            Err(e) => panic!("fastnet decode error: {e:?}"),
-        }
-    }
-}
-
-/// Decodes every frame of `buf` through fastnet's `BytesMut` adapter.
-fn fastnet_bytes<D: Decoder>(dec: &mut D, buf: &mut BytesMut) -> usize {
-    let mut frames = 0;
-    while let Some(payload) = decode_bytes(dec, buf).expect("fastnet decode error") {
-        touch(&payload);
-        frames += 1;
-    }
-    frames
-}
-
-/// Decodes every frame of `buf` with a tokio-util codec.
-fn tokio<C, T>(codec: &mut C, buf: &mut BytesMut) -> usize
-where
-    C: TokioDecoder<Item = T>,
-    C::Error: std::fmt::Debug,
-    T: AsRef<[u8]>,
-{
-    let mut frames = 0;
-    while let Some(payload) = codec.decode(buf).expect("tokio-util decode error") {
-        touch(payload.as_ref());
-        frames += 1;
-    }
-    frames
-}
-
-/// The ceiling for any line decoder: find every `\n`, touch each line.
-fn memchr_lines(buf: &[u8]) -> usize {
-    let mut start = 0;
-    let mut frames = 0;
-    for end in memchr::memchr_iter(b'\n', buf) {
-        touch(&buf[start..end]);
-        start = end + 1;
-        frames += 1;
-    }
-    frames
-}
-
-fn fastnet_length() -> LengthFieldDecoder {
-    // Offset 0, adjustment 0, payload only: tokio-util's default framing.
-    let mut cfg = LengthFieldConfig::new(4, Endian::Big);
-    cfg.max_frame = MAX_FRAME;
-    LengthFieldDecoder::new(cfg).expect("length field config")
-}
-
-/// fastnet's length field decoder behind tokio-util's `Decoder` trait, as
-/// `Framed` would call it (no encoder: decoding only).
-fn fastnet_tokio_length() -> FastnetCodec<LengthFieldDecoder, ()> {
-    FastnetCodec::new(fastnet_length(), ())
-}
-
-fn fastnet_lines() -> DelimiterDecoder {
-    DelimiterDecoder::lines(MAX_FRAME).expect("lines config")
-}
-
-fn tokio_length() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME)
-        .new_codec()
-}
-
-fn tokio_lines() -> LinesCodec {
-    LinesCodec::new_with_max_length(MAX_FRAME)
-}
-
-fn tokio_any_delimiter() -> AnyDelimiterCodec {
-    AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), vec![], MAX_FRAME)
-}
+use fastnet_proto::codec::CobsEncoder;
 
 /// Checks once, outside any measurement, that every implementation finds
-/// every frame of the case.
+/// every frame of the case (and, for COBS, the same payloads or wire).
 fn check(case: &Case) {
     let mut input = case.input.clone();
     let fresh = || BytesMut::from(&case.input[..]);
+    let copy = || case.input.clone();
+    let mut out = vec![0u8; case.input.len() * 2 + 64];
     let counts: Vec<(&str, usize)> = match case.kind {
         Kind::Length { .. } => vec![
             (
@@ -142,6 +48,7 @@ fn check(case: &Case) {
                 tokio(&mut fastnet_tokio_length(), &mut fresh()),
             ),
             ("tokio", tokio(&mut tokio_length(), &mut fresh())),
+            ("skip_loop", skip_loop(&case.input)),
         ],
         Kind::Lines { .. } => vec![
             (
@@ -156,6 +63,42 @@ fn check(case: &Case) {
             ("tokio_any", tokio(&mut tokio_any_delimiter(), &mut fresh())),
             ("memchr", memchr_lines(&case.input)),
         ],
+        // (What each leaves of a frame's bytes after its payload differs;
+        // fastnet-proto's own tests check its payloads.)
+        Kind::CobsDecode { .. } => vec![
+            (
+                "fastnet",
+                fastnet_in_place(&mut fastnet_cobs(), &mut copy()),
+            ),
+            ("cobs", cobs_in_place(&mut copy())),
+            ("corncobs", corncobs_in_place(&mut copy())),
+            ("cobs_stream", cobs_stream(&case.input, &mut out)),
+            ("corncobs_buf", corncobs_buf(&case.input, &mut out)),
+        ],
+        Kind::CobsEncode { payload } => {
+            let enc = CobsEncoder::new(MAX_FRAME).expect("COBS encoder");
+            let n = cobs_out_len(&case.input, payload);
+            let (mut a, mut b, mut c) = (vec![0; n], vec![0; n], vec![0; n]);
+            let la = fastnet_cobs_encode(&enc, &case.input, payload, &mut a);
+            let lb = cobs_encode(&case.input, payload, &mut b);
+            let lc = corncobs_encode(&case.input, payload, &mut c);
+            assert_eq!(a[..la], b[..lb], "fastnet and cobs encode alike");
+            assert_eq!(a[..la], c[..lc], "fastnet and corncobs encode alike");
+            let frames = fastnet_in_place(&mut fastnet_cobs(), &mut a[..la]);
+            vec![("fastnet", frames)]
+        }
+        Kind::Varint { .. } => vec![
+            (
+                "fastnet",
+                fastnet_in_place(&mut fastnet_varint(), &mut input),
+            ),
+            (
+                "fastnet_bytes",
+                fastnet_bytes(&mut fastnet_varint(), &mut fresh()),
+            ),
+            ("unsigned_varint", tokio(&mut uvi_bytes(), &mut fresh())),
+            ("unsigned_varint_fn", uvi_fn(&case.input)),
+        ],
     };
     for (name, n) in counts {
         assert_eq!(n, case.frames, "{name} on {}", case.group);
@@ -169,6 +112,7 @@ fn decode(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(case.input.len() as u64));
         let mut input = case.input.clone();
         let fresh = || BytesMut::from(&case.input[..]);
+        let copy = || case.input.clone();
 
         match case.kind {
             Kind::Length { .. } => {
@@ -196,6 +140,7 @@ fn decode(c: &mut Criterion) {
                         BatchSize::LargeInput,
                     )
                 });
+                group.bench_function("skip_loop", |b| b.iter(|| skip_loop(&case.input)));
             }
             Kind::Lines { .. } => {
                 group.bench_function("fastnet", |b| {
@@ -223,6 +168,67 @@ fn decode(c: &mut Criterion) {
                     )
                 });
                 group.bench_function("memchr", |b| b.iter(|| memchr_lines(&case.input)));
+            }
+            Kind::CobsDecode { .. } => {
+                // In-place decoders rewrite their input: a fresh copy each.
+                group.bench_function("fastnet", |b| {
+                    b.iter_batched(
+                        copy,
+                        |mut buf| (fastnet_in_place(&mut fastnet_cobs(), &mut buf), buf),
+                        BatchSize::LargeInput,
+                    )
+                });
+                group.bench_function("cobs", |b| {
+                    b.iter_batched(
+                        copy,
+                        |mut buf| (cobs_in_place(&mut buf), buf),
+                        BatchSize::LargeInput,
+                    )
+                });
+                group.bench_function("corncobs", |b| {
+                    b.iter_batched(
+                        copy,
+                        |mut buf| (corncobs_in_place(&mut buf), buf),
+                        BatchSize::LargeInput,
+                    )
+                });
+                let mut out = vec![0u8; case.input.len()];
+                group.bench_function("corncobs_buf", |b| {
+                    b.iter(|| corncobs_buf(&case.input, &mut out))
+                });
+            }
+            Kind::CobsEncode { payload } => {
+                let enc = CobsEncoder::new(MAX_FRAME).expect("COBS encoder");
+                let mut out = vec![0u8; cobs_out_len(&case.input, payload)];
+                group.bench_function("fastnet", |b| {
+                    b.iter(|| fastnet_cobs_encode(&enc, &case.input, payload, &mut out))
+                });
+                group.bench_function("cobs", |b| {
+                    b.iter(|| cobs_encode(&case.input, payload, &mut out))
+                });
+                group.bench_function("corncobs", |b| {
+                    b.iter(|| corncobs_encode(&case.input, payload, &mut out))
+                });
+            }
+            Kind::Varint { .. } => {
+                group.bench_function("fastnet", |b| {
+                    b.iter(|| fastnet_in_place(&mut fastnet_varint(), &mut input))
+                });
+                group.bench_function("fastnet_bytes", |b| {
+                    b.iter_batched(
+                        fresh,
+                        |mut buf| (fastnet_bytes(&mut fastnet_varint(), &mut buf), buf),
+                        BatchSize::LargeInput,
+                    )
+                });
+                group.bench_function("unsigned_varint", |b| {
+                    b.iter_batched(
+                        fresh,
+                        |mut buf| (tokio(&mut uvi_bytes(), &mut buf), buf),
+                        BatchSize::LargeInput,
+                    )
+                });
+                group.bench_function("unsigned_varint_fn", |b| b.iter(|| uvi_fn(&case.input)));
             }
         }
         group.finish();

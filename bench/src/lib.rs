@@ -5,9 +5,13 @@
 //! and print the table with `cargo run -p fastnet-bench --release --bin codec_report`
 //! (or do both, several times, with `bench/run_decode.sh`).
 //!
-//! Every case is exactly [`INPUT_LEN`] bytes of complete frames. The
-//! benchmark (`benches/decode.rs`) and the report (`src/bin/codec_report.rs`)
-//! both build their inputs here, so they agree on the frame counts.
+//! Every decode case is [`INPUT_LEN`] bytes of complete frames (exactly,
+//! except COBS, whose frames stop short of the next that would not fit); an
+//! encode case is the payloads of the matching decode case. The benchmark
+//! (`benches/decode.rs`) and the report (`src/bin/codec_report.rs`) both
+//! build their inputs here, so they agree on the frame counts.
+
+use fastnet_proto::codec::{CobsEncoder, Encoder as _, VarintConfig, VarintEncoder};
 
 /// Size of every benchmark input: 1 MiB.
 pub const INPUT_LEN: usize = 1 << 20;
@@ -20,6 +24,12 @@ pub const LENGTH_PAYLOADS: [usize; 4] = [16, 64, 512, 4096];
 
 /// Wire length of one line in the lines case: 63 printable bytes and `\n`.
 pub const LINE_LEN: usize = 64;
+
+/// Payload sizes of the COBS cases (decode and encode).
+pub const COBS_PAYLOADS: [usize; 3] = [16, 256, 4096];
+
+/// Payload sizes of the varint-prefix cases: a 1-byte and a 2-byte prefix.
+pub const VARINT_PAYLOADS: [usize; 2] = [16, 512];
 
 /// The framing of a case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +45,23 @@ pub enum Kind {
         /// Wire length of each line, `\n` included.
         line: usize,
     },
+    /// COBS frames ending with `0x00`, decoded: payloads of uniformly random
+    /// bytes (so about one byte in 256 is a zero).
+    CobsDecode {
+        /// Payload bytes of every frame.
+        payload: usize,
+    },
+    /// The payloads of the matching [`Kind::CobsDecode`] case, encoded.
+    CobsEncode {
+        /// Payload bytes of every frame.
+        payload: usize,
+    },
+    /// An unsigned LEB128 length prefix counting the payload, followed by
+    /// the payload (protobuf's length-delimited framing).
+    Varint {
+        /// Payload bytes of every frame but possibly the last.
+        payload: usize,
+    },
 }
 
 /// One benchmark case: a named input of exactly [`INPUT_LEN`] bytes.
@@ -44,7 +71,7 @@ pub struct Case {
     pub group: String,
     /// The framing.
     pub kind: Kind,
-    /// The encoded frames.
+    /// The encoded frames (for an encode case: the payloads, back to back).
     pub input: Vec<u8>,
     /// How many frames `input` holds.
     pub frames: usize,
@@ -92,12 +119,93 @@ impl Case {
         }
     }
 
-    /// A short label for tables: `length 16 B` or `lines 64 B`.
+    /// A COBS decode case: frames of `payload` random bytes, as many as fit
+    /// [`INPUT_LEN`] bytes of wire.
+    pub fn cobs_decode(payload: usize) -> Case {
+        let enc = CobsEncoder::new(usize::MAX).expect("COBS encoder");
+        let mut input = Vec::with_capacity(INPUT_LEN);
+        let mut frames = 0;
+        for p in cobs_payloads(payload) {
+            enc.encode_vec(&p, &mut input).expect("COBS encode");
+            frames += 1;
+        }
+        Case {
+            group: format!("decode_cobs_{payload}"),
+            kind: Kind::CobsDecode { payload },
+            input,
+            frames,
+        }
+    }
+
+    /// A COBS encode case: the payloads of [`Case::cobs_decode`], back to
+    /// back.
+    pub fn cobs_encode(payload: usize) -> Case {
+        let payloads = cobs_payloads(payload);
+        Case {
+            group: format!("encode_cobs_{payload}"),
+            kind: Kind::CobsEncode { payload },
+            frames: payloads.len(),
+            input: payloads.concat(),
+        }
+    }
+
+    /// A varint-prefix case: `payload`-byte frames, the last one shortened
+    /// so the input is exactly [`INPUT_LEN`] bytes.
+    pub fn varint(payload: usize) -> Case {
+        let cfg = VarintConfig {
+            max_frame: usize::MAX,
+            ..VarintConfig::new()
+        };
+        let enc = VarintEncoder::new(cfg).expect("varint encoder");
+        let mut input = Vec::with_capacity(INPUT_LEN);
+        let mut frames = 0;
+        let mut rng = Lcg(0x7a11 ^ payload as u64);
+        while input.len() < INPUT_LEN {
+            let left = INPUT_LEN - input.len();
+            // The longest payload whose frame fits what is left.
+            let mut len = payload.min(left - 1);
+            while enc.encoded_len(&vec![0; len]).expect("varint length") > left {
+                len -= 1;
+            }
+            let p: Vec<u8> = (0..len).map(|_| rng.next_byte()).collect();
+            enc.encode_vec(&p, &mut input).expect("varint encode");
+            frames += 1;
+        }
+        Case {
+            group: format!("decode_varint_{payload}"),
+            kind: Kind::Varint { payload },
+            input,
+            frames,
+        }
+    }
+
+    /// A short label for tables: `length field, 16 B payload`, `lines, 64 B`.
     pub fn label(&self) -> String {
         match self.kind {
             Kind::Length { payload } => format!("length field, {payload} B payload"),
             Kind::Lines { line } => format!("lines, {line} B"),
+            Kind::CobsDecode { payload } => format!("COBS decode, {payload} B payload"),
+            Kind::CobsEncode { payload } => format!("COBS encode, {payload} B payload"),
+            Kind::Varint { payload } => format!("varint prefix, {payload} B payload"),
         }
+    }
+}
+
+/// The payloads of a COBS case: uniformly random bytes, `payload` each, as
+/// many as fit [`INPUT_LEN`] bytes once encoded.
+fn cobs_payloads(payload: usize) -> Vec<Vec<u8>> {
+    let enc = CobsEncoder::new(usize::MAX).expect("COBS encoder");
+    let mut rng = Lcg(0xc0b5 ^ payload as u64);
+    let mut out = Vec::new();
+    let mut wire = 0;
+    loop {
+        let p: Vec<u8> = (0..payload).map(|_| rng.next_byte()).collect();
+        let n = enc.encoded_len(&p).expect("COBS length");
+        if wire + n > INPUT_LEN {
+            return out;
+        }
+        wire += n;
+        out.push(p);
     }
 }
 
@@ -105,6 +213,11 @@ impl Case {
 pub fn cases() -> Vec<Case> {
     let mut all: Vec<Case> = LENGTH_PAYLOADS.iter().map(|&p| Case::length(p)).collect();
     all.push(Case::lines(LINE_LEN));
+    for p in COBS_PAYLOADS {
+        all.push(Case::cobs_decode(p));
+        all.push(Case::cobs_encode(p));
+    }
+    all.extend(VARINT_PAYLOADS.iter().map(|&p| Case::varint(p)));
     all
 }
 
@@ -128,7 +241,22 @@ mod tests {
     #[test]
     fn inputs_are_one_mib_of_whole_frames() {
         for case in cases() {
-            assert_eq!(case.input.len(), INPUT_LEN, "{}", case.group);
+            match case.kind {
+                // The next frame would not have fit.
+                Kind::CobsDecode { payload } => {
+                    assert!(case.input.len() <= INPUT_LEN, "{}", case.group);
+                    assert!(
+                        case.input.len() + payload + 20 > INPUT_LEN,
+                        "{}",
+                        case.group
+                    );
+                }
+                // The same payloads without their framing.
+                Kind::CobsEncode { .. } => {
+                    assert!(case.input.len() > INPUT_LEN * 8 / 10, "{}", case.group)
+                }
+                _ => assert_eq!(case.input.len(), INPUT_LEN, "{}", case.group),
+            }
             // Walk the frames by hand.
             let mut pos = 0;
             let mut frames = 0;
@@ -142,12 +270,39 @@ mod tests {
                     Kind::Lines { .. } => {
                         memchr::memchr(b'\n', &case.input[pos..]).expect("a line end") + 1
                     }
+                    Kind::CobsDecode { .. } => {
+                        memchr::memchr(0, &case.input[pos..]).expect("a frame end") + 1
+                    }
+                    Kind::CobsEncode { payload } => payload,
+                    Kind::Varint { .. } => {
+                        let (mut value, mut shift, mut at) = (0usize, 0, pos);
+                        loop {
+                            let b = case.input[at];
+                            value |= usize::from(b & 0x7f) << shift;
+                            shift += 7;
+                            at += 1;
+                            if b & 0x80 == 0 {
+                                break;
+                            }
+                        }
+                        at - pos + value
+                    }
                 };
                 frames += 1;
             }
-            assert_eq!(pos, INPUT_LEN);
+            assert_eq!(pos, case.input.len(), "{}", case.group);
             assert_eq!(frames, case.frames, "{}", case.group);
         }
+    }
+
+    #[test]
+    fn cobs_payloads_have_zeros_and_long_runs() {
+        // Random bytes: some zeros, so groups are not all full; at 4096 B
+        // also runs of 254 non-zero bytes and more (0xFF groups).
+        let plain = Case::cobs_encode(4096).input;
+        let zeros = plain.iter().filter(|&&b| b == 0).count();
+        assert!(zeros > Case::cobs_encode(4096).frames);
+        assert!(plain.split(|&b| b == 0).any(|run| run.len() >= 254));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-// Prints the decode benchmark table (markdown) from criterion's results.
+// Prints the codec benchmark tables (markdown) from criterion's results:
+// every row, then the targets, each met or missed.
 //
 // Run after the benchmarks:
 //   cargo bench -p fastnet-bench --bench decode -- --warm-up-time 1 --measurement-time 3
@@ -9,7 +10,7 @@
 // bench/run_decode.sh does), every figure is the median over the runs of
 // criterion's median time per iteration.
 
-//! Markdown table of decode throughput from criterion's `estimates.json`.
+//! Markdown tables of codec throughput from criterion's `estimates.json`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use fastnet_bench::{cases, Case, Kind};
 
 /// An implementation as named in criterion (bench id) and in the table.
+#[derive(PartialEq)]
 struct Imp {
     id: &'static str,
     name: &'static str,
@@ -38,6 +40,10 @@ const TOKIO_LENGTH: Imp = Imp {
     id: "tokio_length_delimited",
     name: "tokio-util LengthDelimitedCodec",
 };
+const SKIP_LOOP: Imp = Imp {
+    id: "skip_loop",
+    name: "bare u32 skip loop (ceiling)",
+};
 const TOKIO_LINES: Imp = Imp {
     id: "tokio_lines",
     name: "tokio-util LinesCodec",
@@ -50,6 +56,90 @@ const MEMCHR: Imp = Imp {
     id: "memchr",
     name: "memchr_iter (ceiling)",
 };
+const COBS_IN_PLACE: Imp = Imp {
+    id: "cobs",
+    name: "cobs `decode_in_place`",
+};
+const CORNCOBS_IN_PLACE: Imp = Imp {
+    id: "corncobs",
+    name: "corncobs `decode_in_place`",
+};
+const CORNCOBS_BUF: Imp = Imp {
+    id: "corncobs_buf",
+    name: "corncobs `decode_buf` (into a buffer)",
+};
+const FASTNET_ENCODE: Imp = Imp {
+    id: "fastnet",
+    name: "fastnet-proto `CobsEncoder::encode`",
+};
+const COBS_ENCODE: Imp = Imp {
+    id: "cobs",
+    name: "cobs `encode`",
+};
+const CORNCOBS_ENCODE: Imp = Imp {
+    id: "corncobs",
+    name: "corncobs `encode_buf`",
+};
+const UVI_BYTES: Imp = Imp {
+    id: "unsigned_varint",
+    name: "unsigned-varint `UviBytes` (tokio-util `Decoder`)",
+};
+const UVI_FN: Imp = Imp {
+    id: "unsigned_varint_fn",
+    name: "unsigned-varint `decode::usize`, hand loop",
+};
+
+/// What a case's table rows are: the rows, the other implementations each
+/// row is compared with, and the ceiling, if any.
+struct Layout {
+    rows: Vec<&'static Imp>,
+    others: Vec<&'static Imp>,
+    ceiling: Option<&'static Imp>,
+}
+
+fn layout(kind: Kind) -> Layout {
+    match kind {
+        Kind::Length { .. } => Layout {
+            rows: vec![
+                &FASTNET,
+                &FASTNET_BYTES,
+                &FASTNET_TOKIO,
+                &TOKIO_LENGTH,
+                &SKIP_LOOP,
+            ],
+            others: vec![&TOKIO_LENGTH],
+            ceiling: Some(&SKIP_LOOP),
+        },
+        Kind::Lines { .. } => Layout {
+            rows: vec![&FASTNET, &FASTNET_BYTES, &TOKIO_LINES, &TOKIO_ANY, &MEMCHR],
+            others: vec![&TOKIO_LINES, &TOKIO_ANY],
+            ceiling: Some(&MEMCHR),
+        },
+        Kind::CobsDecode { .. } => Layout {
+            rows: vec![&FASTNET, &COBS_IN_PLACE, &CORNCOBS_IN_PLACE, &CORNCOBS_BUF],
+            others: vec![&COBS_IN_PLACE, &CORNCOBS_IN_PLACE, &CORNCOBS_BUF],
+            ceiling: None,
+        },
+        Kind::CobsEncode { .. } => Layout {
+            rows: vec![&FASTNET_ENCODE, &COBS_ENCODE, &CORNCOBS_ENCODE],
+            others: vec![&COBS_ENCODE, &CORNCOBS_ENCODE],
+            ceiling: None,
+        },
+        Kind::Varint { .. } => Layout {
+            rows: vec![&FASTNET, &FASTNET_BYTES, &UVI_BYTES, &UVI_FN],
+            others: vec![&UVI_BYTES, &UVI_FN],
+            ceiling: None,
+        },
+    }
+}
+
+/// A short name for a column entry: the name up to its first comma or
+/// parenthesis, without "tokio-util ".
+fn short(imp: &Imp) -> &'static str {
+    let name = imp.name.trim_start_matches("tokio-util ");
+    let end = name.find([',', '(']).unwrap_or(name.len());
+    name[..end].trim_end()
+}
 
 /// Median time per iteration (ns) of one benchmark in each run (`None`
 /// where a run lacks it).
@@ -111,89 +201,122 @@ fn measure(dirs: &[PathBuf], case: &Case, imp: &Imp) -> Result<Option<Measured>,
     }))
 }
 
-/// `reference` time over `this` time: how many times faster `this` is. The
-/// headline is the ratio of the medians; with several runs, the range of
-/// the ratios within each run follows in parentheses.
-fn ratio(reference: &Measured, this: &Measured) -> String {
-    let x = reference.ns / this.ns;
-    let mut within: Vec<f64> = reference
-        .per_run
-        .iter()
-        .zip(&this.per_run)
-        .filter_map(|(r, t)| Some(r.as_ref()? / t.as_ref()?))
-        .collect();
-    within.sort_by(f64::total_cmp);
-    match (within.first(), within.last()) {
-        (Some(lo), Some(hi)) if within.len() > 1 => format!("{x:.2}x ({lo:.2}-{hi:.2})"),
-        _ => format!("{x:.2}x"),
+/// How many times faster one implementation is than another: the ratio of
+/// the medians, and the lowest and highest ratio within a single run.
+struct Ratio {
+    x: f64,
+    within: Vec<f64>,
+}
+
+impl Ratio {
+    /// `reference` time over `this` time.
+    fn of(reference: &Measured, this: &Measured) -> Ratio {
+        Self::best_of(&[reference], this)
+    }
+
+    /// The fastest of `references` (by median; in each run, that run's
+    /// fastest) over `this`.
+    fn best_of(references: &[&Measured], this: &Measured) -> Ratio {
+        let best = references
+            .iter()
+            .map(|r| r.ns)
+            .fold(f64::INFINITY, f64::min);
+        let within = (0..this.per_run.len())
+            .filter_map(|run| {
+                let t = this.per_run[run]?;
+                let r = references
+                    .iter()
+                    .filter_map(|r| r.per_run.get(run).copied().flatten())
+                    .fold(f64::INFINITY, f64::min);
+                r.is_finite().then_some(r / t)
+            })
+            .collect();
+        Ratio {
+            x: best / this.ns,
+            within,
+        }
+    }
+
+    fn range(&self) -> Option<(f64, f64)> {
+        let lo = self.within.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = self
+            .within
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        (self.within.len() > 1).then_some((lo, hi))
     }
 }
 
-fn report(dirs: &[PathBuf]) -> Result<String, String> {
+impl std::fmt::Display for Ratio {
+    /// `1.23x (1.10-1.30)`: the headline, then the range within runs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2}x", self.x)?;
+        if let Some((lo, hi)) = self.range() {
+            write!(f, " ({lo:.2}-{hi:.2})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Frames per second at `ns` per iteration of `case`.
+fn frames_per_sec(case: &Case, ns: f64) -> f64 {
+    case.frames as f64 / (ns * 1e-9)
+}
+
+fn results_table(dirs: &[PathBuf]) -> Result<String, String> {
     let mut out = String::new();
     out.push_str(
-        "| case | implementation | Mframes/s | GB/s | vs tokio-util (frames/s) | vs memchr (GB/s) | runs, time spread |\n",
+        "| case | implementation | Mframes/s | GB/s | vs others (frames/s) | vs ceiling | runs, time spread |\n",
     );
     out.push_str("|---|---|---:|---:|---|---:|---|\n");
     let mut rows = 0;
     for case in cases() {
-        let (imps, tokio_refs, memchr_ref): (Vec<&Imp>, Vec<&Imp>, Option<&Imp>) = match case.kind {
-            Kind::Length { .. } => (
-                vec![&FASTNET, &FASTNET_BYTES, &FASTNET_TOKIO, &TOKIO_LENGTH],
-                vec![&TOKIO_LENGTH],
-                None,
-            ),
-            Kind::Lines { .. } => (
-                vec![&FASTNET, &FASTNET_BYTES, &TOKIO_LINES, &TOKIO_ANY, &MEMCHR],
-                vec![&TOKIO_LINES, &TOKIO_ANY],
-                Some(&MEMCHR),
-            ),
-        };
-        let mut refs = Vec::new();
-        for r in &tokio_refs {
-            refs.push((*r, measure(dirs, &case, r)?));
+        let layout = layout(case.kind);
+        let mut others = Vec::new();
+        for r in &layout.others {
+            others.push((*r, measure(dirs, &case, r)?));
         }
-        let memchr = match memchr_ref {
-            Some(m) => measure(dirs, &case, m)?,
+        let ceiling = match layout.ceiling {
+            Some(c) => measure(dirs, &case, c)?,
             None => None,
         };
-        for imp in imps {
+        for imp in &layout.rows {
             let Some(m) = measure(dirs, &case, imp)? else {
                 continue;
             };
             let secs = m.ns * 1e-9;
-            let fps = case.frames as f64 / secs;
             let gbps = case.input.len() as f64 / secs / 1e9;
-            let vs_tokio: Vec<String> = refs
+            let present = others.iter().filter(|(_, rm)| rm.is_some()).count();
+            let vs_others: Vec<String> = others
                 .iter()
-                .filter(|(r, _)| r.id != imp.id)
+                .filter(|(r, _)| *r != *imp)
                 .filter_map(|(r, rm)| {
-                    let x = ratio(rm.as_ref()?, &m);
-                    let short = r.name.trim_start_matches("tokio-util ");
-                    Some(if refs.len() > 1 {
-                        format!("{x} {short}")
+                    let x = Ratio::of(rm.as_ref()?, &m);
+                    Some(if present > 1 {
+                        format!("{x} {}", short(r))
                     } else {
-                        x
+                        x.to_string()
                     })
                 })
                 .collect();
-            let vs_tokio = if vs_tokio.is_empty() {
+            let vs_others = if vs_others.is_empty() {
                 "-".to_string()
             } else {
-                vs_tokio.join(", ")
+                vs_others.join(", ")
             };
-            let vs_memchr = match (memchr_ref, memchr.as_ref()) {
-                (Some(r), Some(rm)) if r.id != imp.id => ratio(rm, &m),
+            let vs_ceiling = match (layout.ceiling, ceiling.as_ref()) {
+                (Some(c), Some(cm)) if c != *imp => Ratio::of(cm, &m).to_string(),
                 _ => "-".to_string(),
             };
             out.push_str(&format!(
                 "| {} | {} | {:.1} | {:.2} | {} | {} | {}, {:.0}% |\n",
                 case.label(),
                 imp.name,
-                fps / 1e6,
+                frames_per_sec(&case, m.ns) / 1e6,
                 gbps,
-                vs_tokio,
-                vs_memchr,
+                vs_others,
+                vs_ceiling,
                 m.runs(),
                 m.spread * 100.0
             ));
@@ -209,6 +332,167 @@ fn report(dirs: &[PathBuf]) -> Result<String, String> {
                 .join(", ")
         ));
     }
+    Ok(out)
+}
+
+/// A target on one case: fastnet's row against a bound.
+enum Goal {
+    /// At least this many Mframes/s.
+    Mframes(f64),
+    /// At least this many times the frames/s of the fastest of these.
+    TimesFastestOf(f64, &'static [&'static Imp]),
+}
+
+struct Target {
+    case: Case,
+    imp: &'static Imp,
+    goal: Goal,
+}
+
+fn targets() -> Vec<Target> {
+    let find = |group: &str| {
+        cases()
+            .into_iter()
+            .find(|c| c.group == group)
+            .expect("a target's case")
+    };
+    let mut out = vec![
+        Target {
+            case: find("decode_length_16"),
+            imp: &FASTNET,
+            goal: Goal::TimesFastestOf(3.0, &[&TOKIO_LENGTH]),
+        },
+        Target {
+            case: find("decode_length_64"),
+            imp: &FASTNET,
+            goal: Goal::TimesFastestOf(3.0, &[&TOKIO_LENGTH]),
+        },
+        Target {
+            case: find("decode_length_16"),
+            imp: &FASTNET,
+            goal: Goal::Mframes(150.0),
+        },
+        Target {
+            case: find("decode_lines_64"),
+            imp: &FASTNET,
+            goal: Goal::TimesFastestOf(0.5, &[&MEMCHR]),
+        },
+        Target {
+            case: find("decode_lines_64"),
+            imp: &FASTNET,
+            goal: Goal::TimesFastestOf(0.8, &[&MEMCHR]),
+        },
+    ];
+    for p in fastnet_bench::COBS_PAYLOADS {
+        out.push(Target {
+            case: find(&format!("decode_cobs_{p}")),
+            imp: &FASTNET,
+            goal: Goal::TimesFastestOf(2.0, &[&COBS_IN_PLACE, &CORNCOBS_IN_PLACE, &CORNCOBS_BUF]),
+        });
+        out.push(Target {
+            case: find(&format!("encode_cobs_{p}")),
+            imp: &FASTNET_ENCODE,
+            goal: Goal::TimesFastestOf(2.0, &[&COBS_ENCODE, &CORNCOBS_ENCODE]),
+        });
+    }
+    for p in fastnet_bench::VARINT_PAYLOADS {
+        out.push(Target {
+            case: find(&format!("decode_varint_{p}")),
+            imp: &FASTNET,
+            goal: Goal::TimesFastestOf(2.0, &[&UVI_BYTES]),
+        });
+    }
+    out
+}
+
+/// The targets table: each target, what was measured, met or missed.
+fn targets_table(dirs: &[PathBuf]) -> Result<String, String> {
+    let mut out = String::new();
+    out.push_str("| target | result (median; lowest-highest single run) | met? |\n");
+    out.push_str("|---|---|---|\n");
+    for t in targets() {
+        let Some(m) = measure(dirs, &t.case, t.imp)? else {
+            continue;
+        };
+        let (what, result, met) = match t.goal {
+            Goal::Mframes(bound) => {
+                let per_run: Vec<f64> = m
+                    .per_run
+                    .iter()
+                    .flatten()
+                    .map(|&ns| frames_per_sec(&t.case, ns) / 1e6)
+                    .collect();
+                let mfps = frames_per_sec(&t.case, m.ns) / 1e6;
+                let lo = per_run.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = per_run.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let mut result = format!("{mfps:.1} Mframes/s ({lo:.1}-{hi:.1})");
+                let layout = layout(t.case.kind);
+                if let Some(c) = layout.ceiling {
+                    if let Some(cm) = measure(dirs, &t.case, c)? {
+                        result.push_str(&format!(
+                            "; {} in the same runs: {:.1} Mframes/s, fastnet {} of it",
+                            short(c),
+                            frames_per_sec(&t.case, cm.ns) / 1e6,
+                            invert(&Ratio::of(&cm, &m))
+                        ));
+                    }
+                }
+                (
+                    format!("{} >= {bound:.0} Mframes/s", t.case.label()),
+                    result,
+                    mfps >= bound,
+                )
+            }
+            Goal::TimesFastestOf(bound, refs) => {
+                let mut measured = Vec::new();
+                for r in refs {
+                    if let Some(rm) = measure(dirs, &t.case, r)? {
+                        measured.push(rm);
+                    }
+                }
+                if measured.is_empty() {
+                    continue;
+                }
+                let ratio = Ratio::best_of(&measured.iter().collect::<Vec<_>>(), &m);
+                let names: Vec<&str> = refs.iter().map(|r| short(r)).collect();
+                let of = if names.len() > 1 {
+                    format!("the fastest of {}", names.join(", "))
+                } else {
+                    names.join("")
+                };
+                (
+                    format!(
+                        "{}: {} >= {bound}x {of} (frames/s)",
+                        t.case.label(),
+                        short(t.imp)
+                    ),
+                    ratio.to_string(),
+                    ratio.x >= bound,
+                )
+            }
+        };
+        out.push_str(&format!(
+            "| {what} | {result} | {} |\n",
+            if met { "**met**" } else { "**missed**" }
+        ));
+    }
+    Ok(out)
+}
+
+/// `this` time over `reference` time, as a fraction: how much of the
+/// reference's speed `this` reaches.
+fn invert(r: &Ratio) -> String {
+    let mut s = format!("{:.2}x", r.x);
+    if let Some((lo, hi)) = r.range() {
+        s.push_str(&format!(" ({lo:.2}-{hi:.2})"));
+    }
+    s
+}
+
+fn report(dirs: &[PathBuf]) -> Result<String, String> {
+    let mut out = results_table(dirs)?;
+    out.push_str("\nTargets:\n\n");
+    out.push_str(&targets_table(dirs)?);
     Ok(out)
 }
 

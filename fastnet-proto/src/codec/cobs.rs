@@ -43,33 +43,44 @@ const fn check_cobs_max_frame(max_frame: usize) -> Result<(), Error> {
 /// Undoes COBS in place: `buf` holds one frame's encoded bytes without its
 /// `0x00`. On success the payload is `buf[..n]` for the returned `n`.
 ///
-/// The write position never passes the read position, so the rewrite is safe
-/// in place; on error `buf` may be partly rewritten.
+/// The payload is `buf[1..]` moved one byte back, with each code byte
+/// turned into the zero it stands for, except that the code byte after a
+/// full group stands for nothing and is dropped (what follows moves back
+/// one more). So the bytes move in runs between full groups, one move per
+/// run rather than one per group, and a group costs one read of its code
+/// byte. The write position never passes the read position, so the rewrite
+/// is safe in place; on error `buf` may be partly rewritten.
+#[inline(always)]
 fn unstuff_in_place(buf: &mut [u8]) -> Result<usize, Error> {
     let end = buf.len();
-    let mut read = 0;
-    let mut write = 0;
-    // Invariant: write <= read.
-    while let Some(&code) = buf.get(read) {
-        let run_end = read + usize::from(code);
-        // A zero code cannot occur (the scan stopped at the first 0x00), but
-        // it would never advance, so it is refused rather than trusted.
-        if code == 0 || run_end > end {
-            return Err(Error::InvalidCobs { pos: read, code });
-        }
-        // Data bytes `read + 1..run_end` move to `write..`, backwards.
-        buf.copy_within(read + 1..run_end, write);
-        write += usize::from(code) - 1;
-        read = run_end;
-        if read < end && code != FULL_CODE {
-            // write < read here: the group had a code byte that is not copied.
-            if let Some(slot) = buf.get_mut(write) {
+    // `buf[seg..at]` is still to move back by `shift`.
+    let (mut seg, mut shift) = (1, 1);
+    let mut at = 0;
+    let mut after_full = false;
+    while let Some(&code) = buf.get(at) {
+        if at > 0 {
+            if after_full {
+                move_back(buf, seg..at, shift);
+                seg = at + 1;
+                shift += 1;
+            } else if let Some(slot) = buf.get_mut(at) {
+                // Read as a code above; now the zero it implies, to move
+                // with its run.
                 *slot = 0;
             }
-            write += 1;
         }
+        let next = at + usize::from(code);
+        // A zero code cannot occur (the scan stopped at the first 0x00), but
+        // it would never advance, so it is refused rather than trusted.
+        if code == 0 || next > end {
+            return Err(Error::InvalidCobs { pos: at, code });
+        }
+        after_full = code == FULL_CODE;
+        at = next;
     }
-    Ok(write)
+    move_back(buf, seg..end, shift);
+    // `shift` is at most 1 + the groups before `end`: at most `end`.
+    Ok(end.saturating_sub(shift))
 }
 
 /// Decodes `0x00`-terminated COBS frames in place.
@@ -113,8 +124,110 @@ impl CobsDecoder {
     }
 }
 
+/// Moves `buf[from]` back by `shift` (at least 1) bytes.
+///
+/// Up to 32 bytes are moved inline, as two possibly overlapping chunks
+/// that are both read before either is written (so the overlap of source
+/// and destination does not matter); longer runs by `copy_within`.
+#[inline(always)]
+fn move_back(buf: &mut [u8], from: core::ops::Range<usize>, shift: usize) {
+    // In bounds by construction; checked all the same, never panicking.
+    let _ = move_back_checked(buf, from, shift);
+}
+
+#[inline(always)]
+fn move_back_checked(buf: &mut [u8], from: core::ops::Range<usize>, shift: usize) -> Option<()> {
+    let len = from.len();
+    // The destination at 0, the source at `shift`.
+    let region = buf.get_mut(from.start.checked_sub(shift)?..from.end)?;
+    match len {
+        0 => {}
+        1..=7 => {
+            for i in 0..len {
+                let b = *region.get(shift + i)?;
+                *region.get_mut(i)? = b;
+            }
+        }
+        8..=16 => {
+            let head = *region.get(shift..)?.first_chunk::<8>()?;
+            let tail = *region.get(shift + len - 8..)?.first_chunk::<8>()?;
+            *region.first_chunk_mut::<8>()? = head;
+            *region.get_mut(len - 8..)?.first_chunk_mut::<8>()? = tail;
+        }
+        17..=32 => {
+            let head = *region.get(shift..)?.first_chunk::<16>()?;
+            let tail = *region.get(shift + len - 16..)?.first_chunk::<16>()?;
+            *region.first_chunk_mut::<16>()? = head;
+            *region.get_mut(len - 16..)?.first_chunk_mut::<16>()? = tail;
+        }
+        _ => region.copy_within(shift.., 0),
+    }
+    Some(())
+}
+
 impl Decoder for CobsDecoder {
+    // Small enough to inline into a caller's frame loop: a frame whose
+    // `0x00` is within the maximum is answered here, with one search from
+    // where the last stopped; everything else (nothing found yet, oversize,
+    // discarding) in `CobsDecoder::decode_general`.
+    #[inline(always)]
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        if !self.discarding {
+            let limit = src.len().min(self.max_frame);
+            let from = self.scanned;
+            if let Some(i) = src
+                .get(from..limit)
+                .and_then(|rest| super::find_byte(0, rest))
+            {
+                self.scanned = 0;
+                return unstuff_frame(src, from + i);
+            }
+            // Searched up to `limit`: the general path does not search again.
+            self.scanned = from.max(limit);
+        }
+        self.decode_general(src)
+    }
+
+    fn reset(&mut self) {
+        self.scanned = 0;
+        self.discarding = false;
+    }
+
+    fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    fn is_skipping(&self) -> bool {
+        self.discarding
+    }
+}
+
+/// The answer for the frame that ends with the `0x00` at `src[zero]`.
+#[inline(always)]
+fn unstuff_frame(src: &mut [u8], zero: usize) -> Result<Decoded, DecodeError> {
+    if zero == 0 {
+        // A lone 0x00: an empty encoding, not a frame.
+        return Ok(Decoded::Skip(1));
+    }
+    let consumed = zero + 1;
+    let Some(encoded) = src.get_mut(..zero) else {
+        // Unreachable: `zero` is an index into `src`.
+        return Ok(Decoded::Skip(consumed));
+    };
+    match unstuff_in_place(encoded) {
+        Ok(len) => Ok(Decoded::Frame(Frame {
+            consumed,
+            start: 0,
+            end: len,
+        })),
+        Err(error) => Err(DecodeError::recoverable(error, consumed)),
+    }
+}
+
+impl CobsDecoder {
+    /// Every frame, every state, every error.
+    #[inline(never)]
+    fn decode_general(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
         if self.discarding {
             // Everything before `src` was dropped, so nothing here was
             // searched yet; bytes without a 0x00 are dropped as they come.
@@ -135,23 +248,7 @@ impl Decoder for CobsDecoder {
             .map(|i| self.scanned + i);
         if let Some(zero) = found {
             self.scanned = 0;
-            if zero == 0 {
-                // A lone 0x00: an empty encoding, not a frame.
-                return Ok(Decoded::Skip(1));
-            }
-            let consumed = zero + 1;
-            let Some(encoded) = src.get_mut(..zero) else {
-                // Unreachable: `zero` is an index into `src`.
-                return Ok(Decoded::Skip(consumed));
-            };
-            return match unstuff_in_place(encoded) {
-                Ok(len) => Ok(Decoded::Frame(Frame {
-                    consumed,
-                    start: 0,
-                    end: len,
-                })),
-                Err(error) => Err(DecodeError::recoverable(error, consumed)),
-            };
+            return unstuff_frame(src, zero);
         }
         self.scanned = self.scanned.max(limit);
         if src.len() < self.max_frame {
@@ -172,19 +269,6 @@ impl Decoder for CobsDecoder {
                 Err(DecodeError::recoverable(error, consumed))
             }
         }
-    }
-
-    fn reset(&mut self) {
-        self.scanned = 0;
-        self.discarding = false;
-    }
-
-    fn max_frame(&self) -> usize {
-        self.max_frame
-    }
-
-    fn is_skipping(&self) -> bool {
-        self.discarding
     }
 }
 
@@ -210,7 +294,7 @@ impl<'a> Iterator for Groups<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let rest = self.rest?;
         let (window, after) = rest.split_at(rest.len().min(FULL_RUN));
-        match memchr::memchr(0, window) {
+        match super::find_byte(0, window) {
             Some(i) => {
                 // A run of `i` bytes, then a zero the code byte implies. What
                 // follows the zero (possibly nothing) is the next group.
@@ -271,9 +355,105 @@ fn encoded_frame_len(payload: &[u8]) -> usize {
     Groups::new(payload).fold(1usize, |n, (_, data)| n.saturating_add(1 + data.len()))
 }
 
+/// Writes the frame for `payload` (its groups and the `0x00`) to the front
+/// of `dst`, which must hold [`max_frame_len`] bytes; returns its length.
+/// The groups are those of [`Groups`], found inline.
+#[inline(always)]
+fn write_frame(payload: &[u8], dst: &mut [u8]) -> usize {
+    let mut rest = payload;
+    let mut at = 0;
+    loop {
+        let (window, after) = rest.split_at(rest.len().min(FULL_RUN));
+        let (data, next) = match super::find_byte(0, window) {
+            // A run, then the zero the code byte implies.
+            Some(i) => (window.get(..i).unwrap_or(&[]), rest.get(i + 1..)),
+            // A full run: nothing implied; the end if nothing follows.
+            None if window.len() == FULL_RUN => (window, (!after.is_empty()).then_some(after)),
+            // The last group.
+            None => (window, None),
+        };
+        if let Some((code, slot)) = dst
+            .get_mut(at..at + 1 + data.len())
+            .and_then(<[u8]>::split_first_mut)
+        {
+            // At most 255: the window is at most 254 bytes.
+            *code = data.len() as u8 + 1;
+            copy_small(slot, data);
+        }
+        at += 1 + data.len();
+        match next {
+            Some(next) => rest = next,
+            None => break,
+        }
+    }
+    if let Some(slot) = dst.get_mut(at) {
+        *slot = 0;
+    }
+    at + 1
+}
+
+/// The longest frame any payload of `len` bytes encodes to: a code byte
+/// per started 254 bytes (at least one) and the `0x00`.
+fn max_frame_len(len: usize) -> usize {
+    len.saturating_add(len / FULL_RUN).saturating_add(2)
+}
+
+/// `dst.copy_from_slice(src)` (same lengths), inline up to 32 bytes: two
+/// possibly overlapping chunks rather than a `memcpy` call, which costs
+/// more than the copy for the short runs of small frames.
+#[inline(always)]
+fn copy_small(dst: &mut [u8], src: &[u8]) {
+    let len = src.len();
+    if len != dst.len() {
+        return;
+    }
+    match len {
+        8..=16 => {
+            if let (Some(h), Some(t)) = (src.first_chunk::<8>(), src.last_chunk::<8>()) {
+                if let Some(d) = dst.first_chunk_mut::<8>() {
+                    *d = *h;
+                }
+                if let Some(d) = dst.last_chunk_mut::<8>() {
+                    *d = *t;
+                }
+            }
+        }
+        17..=32 => {
+            if let (Some(h), Some(t)) = (src.first_chunk::<16>(), src.last_chunk::<16>()) {
+                if let Some(d) = dst.first_chunk_mut::<16>() {
+                    *d = *h;
+                }
+                if let Some(d) = dst.last_chunk_mut::<16>() {
+                    *d = *t;
+                }
+            }
+        }
+        _ => dst.copy_from_slice(src),
+    }
+}
+
 impl Encoder for CobsEncoder {
     fn encoded_len(&self, payload: &[u8]) -> Result<usize, Error> {
         self.check(payload)
+    }
+
+    /// One pass when the frame surely fits (its longest possible length is
+    /// within both the maximum and `dst`): then it cannot fail, so it is
+    /// written straight away without measuring it first. Otherwise the
+    /// exact length is checked before anything is written, as always.
+    #[inline]
+    fn encode(&self, payload: &[u8], dst: &mut [u8]) -> Result<usize, Error> {
+        let bound = max_frame_len(payload.len());
+        if bound > self.max_frame || bound > dst.len() {
+            let len = self.check(payload)?;
+            if len > dst.len() {
+                return Err(Error::BufferTooSmall {
+                    needed: len,
+                    capacity: dst.len(),
+                });
+            }
+        }
+        Ok(write_frame(payload, dst))
     }
 
     fn envelope(&self, payload: &[u8]) -> Result<Option<Envelope>, Error> {
@@ -787,6 +967,44 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn encode_into_a_slice_writes_what_encode_with_streams(
+                payload in proptest::collection::vec(
+                    prop_oneof![4 => any::<u8>(), 1 => Just(0u8)], 0..700),
+                max in 2usize..800, room in 0usize..800, spare in 0usize..8) {
+            let enc = CobsEncoder::new(max).unwrap();
+            let streamed = match enc.encoded_len(&payload) {
+                Ok(_) => {
+                    let mut v = Vec::new();
+                    enc.encode_with(&payload, |p| v.extend_from_slice(p)).unwrap();
+                    Some(v)
+                }
+                Err(_) => None,
+            };
+            // Room enough for the longest frame, exactly the frame, or too
+            // little: the same bytes, the same error, nothing else written.
+            let exact = streamed.as_ref().map_or(0, Vec::len);
+            for cap in [room, exact, exact + spare, exact.saturating_sub(1), payload.len() * 2 + 4] {
+                let mut buf = vec![0xA5u8; cap];
+                let got = enc.encode(&payload, &mut buf);
+                match (&streamed, got) {
+                    (Some(w), Ok(n)) => {
+                        prop_assert_eq!(&buf[..n], &w[..]);
+                        prop_assert!(buf[n..].iter().all(|&b| b == 0xA5));
+                    }
+                    (Some(w), Err(e)) => {
+                        prop_assert!(w.len() > cap);
+                        prop_assert_eq!(e, Error::BufferTooSmall { needed: w.len(), capacity: cap });
+                        prop_assert!(buf.iter().all(|&b| b == 0xA5));
+                    }
+                    (None, got) => {
+                        prop_assert_eq!(got, Err(enc.encoded_len(&payload).unwrap_err()));
+                        prop_assert!(buf.iter().all(|&b| b == 0xA5));
+                    }
+                }
+            }
+        }
+
         #[test]
         fn roundtrip_in_any_chunking(payloads in proptest::collection::vec(payload(), 0..8),
                                      chunks in proptest::collection::vec(1usize..700, 1..8)) {

@@ -279,7 +279,56 @@ impl DelimiterDecoder {
 }
 
 impl Decoder for DelimiterDecoder {
+    // Small enough to inline into a caller's frame loop: lines found
+    // within the maximum are answered here, with one search from where the
+    // last one stopped; everything else in
+    // `DelimiterDecoder::decode_general`.
+    #[inline(always)]
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        if self.delims.lines && !self.discarding {
+            let limit = src.len().min(self.max_frame);
+            let from = self.scanned;
+            if let Some(lf) = src
+                .get(from..limit)
+                .and_then(|rest| super::find_byte(b'\n', rest))
+            {
+                let end = from + lf + 1;
+                let cr = end >= 2 && src.get(end - 2) == Some(&b'\r');
+                self.scanned = 0;
+                return Ok(Decoded::Frame(Frame {
+                    consumed: end,
+                    start: 0,
+                    end: if self.keep {
+                        end
+                    } else {
+                        end - 1 - usize::from(cr)
+                    },
+                }));
+            }
+            // Searched up to `limit`: the general path does not search again.
+            self.scanned = from.max(limit);
+        }
+        self.decode_general(src)
+    }
+
+    fn reset(&mut self) {
+        self.scanned = 0;
+        self.discarding = false;
+    }
+
+    fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    fn is_skipping(&self) -> bool {
+        self.discarding
+    }
+}
+
+impl DelimiterDecoder {
+    /// Every delimiter set, every state, every error.
+    #[inline(never)]
+    fn decode_general(&mut self, src: &[u8]) -> Result<Decoded, DecodeError> {
         if self.discarding {
             return Ok(match self.delims.first_end(src, self.scanned, src.len()) {
                 Some((end, _)) => {
@@ -323,19 +372,6 @@ impl Decoder for DelimiterDecoder {
                 Err(DecodeError::recoverable(error, self.discard_scanned()))
             }
         }
-    }
-
-    fn reset(&mut self) {
-        self.scanned = 0;
-        self.discarding = false;
-    }
-
-    fn max_frame(&self) -> usize {
-        self.max_frame
-    }
-
-    fn is_skipping(&self) -> bool {
-        self.discarding
     }
 }
 
@@ -722,6 +758,26 @@ mod tests {
             }
             let out = decode_chunked(&mut DelimiterDecoder::lines(1000).unwrap(), &input, &chunks);
             prop_assert_eq!(out.frames, want);
+        }
+
+        #[test]
+        fn lines_fast_path_answers_as_the_general_path(
+                input in proptest::collection::vec(
+                    prop_oneof![4 => Just(b'a'), 2 => Just(b'\n'), 2 => Just(b'\r'), 1 => any::<u8>()],
+                    0..200),
+                max in 2usize..40, keep in any::<bool>(), skip in any::<bool>(),
+                chunks in proptest::collection::vec(1usize..70, 1..6)) {
+            let policy = if skip { Oversize::Skip } else { Oversize::Close };
+            let fast = DelimiterDecoder::lines(max).unwrap().keep_delimiter(keep).oversize(policy);
+            // The same set through the general search.
+            let mut general = fast;
+            general.delims.lines = false;
+            for chunks in [&chunks[..], &[1], &[input.len().max(1)]] {
+                prop_assert_eq!(
+                    decode_chunked(&mut fast.clone(), &input, chunks),
+                    decode_chunked(&mut general.clone(), &input, chunks)
+                );
+            }
         }
 
         #[test]

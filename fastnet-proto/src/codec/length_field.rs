@@ -322,6 +322,66 @@ pub struct LengthFieldDecoder {
     /// `offset + width`.
     header: usize,
     state: FrameState,
+    /// How the fast path reads the field, decided once in
+    /// [`LengthFieldDecoder::new`] rather than per frame.
+    fast: Fast,
+}
+
+/// How [`LengthFieldDecoder::decode`] reads a header on its fast path,
+/// taken for the plain layout: offset 0, adjustment 0, the header stripped
+/// (tokio-util's and most protocols' layout). There every frame is at
+/// least its header and the payload is what follows, so of the checks only
+/// the maximum is left.
+///
+/// The field is read from the first 8 bytes as one `u64` and shifted or
+/// masked to its width: one code path for every width and byte order, no
+/// branch on the width per frame; buffers shorter than 8 bytes take the
+/// general path. A 4-byte big-endian field has a path of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Fast {
+    /// Field values below this take the fast path: `max_frame - header +
+    /// 1`, or 0 (none) when the layout is not plain, so one comparison
+    /// per frame checks both.
+    limit: u64,
+    /// Big-endian field.
+    big: bool,
+    /// A 4-byte big-endian field, read without the shift.
+    u32_be: bool,
+    /// `64 - 8 * width`: big-endian, the field is the top `width` bytes of
+    /// the big-endian `u64`; little-endian, the low ones of the
+    /// little-endian `u64`.
+    shift: u32,
+}
+
+impl Fast {
+    fn of(cfg: &LengthFieldConfig, header: usize) -> Fast {
+        let width = usize::from(cfg.width);
+        let plain = cfg.offset == 0 && cfg.adjust == 0 && cfg.strip.is_none_or(|s| s == width);
+        Fast {
+            // Lossless: usize is at most 64 bits. No overflow: `header` is
+            // at least 1 and at most `max_frame`.
+            limit: if plain {
+                (cfg.max_frame - header) as u64 + 1
+            } else {
+                0
+            },
+            big: cfg.endian == Endian::Big,
+            u32_be: cfg.width == 4 && cfg.endian == Endian::Big,
+            // The width is 1 to 8 (checked by `header_len`).
+            shift: 64 - 8 * u32::from(cfg.width),
+        }
+    }
+
+    /// The field in the first 8 bytes of a buffer.
+    #[inline(always)]
+    fn read(self, first: &[u8; 8]) -> u64 {
+        let le = u64::from_le_bytes(*first);
+        if self.big {
+            le.swap_bytes() >> self.shift
+        } else {
+            le & (u64::MAX >> self.shift)
+        }
+    }
 }
 
 impl LengthFieldDecoder {
@@ -336,6 +396,7 @@ impl LengthFieldDecoder {
             cfg,
             header,
             state: FrameState::Header,
+            fast: Fast::of(&cfg, header),
         })
     }
 
@@ -356,7 +417,58 @@ impl LengthFieldDecoder {
 }
 
 impl Decoder for LengthFieldDecoder {
+    // Small enough to inline into a caller's frame loop: the fast path
+    // (a plain layout, a header at the front, a frame within the maximum)
+    // is here, everything else in `LengthFieldDecoder::decode_general`.
+    #[inline(always)]
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        if self.state == FrameState::Header {
+            // tokio-util's default, a 4-byte big-endian field, needs no
+            // shift and only 4 bytes buffered.
+            let field = if self.fast.u32_be {
+                src.first_chunk().map(|b| u64::from(u32::from_be_bytes(*b)))
+            } else {
+                src.first_chunk().map(|b| self.fast.read(b))
+            };
+            let field = field.unwrap_or(u64::MAX);
+            // On the plain layout the frame is the header plus `field`
+            // bytes: no overflow, never too short, the strip fits; only the
+            // maximum is checked. Too large goes the general way, which
+            // reports it.
+            // A field not buffered yet (`u64::MAX`) is never below the
+            // limit.
+            if field < self.fast.limit {
+                // At most `max_frame - header`: fits a usize.
+                let frame_len = self.header + field as usize;
+                if src.len() >= frame_len {
+                    return Ok(Decoded::Frame(Frame {
+                        consumed: frame_len,
+                        start: self.header,
+                        end: frame_len,
+                    }));
+                }
+            }
+        }
+        self.decode_general(src)
+    }
+
+    fn reset(&mut self) {
+        self.state = FrameState::Header;
+    }
+
+    fn max_frame(&self) -> usize {
+        self.cfg.max_frame
+    }
+
+    fn is_skipping(&self) -> bool {
+        matches!(self.state, FrameState::Skipping(_))
+    }
+}
+
+impl LengthFieldDecoder {
+    /// Every layout, every state, every error.
+    #[inline(never)]
+    fn decode_general(&mut self, src: &[u8]) -> Result<Decoded, DecodeError> {
         if let Some(answer) = self.state.resume(src.len()) {
             return Ok(answer);
         }
@@ -371,18 +483,6 @@ impl Decoder for LengthFieldDecoder {
             self.cfg.max_frame,
         );
         self.state.on_header(bounds, self.cfg.oversize, src.len())
-    }
-
-    fn reset(&mut self) {
-        self.state = FrameState::Header;
-    }
-
-    fn max_frame(&self) -> usize {
-        self.cfg.max_frame
-    }
-
-    fn is_skipping(&self) -> bool {
-        matches!(self.state, FrameState::Skipping(_))
     }
 }
 
@@ -1278,6 +1378,30 @@ mod tests {
                     whole.errors.iter().all(|e| matches!(e, Error::FrameTooLarge { .. }));
                 prop_assert!(all_oversize);
             }
+        }
+
+        #[test]
+        fn fast_path_answers_as_the_general_path(width in width(), endian in endian(),
+                                                 strip_header in any::<bool>(), max_extra in 0usize..40,
+                                                 skip in any::<bool>(), input in wire(),
+                                                 chunks in proptest::collection::vec(1usize..20, 1..6)) {
+            // The plain layout, where the fast path is on.
+            let c = LengthFieldConfig {
+                strip: strip_header.then_some(usize::from(width)),
+                max_frame: usize::from(width) + max_extra,
+                oversize: if skip { Oversize::Skip } else { Oversize::Close },
+                ..LengthFieldConfig::new(width, endian)
+            };
+            let fast = dec(c);
+            prop_assert!(fast.fast.limit > 0);
+            let mut general = fast;
+            general.fast.limit = 0;
+            prop_assert_eq!(decode_whole(&mut fast.clone(), &input), decode_whole(&mut general.clone(), &input));
+            prop_assert_eq!(
+                decode_chunked(&mut fast.clone(), &input, &chunks),
+                decode_chunked(&mut general.clone(), &input, &chunks)
+            );
+            prop_assert_eq!(decode_bytewise(&mut fast.clone(), &input), decode_bytewise(&mut general.clone(), &input));
         }
 
         #[test]

@@ -319,6 +319,85 @@ pub fn decode_bytes<D: Decoder + ?Sized>(
     }
 }
 
+/// The index of the first `needle` in `hay`.
+///
+/// For short frames (lines, small COBS frames) the cost of a `memchr` call
+/// (dispatch, alignment, its wide loop reading past a short frame) is most
+/// of the search. So on x86 the first [`INLINE_SCAN`] bytes are scanned
+/// here, 16 at a time: the comparison of a 16-byte array folds to one
+/// vector compare and mask, and the position within the 16 comes from two
+/// 8-byte words. A tail shorter than 16 is checked as the last 16 bytes
+/// (overlapping bytes already seen, which hold no match). Past
+/// [`INLINE_SCAN`] bytes, and on other targets, `memchr`.
+#[inline(always)]
+pub(crate) fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    #[cfg(target_feature = "sse2")]
+    {
+        if hay.len() < 16 {
+            return hay.iter().position(|&b| b == needle);
+        }
+        let mut at = 0;
+        while at < INLINE_SCAN {
+            let Some(chunk) = hay.get(at..).and_then(<[u8]>::first_chunk::<16>) else {
+                // Under 16 left: the last 16 bytes.
+                let last = hay.len() - 16;
+                let chunk = hay.last_chunk::<16>()?;
+                return has_in_16(needle, chunk).then(|| last + first_in_16(needle, chunk));
+            };
+            if has_in_16(needle, chunk) {
+                return Some(at + first_in_16(needle, chunk));
+            }
+            at += 16;
+        }
+        memchr::memchr(needle, hay.get(at..)?).map(|i| at + i)
+    }
+    #[cfg(not(target_feature = "sse2"))]
+    {
+        memchr::memchr(needle, hay)
+    }
+}
+
+/// Whether a 16-byte chunk holds `needle`.
+#[cfg(target_feature = "sse2")]
+#[inline(always)]
+fn has_in_16(needle: u8, chunk: &[u8; 16]) -> bool {
+    // Or, not `any`: no early exit, so it stays one vector compare.
+    chunk.iter().fold(false, |found, &b| found | (b == needle))
+}
+
+/// Bytes [`find_byte`] scans itself before calling `memchr`.
+#[cfg(target_feature = "sse2")]
+const INLINE_SCAN: usize = 64;
+
+/// The index of the first `needle` in a 16-byte chunk that holds one.
+#[cfg(target_feature = "sse2")]
+#[inline(always)]
+fn first_in_16(needle: u8, chunk: &[u8; 16]) -> usize {
+    let (lo, hi) = chunk.split_at(8);
+    let word = |half: &[u8]| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(half);
+        u64::from_le_bytes(bytes)
+    };
+    match first_in_word(needle, word(lo)) {
+        Some(i) => i,
+        None => 8 + first_in_word(needle, word(hi)).unwrap_or(8),
+    }
+}
+
+/// The index of the first byte equal to `needle` in a little-endian word:
+/// the classic "has a zero byte" bit trick on `word ^ needle`. Its lowest
+/// set bit is exact (false positives only appear above a true match).
+#[cfg(target_feature = "sse2")]
+#[inline(always)]
+fn first_in_word(needle: u8, word: u64) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let x = word ^ (ONES * u64::from(needle));
+    let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
+    (zeros != 0).then(|| zeros.trailing_zeros() as usize / 8)
+}
+
 /// Checks a maximum frame length given to a constructor.
 pub(crate) const fn check_max_frame(max_frame: usize) -> Result<(), Error> {
     if max_frame == 0 {
@@ -327,5 +406,52 @@ pub(crate) const fn check_max_frame(max_frame: usize) -> Result<(), Error> {
         })
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_byte;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    proptest! {
+        #[test]
+        fn find_byte_finds_the_first(needle in prop_oneof![Just(0u8), Just(b'\n'), any::<u8>()],
+                                     hay in proptest::collection::vec(
+                                         prop_oneof![9 => any::<u8>(), 1 => Just(b'\n'), 1 => Just(0u8)],
+                                         0..300),
+                                     at in any::<proptest::sample::Index>()) {
+            prop_assert_eq!(find_byte(needle, &hay), hay.iter().position(|&b| b == needle));
+            // The needle at every offset, alone in the haystack.
+            let mut lone: Vec<u8> = hay.iter().map(|&b| if b == needle { b.wrapping_add(1) } else { b }).collect();
+            if !lone.is_empty() {
+                let i = at.index(lone.len());
+                lone[i] = needle;
+                prop_assert_eq!(find_byte(needle, &lone), Some(i));
+            }
+        }
+    }
+
+    #[test]
+    fn find_byte_at_every_position_of_the_inline_scan() {
+        for len in 0..100 {
+            for needle in [0u8, b'\n', 0x80, 0xFF] {
+                let other = needle ^ 0x01;
+                let mut hay = std::vec![other; len];
+                assert_eq!(find_byte(needle, &hay), None);
+                for i in 0..len {
+                    hay[i] = needle;
+                    assert_eq!(find_byte(needle, &hay), Some(i), "len {len} at {i}");
+                    // A second match after it changes nothing.
+                    if i + 1 < len {
+                        hay[len - 1] = needle;
+                        assert_eq!(find_byte(needle, &hay), Some(i));
+                        hay[len - 1] = other;
+                    }
+                    hay[i] = other;
+                }
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! See [`VarintDecoder`] for the format, the checks and an MQTT example.
 
 use super::length_field::{frame_bounds, FrameState};
-use super::{check_max_frame, Decoded, Decoder, Encoder, Envelope, Oversize};
+use super::{check_max_frame, Decoded, Decoder, Encoder, Envelope, Frame, Oversize};
 use crate::{DecodeError, Error};
 
 /// Most bytes a LEB128 `u64` takes.
@@ -190,6 +190,12 @@ impl Default for VarintConfig {
 pub struct VarintDecoder {
     cfg: VarintConfig,
     state: FrameState,
+    /// Longest prefix, 0 to 2 bytes, that the fast path reads, decided
+    /// once in [`VarintDecoder::new`]: 0 unless the layout is plain (offset
+    /// 0, adjustment 0, the prefix stripped), where every frame is its
+    /// prefix plus the value's bytes and only the maximum is left to check;
+    /// 2 if a 2-byte prefix is allowed and fits the maximum.
+    fast: usize,
 }
 
 impl VarintDecoder {
@@ -200,9 +206,18 @@ impl VarintDecoder {
     /// within `max_frame`.
     pub fn new(cfg: VarintConfig) -> Result<Self, Error> {
         cfg.check()?;
+        let plain = cfg.offset == 0 && cfg.adjust == 0 && cfg.strip.is_none();
+        let fast = if !plain {
+            0
+        } else if cfg.max_prefix >= 2 && cfg.max_frame >= 2 {
+            2
+        } else {
+            1
+        };
         Ok(VarintDecoder {
             cfg,
             state: FrameState::Header,
+            fast,
         })
     }
 
@@ -253,7 +268,54 @@ impl VarintDecoder {
 }
 
 impl Decoder for VarintDecoder {
+    // Small enough to inline into a caller's frame loop: on the plain
+    // layout, a whole frame with a 1- or 2-byte prefix is answered here,
+    // the prefix read unrolled; everything else in
+    // `VarintDecoder::decode_general`.
+    #[inline(always)]
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        if self.fast > 0 && self.state == FrameState::Header {
+            if let Some(&[b0, b1]) = src.first_chunk::<2>() {
+                let prefix = if b0 < 0x80 {
+                    Some((usize::from(b0), 1))
+                } else if b1 < 0x80 && self.fast == 2 {
+                    Some((usize::from(b0 & 0x7F) | usize::from(b1) << 7, 2))
+                } else {
+                    None
+                };
+                if let Some((value, header)) = prefix {
+                    // At most 2^14 + 2: no overflow.
+                    let frame_len = header + value;
+                    if frame_len <= self.cfg.max_frame && frame_len <= src.len() {
+                        return Ok(Decoded::Frame(Frame {
+                            consumed: frame_len,
+                            start: header,
+                            end: frame_len,
+                        }));
+                    }
+                }
+            }
+        }
+        self.decode_general(src)
+    }
+
+    fn reset(&mut self) {
+        self.state = FrameState::Header;
+    }
+
+    fn max_frame(&self) -> usize {
+        self.cfg.max_frame
+    }
+
+    fn is_skipping(&self) -> bool {
+        matches!(self.state, FrameState::Skipping(_))
+    }
+}
+
+impl VarintDecoder {
+    /// Every layout, every prefix, every state, every error.
+    #[inline(never)]
+    fn decode_general(&mut self, src: &[u8]) -> Result<Decoded, DecodeError> {
         if let Some(answer) = self.state.resume(src.len()) {
             return Ok(answer);
         }
@@ -271,18 +333,6 @@ impl Decoder for VarintDecoder {
             }
             Err(error) => Err(DecodeError::fatal(error)),
         }
-    }
-
-    fn reset(&mut self) {
-        self.state = FrameState::Header;
-    }
-
-    fn max_frame(&self) -> usize {
-        self.cfg.max_frame
-    }
-
-    fn is_skipping(&self) -> bool {
-        matches!(self.state, FrameState::Skipping(_))
     }
 }
 
@@ -1081,6 +1131,30 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn fast_path_answers_as_the_general_path(
+                max_prefix in 1u8..=10, max_frame in 1usize..400, skip in any::<bool>(),
+                input in proptest::collection::vec(
+                    prop_oneof![3 => 0u8..8, 2 => any::<u8>(), 1 => 0x80u8..0x83], 0..300),
+                chunks in proptest::collection::vec(1usize..40, 1..6)) {
+            let c = VarintConfig {
+                max_prefix,
+                max_frame,
+                oversize: if skip { Oversize::Skip } else { Oversize::Close },
+                ..VarintConfig::new()
+            };
+            let fast = dec(c);
+            prop_assert!(fast.fast > 0);
+            let mut general = fast;
+            general.fast = 0;
+            for chunks in [&chunks[..], &[1], &[input.len().max(1)]] {
+                prop_assert_eq!(
+                    decode_chunked(&mut fast.clone(), &input, chunks),
+                    decode_chunked(&mut general.clone(), &input, chunks)
+                );
+            }
+        }
+
         #[test]
         fn roundtrip_in_any_chunking(max_prefix in 1u8..=10, adjust in -300i64..40,
                                      max_frame in 1usize..400,
