@@ -39,6 +39,9 @@ trap cleanup EXIT
 
 # Starts a server; sets server_pid and addr.
 start() {
+  # A fresh file: the shell truncates it only once the server has started,
+  # and the last server's address must not be read in between.
+  rm -f "$out/server"
   case $1 in
     fastnet-smol) "$bin/fastnet" serve --driver smol --addr 127.0.0.1:0 --codec len=u32be -q >"$out/server" 2>&1 & ;;
     fastnet-std) "$bin/fastnet" serve --driver std --addr 127.0.0.1:0 --codec len=u32be -q >"$out/server" 2>&1 & ;;
@@ -47,7 +50,7 @@ start() {
   esac
   server_pid=$!
   for _ in $(seq 100); do
-    addr=$(sed -n 's/^listening on //p' "$out/server")
+    addr=$(sed -n 's/^listening on //p' "$out/server" 2>/dev/null)
     [ -n "$addr" ] && return
     sleep 0.05
   done
