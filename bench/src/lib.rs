@@ -152,10 +152,7 @@ impl Case {
     /// A varint-prefix case: `payload`-byte frames, the last one shortened
     /// so the input is exactly [`INPUT_LEN`] bytes.
     pub fn varint(payload: usize) -> Case {
-        let cfg = VarintConfig {
-            max_frame: usize::MAX,
-            ..VarintConfig::new()
-        };
+        let cfg = VarintConfig::new().max_frame(usize::MAX);
         let enc = VarintEncoder::new(cfg).expect("varint encoder");
         let mut input = Vec::with_capacity(INPUT_LEN);
         let mut frames = 0;

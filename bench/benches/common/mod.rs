@@ -258,10 +258,7 @@ pub(crate) fn corncobs_encode(plain: &[u8], payload: usize, out: &mut [u8]) -> u
 
 /// fastnet's varint decoder: a LEB128 prefix counting the payload.
 pub(crate) fn fastnet_varint() -> VarintDecoder {
-    let cfg = VarintConfig {
-        max_frame: MAX_FRAME,
-        ..VarintConfig::new()
-    };
+    let cfg = VarintConfig::new().max_frame(MAX_FRAME);
     VarintDecoder::new(cfg).expect("varint config")
 }
 
