@@ -1,5 +1,5 @@
 //! TLS on every driver (feature `tls`), through
-//! [`TestDriver::start_tls_echo`](crate::TestDriver::start_tls_echo).
+//! [`TestDriver::start_tls_echo`].
 
 use std::io::Write;
 use std::net::TcpStream;
