@@ -92,6 +92,20 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+/// Chainable `const` setters inside a configuration's `impl`, one per
+/// named field, each documented as setting it (the configurations are
+/// `#[non_exhaustive]`, so outside this crate they are built this way).
+macro_rules! setters {
+    ($($field:ident: $ty:ty),* $(,)?) => {$(
+        #[doc = concat!("Sets [`", stringify!($field), "`](field@Self::", stringify!($field), ").")]
+        pub const fn $field(mut self, $field: $ty) -> Self {
+            self.$field = $field;
+            self
+        }
+    )*};
+}
+pub(crate) use setters;
+
 mod buffer;
 pub mod codec;
 pub mod connection;

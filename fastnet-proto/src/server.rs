@@ -125,10 +125,8 @@ impl ServerConfig {
         }
     }
 
-    /// Sets [`codec`](field@Self::codec).
-    pub const fn codec(mut self, codec: CodecSpec) -> Self {
-        self.codec = codec;
-        self
+    crate::setters! {
+        codec: CodecSpec,
     }
 
     /// Sets [`reply_codec`](field@Self::reply_codec) (the name without
@@ -138,88 +136,21 @@ impl ServerConfig {
         self
     }
 
-    /// Sets [`limits`](field@Self::limits).
-    pub const fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Sets [`max_connections`](field@Self::max_connections).
-    pub const fn max_connections(mut self, max_connections: usize) -> Self {
-        self.max_connections = max_connections;
-        self
-    }
-
-    /// Sets [`max_connections_per_ip`](field@Self::max_connections_per_ip).
-    pub const fn max_connections_per_ip(mut self, max_connections_per_ip: Option<usize>) -> Self {
-        self.max_connections_per_ip = max_connections_per_ip;
-        self
-    }
-
-    /// Sets [`per_ip_prefix`](field@Self::per_ip_prefix).
-    pub const fn per_ip_prefix(mut self, per_ip_prefix: IpPrefix) -> Self {
-        self.per_ip_prefix = per_ip_prefix;
-        self
-    }
-
-    /// Sets [`workers`](field@Self::workers).
-    pub const fn workers(mut self, workers: usize) -> Self {
-        self.workers = workers;
-        self
-    }
-
-    /// Sets [`worker_idle_expiry`](field@Self::worker_idle_expiry).
-    pub const fn worker_idle_expiry(mut self, worker_idle_expiry: Duration) -> Self {
-        self.worker_idle_expiry = worker_idle_expiry;
-        self
-    }
-
-    /// Sets [`rx_buffer`](field@Self::rx_buffer).
-    pub const fn rx_buffer(mut self, rx_buffer: usize) -> Self {
-        self.rx_buffer = rx_buffer;
-        self
-    }
-
-    /// Sets [`tx_buffer`](field@Self::tx_buffer).
-    pub const fn tx_buffer(mut self, tx_buffer: usize) -> Self {
-        self.tx_buffer = tx_buffer;
-        self
-    }
-
-    /// Sets [`push_queue`](field@Self::push_queue).
-    pub const fn push_queue(mut self, push_queue: usize) -> Self {
-        self.push_queue = push_queue;
-        self
-    }
-
-    /// Sets [`nodelay`](field@Self::nodelay).
-    pub const fn nodelay(mut self, nodelay: bool) -> Self {
-        self.nodelay = nodelay;
-        self
-    }
-
-    /// Sets [`keepalive`](field@Self::keepalive).
-    pub const fn keepalive(mut self, keepalive: Option<Duration>) -> Self {
-        self.keepalive = keepalive;
-        self
-    }
-
-    /// Sets [`listen_backlog`](field@Self::listen_backlog).
-    pub const fn listen_backlog(mut self, listen_backlog: u32) -> Self {
-        self.listen_backlog = listen_backlog;
-        self
-    }
-
-    /// Sets [`max_handshakes`](field@Self::max_handshakes).
-    pub const fn max_handshakes(mut self, max_handshakes: usize) -> Self {
-        self.max_handshakes = max_handshakes;
-        self
-    }
-
-    /// Sets [`reuse_port`](field@Self::reuse_port).
-    pub const fn reuse_port(mut self, reuse_port: bool) -> Self {
-        self.reuse_port = reuse_port;
-        self
+    crate::setters! {
+        limits: Limits,
+        max_connections: usize,
+        max_connections_per_ip: Option<usize>,
+        per_ip_prefix: IpPrefix,
+        workers: usize,
+        worker_idle_expiry: Duration,
+        rx_buffer: usize,
+        tx_buffer: usize,
+        push_queue: usize,
+        nodelay: bool,
+        keepalive: Option<Duration>,
+        listen_backlog: u32,
+        max_handshakes: usize,
+        reuse_port: bool,
     }
 
     /// The limits a server starts with, safe against peers that stall:

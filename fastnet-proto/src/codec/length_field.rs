@@ -70,46 +70,14 @@ impl LengthFieldConfig {
         }
     }
 
-    /// Sets [`width`](field@Self::width).
-    pub const fn width(mut self, width: u8) -> Self {
-        self.width = width;
-        self
-    }
-
-    /// Sets [`endian`](field@Self::endian).
-    pub const fn endian(mut self, endian: Endian) -> Self {
-        self.endian = endian;
-        self
-    }
-
-    /// Sets [`offset`](field@Self::offset).
-    pub const fn offset(mut self, offset: usize) -> Self {
-        self.offset = offset;
-        self
-    }
-
-    /// Sets [`adjust`](field@Self::adjust).
-    pub const fn adjust(mut self, adjust: i64) -> Self {
-        self.adjust = adjust;
-        self
-    }
-
-    /// Sets [`strip`](field@Self::strip).
-    pub const fn strip(mut self, strip: Option<usize>) -> Self {
-        self.strip = strip;
-        self
-    }
-
-    /// Sets [`max_frame`](field@Self::max_frame).
-    pub const fn max_frame(mut self, max_frame: usize) -> Self {
-        self.max_frame = max_frame;
-        self
-    }
-
-    /// Sets [`oversize`](field@Self::oversize).
-    pub const fn oversize(mut self, oversize: Oversize) -> Self {
-        self.oversize = oversize;
-        self
+    crate::setters! {
+        width: u8,
+        endian: Endian,
+        offset: usize,
+        adjust: i64,
+        strip: Option<usize>,
+        max_frame: usize,
+        oversize: Oversize,
     }
 
     /// Checks the configuration; returns the header length

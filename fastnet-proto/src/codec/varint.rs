@@ -60,40 +60,13 @@ impl VarintConfig {
         }
     }
 
-    /// Sets [`max_prefix`](field@Self::max_prefix).
-    pub const fn max_prefix(mut self, max_prefix: u8) -> Self {
-        self.max_prefix = max_prefix;
-        self
-    }
-
-    /// Sets [`offset`](field@Self::offset).
-    pub const fn offset(mut self, offset: usize) -> Self {
-        self.offset = offset;
-        self
-    }
-
-    /// Sets [`adjust`](field@Self::adjust).
-    pub const fn adjust(mut self, adjust: i64) -> Self {
-        self.adjust = adjust;
-        self
-    }
-
-    /// Sets [`strip`](field@Self::strip).
-    pub const fn strip(mut self, strip: Option<usize>) -> Self {
-        self.strip = strip;
-        self
-    }
-
-    /// Sets [`max_frame`](field@Self::max_frame).
-    pub const fn max_frame(mut self, max_frame: usize) -> Self {
-        self.max_frame = max_frame;
-        self
-    }
-
-    /// Sets [`oversize`](field@Self::oversize).
-    pub const fn oversize(mut self, oversize: Oversize) -> Self {
-        self.oversize = oversize;
-        self
+    crate::setters! {
+        max_prefix: u8,
+        offset: usize,
+        adjust: i64,
+        strip: Option<usize>,
+        max_frame: usize,
+        oversize: Oversize,
     }
 
     fn check(&self) -> Result<(), Error> {

@@ -104,58 +104,16 @@ impl Limits {
         }
     }
 
-    /// Sets [`idle_timeout`](field@Self::idle_timeout).
-    pub const fn idle_timeout(mut self, idle_timeout: Option<Duration>) -> Self {
-        self.idle_timeout = idle_timeout;
-        self
-    }
-
-    /// Sets [`read_timeout`](field@Self::read_timeout).
-    pub const fn read_timeout(mut self, read_timeout: Option<Duration>) -> Self {
-        self.read_timeout = read_timeout;
-        self
-    }
-
-    /// Sets [`write_stall_timeout`](field@Self::write_stall_timeout).
-    pub const fn write_stall_timeout(mut self, write_stall_timeout: Option<Duration>) -> Self {
-        self.write_stall_timeout = write_stall_timeout;
-        self
-    }
-
-    /// Sets [`max_bytes_in`](field@Self::max_bytes_in).
-    pub const fn max_bytes_in(mut self, max_bytes_in: Option<u64>) -> Self {
-        self.max_bytes_in = max_bytes_in;
-        self
-    }
-
-    /// Sets [`tx_high_water`](field@Self::tx_high_water).
-    pub const fn tx_high_water(mut self, tx_high_water: Option<usize>) -> Self {
-        self.tx_high_water = tx_high_water;
-        self
-    }
-
-    /// Sets [`tx_low_water`](field@Self::tx_low_water).
-    pub const fn tx_low_water(mut self, tx_low_water: Option<usize>) -> Self {
-        self.tx_low_water = tx_low_water;
-        self
-    }
-
-    /// Sets [`drain_timeout`](field@Self::drain_timeout).
-    pub const fn drain_timeout(mut self, drain_timeout: Option<Duration>) -> Self {
-        self.drain_timeout = drain_timeout;
-        self
-    }
-
-    /// Sets [`skip_malformed`](field@Self::skip_malformed).
-    pub const fn skip_malformed(mut self, skip_malformed: bool) -> Self {
-        self.skip_malformed = skip_malformed;
-        self
-    }
-
-    /// Sets [`wake_budget`](field@Self::wake_budget).
-    pub const fn wake_budget(mut self, wake_budget: Option<NonZeroU32>) -> Self {
-        self.wake_budget = wake_budget;
-        self
+    crate::setters! {
+        idle_timeout: Option<Duration>,
+        read_timeout: Option<Duration>,
+        write_stall_timeout: Option<Duration>,
+        max_bytes_in: Option<u64>,
+        tx_high_water: Option<usize>,
+        tx_low_water: Option<usize>,
+        drain_timeout: Option<Duration>,
+        skip_malformed: bool,
+        wake_budget: Option<NonZeroU32>,
     }
 
     /// Whether any timer can be armed: without one, a driver may pass the
