@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fastnet_proto::connection::{Buffers, CloseReason, ConnStats, State};
 use smol::{future, Timer};
@@ -35,6 +35,9 @@ enum End {
     Aborted,
     Panicked,
 }
+
+/// `Driver::timer_at` when no deadline is armed.
+const NOT_ARMED: u64 = u64::MAX;
 
 /// What woke the task.
 #[derive(Clone, Copy, Debug, Default)]
@@ -109,7 +112,9 @@ struct Driver<H: Handler, D: ServerDecoder, E: ServerEncoder> {
     /// when the deadline moves earlier or the timer fired), so traffic does
     /// not touch the reactor's timer set.
     timer: Timer,
-    timer_at: Option<Instant>,
+    /// The armed deadline, in nanoseconds from the server's epoch, or
+    /// [`NOT_ARMED`] (an `Option<Instant>` would take twice the room).
+    timer_at: u64,
     /// Traffic already added to the server statistics.
     reported: ConnStats,
     /// Pushed frames are waiting for room in the tx buffer.
@@ -154,7 +159,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
             stream,
             conn,
             timer: Timer::never(),
-            timer_at: None,
+            timer_at: NOT_ARMED,
             reported: ConnStats::default(),
             push_backlog: false,
             closing_requested: false,
@@ -276,8 +281,8 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         let shared = &self.shared;
         let mut wake = Wake::default();
         let signalled = shared.flags.load(Ordering::SeqCst) & (PUSH | CLOSE | SHUTDOWN) != 0;
-        if self.timer_at.is_some() && Pin::new(&mut self.timer).poll(cx).is_ready() {
-            self.timer_at = None;
+        if self.timer_at != NOT_ARMED && Pin::new(&mut self.timer).poll(cx).is_ready() {
+            self.timer_at = NOT_ARMED;
             wake.timer = true;
         }
         if write && self.stream.poll_writable(cx).is_ready() {
@@ -371,7 +376,13 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         if !self.conn.wants_poll() {
             return;
         }
-        while let Some(mut frame) = self.conn.poll_frame() {
+        // `loop` and `let else`, not `while let`: the latter keeps the
+        // `Option` beside the frame across the handler's `.await`, 40 bytes
+        // more in every connection's task.
+        loop {
+            let Some(mut frame) = self.conn.poll_frame() else {
+                return;
+            };
             let Some(state) = self.state.as_mut() else {
                 return;
             };
@@ -538,10 +549,11 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         let Some(at) = self.conn.poll_timeout() else {
             return;
         };
-        let at = later(self.server().epoch, at);
-        if self.timer_at.is_none_or(|armed| at < armed) {
-            self.timer.set_at(at);
-            self.timer_at = Some(at);
+        // Below NOT_ARMED even when saturated (584 years on: never).
+        let nanos = u64::try_from(at.as_nanos()).unwrap_or(NOT_ARMED - 1);
+        if nanos < self.timer_at {
+            self.timer.set_at(later(self.server().epoch, at));
+            self.timer_at = nanos;
         }
     }
 
@@ -649,12 +661,10 @@ mod tests {
         // Never polled, never registered: dropping it would report a close
         // for a connection the server never admitted.
         std::mem::forget(fut);
-        // 1072: the handler's `Ctx`, one type for both drivers, reaches the
-        // frame's outbox through a reference, so the outbox is a local of
-        // its own across the handler's `.await` (32 bytes more than when
-        // the context held it by value); the write-stall timer and the
-        // wake budget added 16 more to the state machine (after its three
-        // clocks shrank to nanoseconds).
-        assert!(size <= 1072, "connection task future is {size} bytes");
+        // 944 on x86_64 (960 with `tls`: its link): the driver (its connection keeps its limits in
+        // nanoseconds, 64 bytes instead of 120), the run loop's state (the
+        // frame, its outbox, the handler's `Ctx` and future across the
+        // handler's `.await`) and the wrapper's. Grows only with a reason.
+        assert!(size <= 960, "connection task future is {size} bytes");
     }
 }

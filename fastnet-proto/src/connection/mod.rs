@@ -8,6 +8,7 @@
 mod push;
 mod types;
 
+use core::num::NonZeroU32;
 use core::time::Duration;
 
 #[cfg(feature = "alloc")]
@@ -105,7 +106,7 @@ pub struct Connection<D, E, R, T> {
     encoder: E,
     rx: Buffer<R>,
     tx: Ring<T>,
-    limits: Limits,
+    limits: Kept,
     state: State,
     /// The peer sent EOF; close once the buffered frames are processed.
     eof: bool,
@@ -263,8 +264,72 @@ fn enqueue<E: Encoder, T: AsRef<[u8]> + AsMut<[u8]>>(
 
 /// When a timer started at `since` fires; `None` when it is off or would
 /// fire past the end of time (a timeout of [`Duration::MAX`] is never).
-fn deadline(since: Duration, timeout: Option<Duration>) -> Option<Duration> {
-    timeout.and_then(|t| since.checked_add(t))
+/// [`Limits`] as a connection keeps them, in about half the room (every
+/// idle connection holds a copy): timeouts in nanoseconds, the byte limit
+/// without its `Option`, the watermarks resolved.
+#[derive(Clone, Copy, Debug)]
+struct Kept {
+    idle: Timeout,
+    read: Timeout,
+    write_stall: Timeout,
+    drain: Timeout,
+    /// `u64::MAX`: no limit (as many bytes never arrive).
+    max_bytes_in: u64,
+    high_water: usize,
+    low_water: usize,
+    skip_malformed: bool,
+    wake_budget: Option<NonZeroU32>,
+}
+
+impl Kept {
+    fn new(limits: &Limits, high_water: usize, low_water: usize) -> Self {
+        Kept {
+            idle: Timeout::from(limits.idle_timeout),
+            read: Timeout::from(limits.read_timeout),
+            write_stall: Timeout::from(limits.write_stall_timeout),
+            drain: Timeout::from(limits.drain_timeout),
+            max_bytes_in: limits.max_bytes_in.unwrap_or(u64::MAX),
+            high_water,
+            low_water,
+            skip_malformed: limits.skip_malformed,
+            wake_budget: limits.wake_budget,
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits::none()
+            .idle_timeout(self.idle.get())
+            .read_timeout(self.read.get())
+            .write_stall_timeout(self.write_stall.get())
+            .drain_timeout(self.drain.get())
+            .max_bytes_in((self.max_bytes_in != u64::MAX).then_some(self.max_bytes_in))
+            .tx_high_water(Some(self.high_water))
+            .tx_low_water(Some(self.low_water))
+            .skip_malformed(self.skip_malformed)
+            .wake_budget(self.wake_budget)
+    }
+}
+
+/// A timeout in nanoseconds; `u64::MAX` is none. A timeout that long
+/// (584 years) would never fire anyway: the clock saturates there.
+#[derive(Clone, Copy, Debug)]
+struct Timeout(u64);
+
+impl Timeout {
+    fn get(self) -> Option<Duration> {
+        (self.0 != u64::MAX).then(|| Duration::from_nanos(self.0))
+    }
+
+    /// When a timer started at `since` fires, if ever.
+    fn deadline(self, since: Duration) -> Option<Duration> {
+        self.get().and_then(|t| since.checked_add(t))
+    }
+}
+
+impl From<Option<Duration>> for Timeout {
+    fn from(t: Option<Duration>) -> Self {
+        Timeout(t.map_or(u64::MAX, |t| Nanos::from(t).0))
+    }
 }
 
 impl<D, E, R, T> Connection<D, E, R, T>
@@ -302,11 +367,7 @@ where
             });
         }
         // Resolved once; `limits()` then shows the marks in force.
-        let limits = Limits {
-            tx_high_water: Some(high_water),
-            tx_low_water: Some(low_water),
-            ..limits
-        };
+        let limits = Kept::new(&limits, high_water, low_water);
         Ok(Connection {
             decoder,
             encoder,
@@ -425,9 +486,11 @@ where
         &self.stats
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    /// The limits in force, with the watermarks resolved. A timeout of
+    /// 2^64 nanoseconds (584 years) or more shows as `None`: it never
+    /// fires.
+    pub fn limits(&self) -> Limits {
+        self.limits.limits()
     }
 
     /// Bytes received and not yet consumed as frames.
@@ -472,10 +535,10 @@ where
             self.rx.compact();
         }
         let allowance = match self.limits.max_bytes_in {
-            Some(max) => usize::try_from(max.saturating_sub(self.stats.bytes_in))
+            u64::MAX => usize::MAX,
+            max => usize::try_from(max.saturating_sub(self.stats.bytes_in))
                 .unwrap_or(usize::MAX)
                 .saturating_add(1),
-            None => usize::MAX,
         };
         let spare = self.rx.spare_mut();
         let n = spare.len().min(allowance);
@@ -507,13 +570,12 @@ where
         self.last_activity = Nanos::from(now);
         self.last_read = Nanos::from(now);
         self.clock = Nanos::from(now);
-        if let Some(max) = self.limits.max_bytes_in {
-            if self.stats.bytes_in > max {
-                let over = (self.stats.bytes_in - max) as usize;
-                self.rx.truncate(self.rx.len().saturating_sub(over));
-                self.stats.bytes_in = max;
-                self.over_byte_limit = true;
-            }
+        let max = self.limits.max_bytes_in;
+        if self.stats.bytes_in > max {
+            let over = (self.stats.bytes_in - max) as usize;
+            self.rx.truncate(self.rx.len().saturating_sub(over));
+            self.stats.bytes_in = max;
+            self.over_byte_limit = true;
         }
     }
 
@@ -586,14 +648,17 @@ where
             return;
         }
         if let (State::Draining(reason), Some(since)) = (self.state, self.partial_since) {
-            if deadline(since, self.limits.drain_timeout).is_some_and(|d| now >= d) {
+            if self.limits.drain.deadline(since).is_some_and(|d| now >= d) {
                 // The peer does not take what is queued: give up on it.
                 self.state = State::Closed(reason);
                 return;
             }
         }
-        let idle =
-            deadline(self.last_activity.get(), self.limits.idle_timeout).filter(|&d| now >= d);
+        let idle = self
+            .limits
+            .idle
+            .deadline(self.last_activity.get())
+            .filter(|&d| now >= d);
         let stall = self.stall_deadline().filter(|&d| now >= d);
         let due = match (idle, stall) {
             (Some(i), Some(s)) if i < s => Some(CloseReason::IdleTimeout),
@@ -606,7 +671,7 @@ where
             return;
         }
         if let (State::Open, Some(since)) = (self.state, self.partial_since) {
-            if deadline(since, self.limits.read_timeout).is_some_and(|d| now >= d) {
+            if self.limits.read.deadline(since).is_some_and(|d| now >= d) {
                 self.partial_since = None;
                 self.begin_close(CloseReason::ReadTimeout);
             }
@@ -780,12 +845,12 @@ where
         if self.is_closed() {
             return None;
         }
-        let idle = deadline(self.last_activity.get(), self.limits.idle_timeout);
+        let idle = self.limits.idle.deadline(self.last_activity.get());
         let timer = match self.state {
-            State::Open => self.limits.read_timeout,
-            _ => self.limits.drain_timeout,
+            State::Open => self.limits.read,
+            _ => self.limits.drain,
         };
-        let partial_or_drain = self.partial_since.and_then(|s| deadline(s, timer));
+        let partial_or_drain = self.partial_since.and_then(|s| timer.deadline(s));
         [idle, partial_or_drain, self.stall_deadline()]
             .into_iter()
             .flatten()
@@ -901,12 +966,12 @@ where
     /// Replies queued at which frames stop being handed out (resolved in
     /// `new`, so never `None`).
     fn high_water(&self) -> usize {
-        self.limits.tx_high_water.unwrap_or(usize::MAX)
+        self.limits.high_water
     }
 
     /// Replies queued at which frames are handed out again.
     fn low_water(&self) -> usize {
-        self.limits.tx_low_water.unwrap_or(0)
+        self.limits.low_water
     }
 
     /// One unit of this wake's work budget was used.
@@ -941,7 +1006,7 @@ where
 
     fn stall_deadline(&self) -> Option<Duration> {
         self.stall_since
-            .and_then(|s| deadline(s, self.limits.write_stall_timeout))
+            .and_then(|s| self.limits.write_stall.deadline(s))
     }
 
     fn begin_close(&mut self, reason: CloseReason) {
