@@ -11,9 +11,10 @@
 //!
 //! This is a delimiter codec with delimiter `0x00` plus an in-place
 //! transform: the decoder scans for the `0x00` (resumably, each byte once),
-//! then undoes the stuffing inside the caller's buffer, where the payload
-//! ends up at the front of the frame. A decoded payload is never longer than
-//! its encoding, so the rewrite only ever moves bytes backwards.
+//! then undoes the stuffing inside the caller's buffer: the payload starts
+//! one byte into its frame. A decoded payload is never longer than its
+//! encoding, so the rewrite only ever moves bytes backwards, and only after
+//! a full group (254 bytes without a zero).
 //!
 //! A lone `0x00` (an empty encoding, e.g. a sync byte between frames) is not
 //! a frame and is skipped. A frame whose code byte runs past the frame's end
@@ -41,26 +42,32 @@ const fn check_cobs_max_frame(max_frame: usize) -> Result<(), Error> {
 }
 
 /// Undoes COBS in place: `buf` holds one frame's encoded bytes without its
-/// `0x00`. On success the payload is `buf[..n]` for the returned `n`.
+/// `0x00`. On success the payload is `buf[start..end]` for the returned
+/// `(start, end)`.
 ///
-/// The payload is `buf[1..]` moved one byte back, with each code byte
-/// turned into the zero it stands for, except that the code byte after a
-/// full group stands for nothing and is dropped (what follows moves back
-/// one more). So the bytes move in runs between full groups, one move per
-/// run rather than one per group, and a group costs one read of its code
-/// byte. The write position never passes the read position, so the rewrite
-/// is safe in place; on error `buf` may be partly rewritten.
+/// The payload is `buf[1..]` with each code byte turned into the zero it
+/// stands for, except that the code byte after a full group stands for
+/// nothing and is dropped (what follows moves back one byte per drop). So
+/// a frame without full groups (every frame of up to 254 bytes) costs a
+/// read of each code byte and a write of each zero, and moves nothing;
+/// after a full group the bytes move in runs between full groups, one move
+/// per run rather than one per group. The write position never passes the
+/// read position, so the rewrite is safe in place; on error `buf` may be
+/// partly rewritten.
 #[inline(always)]
-fn unstuff_in_place(buf: &mut [u8]) -> Result<usize, Error> {
+fn unstuff_in_place(buf: &mut [u8]) -> Result<(usize, usize), Error> {
     let end = buf.len();
-    // `buf[seg..at]` is still to move back by `shift`.
-    let (mut seg, mut shift) = (1, 1);
+    // `buf[seg..at]` is still to move back by `shift`: nothing moves before
+    // the first full group.
+    let (mut seg, mut shift) = (1, 0);
     let mut at = 0;
     let mut after_full = false;
     while let Some(&code) = buf.get(at) {
         if at > 0 {
             if after_full {
-                move_back(buf, seg..at, shift);
+                if shift > 0 {
+                    move_back(buf, seg..at, shift);
+                }
                 seg = at + 1;
                 shift += 1;
             } else if let Some(slot) = buf.get_mut(at) {
@@ -78,9 +85,11 @@ fn unstuff_in_place(buf: &mut [u8]) -> Result<usize, Error> {
         after_full = code == FULL_CODE;
         at = next;
     }
-    move_back(buf, seg..end, shift);
-    // `shift` is at most 1 + the groups before `end`: at most `end`.
-    Ok(end.saturating_sub(shift))
+    if shift > 0 {
+        move_back(buf, seg..end, shift);
+    }
+    // `shift` counts code bytes after the first: at most `end - 1`.
+    Ok((1, end.saturating_sub(shift).max(1)))
 }
 
 /// Decodes `0x00`-terminated COBS frames in place.
@@ -90,8 +99,9 @@ fn unstuff_in_place(buf: &mut [u8]) -> Result<usize, Error> {
 /// buffered without a `0x00` among them. The search is resumable: each byte
 /// is examined once, then each frame's bytes once more to undo the stuffing.
 ///
-/// Payloads are delivered at the front of their frame (`start` is always 0);
-/// the frame's bytes in the caller's buffer are rewritten to hold them.
+/// Payloads are delivered one byte into their frame (`start` is always 1,
+/// past the first code byte); the frame's bytes in the caller's buffer are
+/// rewritten to hold them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CobsDecoder {
     max_frame: usize,
@@ -215,10 +225,10 @@ fn unstuff_frame(src: &mut [u8], zero: usize) -> Result<Decoded, DecodeError> {
         return Ok(Decoded::Skip(consumed));
     };
     match unstuff_in_place(encoded) {
-        Ok(len) => Ok(Decoded::Frame(Frame {
+        Ok((start, end)) => Ok(Decoded::Frame(Frame {
             consumed,
-            start: 0,
-            end: len,
+            start,
+            end,
         })),
         Err(error) => Err(DecodeError::recoverable(error, consumed)),
     }
@@ -630,13 +640,13 @@ mod tests {
                 d.decode(&mut buf),
                 Ok(Decoded::Frame(Frame {
                     consumed: wire.len(),
-                    start: 0,
-                    end: payload.len()
+                    start: 1,
+                    end: 1 + payload.len()
                 })),
                 "wire {wire:02x?}"
             );
-            // Decoded in place, at the front of the frame.
-            assert_eq!(&buf[..payload.len()], &payload[..]);
+            // Decoded in place, one byte into the frame.
+            assert_eq!(&buf[1..=payload.len()], &payload[..]);
             assert_eq!(decode_bytewise(&mut decoder(), &wire).frames, [payload]);
         }
     }
@@ -691,8 +701,8 @@ mod tests {
             d.decode(&mut [0x01, 0x00]),
             Ok(Decoded::Frame(Frame {
                 consumed: 2,
-                start: 0,
-                end: 0
+                start: 1,
+                end: 1
             }))
         );
     }
@@ -857,8 +867,8 @@ mod tests {
             d.decode(&mut [2, 7, 0]),
             Ok(Decoded::Frame(Frame {
                 consumed: 3,
-                start: 0,
-                end: 1
+                start: 1,
+                end: 2
             }))
         );
     }
@@ -877,13 +887,13 @@ mod tests {
             d.decode(&mut buf),
             Ok(Decoded::Frame(Frame {
                 consumed: 266,
-                start: 0,
-                end: 263
+                start: 1,
+                end: 264
             }))
         );
         assert_eq!(d.scanned, 0);
-        assert_eq!(&buf[..254], &[b'x'; 254][..]);
-        assert_eq!(&buf[254..263], &[b'y'; 9][..]);
+        assert_eq!(&buf[1..255], &[b'x'; 254][..]);
+        assert_eq!(&buf[255..264], &[b'y'; 9][..]);
     }
 
     #[test]
