@@ -10,8 +10,9 @@ use std::task::Waker;
 use atomic_waker::AtomicWaker;
 use fastnet_driver::conn::{ConnHandle, ConnInfo, HandleSource, PushTarget};
 use fastnet_driver::server::Core;
+use fastnet_driver::server::SpecDecoder;
 use fastnet_driver::server::{ServerDecoder, ServerEncoder};
-use fastnet_proto::codec::{AnyDecoder, AnyEncoder};
+use fastnet_proto::codec::AnyEncoder;
 use fastnet_proto::connection::{PushQueue, SendError};
 
 use crate::sync::{lock, WakerId};
@@ -27,7 +28,7 @@ pub(crate) const ABORT: u8 = 8;
 
 /// Everything the accept loop and the connection tasks share; not generic
 /// over the handler.
-pub(crate) type ServerShared<D = AnyDecoder, E = AnyEncoder> =
+pub(crate) type ServerShared<D = SpecDecoder, E = AnyEncoder> =
     Core<Arc<ConnShared<D, E>>, Smol, D, E>;
 
 /// This driver's part of [`ServerShared`].
@@ -56,7 +57,7 @@ pub(crate) fn signal_all<D, E>(shared: &ServerShared<D, E>, flag: u8) {
 /// `repr(C)`, the fields every wake-up reads first: they share the first
 /// cache line, which the reactor fetches ahead of waking the task.
 #[repr(C)]
-pub(crate) struct ConnShared<D = AnyDecoder, E = AnyEncoder> {
+pub(crate) struct ConnShared<D = SpecDecoder, E = AnyEncoder> {
     /// Signals for the task: [`PUSH`], [`CLOSE`], [`SHUTDOWN`], [`ABORT`].
     pub(crate) flags: AtomicU8,
     /// Which waker `waker` holds (written only by the task).

@@ -10,10 +10,11 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
+use fastnet_driver::server::SpecDecoder;
 use fastnet_driver::server::{listen, Core, PoolShape, ServerCodec, ServerDecoder, ServerEncoder};
 use fastnet_driver::socket::{fit_max_connections, tune_accepted, AcceptBackoff};
 use fastnet_driver::tls::{ServerTls, TlsServerConfig};
-use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec};
+use fastnet_proto::codec::{AnyEncoder, CodecSpec};
 use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapshot};
 use smol::{future, Async, Executor, Timer};
 
@@ -62,7 +63,7 @@ pub enum Layout {
 /// (built-in codecs) or [`Server::builder_with`] (a codec of your own: `D`
 /// decodes requests, `E` encodes replies and pushes).
 #[derive(Debug)]
-pub struct ServerBuilder<D = AnyDecoder, E = AnyEncoder> {
+pub struct ServerBuilder<D = SpecDecoder, E = AnyEncoder> {
     addrs: io::Result<Vec<SocketAddr>>,
     config: ServerConfig,
     codec: ServerCodec<D, E>,
@@ -157,7 +158,7 @@ fn worker_threads(config: &ServerConfig) -> usize {
 ///
 /// [`Decoder`]: fastnet_proto::codec::Decoder
 /// [`Encoder`]: fastnet_proto::codec::Encoder
-pub struct Server<D = AnyDecoder, E = AnyEncoder> {
+pub struct Server<D = SpecDecoder, E = AnyEncoder> {
     listener: Async<TcpListener>,
     local_addr: SocketAddr,
     pub(crate) shared: Arc<ServerShared<D, E>>,
@@ -431,7 +432,7 @@ async fn wait_idle<D, E>(shared: &ServerShared<D, E>) {
 }
 
 /// Stops a [`Server`] from any thread: cloneable, `Send + Sync`.
-pub struct ShutdownHandle<D = AnyDecoder, E = AnyEncoder> {
+pub struct ShutdownHandle<D = SpecDecoder, E = AnyEncoder> {
     shared: Arc<ServerShared<D, E>>,
 }
 

@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use fastnet_driver::server::SpecDecoder;
 use fastnet_driver::server::{
     listen, reach, Core, PoolShape, ServerCodec, ServerDecoder, ServerEncoder,
 };
 use fastnet_driver::socket::{fit_max_connections, tune_accepted, AcceptBackoff};
 use fastnet_driver::tls::{Link, ServerTls, TlsServerConfig};
-use fastnet_proto::codec::{AnyDecoder, AnyEncoder, CodecSpec};
+use fastnet_proto::codec::{AnyEncoder, CodecSpec};
 use fastnet_proto::connection::PushQueue;
 use fastnet_proto::server::{RejectReason, ServerConfig, ServerStats, StatsSnapshot};
 
@@ -41,7 +42,7 @@ const KEPT_BUFFER_SETS: usize = 512;
 /// default (see [`ServerConfig::new`]); the address defaults to
 /// `127.0.0.1:0`.
 #[derive(Debug)]
-pub struct ServerBuilder<D = AnyDecoder, E = AnyEncoder> {
+pub struct ServerBuilder<D = SpecDecoder, E = AnyEncoder> {
     addrs: io::Result<Vec<SocketAddr>>,
     config: ServerConfig,
     codec: ServerCodec<D, E>,
@@ -113,7 +114,7 @@ impl<D: ServerDecoder, E: ServerEncoder> ServerBuilder<D, E> {
 }
 
 /// The server state workers and shutdown handles share.
-pub(crate) type StdCore<D = AnyDecoder, E = AnyEncoder> = Core<Arc<ConnShared<E>>, Std, D, E>;
+pub(crate) type StdCore<D = SpecDecoder, E = AnyEncoder> = Core<Arc<ConnShared<E>>, Std, D, E>;
 
 /// This driver's part of [`StdCore`].
 #[derive(Debug)]
@@ -129,7 +130,7 @@ pub(crate) struct Std {
 /// Stops a [`Server`] from another thread; from
 /// [`Server::shutdown_handle`]. Cheap to clone.
 #[derive(Debug)]
-pub struct ShutdownHandle<D = AnyDecoder, E = AnyEncoder> {
+pub struct ShutdownHandle<D = SpecDecoder, E = AnyEncoder> {
     core: Arc<StdCore<D, E>>,
 }
 
@@ -185,7 +186,7 @@ impl<D, E> ShutdownHandle<D, E> {
 ///
 /// [`Decoder`]: fastnet_proto::codec::Decoder
 /// [`Encoder`]: fastnet_proto::codec::Encoder
-pub struct Server<D = AnyDecoder, E = AnyEncoder> {
+pub struct Server<D = SpecDecoder, E = AnyEncoder> {
     listener: TcpListener,
     local_addr: SocketAddr,
     core: Arc<StdCore<D, E>>,

@@ -2,10 +2,10 @@
 //! one encoder type that dispatch with a `match` (no boxing, no vtable).
 
 use super::{
-    CobsDecoder, CobsEncoder, Decoded, Decoder, DelimiterDecoder, DelimiterEncoder, Delimiters,
-    Encoder, Envelope, FixedDecoder, FixedEncoder, LengthFieldConfig, LengthFieldDecoder,
-    LengthFieldEncoder, Oversize, RawDecoder, RawEncoder, VarintConfig, VarintDecoder,
-    VarintEncoder,
+    CobsDecoder, CobsEncoder, Decoded, Decoder, DelimiterDecoder, DelimiterEncoder, DelimiterState,
+    Delimiters, Encoder, Envelope, FixedDecoder, FixedEncoder, LengthFieldConfig,
+    LengthFieldDecoder, LengthFieldEncoder, Oversize, PrefixState, RawDecoder, RawEncoder,
+    SplitDecoder, VarintConfig, VarintDecoder, VarintEncoder,
 };
 use crate::{DecodeError, Error};
 
@@ -279,6 +279,64 @@ impl Decoder for AnyDecoder {
     }
 }
 
+/// One stream's state of an [`AnyDecoder`] (see [`SplitDecoder`]): the
+/// state of the decoder it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnyState(StateOf);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StateOf {
+    Raw(RawDecoder),
+    Delimiter(DelimiterState),
+    Fixed(FixedDecoder),
+    LengthField(PrefixState),
+    Varint(PrefixState),
+    Cobs(CobsDecoder),
+}
+
+impl SplitDecoder for AnyDecoder {
+    type State = AnyState;
+
+    fn new_state(&self) -> AnyState {
+        AnyState(match self {
+            AnyDecoder::Raw(d) => StateOf::Raw(d.new_state()),
+            AnyDecoder::Delimiter(d) => StateOf::Delimiter(d.new_state()),
+            AnyDecoder::Fixed(d) => StateOf::Fixed(d.new_state()),
+            AnyDecoder::LengthField(d) => StateOf::LengthField(d.new_state()),
+            AnyDecoder::Varint(d) => StateOf::Varint(d.new_state()),
+            AnyDecoder::Cobs(d) => StateOf::Cobs(d.new_state()),
+        })
+    }
+
+    #[inline]
+    fn decode_with(&self, state: &mut AnyState, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        loop {
+            match (self, &mut state.0) {
+                (AnyDecoder::Raw(d), StateOf::Raw(s)) => return d.decode_with(s, src),
+                (AnyDecoder::Delimiter(d), StateOf::Delimiter(s)) => return d.decode_with(s, src),
+                (AnyDecoder::Fixed(d), StateOf::Fixed(s)) => return d.decode_with(s, src),
+                (AnyDecoder::LengthField(d), StateOf::LengthField(s)) => {
+                    return d.decode_with(s, src)
+                }
+                (AnyDecoder::Varint(d), StateOf::Varint(s)) => return d.decode_with(s, src),
+                (AnyDecoder::Cobs(d), StateOf::Cobs(s)) => return d.decode_with(s, src),
+                // Another decoder's state: a fresh stream's instead.
+                _ => *state = self.new_state(),
+            }
+        }
+    }
+
+    fn is_skipping_with(&self, state: &AnyState) -> bool {
+        match (self, &state.0) {
+            (AnyDecoder::Delimiter(d), StateOf::Delimiter(s)) => d.is_skipping_with(s),
+            (AnyDecoder::LengthField(d), StateOf::LengthField(s)) => d.is_skipping_with(s),
+            (AnyDecoder::Varint(d), StateOf::Varint(s)) => d.is_skipping_with(s),
+            (AnyDecoder::Cobs(d), StateOf::Cobs(s)) => d.is_skipping_with(s),
+            _ => false,
+        }
+    }
+}
+
 impl Encoder for AnyEncoder {
     fn encoded_len(&self, payload: &[u8]) -> Result<usize, Error> {
         dispatch!(AnyEncoder, self, e => e.encoded_len(payload))
@@ -364,7 +422,62 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_state_from_another_decoder_counts_as_a_fresh_stream() {
+        let lines = CodecSpec::lines(100).decoder().unwrap();
+        let fixed = CodecSpec::Fixed { len: 2 }.decoder().unwrap();
+        let mut state = fixed.new_state();
+        assert_eq!(
+            lines.decode_with(&mut state, &mut b"ab\n".to_vec()),
+            Ok(Decoded::Frame(super::super::Frame {
+                consumed: 3,
+                start: 0,
+                end: 2
+            }))
+        );
+        assert_eq!(state, lines.new_state());
+        assert!(!lines.is_skipping_with(&fixed.new_state()));
+    }
+
+    /// Clones of one shared decoder hold a pointer and their own state,
+    /// nothing else: the point of sharing.
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn a_shared_decoder_is_small() {
+        use super::super::SharedDecoder;
+        let size = core::mem::size_of::<SharedDecoder<AnyDecoder>>();
+        assert!(size <= 48, "{size} bytes");
+        assert!(
+            size * 4 <= core::mem::size_of::<AnyDecoder>(),
+            "{size} bytes"
+        );
+    }
+
     proptest! {
+        /// A shared decoder (a clone of one template per stream) decodes
+        /// any bytes, valid or not, in any chunks, exactly as the decoder
+        /// it shares: the same frames, the same errors, the same stop.
+        #[cfg(feature = "alloc")]
+        #[test]
+        fn shared_decodes_as_the_decoder_itself(which in 0usize..9,
+                                                wire in proptest::collection::vec(
+                                                    prop_oneof![4 => any::<u8>(), 1 => Just(0u8),
+                                                                1 => Just(b'\n'), 1 => Just(b'|')],
+                                                    0..400),
+                                                chunks in proptest::collection::vec(1usize..80, 1..6),
+                                                streams in 1usize..4) {
+            let spec = specs()[which];
+            let template = super::super::SharedDecoder::new(spec.decoder().unwrap());
+            let expected = decode_chunked(&mut spec.decoder().unwrap(), &wire, &chunks);
+            for _ in 0..streams {
+                let mut shared = template.clone();
+                prop_assert_eq!(&decode_chunked(&mut shared, &wire, &chunks), &expected);
+                // And again after a reset, on the same clone.
+                shared.reset();
+                prop_assert_eq!(&decode_chunked(&mut shared, &wire, &chunks), &expected);
+            }
+        }
+
         #[test]
         fn roundtrip_through_any(which in 0usize..9,
                                  payloads in proptest::collection::vec(

@@ -11,7 +11,7 @@
 //! occurrence" only when one delimiter occurs strictly inside another, e.g.
 //! `Y` inside `XYZ`.)
 
-use super::{check_max_frame, Decoded, Decoder, Encoder, Envelope, Frame, Oversize};
+use super::{check_max_frame, Decoded, Decoder, Encoder, Envelope, Frame, Oversize, SplitDecoder};
 use crate::{DecodeError, Error};
 
 /// Most delimiters one codec can have.
@@ -213,10 +213,25 @@ impl Delimiters {
 /// them. The search is resumable: each byte is examined once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DelimiterDecoder {
+    cfg: DelimiterConfig,
+    st: DelimiterState,
+}
+
+/// The configuration half of a [`DelimiterDecoder`] (see [`SplitDecoder`]):
+/// a field of its own so that decoding borrows it and the state apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DelimiterConfig {
     delims: Delimiters,
     keep: bool,
     max_frame: usize,
     oversize: Oversize,
+}
+
+/// Where one stream of a [`DelimiterDecoder`] stands: how far the search
+/// got, and whether an oversized frame is being discarded. The state of a
+/// [`SplitDecoder`] stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DelimiterState {
     /// Bytes at the front of the buffer already searched for a delimiter end.
     scanned: usize,
     /// Discarding an oversized frame up to its delimiter.
@@ -235,12 +250,13 @@ impl DelimiterDecoder {
             });
         }
         Ok(DelimiterDecoder {
-            delims,
-            keep: false,
-            max_frame,
-            oversize: Oversize::Close,
-            scanned: 0,
-            discarding: false,
+            cfg: DelimiterConfig {
+                delims,
+                keep: false,
+                max_frame,
+                oversize: Oversize::Close,
+            },
+            st: DelimiterState::default(),
         })
     }
 
@@ -252,49 +268,87 @@ impl DelimiterDecoder {
     /// Keeps the delimiter at the end of each payload instead of stripping it.
     #[must_use]
     pub fn keep_delimiter(mut self, keep: bool) -> Self {
-        self.keep = keep;
+        self.cfg.keep = keep;
         self
     }
 
     /// Sets the oversize policy.
     #[must_use]
     pub fn oversize(mut self, policy: Oversize) -> Self {
-        self.oversize = policy;
+        self.cfg.oversize = policy;
         self
     }
 
     /// The delimiter set.
     pub fn delimiters(&self) -> &Delimiters {
-        &self.delims
+        &self.cfg.delims
     }
+}
 
+impl DelimiterConfig {
     /// Drops scanned bytes while discarding, keeping the last
     /// `max_len - 1` so a delimiter that straddles the cut is still seen.
-    fn discard_scanned(&mut self) -> usize {
+    fn discard_scanned(&self, st: &mut DelimiterState) -> usize {
         let keep = self.delims.max_len() - 1;
-        let drop = self.scanned.saturating_sub(keep);
-        self.scanned -= drop;
+        let drop = st.scanned.saturating_sub(keep);
+        st.scanned -= drop;
         drop
     }
 }
 
 impl Decoder for DelimiterDecoder {
+    #[inline(always)]
+    fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        self.cfg.decode_in(&mut self.st, src)
+    }
+
+    fn reset(&mut self) {
+        self.st = DelimiterState::default();
+    }
+
+    fn max_frame(&self) -> usize {
+        self.cfg.max_frame
+    }
+
+    fn is_skipping(&self) -> bool {
+        self.st.discarding
+    }
+}
+
+impl SplitDecoder for DelimiterDecoder {
+    type State = DelimiterState;
+
+    fn new_state(&self) -> DelimiterState {
+        DelimiterState::default()
+    }
+
+    #[inline(always)]
+    fn decode_with(&self, st: &mut DelimiterState, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        self.cfg.decode_in(st, src)
+    }
+
+    fn is_skipping_with(&self, st: &DelimiterState) -> bool {
+        st.discarding
+    }
+}
+
+impl DelimiterConfig {
     // Small enough to inline into a caller's frame loop: lines found
     // within the maximum are answered here, with one search from where the
     // last one stopped; everything else in
     // `DelimiterDecoder::decode_general`.
     #[inline(always)]
-    fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
-        if self.delims.lines && !self.discarding {
+    fn decode_in(&self, st: &mut DelimiterState, src: &[u8]) -> Result<Decoded, DecodeError> {
+        if self.delims.lines && !st.discarding {
             let limit = src.len().min(self.max_frame);
-            let from = self.scanned;
+            let from = st.scanned;
             if let Some(lf) = src
                 .get(from..limit)
                 .and_then(|rest| super::find_byte(b'\n', rest))
             {
                 let end = from + lf + 1;
                 let cr = end >= 2 && src.get(end - 2) == Some(&b'\r');
-                self.scanned = 0;
+                st.scanned = 0;
                 return Ok(Decoded::Frame(Frame {
                     consumed: end,
                     start: 0,
@@ -306,39 +360,24 @@ impl Decoder for DelimiterDecoder {
                 }));
             }
             // Searched up to `limit`: the general path does not search again.
-            self.scanned = from.max(limit);
+            st.scanned = from.max(limit);
         }
-        self.decode_general(src)
+        self.decode_general(st, src)
     }
 
-    fn reset(&mut self) {
-        self.scanned = 0;
-        self.discarding = false;
-    }
-
-    fn max_frame(&self) -> usize {
-        self.max_frame
-    }
-
-    fn is_skipping(&self) -> bool {
-        self.discarding
-    }
-}
-
-impl DelimiterDecoder {
     /// Every delimiter set, every state, every error.
     #[inline(never)]
-    fn decode_general(&mut self, src: &[u8]) -> Result<Decoded, DecodeError> {
-        if self.discarding {
-            return Ok(match self.delims.first_end(src, self.scanned, src.len()) {
+    fn decode_general(&self, st: &mut DelimiterState, src: &[u8]) -> Result<Decoded, DecodeError> {
+        if st.discarding {
+            return Ok(match self.delims.first_end(src, st.scanned, src.len()) {
                 Some((end, _)) => {
-                    self.discarding = false;
-                    self.scanned = 0;
+                    st.discarding = false;
+                    st.scanned = 0;
                     Decoded::Skip(end)
                 }
                 None => {
-                    self.scanned = src.len();
-                    match self.discard_scanned() {
+                    st.scanned = src.len();
+                    match self.discard_scanned(st) {
                         0 => Decoded::NeedMore { frame_len: None },
                         n => Decoded::Skip(n),
                     }
@@ -346,8 +385,8 @@ impl DelimiterDecoder {
             });
         }
         let limit = src.len().min(self.max_frame);
-        if let Some((end, dlen)) = self.delims.first_end(src, self.scanned, limit) {
-            self.scanned = 0;
+        if let Some((end, dlen)) = self.delims.first_end(src, st.scanned, limit) {
+            st.scanned = 0;
             let payload_end = if self.keep { end } else { end - dlen };
             return Ok(Decoded::Frame(Frame {
                 consumed: end,
@@ -355,7 +394,7 @@ impl DelimiterDecoder {
                 end: payload_end,
             }));
         }
-        self.scanned = self.scanned.max(limit);
+        st.scanned = st.scanned.max(limit);
         if src.len() < self.max_frame {
             return Ok(Decoded::NeedMore { frame_len: None });
         }
@@ -368,8 +407,8 @@ impl DelimiterDecoder {
         match self.oversize {
             Oversize::Close => Err(DecodeError::fatal(error)),
             Oversize::Skip => {
-                self.discarding = true;
-                Err(DecodeError::recoverable(error, self.discard_scanned()))
+                st.discarding = true;
+                Err(DecodeError::recoverable(error, self.discard_scanned(st)))
             }
         }
     }
@@ -643,7 +682,7 @@ mod tests {
         let mut d = DelimiterDecoder::lines(1000).unwrap();
         let mut buf = vec![b'x'; 500];
         assert!(matches!(d.decode(&mut buf), Ok(Decoded::NeedMore { .. })));
-        assert_eq!(d.scanned, 500);
+        assert_eq!(d.st.scanned, 500);
         buf.extend_from_slice(b"yy\n");
         assert_eq!(
             d.decode(&mut buf),
@@ -653,7 +692,7 @@ mod tests {
                 end: 502
             }))
         );
-        assert_eq!(d.scanned, 0);
+        assert_eq!(d.st.scanned, 0);
     }
 
     #[test]
@@ -771,7 +810,7 @@ mod tests {
             let fast = DelimiterDecoder::lines(max).unwrap().keep_delimiter(keep).oversize(policy);
             // The same set through the general search.
             let mut general = fast;
-            general.delims.lines = false;
+            general.cfg.delims.lines = false;
             for chunks in [&chunks[..], &[1], &[input.len().max(1)]] {
                 prop_assert_eq!(
                     decode_chunked(&mut fast.clone(), &input, chunks),

@@ -2,7 +2,7 @@
 //!
 //! See [`LengthFieldDecoder`] for the layout and the checks.
 
-use super::{check_max_frame, Decoded, Decoder, Encoder, Envelope, Frame, Oversize};
+use super::{check_max_frame, Decoded, Decoder, Encoder, Envelope, Frame, Oversize, SplitDecoder};
 use crate::{DecodeError, Error};
 
 /// Byte order of a length field.
@@ -145,6 +145,13 @@ pub(crate) fn frame_bounds(
     }
     Ok(FrameBounds { frame_len, strip })
 }
+
+/// Where one stream of a length-prefixed decoder ([`LengthFieldDecoder`],
+/// [`VarintDecoder`](super::VarintDecoder)) stands: between frames, inside
+/// one whose header was read, or skipping an oversized one. The state of a
+/// [`SplitDecoder`] stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrefixState(pub(crate) FrameState);
 
 /// Resumable state of a length-prefixed decoder, shared by the length field
 /// and varint decoders.
@@ -385,12 +392,51 @@ impl LengthFieldDecoder {
 }
 
 impl Decoder for LengthFieldDecoder {
+    #[inline(always)]
+    fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        let mut state = self.state;
+        let answer = self.decode_in(&mut state, src);
+        self.state = state;
+        answer
+    }
+
+    fn reset(&mut self) {
+        self.state = FrameState::Header;
+    }
+
+    fn max_frame(&self) -> usize {
+        self.cfg.max_frame
+    }
+
+    fn is_skipping(&self) -> bool {
+        matches!(self.state, FrameState::Skipping(_))
+    }
+}
+
+impl SplitDecoder for LengthFieldDecoder {
+    type State = PrefixState;
+
+    fn new_state(&self) -> PrefixState {
+        PrefixState(FrameState::Header)
+    }
+
+    #[inline(always)]
+    fn decode_with(&self, state: &mut PrefixState, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        self.decode_in(&mut state.0, src)
+    }
+
+    fn is_skipping_with(&self, state: &PrefixState) -> bool {
+        matches!(state.0, FrameState::Skipping(_))
+    }
+}
+
+impl LengthFieldDecoder {
     // Small enough to inline into a caller's frame loop: the fast path
     // (a plain layout, a header at the front, a frame within the maximum)
     // is here, everything else in `LengthFieldDecoder::decode_general`.
     #[inline(always)]
-    fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
-        if self.state == FrameState::Header {
+    fn decode_in(&self, state: &mut FrameState, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        if *state == FrameState::Header {
             // tokio-util's default, a 4-byte big-endian field, needs no
             // shift and only 4 bytes buffered.
             let field = if self.fast.u32_be {
@@ -417,27 +463,13 @@ impl Decoder for LengthFieldDecoder {
                 }
             }
         }
-        self.decode_general(src)
+        self.decode_general(state, src)
     }
 
-    fn reset(&mut self) {
-        self.state = FrameState::Header;
-    }
-
-    fn max_frame(&self) -> usize {
-        self.cfg.max_frame
-    }
-
-    fn is_skipping(&self) -> bool {
-        matches!(self.state, FrameState::Skipping(_))
-    }
-}
-
-impl LengthFieldDecoder {
     /// Every layout, every state, every error.
     #[inline(never)]
-    fn decode_general(&mut self, src: &[u8]) -> Result<Decoded, DecodeError> {
-        if let Some(answer) = self.state.resume(src.len()) {
+    fn decode_general(&self, state: &mut FrameState, src: &[u8]) -> Result<Decoded, DecodeError> {
+        if let Some(answer) = state.resume(src.len()) {
             return Ok(answer);
         }
         let Some(field) = self.read_field(src) else {
@@ -450,7 +482,7 @@ impl LengthFieldDecoder {
             self.cfg.strip,
             self.cfg.max_frame,
         );
-        self.state.on_header(bounds, self.cfg.oversize, src.len())
+        state.on_header(bounds, self.cfg.oversize, src.len())
     }
 }
 

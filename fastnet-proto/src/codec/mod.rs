@@ -18,6 +18,10 @@
 //! | raw | [`RawDecoder`] | [`RawEncoder`] |
 //! | any of them, chosen at run time | [`AnyDecoder`] | [`AnyEncoder`] |
 //!
+//! Every built-in decoder is also a [`SplitDecoder`]: its configuration
+//! and one stream's state apart, so many streams can share one
+//! configuration (`SharedDecoder`, with the `alloc` feature).
+//!
 //! # The decode contract
 //!
 //! Call [`Decoder::decode`] with every unconsumed byte, oldest first. Between
@@ -38,20 +42,27 @@ mod delimiter;
 mod fixed;
 mod length_field;
 mod raw;
+mod split;
 mod varint;
 
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod testutil;
 
-pub use any::{AnyDecoder, AnyEncoder, CodecSpec};
+pub use any::{AnyDecoder, AnyEncoder, AnyState, CodecSpec};
 pub use cobs::{CobsDecoder, CobsEncoder};
 pub use delimiter::{
-    DelimiterDecoder, DelimiterEncoder, Delimiters, MAX_DELIMITERS, MAX_DELIMITER_LEN,
+    DelimiterDecoder, DelimiterEncoder, DelimiterState, Delimiters, MAX_DELIMITERS,
+    MAX_DELIMITER_LEN,
 };
 pub use fixed::{FixedDecoder, FixedEncoder};
-pub use length_field::{Endian, LengthFieldConfig, LengthFieldDecoder, LengthFieldEncoder};
+pub use length_field::{
+    Endian, LengthFieldConfig, LengthFieldDecoder, LengthFieldEncoder, PrefixState,
+};
 pub use raw::{RawDecoder, RawEncoder};
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
+pub use split::SharedDecoder;
+pub use split::SplitDecoder;
 pub use varint::{VarintConfig, VarintDecoder, VarintEncoder};
 
 /// The default maximum frame length, 64 KiB, used by every `new`-style

@@ -2,8 +2,8 @@
 //!
 //! See [`VarintDecoder`] for the format, the checks and an MQTT example.
 
-use super::length_field::{frame_bounds, FrameState};
-use super::{check_max_frame, Decoded, Decoder, Encoder, Envelope, Frame, Oversize};
+use super::length_field::{frame_bounds, FrameState, PrefixState};
+use super::{check_max_frame, Decoded, Decoder, Encoder, Envelope, Frame, Oversize, SplitDecoder};
 use crate::{DecodeError, Error};
 
 /// Most bytes a LEB128 `u64` takes.
@@ -241,13 +241,52 @@ impl VarintDecoder {
 }
 
 impl Decoder for VarintDecoder {
+    #[inline(always)]
+    fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        let mut state = self.state;
+        let answer = self.decode_in(&mut state, src);
+        self.state = state;
+        answer
+    }
+
+    fn reset(&mut self) {
+        self.state = FrameState::Header;
+    }
+
+    fn max_frame(&self) -> usize {
+        self.cfg.max_frame
+    }
+
+    fn is_skipping(&self) -> bool {
+        matches!(self.state, FrameState::Skipping(_))
+    }
+}
+
+impl SplitDecoder for VarintDecoder {
+    type State = PrefixState;
+
+    fn new_state(&self) -> PrefixState {
+        PrefixState(FrameState::Header)
+    }
+
+    #[inline(always)]
+    fn decode_with(&self, state: &mut PrefixState, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        self.decode_in(&mut state.0, src)
+    }
+
+    fn is_skipping_with(&self, state: &PrefixState) -> bool {
+        matches!(state.0, FrameState::Skipping(_))
+    }
+}
+
+impl VarintDecoder {
     // Small enough to inline into a caller's frame loop: on the plain
     // layout, a whole frame with a 1- or 2-byte prefix is answered here,
     // the prefix read unrolled; everything else in
     // `VarintDecoder::decode_general`.
     #[inline(always)]
-    fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
-        if self.fast > 0 && self.state == FrameState::Header {
+    fn decode_in(&self, state: &mut FrameState, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        if self.fast > 0 && *state == FrameState::Header {
             if let Some(&[b0, b1]) = src.first_chunk::<2>() {
                 let prefix = if b0 < 0x80 {
                     Some((usize::from(b0), 1))
@@ -269,27 +308,13 @@ impl Decoder for VarintDecoder {
                 }
             }
         }
-        self.decode_general(src)
+        self.decode_general(state, src)
     }
 
-    fn reset(&mut self) {
-        self.state = FrameState::Header;
-    }
-
-    fn max_frame(&self) -> usize {
-        self.cfg.max_frame
-    }
-
-    fn is_skipping(&self) -> bool {
-        matches!(self.state, FrameState::Skipping(_))
-    }
-}
-
-impl VarintDecoder {
     /// Every layout, every prefix, every state, every error.
     #[inline(never)]
-    fn decode_general(&mut self, src: &[u8]) -> Result<Decoded, DecodeError> {
-        if let Some(answer) = self.state.resume(src.len()) {
+    fn decode_general(&self, state: &mut FrameState, src: &[u8]) -> Result<Decoded, DecodeError> {
+        if let Some(answer) = state.resume(src.len()) {
             return Ok(answer);
         }
         match self.read_prefix(src) {
@@ -302,7 +327,7 @@ impl VarintDecoder {
                     self.cfg.strip,
                     self.cfg.max_frame,
                 );
-                self.state.on_header(bounds, self.cfg.oversize, src.len())
+                state.on_header(bounds, self.cfg.oversize, src.len())
             }
             Err(error) => Err(DecodeError::fatal(error)),
         }
