@@ -391,44 +391,58 @@ impl LengthFieldDecoder {
     }
 }
 
-impl Decoder for LengthFieldDecoder {
-    #[inline(always)]
-    fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
-        let mut state = self.state;
-        let answer = self.decode_in(&mut state, src);
-        self.state = state;
-        answer
-    }
+/// The [`Decoder`] and [`SplitDecoder`] impls of a length-prefixed decoder
+/// (its `state: FrameState` field, its `decode_in` method and
+/// `cfg.max_frame`): the length field and varint decoders alike.
+macro_rules! prefix_decoder_impls {
+    ($ty:ty) => {
+        impl Decoder for $ty {
+            #[inline(always)]
+            fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+                let mut state = self.state;
+                let answer = self.decode_in(&mut state, src);
+                self.state = state;
+                answer
+            }
 
-    fn reset(&mut self) {
-        self.state = FrameState::Header;
-    }
+            fn reset(&mut self) {
+                self.state = FrameState::Header;
+            }
 
-    fn max_frame(&self) -> usize {
-        self.cfg.max_frame
-    }
+            fn max_frame(&self) -> usize {
+                self.cfg.max_frame
+            }
 
-    fn is_skipping(&self) -> bool {
-        matches!(self.state, FrameState::Skipping(_))
-    }
+            fn is_skipping(&self) -> bool {
+                matches!(self.state, FrameState::Skipping(_))
+            }
+        }
+
+        impl SplitDecoder for $ty {
+            type State = PrefixState;
+
+            fn new_state(&self) -> PrefixState {
+                PrefixState(FrameState::Header)
+            }
+
+            #[inline(always)]
+            fn decode_with(
+                &self,
+                state: &mut PrefixState,
+                src: &mut [u8],
+            ) -> Result<Decoded, DecodeError> {
+                self.decode_in(&mut state.0, src)
+            }
+
+            fn is_skipping_with(&self, state: &PrefixState) -> bool {
+                matches!(state.0, FrameState::Skipping(_))
+            }
+        }
+    };
 }
+pub(crate) use prefix_decoder_impls;
 
-impl SplitDecoder for LengthFieldDecoder {
-    type State = PrefixState;
-
-    fn new_state(&self) -> PrefixState {
-        PrefixState(FrameState::Header)
-    }
-
-    #[inline(always)]
-    fn decode_with(&self, state: &mut PrefixState, src: &mut [u8]) -> Result<Decoded, DecodeError> {
-        self.decode_in(&mut state.0, src)
-    }
-
-    fn is_skipping_with(&self, state: &PrefixState) -> bool {
-        matches!(state.0, FrameState::Skipping(_))
-    }
-}
+prefix_decoder_impls!(LengthFieldDecoder);
 
 impl LengthFieldDecoder {
     // Small enough to inline into a caller's frame loop: the fast path

@@ -2,7 +2,7 @@
 //!
 //! See [`VarintDecoder`] for the format, the checks and an MQTT example.
 
-use super::length_field::{frame_bounds, FrameState, PrefixState};
+use super::length_field::{frame_bounds, prefix_decoder_impls, FrameState, PrefixState};
 use super::{check_max_frame, Decoded, Decoder, Encoder, Envelope, Frame, Oversize, SplitDecoder};
 use crate::{DecodeError, Error};
 
@@ -240,44 +240,7 @@ impl VarintDecoder {
     }
 }
 
-impl Decoder for VarintDecoder {
-    #[inline(always)]
-    fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
-        let mut state = self.state;
-        let answer = self.decode_in(&mut state, src);
-        self.state = state;
-        answer
-    }
-
-    fn reset(&mut self) {
-        self.state = FrameState::Header;
-    }
-
-    fn max_frame(&self) -> usize {
-        self.cfg.max_frame
-    }
-
-    fn is_skipping(&self) -> bool {
-        matches!(self.state, FrameState::Skipping(_))
-    }
-}
-
-impl SplitDecoder for VarintDecoder {
-    type State = PrefixState;
-
-    fn new_state(&self) -> PrefixState {
-        PrefixState(FrameState::Header)
-    }
-
-    #[inline(always)]
-    fn decode_with(&self, state: &mut PrefixState, src: &mut [u8]) -> Result<Decoded, DecodeError> {
-        self.decode_in(&mut state.0, src)
-    }
-
-    fn is_skipping_with(&self, state: &PrefixState) -> bool {
-        matches!(state.0, FrameState::Skipping(_))
-    }
-}
+prefix_decoder_impls!(VarintDecoder);
 
 impl VarintDecoder {
     // Small enough to inline into a caller's frame loop: on the plain
