@@ -308,10 +308,11 @@ fn check(c: &Conn, limits: &Limits, work: u32) {
         assert_eq!(c.poll_transmit(), (&[][..], &[][..]));
         return;
     }
-    // Queued bytes are always timed when a stall timeout is set and the
-    // deadline is within time (the connection's clock: past about 584
-    // years it is the end of time, from which no deadline comes).
-    if let Some(t) = limits.write_stall_timeout {
+    // Queued bytes are always timed when a stall timeout is in force (one
+    // of 584 years or more is never) and the deadline is within time (the
+    // connection's clock: past about 584 years it is the end of time, from
+    // which no deadline comes).
+    if let Some(t) = c.limits().write_stall_timeout {
         if c.wants_write() && c.clock.get().checked_add(t).is_some() {
             assert!(
                 c.poll_timeout().is_some(),

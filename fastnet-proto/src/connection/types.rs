@@ -128,9 +128,12 @@ impl Limits {
     /// Checks that every limit can work, naming the first one that cannot
     /// ([`Error::InvalidConfig`]): a timeout of zero (it would fire at
     /// once; use `None` for no timeout), a byte limit of zero, a zero
-    /// high-water mark, or a low-water mark above the high-water mark. [`Duration::MAX`] is valid and means never. A
-    /// driver checks this when it binds; [`Connection::new`] checks it too,
-    /// along with the watermarks against the transmit buffer.
+    /// high-water mark, or a low-water mark above the high-water mark.
+    /// [`Duration::MAX`] is valid and means never, as does any timeout of
+    /// 2^64 nanoseconds (about 584 years) or more: a connection's clock
+    /// ends there. A driver checks this when it binds; [`Connection::new`]
+    /// checks it too, along with the watermarks against the transmit
+    /// buffer.
     ///
     /// [`Connection::new`]: crate::Connection::new
     ///
