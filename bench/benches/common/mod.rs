@@ -149,11 +149,21 @@ pub(crate) fn fastnet_cobs() -> CobsDecoder {
 /// first (its own decoders go byte by byte; this is its fastest way
 /// through a stream). Rewrites `buf`, like fastnet's.
 pub(crate) fn cobs_in_place(buf: &mut [u8]) -> usize {
+    each_frame_in_place(buf, |frame| {
+        cobs::decode_in_place(frame).expect("cobs decode error")
+    })
+}
+
+/// Decodes every `0x00`-terminated frame of `buf` in place with `decode`
+/// (given the frame without its `0x00`, it returns the payload's length
+/// at the frame's front), each frame found with `memchr` first, touching
+/// each payload; returns how many frames.
+fn each_frame_in_place(buf: &mut [u8], decode: impl Fn(&mut [u8]) -> usize) -> usize {
     let mut pos = 0;
     let mut frames = 0;
     while let Some(zero) = memchr::memchr(0, &buf[pos..]) {
         let frame = &mut buf[pos..pos + zero];
-        let n = cobs::decode_in_place(frame).expect("cobs decode error");
+        let n = decode(frame);
         touch(&frame[..n]);
         pos += zero + 1;
         frames += 1;
@@ -195,16 +205,9 @@ pub(crate) fn corncobs_buf(buf: &[u8], out: &mut [u8]) -> usize {
 /// `corncobs::decode_in_place`, each frame found with `memchr` first.
 /// Rewrites `buf`.
 pub(crate) fn corncobs_in_place(buf: &mut [u8]) -> usize {
-    let mut pos = 0;
-    let mut frames = 0;
-    while let Some(zero) = memchr::memchr(0, &buf[pos..]) {
-        let frame = &mut buf[pos..pos + zero];
-        let n = corncobs::decode_in_place(frame).expect("corncobs decode error");
-        touch(&frame[..n]);
-        pos += zero + 1;
-        frames += 1;
-    }
-    frames
+    each_frame_in_place(buf, |frame| {
+        corncobs::decode_in_place(frame).expect("corncobs decode error")
+    })
 }
 
 /// Room to encode `plain` as COBS frames of `payload` bytes each: the
