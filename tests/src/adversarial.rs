@@ -311,11 +311,7 @@ pub fn wait_closed(s: &mut TcpStream, limit: Duration) -> Result<(Duration, Vec<
                 return Ok((start.elapsed(), got))
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if crate::timed_out(&e) => {}
             Err(e) => return Err(e.to_string()),
         }
     }
@@ -325,7 +321,7 @@ pub fn wait_closed(s: &mut TcpStream, limit: Duration) -> Result<(Duration, Vec<
 fn stays_open(s: &mut TcpStream, quiet: Duration) -> bool {
     s.set_read_timeout(Some(quiet)).unwrap();
     let mut b = [0u8; 1];
-    matches!(s.read(&mut b), Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+    matches!(s.read(&mut b), Err(e) if crate::timed_out(&e))
 }
 
 /// Closes `s` with a reset (SO_LINGER 0), not a FIN.
@@ -1416,14 +1412,7 @@ pub fn one_byte_reader_closed_by_write_stall<D: TestDriver>() {
         while start.elapsed() < Duration::from_secs(5) {
             match s.write(&frame) {
                 Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    break
-                }
+                Err(e) if crate::timed_out(&e) => break,
                 Err(e) => panic!("{}: write failed before the reader slowed: {e}", D::NAME),
             }
         }
@@ -1447,11 +1436,7 @@ pub fn one_byte_reader_closed_by_write_stall<D: TestDriver>() {
             match s.read(&mut byte) {
                 Ok(0) => break slow.elapsed(),
                 Ok(_) => thread::sleep(Duration::from_millis(50)),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if crate::timed_out(&e) => {}
                 Err(_) => break slow.elapsed(),
             }
         };

@@ -503,6 +503,16 @@ impl<D: Decoder, E: Encoder> FrameClient<D, E> {
     }
 }
 
+/// Whether a socket call ran out of time: a read or write timeout (which
+/// the OS reports as `WouldBlock` or `TimedOut`, depending on the
+/// platform) or a non-blocking socket with nothing to do.
+pub fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
 /// Polls `cond` every few milliseconds until it holds or `limit` passes.
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;

@@ -263,16 +263,36 @@ struct Tally {
     push_done: u64,
     push_stalls: u64,
     pushes: u64,
-    failures: u64,
-    first_failures: Vec<String>,
+    failures: Failures,
+}
+
+/// Failures counted, the first few kept to show.
+#[derive(Debug, Default)]
+struct Failures {
+    count: u64,
+    first: Vec<String>,
+}
+
+impl Failures {
+    const KEPT: usize = 20;
+
+    fn fail(&mut self, what: String) {
+        self.count += 1;
+        if self.first.len() < Self::KEPT {
+            self.first.push(what);
+        }
+    }
+
+    fn add(&mut self, o: Failures) {
+        self.count += o.count;
+        let room = Self::KEPT.saturating_sub(self.first.len());
+        self.first.extend(o.first.into_iter().take(room));
+    }
 }
 
 impl Tally {
     fn fail(&mut self, what: String) {
-        self.failures += 1;
-        if self.first_failures.len() < 20 {
-            self.first_failures.push(what);
-        }
+        self.failures.fail(what);
     }
 
     fn add(&mut self, o: Tally) {
@@ -287,12 +307,7 @@ impl Tally {
         self.push_done += o.push_done;
         self.push_stalls += o.push_stalls;
         self.pushes += o.pushes;
-        self.failures += o.failures;
-        for f in o.first_failures {
-            if self.first_failures.len() < 20 {
-                self.first_failures.push(f);
-            }
-        }
+        self.failures.add(o.failures);
     }
 }
 
@@ -1082,7 +1097,11 @@ pub fn soak_with<D: TestDriver>(params: SoakParams) {
     }
 
     // Verdicts.
-    assert_eq!(tally.failures, 0, "failures: {:#?}", tally.first_failures);
+    assert_eq!(
+        tally.failures.count, 0,
+        "failures: {:#?}",
+        tally.failures.first
+    );
     assert!(pushes.failures.is_empty(), "pusher: {:#?}", pushes.failures);
     assert!(settled, "server still counts open connections: {stats}");
     assert!(tally.good_done > 0 && tally.good_frames > 0);
@@ -1226,7 +1245,7 @@ fn report<D: TestDriver>(
         tally.mutes,
         tally.push_done,
         tally.push_stalls,
-        tally.failures
+        tally.failures.count
     );
     eprintln!(
         "  pushes: {} handles; sent {} ({:.0}/s), delivered and verified {}, refused (Full) {}, undelivered (dropped at close) {}; {} sends, slowest {:?}",

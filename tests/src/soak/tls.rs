@@ -18,7 +18,7 @@ use fastnet_tls::test_pki::Pki;
 use fastnet_tls::TlsConnector;
 
 use super::pusher::{self, PushTally, PUSH_TAG};
-use super::{payload_len, Shared, SoakParams, Timers, MAX_FRAME, MUTE_PUSH};
+use super::{payload_len, Failures, Shared, SoakParams, Timers, MAX_FRAME, MUTE_PUSH};
 use crate::{wait_until, Rng, RunningServer, TestDriver};
 
 /// Socket timeouts of the echo clients: a reply later than this fails.
@@ -56,16 +56,12 @@ struct TlsTally {
     pushes: u64,
     handshake_stalls: u64,
     mutes: u64,
-    failures: u64,
-    first_failures: Vec<String>,
+    failures: Failures,
 }
 
 impl TlsTally {
     fn fail(&mut self, what: String) {
-        self.failures += 1;
-        if self.first_failures.len() < 20 {
-            self.first_failures.push(what);
-        }
+        self.failures.fail(what);
     }
 
     fn add(&mut self, o: TlsTally) {
@@ -77,12 +73,7 @@ impl TlsTally {
         self.pushes += o.pushes;
         self.handshake_stalls += o.handshake_stalls;
         self.mutes += o.mutes;
-        self.failures += o.failures;
-        for f in o.first_failures {
-            if self.first_failures.len() < 20 {
-                self.first_failures.push(f);
-            }
-        }
+        self.failures.add(o.failures);
     }
 }
 
@@ -218,7 +209,7 @@ impl TlsOutcome {
             t.bytes >> 20,
             t.handshake_stalls,
             t.mutes,
-            t.failures
+            t.failures.count
         );
         eprintln!(
             "  tls pushes: {} handles; sent {}, delivered and verified {}, refused (Full) {}, undelivered (dropped at close) {}; {} sends, slowest {:?}",
@@ -230,7 +221,7 @@ impl TlsOutcome {
     pub(super) fn verdicts(&self) {
         let (t, stats) = (&self.tally, &self.stats);
         let p = &self.pushes;
-        assert_eq!(t.failures, 0, "TLS failures: {:#?}", t.first_failures);
+        assert_eq!(t.failures.count, 0, "TLS failures: {:#?}", t.failures.first);
         assert!(p.failures.is_empty(), "TLS pusher: {:#?}", p.failures);
         assert!(
             self.settled,
@@ -562,14 +553,7 @@ fn handshake_stall(addr: SocketAddr, hello: &[u8], t: Timers) -> Result<(), Stri
         Ok(n) => Err(format!(
             "the server answered half a ClientHello with {n} bytes"
         )),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Err(format!("not closed within {limit:?}"))
-        }
+        Err(e) if crate::timed_out(&e) => Err(format!("not closed within {limit:?}")),
         // A reset is a close too.
         Err(_) => Ok(()),
     };
@@ -607,12 +591,7 @@ fn mute(addr: SocketAddr, connector: &TlsConnector, sh: &Shared) -> Result<(), S
         while conn.wants_write() {
             match conn.write_tls(&mut sock) {
                 Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if crate::timed_out(&e) => {
                     break 'pushing;
                 }
                 // Closed by the server while pushing.
@@ -630,12 +609,7 @@ fn mute(addr: SocketAddr, connector: &TlsConnector, sh: &Shared) -> Result<(), S
         match sock.read(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if crate::timed_out(&e) => {
                 return Err(format!(
                     "not closed {:?} after it went mute",
                     t.idle + t.settle + IO_TIMEOUT
