@@ -13,7 +13,9 @@ use crate::DecodeError;
 ///
 /// `decode_with` follows [`Decoder::decode`]'s contract for the stream
 /// whose state it is given; a state must be used with the decoder that
-/// made it (another's is treated as a fresh stream's).
+/// made it (never a panic otherwise, but frames may be wrong; an
+/// [`AnyDecoder`](super::AnyDecoder) given another kind's state starts a
+/// fresh stream).
 pub trait SplitDecoder: Decoder {
     /// What one stream keeps between calls.
     type State: Clone + core::fmt::Debug;
