@@ -8,6 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use fastnet_proto::connection::SendError;
+use fastnet_proto::server::StatsSnapshot;
 
 use super::Shared;
 use crate::push::HANDLE_TAG;
@@ -134,6 +135,47 @@ pub(super) struct PushTally {
     /// Sends that took longer than [`SEND_BOUND`].
     pub(super) slow: u64,
     pub(super) failures: Vec<String>,
+}
+
+impl PushTally {
+    /// Every push the server took reached its client or was counted
+    /// dropped, by the handle and by the server alike; pushes are frames
+    /// out besides the echoes; no send waited for its peer. `push_clients`
+    /// and `delivered` are what the clients saw, `verified` the echo
+    /// frames they checked; `who` names the server in messages.
+    pub(super) fn assert_accounted(
+        &self,
+        stats: &StatsSnapshot,
+        push_clients: u64,
+        delivered: u64,
+        verified: u64,
+        who: &str,
+    ) {
+        assert_eq!(
+            self.handles, push_clients,
+            "{who}one handle per push client"
+        );
+        assert_eq!(
+            self.sent,
+            delivered + self.undelivered,
+            "{who}pushes taken = delivered + undelivered"
+        );
+        assert_eq!(stats.pushes_dropped, self.undelivered, "{who}{stats}");
+        assert_eq!(
+            stats.frames_out,
+            stats.frames_in + self.sent - self.undelivered,
+            "{who}{stats}"
+        );
+        assert!(stats.frames_out >= verified, "{who}{stats}");
+        assert!(
+            self.slowest < SEND_BOUND,
+            "{who}a push took {:?} ({} of {} over {:?}): a send must not wait for its peer",
+            self.slowest,
+            self.slow,
+            self.sends,
+            SEND_BOUND
+        );
+    }
 }
 
 /// A connection being pushed to.

@@ -279,27 +279,7 @@ impl TlsOutcome {
         }
         // Every push the TLS server took reached its client or was counted
         // dropped, as over plain TCP.
-        assert_eq!(p.handles, t.push_done, "TLS: one handle per push client");
-        assert_eq!(
-            p.sent,
-            t.pushes + p.undelivered,
-            "TLS: pushes taken = delivered + undelivered"
-        );
-        assert_eq!(stats.pushes_dropped, p.undelivered, "TLS: {stats}");
-        assert_eq!(
-            stats.frames_out,
-            stats.frames_in + p.sent - p.undelivered,
-            "TLS: {stats}"
-        );
-        assert!(stats.frames_out >= t.frames, "TLS: {stats}");
-        assert!(
-            p.slowest < pusher::SEND_BOUND,
-            "TLS: a push took {:?} ({} of {} over {:?}): a send must not wait for its peer",
-            p.slowest,
-            p.slow,
-            p.sends,
-            pusher::SEND_BOUND
-        );
+        p.assert_accounted(stats, t.push_done, t.pushes, t.frames, "TLS: ");
         assert_eq!(self.closes.len() as u64, stats.accepted);
         for r in CLOSE_REASONS {
             let seen = self.closes.iter().filter(|e| e.name() == r.name()).count() as u64;
