@@ -325,9 +325,11 @@ struct Live<C> {
     conns: HashMap<u64, Entry<C>>,
 }
 
+/// A live connection. Its peer's address, which its admission slot is
+/// counted under, comes with each call from the connection's
+/// [`ConnInfo`] rather than being kept here a second time.
 struct Entry<C> {
     conn: C,
-    ip: IpAddr,
     /// The admission slot is still held.
     slot: bool,
 }
@@ -487,23 +489,19 @@ impl<C, X, D, E> Core<C, X, D, E> {
     }
 
     /// Records an admitted connection as live, holding its slot.
-    pub fn register(&self, id: u64, ip: IpAddr, conn: C) {
-        let entry = Entry {
-            conn,
-            ip,
-            slot: true,
-        };
-        lock(&self.live).conns.insert(id, entry);
+    pub fn register(&self, info: &ConnInfo, conn: C) {
+        let entry = Entry { conn, slot: true };
+        lock(&self.live).conns.insert(info.id(), entry);
     }
 
     /// A connection is closing: frees its admission slot (once). Done
     /// before the close is reported, so a client that reconnects on seeing
     /// it is admitted.
-    pub fn free_slot(&self, id: u64) {
+    pub fn free_slot(&self, info: &ConnInfo) {
         let live = &mut *lock(&self.live);
-        if let Some(entry) = live.conns.get_mut(&id) {
+        if let Some(entry) = live.conns.get_mut(&info.id()) {
             if std::mem::take(&mut entry.slot) {
-                live.admission.release(entry.ip);
+                live.admission.release(info.peer_addr().ip());
             }
         }
     }
@@ -512,11 +510,11 @@ impl<C, X, D, E> Core<C, X, D, E> {
     /// still held, then forgets it. Done last, so a server that waits for
     /// its connections returns statistics that include the close. Returns
     /// whether no connection is left.
-    pub fn forget(&self, id: u64) -> bool {
+    pub fn forget(&self, info: &ConnInfo) -> bool {
         let live = &mut *lock(&self.live);
-        if let Some(entry) = live.conns.remove(&id) {
+        if let Some(entry) = live.conns.remove(&info.id()) {
             if entry.slot {
-                live.admission.release(entry.ip);
+                live.admission.release(info.peer_addr().ip());
             }
         }
         let drained = live.conns.is_empty();
@@ -792,17 +790,18 @@ mod tests {
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let id = core.admit(ip).unwrap();
         assert_eq!(core.admit(ip), Err(RejectReason::MaxConnections));
-        core.register(id, ip, 7);
+        let info = ConnInfo::new(id, SocketAddr::new(ip, 9), Instant::now(), false);
+        core.register(&info, 7);
         assert_eq!(core.connections(), vec![7]);
-        core.free_slot(id);
-        core.free_slot(id);
+        core.free_slot(&info);
+        core.free_slot(&info);
         // Free again, the slot goes to the next connection; the first is
         // still live until forgotten.
         let next = core.admit(ip).unwrap();
         assert!(next > id);
         assert_eq!(core.live(), 1);
         assert!(!core.wait_drained(Instant::now()));
-        assert!(core.forget(id));
+        assert!(core.forget(&info));
         assert!(core.wait_drained(Instant::now()));
         core.cancel(ip);
         assert!(core.admit(ip).is_ok());

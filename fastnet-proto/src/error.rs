@@ -68,11 +68,18 @@ pub enum Error {
         max: usize,
     },
     /// The length to encode does not fit the length field.
+    ///
+    /// The value that had to be written is `payload - adjust` (it may be
+    /// negative, or wider than 64 bits); the two parts are kept apart so
+    /// that the error, and every state that holds one, stays 8-byte
+    /// aligned.
     LengthNotRepresentable {
-        /// The value that had to be written (after removing the adjustment);
-        /// negative values are reported as their two's complement.
-        value: i128,
-        /// Width of the length field in bytes.
+        /// Length of the payload to encode.
+        payload: usize,
+        /// The configured length adjustment.
+        adjust: i64,
+        /// Width of the length field in bytes (for a varint prefix, the
+        /// most bytes it may take).
         width: u8,
     },
     /// A payload for a delimiter encoder contains a delimiter (or ends in a
@@ -153,10 +160,19 @@ impl fmt::Display for Error {
                 f,
                 "encoded frame of {len} bytes exceeds the maximum frame length of {max} bytes"
             ),
-            Error::LengthNotRepresentable { value, width } => write!(
-                f,
-                "length value {value} does not fit a {width}-byte length field"
-            ),
+            Error::LengthNotRepresentable {
+                payload,
+                adjust,
+                width,
+            } => {
+                // Lossless: usize is at most 64 bits.
+                let value = payload as i128 - i128::from(adjust);
+                write!(
+                    f,
+                    "length value {value} (payload of {payload} bytes, adjustment {adjust}) \
+                     does not fit a {width}-byte length field"
+                )
+            }
             Error::PayloadContainsDelimiter { pos } => {
                 write!(f, "payload contains a delimiter at offset {pos}")
             }
@@ -238,5 +254,41 @@ impl core::error::Error for DecodeError {
 impl From<DecodeError> for Error {
     fn from(e: DecodeError) -> Self {
         e.error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+    use std::string::ToString;
+
+    #[test]
+    fn a_length_that_does_not_fit_names_its_value_and_parts() {
+        let e = Error::LengthNotRepresentable {
+            payload: 2,
+            adjust: 5,
+            width: 2,
+        };
+        assert_eq!(
+            e.to_string(),
+            "length value -3 (payload of 2 bytes, adjustment 5) does not fit a 2-byte length field"
+        );
+        // A value beyond both i64 and u64 is still exact.
+        let e = Error::LengthNotRepresentable {
+            payload: usize::MAX,
+            adjust: i64::MIN,
+            width: 8,
+        };
+        assert!(e
+            .to_string()
+            .starts_with("length value 27670116110564327423 "));
+    }
+
+    #[test]
+    fn errors_stay_small_and_8_byte_aligned() {
+        // Every connection keeps two (its state's cause and the last one
+        // skipped): a 16-byte alignment would pad each connection.
+        assert_eq!(core::mem::align_of::<Error>(), 8);
+        assert!(core::mem::size_of::<Error>() <= 32);
     }
 }

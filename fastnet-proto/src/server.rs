@@ -764,34 +764,25 @@ impl ServerStats {
         }
     }
 
-    /// Adds the difference between two snapshots of one connection's
-    /// counters (into shard 0).
-    pub fn add_conn_delta(
-        &self,
-        before: &crate::connection::ConnStats,
-        after: &crate::connection::ConnStats,
-    ) {
-        self.add_conn_delta_on(0, before, after);
+    /// Adds one connection's counters, as
+    /// [`Connection::take_stats`](crate::connection::Connection::take_stats)
+    /// hands them out (into shard 0).
+    pub fn add_conn(&self, stats: &crate::connection::ConnStats) {
+        self.add_conn_on(0, stats);
     }
 
-    /// [`add_conn_delta`](Self::add_conn_delta) into shard `shard`.
-    pub fn add_conn_delta_on(
-        &self,
-        shard: usize,
-        before: &crate::connection::ConnStats,
-        after: &crate::connection::ConnStats,
-    ) {
-        let dropped = after.pushes_dropped - before.pushes_dropped;
-        if dropped > 0 {
+    /// [`add_conn`](Self::add_conn) into shard `shard`.
+    pub fn add_conn_on(&self, shard: usize, stats: &crate::connection::ConnStats) {
+        if stats.pushes_dropped > 0 {
             self.pushes_dropped
-                .fetch_add(dropped, core::sync::atomic::Ordering::Relaxed);
+                .fetch_add(stats.pushes_dropped, core::sync::atomic::Ordering::Relaxed);
         }
         self.add_traffic_on(
             shard,
-            after.frames_in - before.frames_in,
-            after.frames_out - before.frames_out,
-            after.bytes_in - before.bytes_in,
-            after.bytes_out - before.bytes_out,
+            stats.frames_in,
+            stats.frames_out,
+            stats.bytes_in,
+            stats.bytes_out,
         );
     }
 
@@ -1001,8 +992,7 @@ mod tests {
     #[cfg(target_has_atomic = "64")]
     fn traffic_shards_add_up_and_any_index_is_taken_modulo() {
         let s = ServerStats::new();
-        let before = crate::connection::ConnStats::default();
-        let after = crate::connection::ConnStats {
+        let stats = crate::connection::ConnStats {
             bytes_in: 10,
             bytes_out: 7,
             frames_in: 2,
@@ -1011,7 +1001,7 @@ mod tests {
             pushes_dropped: 1,
         };
         for shard in [0, 1, 5, TRAFFIC_SHARDS - 1, TRAFFIC_SHARDS, usize::MAX] {
-            s.add_conn_delta_on(shard, &before, &after);
+            s.add_conn_on(shard, &stats);
         }
         s.add_traffic(1, 1, 1, 1);
         let snap = s.snapshot();

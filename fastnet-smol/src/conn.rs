@@ -13,7 +13,6 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -108,15 +107,12 @@ struct Driver<H: Handler, D: ServerDecoder, E: ServerEncoder> {
     state: Option<H::State>,
     stream: Socket,
     conn: Conn<D, E>,
-    /// Armed no later than `conn.poll_timeout()`; re-armed lazily (only
-    /// when the deadline moves earlier or the timer fired), so traffic does
-    /// not touch the reactor's timer set.
-    timer: Timer,
-    /// The armed deadline, in nanoseconds from the server's epoch, or
-    /// [`NOT_ARMED`] (an `Option<Instant>` would take twice the room).
+    /// The deadline the socket's timer is armed for, in nanoseconds from
+    /// the server's epoch, or [`NOT_ARMED`] (an `Option<Instant>` would
+    /// take twice the room). Armed no later than `conn.poll_timeout()`;
+    /// re-armed lazily (only when the deadline moves earlier or the timer
+    /// fired), so traffic does not touch the reactor's timer set.
     timer_at: u64,
-    /// Traffic already added to the server statistics.
-    reported: ConnStats,
     /// Pushed frames are waiting for room in the tx buffer.
     push_backlog: bool,
     /// Shutdown or a handle asked to close; honoured after queued pushes.
@@ -146,9 +142,9 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         let bufs = server.pool.take(shared.shard);
         let Ok(conn) = server.connection(bufs, server.now()) else {
             // Validated at bind; cannot happen. Close as reset.
-            server.free_slot(info.id());
+            server.free_slot(&info);
             guard(|| handler.on_close(&info, state, CloseReason::Reset));
-            forget(server, info.id());
+            forget(server, &info);
             return None;
         };
         let mut driver = Driver {
@@ -158,9 +154,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
             state: Some(state),
             stream,
             conn,
-            timer: Timer::never(),
             timer_at: NOT_ARMED,
-            reported: ConnStats::default(),
             push_backlog: false,
             closing_requested: false,
             pushed: false,
@@ -281,7 +275,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         let shared = &self.shared;
         let mut wake = Wake::default();
         let signalled = shared.flags.load(Ordering::SeqCst) & (PUSH | CLOSE | SHUTDOWN) != 0;
-        if self.timer_at != NOT_ARMED && Pin::new(&mut self.timer).poll(cx).is_ready() {
+        if self.timer_at != NOT_ARMED && self.stream.poll_timer(cx).is_ready() {
             self.timer_at = NOT_ARMED;
             wake.timer = true;
         }
@@ -552,20 +546,21 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         // Below NOT_ARMED even when saturated (584 years on: never).
         let nanos = u64::try_from(at.as_nanos()).unwrap_or(NOT_ARMED - 1);
         if nanos < self.timer_at {
-            self.timer.set_at(later(self.server().epoch, at));
+            let at = later(self.server().epoch, at);
+            self.stream.set_timer(at);
             self.timer_at = nanos;
         }
     }
 
-    /// Adds this wake-up's traffic to the server statistics.
+    /// Adds this wake-up's traffic to the server statistics (taken from
+    /// the connection: no copy of what was already added is kept).
     fn report(&mut self) {
-        let now = *self.conn.stats();
-        if now != self.reported {
+        let traffic = self.conn.take_stats();
+        if traffic != ConnStats::default() {
             self.shared
                 .server
                 .stats
-                .add_conn_delta_on(self.shared.shard, &self.reported, &now);
-            self.reported = now;
+                .add_conn_on(self.shared.shard, &traffic);
         }
     }
 
@@ -611,12 +606,12 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Drop for Driver<H, D, E> {
         // Give the storage back: clear it, then park it out.
         self.conn.reset(now);
         self.park();
-        self.server().free_slot(self.shared.info.id());
+        self.server().free_slot(&self.shared.info);
         self.server().closed(&self.shared.info, reason);
         if let Some(state) = self.state.take() {
             guard(|| self.handler.on_close(&self.shared.info, state, reason));
         }
-        forget(self.server(), self.shared.info.id());
+        forget(self.server(), &self.shared.info);
     }
 }
 #[cfg(test)]
@@ -662,12 +657,13 @@ mod tests {
         // Never polled, never registered: dropping it would report a close
         // for a connection the server never admitted.
         std::mem::forget(fut);
-        // 800 on x86_64 with `tls` (its link), 784 without: the driver
-        // (its connection keeps its limits in nanoseconds, 64 bytes, and
-        // only its own decoding state beside a pointer to the server's
-        // codec, 40 bytes instead of 208), the run loop's state (the
-        // frame, its outbox, the handler's `Ctx` and future across the
-        // handler's `.await`) and the wrapper's. Grows only with a reason.
-        assert!(size <= 800, "connection task future is {size} bytes");
+        // 664 on x86_64 with `tls` (its link), 656 without: the driver
+        // (its connection keeps its limits in nanoseconds, 64 bytes, only
+        // its own decoding state beside a pointer to the server's codec,
+        // and no copy of reported statistics; the socket's timer lives in
+        // the reactor), the run loop's state (the frame, its outbox, the
+        // handler's `Ctx` and future across the handler's `.await`) and
+        // the wrapper's. Grows only with a reason.
+        assert!(size <= 664, "connection task future is {size} bytes");
     }
 }

@@ -40,8 +40,8 @@ pub(crate) struct Smol {
 
 /// A connection task ended and its close was counted: forget it, and wake
 /// `serve` if it was the last.
-pub(crate) fn forget<D, E>(shared: &ServerShared<D, E>, id: u64) {
-    if shared.forget(id) {
+pub(crate) fn forget<D, E>(shared: &ServerShared<D, E>, info: &ConnInfo) {
+    if shared.forget(info) {
         shared.driver.serve_waker.wake();
     }
 }

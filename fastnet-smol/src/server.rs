@@ -393,7 +393,7 @@ fn admit<H: Handler, D: ServerDecoder, E: ServerEncoder>(
     };
     let span = shared.accepted(&info);
     let conn_shared = Arc::new(ConnShared::new(info, shared.clone(), place.index()));
-    shared.register(id, peer.ip(), conn_shared.clone());
+    shared.register(&conn_shared.info, conn_shared.clone());
     if shared.is_shutting_down() {
         conn_shared.signal(SHUTDOWN);
     }

@@ -34,7 +34,7 @@ impl<H, D, E> Drop for Release<'_, H, D, E> {
     fn drop(&mut self) {
         self.shared.close_queue();
         let _ = self.shared.stream.shutdown(std::net::Shutdown::Both);
-        self.inner.core.forget(self.shared.info.id());
+        self.inner.core.forget(&self.shared.info);
     }
 }
 
@@ -159,7 +159,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
             link.goodbye(&shared.stream, reason);
         }
         let _ = shared.stream.shutdown(std::net::Shutdown::Both);
-        self.core.free_slot(shared.info.id());
+        self.core.free_slot(&shared.info);
         self.core.closed(&shared.info, reason);
         guard(|| self.handler.on_close(&shared.info, state, reason));
     }
@@ -251,12 +251,10 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
     ) -> CloseReason {
         let stream = &shared.stream;
         let mut timeout = SocketTimeout { current: None };
-        let mut counted = *conn.stats();
         loop {
             conn.begin_wake();
             let progress = self.pump(shared, conn, state, link);
-            self.core.stats.add_conn_delta(&counted, conn.stats());
-            counted = *conn.stats();
+            self.core.stats.add_conn(&conn.take_stats());
             if conn.is_closed() {
                 break;
             }
@@ -337,7 +335,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         }
         // Closed: pushes still queued are dropped and counted.
         conn.handle_pushes(&mut lock(&shared.push), self.core.now());
-        self.core.stats.add_conn_delta(&counted, conn.stats());
+        self.core.stats.add_conn(&conn.take_stats());
         conn.close_reason().unwrap_or(CloseReason::Reset)
     }
 

@@ -367,10 +367,10 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
             core.encoder.clone(),
             PushQueue::new(core.config.push_queue, core.tx_len),
         ));
-        core.register(id, peer.ip(), Arc::clone(&shared));
+        core.register(&shared.info, Arc::clone(&shared));
         if let Err(job) = workers.dispatch(Job { shared, link }, run) {
             let _ = job.shared.stream.shutdown(std::net::Shutdown::Both);
-            core.forget(id);
+            core.forget(&job.shared.info);
             self.reject(peer, RejectReason::WorkersBusy);
         }
     }

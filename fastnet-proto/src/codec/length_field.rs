@@ -552,7 +552,11 @@ impl LengthFieldEncoder {
         let field = u64::try_from(value)
             .ok()
             .filter(|&v| bits >= 64 || v >> bits == 0)
-            .ok_or(Error::LengthNotRepresentable { value, width })?;
+            .ok_or(Error::LengthNotRepresentable {
+                payload: payload.len(),
+                adjust: self.cfg.adjust,
+                width,
+            })?;
         let len = payload.len().saturating_add(usize::from(width));
         if len > self.cfg.max_frame {
             return Err(Error::PayloadTooLarge {
@@ -928,7 +932,8 @@ mod tests {
         assert_eq!(
             e.encoded_len(b"ab"),
             Err(Error::LengthNotRepresentable {
-                value: 2 - i128::from(i64::MAX),
+                payload: 2,
+                adjust: i64::MAX,
                 width: 8
             })
         );
@@ -1172,7 +1177,8 @@ mod tests {
         assert_eq!(
             e.encoded_len(&[0; 256]),
             Err(Error::LengthNotRepresentable {
-                value: 256,
+                payload: 256,
+                adjust: 0,
                 width: 1
             })
         );
@@ -1182,7 +1188,8 @@ mod tests {
         assert_eq!(
             e.encoded_len(b"a"),
             Err(Error::LengthNotRepresentable {
-                value: -1,
+                payload: 1,
+                adjust: 2,
                 width: 2
             })
         );
@@ -1196,7 +1203,8 @@ mod tests {
         assert_eq!(
             e.encoded_len(&[0; 0xFFFE]),
             Err(Error::LengthNotRepresentable {
-                value: 0x10000,
+                payload: 0xFFFE,
+                adjust: -2,
                 width: 2
             })
         );
@@ -1358,8 +1366,9 @@ mod tests {
                     prop_assert_eq!(n, usize::from(width) + len);
                     prop_assert!(n > max);
                 }
-                Err(Error::LengthNotRepresentable { value, width: w }) => {
-                    prop_assert_eq!(w, width);
+                Err(Error::LengthNotRepresentable { payload: p, adjust: a, width: w }) => {
+                    prop_assert_eq!((p, w), (len, width));
+                    let value = p as i128 - i128::from(a);
                     prop_assert!(value < 0 || value >> (8 * u32::from(width)) != 0);
                 }
                 Err(e) => prop_assert!(false, "unexpected {e:?}"),

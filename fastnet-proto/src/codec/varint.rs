@@ -367,7 +367,8 @@ impl VarintEncoder {
             .ok()
             .filter(|&v| varint_len(v) <= usize::from(self.cfg.max_prefix))
             .ok_or(Error::LengthNotRepresentable {
-                value,
+                payload: payload.len(),
+                adjust: self.cfg.adjust,
                 width: self.cfg.max_prefix,
             })?;
         let len = payload.len().saturating_add(varint_len(prefix));
@@ -667,7 +668,8 @@ mod tests {
         assert_eq!(
             e.encoded_len(b"x"),
             Err(Error::LengthNotRepresentable {
-                value: 1 << 28,
+                payload: 1,
+                adjust: -(1 << 28) + 1,
                 width: 4
             })
         );
@@ -829,7 +831,8 @@ mod tests {
         assert_eq!(
             enc(with(i64::MAX, None, 100)).encoded_len(b"ab"),
             Err(Error::LengthNotRepresentable {
-                value: 2 - i128::from(i64::MAX),
+                payload: 2,
+                adjust: i64::MAX,
                 width: 10
             })
         );
@@ -1014,7 +1017,8 @@ mod tests {
         assert_eq!(
             e.encoded_len(b"ab"),
             Err(Error::LengthNotRepresentable {
-                value: -3,
+                payload: 2,
+                adjust: 5,
                 width: 10
             })
         );
@@ -1027,7 +1031,8 @@ mod tests {
         assert_eq!(
             e.encoded_len(&[0; 128]),
             Err(Error::LengthNotRepresentable {
-                value: 128,
+                payload: 128,
+                adjust: 0,
                 width: 1
             })
         );
@@ -1146,8 +1151,9 @@ mod tests {
                     prop_assert!(n <= max_frame);
                 }
                 Err(Error::PayloadTooLarge { len: n, max }) => prop_assert!(n > max),
-                Err(Error::LengthNotRepresentable { value, width }) => {
-                    prop_assert_eq!(width, max_prefix);
+                Err(Error::LengthNotRepresentable { payload: p, adjust: a, width }) => {
+                    prop_assert_eq!((p, width), (len, max_prefix));
+                    let value = p as i128 - i128::from(a);
                     let fits = u64::try_from(value)
                         .is_ok_and(|v| varint_len(v) <= usize::from(max_prefix));
                     prop_assert!(!fits);

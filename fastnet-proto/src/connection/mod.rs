@@ -126,8 +126,12 @@ pub struct Connection<D, E, R, T> {
     clock: Nanos,
     /// While open: when the first byte of the unfinished frame in rx
     /// arrived (the read timer). While draining: when the drain began
-    /// (the drain timer). One field for both keeps idle connections small.
-    partial_since: Option<Duration>,
+    /// (the drain timer). One field for both keeps idle connections small,
+    /// and so does keeping whether it runs in `partial_running` (with the
+    /// other flags) instead of an `Option` twice its size.
+    partial_at: Nanos,
+    /// The read (or drain) timer runs since `partial_at`.
+    partial_running: bool,
     /// The decoder asked for more bytes and none came since.
     needs_input: bool,
     /// A frame was handed out since the read timer was last settled.
@@ -135,7 +139,9 @@ pub struct Connection<D, E, R, T> {
     /// The last decode error that was stepped over.
     last_skipped: Option<Error>,
     /// While bytes are queued: when the write-stall timer started.
-    stall_since: Option<Duration>,
+    stall_at: Nanos,
+    /// The write-stall timer runs since `stall_at`.
+    stall_running: bool,
     /// Bytes queued when the write-stall timer started and not written
     /// since; the oldest in the queue, so never more than it holds. A u32
     /// (saturating) to keep connections small: a queue of 4 GiB waits as
@@ -383,11 +389,13 @@ where
             last_activity: Nanos::from(now),
             last_read: Nanos::from(now),
             clock: Nanos::from(now),
-            partial_since: None,
+            partial_at: Nanos(0),
+            partial_running: false,
             needs_input: false,
             completed: false,
             last_skipped: None,
-            stall_since: None,
+            stall_at: Nanos(0),
+            stall_running: false,
             stall_owed: 0,
             budget_used: 0,
             stats: ConnStats::default(),
@@ -408,11 +416,11 @@ where
         self.last_activity = Nanos::from(now);
         self.last_read = Nanos::from(now);
         self.clock = Nanos::from(now);
-        self.partial_since = None;
+        self.partial_running = false;
         self.needs_input = false;
         self.completed = false;
         self.last_skipped = None;
-        self.stall_since = None;
+        self.stall_running = false;
         self.stall_owed = 0;
         self.budget_used = 0;
         self.stats = ConnStats::default();
@@ -481,9 +489,18 @@ where
         self.paused
     }
 
-    /// Counters.
+    /// Counters since the connection was made (or [`reset`](Self::reset)),
+    /// or since the last [`take_stats`](Self::take_stats).
     pub fn stats(&self) -> &ConnStats {
         &self.stats
+    }
+
+    /// The counters as [`stats`](Self::stats) shows them, zeroing them: a
+    /// driver that adds each wake-up's traffic to its server's totals
+    /// takes them instead of keeping a copy to subtract (48 bytes less in
+    /// every connection).
+    pub fn take_stats(&mut self) -> ConnStats {
+        core::mem::take(&mut self.stats)
     }
 
     /// The limits in force, with the watermarks resolved. A timeout of
@@ -561,7 +578,7 @@ where
         }
         if self.rx.is_empty() && !self.decoder.is_skipping() {
             // A new frame starts with these bytes.
-            self.partial_since = None;
+            self.partial_running = false;
         }
         self.rx.commit(n);
         self.spend();
@@ -619,7 +636,7 @@ where
         if self.stall_owed == 0 {
             // Everything owed went out in time: start over with what is
             // queued now, if anything.
-            self.stall_since = None;
+            self.stall_running = false;
             self.arm_stall();
         }
         if self.paused && self.tx.len() <= self.low_water() {
@@ -647,7 +664,7 @@ where
         if self.is_closed() {
             return;
         }
-        if let (State::Draining(reason), Some(since)) = (self.state, self.partial_since) {
+        if let (State::Draining(reason), Some(since)) = (self.state, self.partial_since()) {
             if self.limits.drain.deadline(since).is_some_and(|d| now >= d) {
                 // The peer does not take what is queued: give up on it.
                 self.state = State::Closed(reason);
@@ -670,9 +687,9 @@ where
             self.state = State::Closed(self.close_reason().unwrap_or(due));
             return;
         }
-        if let (State::Open, Some(since)) = (self.state, self.partial_since) {
+        if let (State::Open, Some(since)) = (self.state, self.partial_since()) {
             if self.limits.read.deadline(since).is_some_and(|d| now >= d) {
-                self.partial_since = None;
+                self.partial_running = false;
                 self.begin_close(CloseReason::ReadTimeout);
             }
         }
@@ -823,7 +840,7 @@ where
         self.arm_stall();
         if self.tx.len() >= self.high_water() {
             self.paused = true;
-            self.partial_since = None;
+            self.partial_running = false;
         }
         if close {
             self.begin_close(CloseReason::Local);
@@ -850,7 +867,7 @@ where
             State::Open => self.limits.read,
             _ => self.limits.drain,
         };
-        let partial_or_drain = self.partial_since.and_then(|s| timer.deadline(s));
+        let partial_or_drain = self.partial_since().and_then(|s| timer.deadline(s));
         [idle, partial_or_drain, self.stall_deadline()]
             .into_iter()
             .flatten()
@@ -998,15 +1015,28 @@ where
     /// Starts the write-stall timer if bytes are queued and it is not
     /// running.
     fn arm_stall(&mut self) {
-        if self.stall_since.is_none() && !self.tx.is_empty() {
-            self.stall_since = Some(self.clock.get());
+        if !self.stall_running && !self.tx.is_empty() {
+            self.stall_at = self.clock;
+            self.stall_running = true;
             self.stall_owed = u32::try_from(self.tx.len()).unwrap_or(u32::MAX);
         }
     }
 
+    /// Starts the read (or drain) timer at `at`.
+    fn start_partial(&mut self, at: Nanos) {
+        self.partial_at = at;
+        self.partial_running = true;
+    }
+
+    /// When the read (or drain) timer started, if it runs.
+    fn partial_since(&self) -> Option<Duration> {
+        self.partial_running.then(|| self.partial_at.get())
+    }
+
     fn stall_deadline(&self) -> Option<Duration> {
-        self.stall_since
-            .and_then(|s| self.limits.write_stall.deadline(s))
+        self.stall_running
+            .then(|| self.limits.write_stall.deadline(self.stall_at.get()))
+            .flatten()
     }
 
     fn begin_close(&mut self, reason: CloseReason) {
@@ -1014,7 +1044,7 @@ where
             self.state = if self.tx.is_empty() && !self.pushes_waiting {
                 State::Closed(reason)
             } else {
-                self.partial_since = Some(self.clock.get());
+                self.start_partial(self.clock);
                 State::Draining(reason)
             };
         }
@@ -1024,9 +1054,9 @@ where
     /// timer, and close if the input has ended.
     fn settle_partial(&mut self) {
         if self.rx.is_empty() && !self.decoder.is_skipping() {
-            self.partial_since = None;
-        } else if self.completed || self.partial_since.is_none() {
-            self.partial_since = Some(self.last_read.get());
+            self.partial_running = false;
+        } else if self.completed || !self.partial_running {
+            self.start_partial(self.last_read);
         }
         self.completed = false;
         if self.over_byte_limit {

@@ -513,6 +513,29 @@ fn poll_frame_lends_one_frame_at_a_time() {
 }
 
 #[test]
+fn take_stats_hands_out_the_counters_since_the_last_take() {
+    let mut c = lines(Limits::default());
+    c.handle_bytes(b"a\nbb\n", MS);
+    while let Some(mut f) = c.poll_frame() {
+        let payload = f.payload().to_vec();
+        f.send(&payload).unwrap();
+    }
+    let first = c.take_stats();
+    assert_eq!(
+        (first.bytes_in, first.frames_in, first.frames_out),
+        (5, 2, 2)
+    );
+    assert_eq!(*c.stats(), ConnStats::default(), "taken: zero");
+    c.handle_bytes(b"ccc\n", MS);
+    assert!(c.poll_frame().is_some());
+    let second = c.take_stats();
+    assert_eq!(
+        (second.bytes_in, second.frames_in, second.frames_out),
+        (4, 1, 0)
+    );
+}
+
+#[test]
 fn a_frame_is_consumed_only_when_its_guard_drops() {
     let mut c = lines(Limits::default());
     c.handle_bytes(b"x\ny\n", MS);

@@ -21,9 +21,15 @@
 //! `ConnHandle`, a timer, shutdown) goes through a locked queue and writes
 //! the reactor's eventfd only if the thread is asleep in `epoll_wait`. So
 //! a request costs its read, its write and a share of one `epoll_wait`,
-//! and no executor state is shared between threads. Timers stay with
-//! async-io: the driver re-arms them only when a deadline moves earlier,
-//! so they are off the hot path.
+//! and no executor state is shared between threads.
+//!
+//! Each socket also has one timer, kept by the reactor as a deadline in
+//! the socket's slot and an ordered set of (deadline, key): the turn
+//! bounds its `epoll_wait` by the earliest and wakes the tasks whose
+//! deadlines passed. The connection task then holds no timer of its own
+//! (async-io's is 56 bytes in every idle connection, and a lock on a set
+//! shared by all threads when armed). The driver re-arms a timer only when
+//! its deadline moves earlier or it fired, so timers are off the hot path.
 //!
 //! At a thousand busy connections the cost that is left in user space is
 //! mostly cache misses on per-connection memory, and locked instructions
@@ -34,16 +40,17 @@
 //! socket's flags are only touched on its reactor's thread.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
 
 use async_task::Runnable;
 use rustix::event::epoll;
@@ -61,9 +68,18 @@ const EVENTS_PER_WAIT: usize = 256;
 /// tasks cannot starve input.
 const TASKS_PER_TURN: usize = 256;
 
+/// A socket's timer deadline when none is armed (also [`Reactor::next_timer`]
+/// when no socket has one).
+const NO_TIMER: u64 = u64::MAX;
+
 /// One thread's reactor.
 pub(crate) struct Reactor {
     epoll: OwnedFd,
+    /// Timer deadlines are nanoseconds since this instant.
+    epoch: Instant,
+    /// The earliest armed deadline, or [`NO_TIMER`]: read without the
+    /// lock, so a turn with no timer armed does not look at the clock.
+    next_timer: AtomicU64,
     /// Written to wake the thread out of `epoll_wait`.
     notify: File,
     /// The thread is in (or about to enter) a blocking `epoll_wait`.
@@ -131,9 +147,27 @@ fn prefetch(addr: usize, len: usize) {
 struct Sources {
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
+    /// The armed timers as (deadline, key), earliest first: exactly one
+    /// entry per slot whose `timer` is armed.
+    timers: BTreeSet<(u64, u32)>,
 }
 
 impl Sources {
+    /// Disarms the timer of the slot at `key` (if it has one armed).
+    fn disarm(&mut self, key: u32) {
+        if let Some(Some(slot)) = self.slots.get_mut(key as usize) {
+            let at = std::mem::replace(&mut slot.timer, NO_TIMER);
+            if at != NO_TIMER {
+                self.timers.remove(&(at, key));
+            }
+        }
+    }
+
+    /// The earliest armed deadline, or [`NO_TIMER`].
+    fn next_timer(&self) -> u64 {
+        self.timers.first().map_or(NO_TIMER, |&(at, _)| at)
+    }
+
     /// The socket registered under epoll key `key`, if it still is.
     fn get(&self, key: u64) -> Option<&Slot> {
         usize::try_from(key)
@@ -152,6 +186,9 @@ struct Slot {
     /// The address of other memory the task touches on every wake-up
     /// (see [`EdgeStream::prefetch_also`]), or 0.
     also: usize,
+    /// The armed timer's deadline (nanoseconds since the reactor's epoch),
+    /// or [`NO_TIMER`].
+    timer: u64,
 }
 
 /// The readiness of one registered socket.
@@ -172,6 +209,8 @@ struct Source {
     /// the next such event wakes it; other events do not.
     read_waiting: AtomicBool,
     write_waiting: AtomicBool,
+    /// The socket's timer fired and the task has not seen it yet.
+    timer_fired: AtomicBool,
 }
 
 impl Reactor {
@@ -187,6 +226,8 @@ impl Reactor {
         )?;
         Ok(Arc::new(Reactor {
             epoll,
+            epoch: Instant::now(),
+            next_timer: AtomicU64::new(NO_TIMER),
             notify: File::from(notify),
             sleeping: AtomicBool::new(false),
             notified: AtomicBool::new(false),
@@ -279,15 +320,17 @@ impl Reactor {
             tv_sec: 0,
             tv_nsec: 0,
         };
+        let next_timer = self.next_timer.load(Ordering::Relaxed);
         events.clear();
         if block {
             self.sleeping.store(true, Ordering::SeqCst);
             // A wake-up that saw `sleeping` still false set `notified`
             // instead of writing the eventfd: look once more.
+            let until_timer = (next_timer != NO_TIMER).then(|| until(next_timer, self.now()));
             let wait = if self.notified.load(Ordering::SeqCst) {
                 Some(&timeout)
             } else {
-                None
+                until_timer.as_ref()
             };
             let result = epoll::wait(&self.epoll, spare(events), wait);
             self.sleeping.store(false, Ordering::SeqCst);
@@ -296,7 +339,10 @@ impl Reactor {
             retry_interrupted(epoll::wait(&self.epoll, spare(events), Some(&timeout)))?;
         }
         HINTS.with(|h| h.borrow_mut().clear());
-        let sources = lock(&self.sources);
+        let mut sources = lock(&self.sources);
+        if next_timer != NO_TIMER {
+            self.fire_timers(&mut sources);
+        }
         // First ask for every event's socket flags, task header and the
         // task's other hot memory: the cache misses on a thousand
         // connections' memory then overlap instead of being taken one
@@ -359,6 +405,53 @@ impl Reactor {
         Ok(())
     }
 
+    /// Nanoseconds since the reactor's epoch (saturating below
+    /// [`NO_TIMER`]).
+    fn now(&self) -> u64 {
+        self.nanos(Instant::now())
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        let d = at.saturating_duration_since(self.epoch);
+        u64::try_from(d.as_nanos()).map_or(NO_TIMER - 1, |n| n.min(NO_TIMER - 1))
+    }
+
+    /// Flags and wakes the sockets whose deadlines have passed, disarming
+    /// their timers.
+    fn fire_timers(&self, sources: &mut Sources) {
+        let now = self.now();
+        while let Some(&(at, key)) = sources.timers.first() {
+            if at > now {
+                break;
+            }
+            sources.timers.pop_first();
+            if let Some(Some(slot)) = sources.slots.get_mut(key as usize) {
+                slot.timer = NO_TIMER;
+                slot.source.timer_fired.store(true, Ordering::Release);
+                // By reference, as for events (see `turn`).
+                if let Some(w) = &slot.waker {
+                    HINTS.with(|h| h.borrow_mut().push_back(w.data() as usize));
+                    w.wake_by_ref();
+                }
+            }
+        }
+        self.next_timer
+            .store(sources.next_timer(), Ordering::Relaxed);
+    }
+
+    /// Arms the timer of the socket in slot `key` for `at`, replacing the
+    /// one armed.
+    fn set_timer(&self, key: u32, at: Instant) {
+        let at = self.nanos(at);
+        let mut s = lock(&self.sources);
+        s.disarm(key);
+        if let Some(Some(slot)) = s.slots.get_mut(key as usize) {
+            slot.timer = at;
+            s.timers.insert((at, key));
+        }
+        self.next_timer.store(s.next_timer(), Ordering::Relaxed);
+    }
+
     /// Records `addr` as memory to fetch ahead for the socket in slot `key`.
     fn set_also(&self, key: u32, addr: usize) {
         if let Some(Some(slot)) = lock(&self.sources).slots.get_mut(key as usize) {
@@ -377,6 +470,20 @@ impl Reactor {
         };
         // Dropped outside the lock (see `turn`).
         drop(old);
+    }
+}
+
+/// The wait from `now` until `at` (both nanoseconds since a reactor's
+/// epoch), rounded up to a whole millisecond: `epoll_wait` may count in
+/// milliseconds, and waking a little early would only spin until the
+/// deadline.
+fn until(at: u64, now: u64) -> rustix::event::Timespec {
+    const MS: u64 = 1_000_000;
+    let wait = at.saturating_sub(now).div_ceil(MS).saturating_mul(MS);
+    rustix::event::Timespec {
+        tv_sec: i64::try_from(wait / 1_000_000_000).unwrap_or(i64::MAX),
+        // Below 10^9: fits every platform's `c_long`.
+        tv_nsec: (wait % 1_000_000_000) as _,
     }
 }
 
@@ -477,6 +584,7 @@ impl EdgeStream {
                         source: Arc::clone(&source),
                         waker: None,
                         also: 0,
+                        timer: NO_TIMER,
                     });
                     k
                 }
@@ -485,6 +593,7 @@ impl EdgeStream {
                         source: Arc::clone(&source),
                         waker: None,
                         also: 0,
+                        timer: NO_TIMER,
                     }));
                     s.slots.len() - 1
                 }
@@ -570,15 +679,37 @@ impl EdgeStream {
         self.poll_flag(&s.writable, &s.write_waiting, cx)
     }
 
-    fn poll_flag(&self, flag: &AtomicBool, waiting: &AtomicBool, cx: &mut Context<'_>) -> Poll<()> {
-        if flag.load(Ordering::Acquire) {
+    /// Arms the socket's timer for `at`, replacing the one armed.
+    pub(crate) fn set_timer(&self, at: Instant) {
+        self.reactor.set_timer(self.key, at);
+    }
+
+    /// Ready once the armed timer fired (which disarms it).
+    pub(crate) fn poll_timer(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let fired = &self.source.timer_fired;
+        if fired.load(Ordering::Acquire) {
+            fired.store(false, Ordering::Release);
             return Poll::Ready(());
         }
-        let w = cx.waker();
+        // The turn that fires it wakes the slot's waker whatever the task
+        // waits for.
+        self.register(cx.waker());
+        Poll::Pending
+    }
+
+    /// Makes `w` the waker in the socket's slot, unless it already is.
+    fn register(&self, w: &Waker) {
         if !self.registered.is(w) {
             self.reactor.register(self.key, w);
             self.registered.set(w);
         }
+    }
+
+    fn poll_flag(&self, flag: &AtomicBool, waiting: &AtomicBool, cx: &mut Context<'_>) -> Poll<()> {
+        if flag.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.register(cx.waker());
         waiting.store(true, Ordering::Release);
         if flag.load(Ordering::Acquire) {
             waiting.store(false, Ordering::Release);
@@ -596,6 +727,10 @@ impl Drop for EdgeStream {
         let _ = epoll::delete(&self.reactor.epoll, self.stream.as_fd());
         let key = self.key as usize;
         let mut s = lock(&self.reactor.sources);
+        s.disarm(self.key);
+        self.reactor
+            .next_timer
+            .store(s.next_timer(), Ordering::Relaxed);
         if let Some(slot) = s.slots.get_mut(key) {
             *slot = None;
             s.free.push(key);
@@ -739,6 +874,58 @@ mod tests {
             prefetch(addr, PREFETCH_BYTES);
             prefetch(addr, 1);
         }
+    }
+
+    #[test]
+    fn a_socket_timer_fires_once_at_its_deadline_and_the_earliest_bounds_the_wait() {
+        let reactor = Reactor::new().unwrap();
+        let (_c1, s1) = pair();
+        let (_c2, s2) = pair();
+        let a = EdgeStream::new(s1, &reactor).unwrap();
+        let b = EdgeStream::new(s2, &reactor).unwrap();
+        let start = Instant::now();
+        // Armed late, then earlier: the earlier deadline replaces it.
+        a.set_timer(start + Duration::from_secs(3600));
+        a.set_timer(start + Duration::from_millis(40));
+        b.set_timer(start + Duration::from_secs(3600));
+        assert_eq!(
+            lock(&reactor.sources).timers.len(),
+            2,
+            "one entry per socket"
+        );
+        // Nothing else wakes this thread: the turn's wait must end by
+        // itself at a's deadline.
+        block_on(&reactor, std::future::poll_fn(|cx| a.poll_timer(cx))).unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(40), "not early");
+        // Fired once: disarmed, and b's timer is the only one left.
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(a.poll_timer(&mut cx).is_pending());
+        assert_eq!(lock(&reactor.sources).timers.len(), 1);
+        // A closed socket takes its timer along.
+        drop(b);
+        assert!(lock(&reactor.sources).timers.is_empty());
+        assert_eq!(reactor.next_timer.load(Ordering::Relaxed), NO_TIMER);
+    }
+
+    #[test]
+    fn a_timer_already_due_fires_without_blocking() {
+        let reactor = Reactor::new().unwrap();
+        let (_c, s) = pair();
+        let a = EdgeStream::new(s, &reactor).unwrap();
+        // Due the moment it is armed.
+        a.set_timer(Instant::now());
+        block_on(&reactor, std::future::poll_fn(|cx| a.poll_timer(cx))).unwrap();
+        assert_eq!(
+            until(10, 20).tv_nsec,
+            0,
+            "a passed deadline waits for nothing"
+        );
+        assert_eq!(
+            until(1_000_001, 0).tv_nsec,
+            2_000_000,
+            "rounded up to the millisecond"
+        );
     }
 
     #[test]

@@ -1,11 +1,15 @@
-//! A connection's socket: on async-io, or (Linux, [`Layout::PerThread`](crate::Layout::PerThread),
-//! no TLS) on the edge-triggered reactor of its thread. The connection
-//! task sees one type either way; which one it is stays in here.
+//! A connection's socket and its timer: on async-io, or (Linux,
+//! [`Layout::PerThread`](crate::Layout::PerThread), no TLS) on the
+//! edge-triggered reactor of its thread. The connection task sees one type
+//! either way; which one it is stays in here.
 
+use std::future::Future;
 use std::net::TcpStream;
+use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
-use smol::Async;
+use smol::{Async, Timer};
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use super::edge::{EdgeStream, Reactor};
@@ -23,8 +27,10 @@ pub(crate) struct Socket(Kind);
 /// Where the socket's readiness comes from: matched statically here, so the
 /// per-event path has no indirection.
 enum Kind {
-    /// Registered with async-io (one-shot: each wait re-arms).
-    Async(Async<TcpStream>),
+    /// Registered with async-io (one-shot: each wait re-arms), with an
+    /// async-io timer made the first time one is armed (boxed: most
+    /// connections never arm one, and the edge reactor keeps its own).
+    Async(Async<TcpStream>, Option<Box<Timer>>),
     /// Registered once, edge-triggered, with its thread's reactor.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     Edge(EdgeStream),
@@ -50,7 +56,7 @@ pub(crate) struct ReadWait {
 impl Socket {
     /// Registers `stream` with async-io (which makes it non-blocking).
     pub(crate) fn on_async_io(stream: TcpStream) -> std::io::Result<Socket> {
-        Async::new(stream).map(|s| Socket(Kind::Async(s)))
+        Async::new(stream).map(|s| Socket(Kind::Async(s, None)))
     }
 
     /// Registers `stream` with `reactor` for the socket's whole life.
@@ -66,7 +72,7 @@ impl Socket {
     #[inline]
     pub(crate) fn get_ref(&self) -> &TcpStream {
         match &self.0 {
-            Kind::Async(s) => s.get_ref(),
+            Kind::Async(s, _) => s.get_ref(),
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Kind::Edge(s) => s.get_ref(),
         }
@@ -76,7 +82,7 @@ impl Socket {
     /// async-io readiness; TLS connections are always made on async-io).
     pub(crate) fn as_async(&self) -> Option<&Async<TcpStream>> {
         match &self.0 {
-            Kind::Async(s) => Some(s),
+            Kind::Async(s, _) => Some(s),
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Kind::Edge(_) => None,
         }
@@ -87,7 +93,7 @@ impl Socket {
     /// event. A hint: any address will do; async-io takes no hints.
     pub(crate) fn prefetch_also(&self, addr: usize) {
         match &self.0 {
-            Kind::Async(_) => {}
+            Kind::Async(..) => {}
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Kind::Edge(s) => s.prefetch_also(addr),
         }
@@ -118,7 +124,7 @@ impl Socket {
     #[inline]
     pub(crate) fn peer_closed(&self) -> bool {
         match &self.0 {
-            Kind::Async(_) => false,
+            Kind::Async(..) => false,
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Kind::Edge(s) => s.peer_closed(),
         }
@@ -144,7 +150,7 @@ impl Socket {
         other_cause: bool,
     ) -> Poll<()> {
         match &self.0 {
-            Kind::Async(s) => {
+            Kind::Async(s, _) => {
                 let woken_by_socket = wait.armed && !other_cause;
                 if woken_by_socket || s.poll_readable(cx).is_ready() {
                     Poll::Ready(())
@@ -160,11 +166,35 @@ impl Socket {
         }
     }
 
+    /// Arms the connection's timer for `at`, replacing the one armed.
+    pub(crate) fn set_timer(&mut self, at: Instant) {
+        match &mut self.0 {
+            Kind::Async(_, timer) => match timer {
+                Some(t) => t.set_at(at),
+                None => *timer = Some(Box::new(Timer::at(at))),
+            },
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Kind::Edge(s) => s.set_timer(at),
+        }
+    }
+
+    /// Ready once the armed timer fired (which disarms it); pending, and
+    /// never woken for it, while none is armed.
+    #[inline]
+    pub(crate) fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.0 {
+            Kind::Async(_, Some(t)) => Pin::new(&mut **t).poll(cx).map(|_| ()),
+            Kind::Async(_, None) => Poll::Pending,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Kind::Edge(s) => s.poll_timer(cx),
+        }
+    }
+
     /// Ready when the socket can take bytes (or failed: the write says).
     #[inline]
     pub(crate) fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<()> {
         match &self.0 {
-            Kind::Async(s) => s.poll_writable(cx).map(|_| ()),
+            Kind::Async(s, _) => s.poll_writable(cx).map(|_| ()),
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Kind::Edge(s) => s.poll_writable(cx),
         }
