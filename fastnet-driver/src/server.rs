@@ -4,7 +4,7 @@
 //! the listener ([`listen`]); and the builder's common setters
 //! ([`server_builder_setters!`](crate::server_builder_setters)).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
@@ -319,19 +319,17 @@ pub struct Core<C, X, D = SpecDecoder, E = AnyEncoder> {
 }
 
 /// Admission and the connections admitted, under one lock.
+/// The live connections by id. Their peers' addresses, which admission
+/// slots are counted under, come with each call from the connection's
+/// [`ConnInfo`]; whether a slot is still held is kept only for the few
+/// connections whose slot was freed ahead of being forgotten. So an idle
+/// connection costs the registry one id and one handle.
 struct Live<C> {
     admission: Admission,
     next_id: u64,
-    conns: HashMap<u64, Entry<C>>,
-}
-
-/// A live connection. Its peer's address, which its admission slot is
-/// counted under, comes with each call from the connection's
-/// [`ConnInfo`] rather than being kept here a second time.
-struct Entry<C> {
-    conn: C,
-    /// The admission slot is still held.
-    slot: bool,
+    conns: HashMap<u64, C>,
+    /// Live connections whose admission slot is already free.
+    slot_freed: HashSet<u64>,
 }
 
 impl<C, X, D: Decoder + Clone, E: Encoder> Core<C, X, D, E> {
@@ -373,6 +371,7 @@ impl<C, X, D: Decoder + Clone, E: Encoder> Core<C, X, D, E> {
                     .with_prefix(config.per_ip_prefix),
                 next_id: 0,
                 conns: HashMap::new(),
+                slot_freed: HashSet::new(),
             }),
             drained: Condvar::new(),
             shutting_down: AtomicBool::new(false),
@@ -490,8 +489,7 @@ impl<C, X, D, E> Core<C, X, D, E> {
 
     /// Records an admitted connection as live, holding its slot.
     pub fn register(&self, info: &ConnInfo, conn: C) {
-        let entry = Entry { conn, slot: true };
-        lock(&self.live).conns.insert(info.id(), entry);
+        lock(&self.live).conns.insert(info.id(), conn);
     }
 
     /// A connection is closing: frees its admission slot (once). Done
@@ -499,10 +497,8 @@ impl<C, X, D, E> Core<C, X, D, E> {
     /// it is admitted.
     pub fn free_slot(&self, info: &ConnInfo) {
         let live = &mut *lock(&self.live);
-        if let Some(entry) = live.conns.get_mut(&info.id()) {
-            if std::mem::take(&mut entry.slot) {
-                live.admission.release(info.peer_addr().ip());
-            }
+        if live.conns.contains_key(&info.id()) && live.slot_freed.insert(info.id()) {
+            live.admission.release(info.peer_addr().ip());
         }
     }
 
@@ -512,10 +508,8 @@ impl<C, X, D, E> Core<C, X, D, E> {
     /// whether no connection is left.
     pub fn forget(&self, info: &ConnInfo) -> bool {
         let live = &mut *lock(&self.live);
-        if let Some(entry) = live.conns.remove(&info.id()) {
-            if entry.slot {
-                live.admission.release(info.peer_addr().ip());
-            }
+        if live.conns.remove(&info.id()).is_some() && !live.slot_freed.remove(&info.id()) {
+            live.admission.release(info.peer_addr().ip());
         }
         let drained = live.conns.is_empty();
         if drained {
@@ -536,7 +530,7 @@ impl<C, X, D, E> Core<C, X, D, E> {
         C: Clone,
     {
         let live = lock(&self.live);
-        live.conns.values().map(|e| e.conn.clone()).collect()
+        live.conns.values().cloned().collect()
     }
 
     /// Blocks until no connection is live, or `until`; returns whether

@@ -77,7 +77,9 @@ pub(crate) fn task<H: Handler, D: ServerDecoder, E: ServerEncoder>(
             // Every poll registers the waker (a compare unless it changed)
             // before anything looks at the signal flags, so a signal is
             // never missed, also while the handler's future is pending.
-            future::poll_fn(|cx| {
+            // The closure owns the record and the pinned reference (a
+            // borrowing one would keep both twice, in every idle task).
+            future::poll_fn(move |cx| {
                 shared.register(cx.waker());
                 if shared.flags.load(Ordering::SeqCst) & ABORT != 0 {
                     return Poll::Ready(End::Aborted);
@@ -139,7 +141,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         let server = &shared.server;
         // Made with pooled buffers, then parked at once: they go back to
         // the pool and come out again when bytes arrive.
-        let bufs = server.pool.take(shared.shard);
+        let bufs = server.pool.take(shared.shard());
         let Ok(conn) = server.connection(bufs, server.now()) else {
             // Validated at bind; cannot happen. Close as reset.
             server.free_slot(&info);
@@ -204,7 +206,29 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
             // read what the socket holds once more before closing.
             let read = wake.readable || flags & SHUTDOWN != 0 || self.link.has_buffered();
             let more_to_read = read && self.conn.wants_read() && self.read();
-            self.process().await;
+            // Every complete frame goes to the handler, in order, straight
+            // from the rx buffer, until the decoder needs more bytes (then,
+            // at EOF or past the byte limit, the connection starts closing,
+            // after the last frame's replies were queued), replies reach the
+            // high-water mark (written below, then back here) or the
+            // connection starts closing. Written out here, not as an `async
+            // fn`: a nested future keeps its own copies of `self` in every
+            // connection's task. `loop` and `let else`, not `while let`: the
+            // latter keeps the `Option` beside the frame across the
+            // handler's `.await`, 40 bytes more.
+            if self.conn.wants_poll() {
+                loop {
+                    let Some(mut frame) = self.conn.poll_frame() else {
+                        break;
+                    };
+                    let Some(state) = self.state.as_mut() else {
+                        break;
+                    };
+                    let (payload, mut out) = frame.parts();
+                    let mut ctx = Ctx::new(&self.shared, state, &mut out).with_tls(&self.link);
+                    self.handler.on_frame(&mut ctx, payload).await;
+                }
+            }
             if self.push_backlog {
                 self.drain_push();
             }
@@ -358,32 +382,6 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         };
         let mut ctx = Ctx::new(&self.shared, state, &mut self.conn).with_tls(&self.link);
         self.handler.on_open(&mut ctx);
-    }
-
-    /// Lends every complete frame to the handler, in order, straight from
-    /// the rx buffer. Stops when the decoder needs more bytes (then, at EOF
-    /// or past the byte limit, the connection starts closing, after the
-    /// last frame's replies were queued), when replies reach the high-water
-    /// mark (the caller writes, then comes back), or when the connection
-    /// starts closing.
-    async fn process(&mut self) {
-        if !self.conn.wants_poll() {
-            return;
-        }
-        // `loop` and `let else`, not `while let`: the latter keeps the
-        // `Option` beside the frame across the handler's `.await`, 40 bytes
-        // more in every connection's task.
-        loop {
-            let Some(mut frame) = self.conn.poll_frame() else {
-                return;
-            };
-            let Some(state) = self.state.as_mut() else {
-                return;
-            };
-            let (payload, mut out) = frame.parts();
-            let mut ctx = Ctx::new(&self.shared, state, &mut out).with_tls(&self.link);
-            self.handler.on_frame(&mut ctx, payload).await;
-        }
     }
 
     /// One vectored write of everything queued (again only if the socket
@@ -560,7 +558,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
             self.shared
                 .server
                 .stats
-                .add_conn_on(self.shared.shard, &traffic);
+                .add_conn_on(self.shared.shard(), &traffic);
         }
     }
 
@@ -574,7 +572,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
             tx: Vec::new(),
         };
         if let Ok(bufs) = self.conn.park(placeholder) {
-            self.server().pool.give(self.shared.shard, bufs);
+            self.server().pool.give(self.shared.shard(), bufs);
             // An idle connection keeps no push storage either.
             if self.pushed {
                 self.pushed = false;
@@ -588,7 +586,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         if !self.conn.is_parked() {
             return;
         }
-        let bufs = self.server().pool.take(self.shared.shard);
+        let bufs = self.server().pool.take(self.shared.shard());
         let _ = self.conn.unpark(bufs);
     }
 }
@@ -657,13 +655,14 @@ mod tests {
         // Never polled, never registered: dropping it would report a close
         // for a connection the server never admitted.
         std::mem::forget(fut);
-        // 664 on x86_64 with `tls` (its link), 656 without: the driver
+        // 600 on x86_64 with `tls` (its link), 592 without: the driver
         // (its connection keeps its limits in nanoseconds, 64 bytes, only
         // its own decoding state beside a pointer to the server's codec,
         // and no copy of reported statistics; the socket's timer lives in
-        // the reactor), the run loop's state (the frame, its outbox, the
-        // handler's `Ctx` and future across the handler's `.await`) and
+        // the reactor), the run loop's state (the frame, a one-pointer
+        // outbox, the handler's `Ctx` and future across the handler's
+        // `.await`, written into `run` rather than a nested future) and
         // the wrapper's. Grows only with a reason.
-        assert!(size <= 664, "connection task future is {size} bytes");
+        assert!(size <= 600, "connection task future is {size} bytes");
     }
 }

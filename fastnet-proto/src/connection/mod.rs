@@ -103,20 +103,15 @@ pub struct Buffers<R, T> {
 #[derive(Debug)]
 pub struct Connection<D, E, R, T> {
     decoder: D,
-    encoder: E,
     rx: Buffer<R>,
-    tx: Ring<T>,
+    /// The reply side: what an [`Outbox`] writes to.
+    sink: Sink<E, T>,
     limits: Kept,
     state: State,
     /// The peer sent EOF; close once the buffered frames are processed.
     eof: bool,
     /// Over the byte limit; close once the frames within it are processed.
     over_byte_limit: bool,
-    /// Backpressure: reply queue above the high-water mark.
-    paused: bool,
-    /// The push queue held frames at the last `handle_pushes`: a drain
-    /// is not over until they are sent too.
-    pushes_waiting: bool,
     /// Storage swapped out for a placeholder while idle.
     parked: bool,
     last_activity: Nanos,
@@ -149,16 +144,30 @@ pub struct Connection<D, E, R, T> {
     stall_owed: u32,
     /// Work done since the driver last called `begin_wake`.
     budget_used: u32,
+}
+
+/// The reply side of a [`Connection`], apart from the receive side so that
+/// an [`Outbox`] is one pointer: it lives across an async handler's
+/// `.await`s in every connection task. The reply-queue flags sit here too,
+/// in room the struct's alignment leaves anyway.
+#[derive(Debug)]
+struct Sink<E, T> {
+    encoder: E,
+    tx: Ring<T>,
     stats: ConnStats,
+    /// The frame being handled asked to close the connection after it.
+    close: bool,
+    /// Backpressure: reply queue above the high-water mark.
+    paused: bool,
+    /// The push queue held frames at the last `handle_pushes`: a drain
+    /// is not over until they are sent too.
+    pushes_waiting: bool,
 }
 
 /// Queues replies while [`Connection::poll_frames`] hands out a frame.
 #[derive(Debug)]
 pub struct Outbox<'a, E, T> {
-    encoder: &'a E,
-    tx: &'a mut Ring<T>,
-    frames_out: &'a mut u64,
-    close: &'a mut bool,
+    sink: &'a mut Sink<E, T>,
 }
 
 impl<E: Encoder, T: AsRef<[u8]> + AsMut<[u8]>> Outbox<'_, E, T> {
@@ -166,20 +175,20 @@ impl<E: Encoder, T: AsRef<[u8]> + AsMut<[u8]>> Outbox<'_, E, T> {
     /// encoder refuses the payload or the queue lacks room for the whole
     /// frame ([`Error::BufferTooSmall`] with the free space).
     pub fn send(&mut self, payload: &[u8]) -> Result<(), Error> {
-        enqueue(self.encoder, self.tx, payload)?;
-        *self.frames_out += 1;
+        enqueue(&self.sink.encoder, &mut self.sink.tx, payload)?;
+        self.sink.stats.frames_out += 1;
         Ok(())
     }
 
     /// Bytes free in the reply queue.
     pub fn free(&self) -> usize {
-        self.tx.free()
+        self.sink.tx.free()
     }
 
     /// Closes the connection after this frame: no more frames are handed
     /// out, queued replies are flushed, the reason is [`CloseReason::Local`].
     pub fn close(&mut self) {
-        *self.close = true;
+        self.sink.close = true;
     }
 }
 
@@ -194,7 +203,6 @@ where
 {
     conn: &'a mut Connection<D, E, R, T>,
     frame: Frame,
-    close: bool,
 }
 
 impl<D, E, R, T> FrameRef<'_, D, E, R, T>
@@ -213,13 +221,12 @@ where
     pub fn parts(&mut self) -> (&[u8], Outbox<'_, E, T>) {
         let conn = &mut *self.conn;
         let payload = conn.rx.filled().get(self.frame.range()).unwrap_or(&[]);
-        let out = Outbox {
-            encoder: &conn.encoder,
-            tx: &mut conn.tx,
-            frames_out: &mut conn.stats.frames_out,
-            close: &mut self.close,
-        };
-        (payload, out)
+        (
+            payload,
+            Outbox {
+                sink: &mut conn.sink,
+            },
+        )
     }
 
     /// Queues a reply; see [`Outbox::send`].
@@ -229,7 +236,7 @@ where
 
     /// Closes the connection after this frame; see [`Outbox::close`].
     pub fn close(&mut self) {
-        self.close = true;
+        self.conn.sink.close = true;
     }
 }
 
@@ -241,7 +248,8 @@ where
     T: AsRef<[u8]> + AsMut<[u8]>,
 {
     fn drop(&mut self) {
-        self.conn.finish_frame(self.frame, self.close);
+        let close = core::mem::take(&mut self.conn.sink.close);
+        self.conn.finish_frame(self.frame, close);
     }
 }
 
@@ -376,15 +384,19 @@ where
         let limits = Kept::new(&limits, high_water, low_water);
         Ok(Connection {
             decoder,
-            encoder,
             rx,
-            tx,
+            sink: Sink {
+                encoder,
+                tx,
+                stats: ConnStats::default(),
+                close: false,
+                paused: false,
+                pushes_waiting: false,
+            },
             limits,
             state: State::Open,
             eof: false,
             over_byte_limit: false,
-            paused: false,
-            pushes_waiting: false,
             parked: false,
             last_activity: Nanos::from(now),
             last_read: Nanos::from(now),
@@ -398,7 +410,6 @@ where
             stall_running: false,
             stall_owed: 0,
             budget_used: 0,
-            stats: ConnStats::default(),
         })
     }
 
@@ -407,12 +418,12 @@ where
     pub fn reset(&mut self, now: Duration) {
         self.decoder.reset();
         self.rx.clear();
-        self.tx.clear();
+        self.sink.tx.clear();
         self.state = State::Open;
         self.eof = false;
         self.over_byte_limit = false;
-        self.paused = false;
-        self.pushes_waiting = false;
+        self.sink.paused = false;
+        self.sink.pushes_waiting = false;
         self.last_activity = Nanos::from(now);
         self.last_read = Nanos::from(now);
         self.clock = Nanos::from(now);
@@ -423,7 +434,7 @@ where
         self.stall_running = false;
         self.stall_owed = 0;
         self.budget_used = 0;
-        self.stats = ConnStats::default();
+        self.sink.stats = ConnStats::default();
     }
 
     // ---- getters ----
@@ -449,7 +460,7 @@ where
     /// Whether the connection wants bytes from the socket: open, not at EOF,
     /// and not held back by unsent replies.
     pub fn wants_read(&self) -> bool {
-        matches!(self.state, State::Open) && !self.eof && !self.over_byte_limit && !self.paused
+        matches!(self.state, State::Open) && !self.eof && !self.over_byte_limit && !self.sink.paused
     }
 
     /// Whether a [`poll_frames`](Self::poll_frames) /
@@ -459,7 +470,7 @@ where
     /// right after the decoder asked for more bytes, until some arrive.
     pub fn wants_poll(&self) -> bool {
         self.state == State::Open
-            && !self.paused
+            && !self.sink.paused
             && !self.budget_spent()
             && (self.eof || self.over_byte_limit || (!self.rx.is_empty() && !self.needs_input))
     }
@@ -481,18 +492,18 @@ where
 
     /// Whether there are bytes to write.
     pub fn wants_write(&self) -> bool {
-        !self.is_closed() && !self.tx.is_empty()
+        !self.is_closed() && !self.sink.tx.is_empty()
     }
 
     /// Whether reading is paused because the peer is not draining replies.
     pub fn is_backpressured(&self) -> bool {
-        self.paused
+        self.sink.paused
     }
 
     /// Counters since the connection was made (or [`reset`](Self::reset)),
     /// or since the last [`take_stats`](Self::take_stats).
     pub fn stats(&self) -> &ConnStats {
-        &self.stats
+        &self.sink.stats
     }
 
     /// The counters as [`stats`](Self::stats) shows them, zeroing them: a
@@ -500,7 +511,7 @@ where
     /// takes them instead of keeping a copy to subtract (48 bytes less in
     /// every connection).
     pub fn take_stats(&mut self) -> ConnStats {
-        core::mem::take(&mut self.stats)
+        core::mem::take(&mut self.sink.stats)
     }
 
     /// The limits in force, with the watermarks resolved. A timeout of
@@ -517,12 +528,12 @@ where
 
     /// Reply bytes queued and not yet written.
     pub fn tx_len(&self) -> usize {
-        self.tx.len()
+        self.sink.tx.len()
     }
 
     /// Bytes free in the reply queue (0 while parked).
     pub fn tx_free(&self) -> usize {
-        self.tx.free()
+        self.sink.tx.free()
     }
 
     /// The decoder.
@@ -532,7 +543,7 @@ where
 
     /// The encoder.
     pub fn encoder(&self) -> &E {
-        &self.encoder
+        &self.sink.encoder
     }
 
     // ---- inputs ----
@@ -553,7 +564,7 @@ where
         }
         let allowance = match self.limits.max_bytes_in {
             u64::MAX => usize::MAX,
-            max => usize::try_from(max.saturating_sub(self.stats.bytes_in))
+            max => usize::try_from(max.saturating_sub(self.sink.stats.bytes_in))
                 .unwrap_or(usize::MAX)
                 .saturating_add(1),
         };
@@ -583,15 +594,15 @@ where
         self.rx.commit(n);
         self.spend();
         self.needs_input = false;
-        self.stats.bytes_in += n as u64;
+        self.sink.stats.bytes_in += n as u64;
         self.last_activity = Nanos::from(now);
         self.last_read = Nanos::from(now);
         self.clock = Nanos::from(now);
         let max = self.limits.max_bytes_in;
-        if self.stats.bytes_in > max {
-            let over = (self.stats.bytes_in - max) as usize;
+        if self.sink.stats.bytes_in > max {
+            let over = (self.sink.stats.bytes_in - max) as usize;
             self.rx.truncate(self.rx.len().saturating_sub(over));
-            self.stats.bytes_in = max;
+            self.sink.stats.bytes_in = max;
             self.over_byte_limit = true;
         }
     }
@@ -622,12 +633,12 @@ where
 
     /// `n` bytes of [`poll_transmit`](Self::poll_transmit) were written.
     pub fn handle_written(&mut self, n: usize, now: Duration) {
-        let n = n.min(self.tx.len());
+        let n = n.min(self.sink.tx.len());
         if n == 0 {
             return;
         }
-        self.tx.consume(n);
-        self.stats.bytes_out += n as u64;
+        self.sink.tx.consume(n);
+        self.sink.stats.bytes_out += n as u64;
         self.last_activity = Nanos::from(now);
         self.clock = Nanos::from(now);
         self.stall_owed = self
@@ -639,8 +650,8 @@ where
             self.stall_running = false;
             self.arm_stall();
         }
-        if self.paused && self.tx.len() <= self.low_water() {
-            self.paused = false;
+        if self.sink.paused && self.sink.tx.len() <= self.low_water() {
+            self.sink.paused = false;
         }
         self.settle_drain();
     }
@@ -648,7 +659,7 @@ where
     /// Draining and nothing left to send: closed.
     fn settle_drain(&mut self) {
         if let State::Draining(reason) = self.state {
-            if self.tx.is_empty() && !self.pushes_waiting {
+            if self.sink.tx.is_empty() && !self.sink.pushes_waiting {
                 self.state = State::Closed(reason);
             }
         }
@@ -726,7 +737,7 @@ where
     pub fn handle_pushes(&mut self, queue: &mut PushQueue, now: Duration) -> usize {
         self.clock = Nanos::from(now);
         if self.is_closed() {
-            self.stats.pushes_dropped += queue.close() as u64;
+            self.sink.stats.pushes_dropped += queue.close() as u64;
             return 0;
         }
         if self.parked {
@@ -734,21 +745,21 @@ where
         }
         let mut moved = 0;
         while let Some(len) = queue.front_len() {
-            if self.tx.len() >= self.high_water() || len > self.tx.free() {
+            if self.sink.tx.len() >= self.high_water() || len > self.sink.tx.free() {
                 break;
             }
             // Fits: checked just above, so no piece is refused.
             queue.pop_front_with(|piece| {
-                let _ = self.tx.push(piece);
+                let _ = self.sink.tx.push(piece);
             });
             moved += 1;
         }
-        self.stats.frames_out += moved as u64;
-        if self.tx.len() >= self.high_water() {
-            self.paused = true;
+        self.sink.stats.frames_out += moved as u64;
+        if self.sink.tx.len() >= self.high_water() {
+            self.sink.paused = true;
         }
         self.arm_stall();
-        self.pushes_waiting = !queue.is_empty();
+        self.sink.pushes_waiting = !queue.is_empty();
         self.settle_drain();
         moved
     }
@@ -788,16 +799,13 @@ where
     /// decoded in place, yields garbage: don't.
     pub fn poll_frame(&mut self) -> Option<FrameRef<'_, D, E, R, T>> {
         let frame = self.next_frame()?;
-        Some(FrameRef {
-            conn: self,
-            frame,
-            close: false,
-        })
+        self.sink.close = false;
+        Some(FrameRef { conn: self, frame })
     }
 
     /// Decodes up to the next frame to hand out, acting on skips and errors.
     fn next_frame(&mut self) -> Option<Frame> {
-        while self.state == State::Open && !self.paused && !self.budget_spent() {
+        while self.state == State::Open && !self.sink.paused && !self.budget_spent() {
             match self.decoder.decode(self.rx.filled_mut()) {
                 Ok(Decoded::NeedMore { .. }) => {
                     self.needs_input = true;
@@ -812,7 +820,7 @@ where
                 Err(e) => {
                     let oversize = matches!(e.error, Error::FrameTooLarge { .. });
                     if e.can_continue && (oversize || self.limits.skip_malformed) {
-                        self.stats.frames_skipped += 1;
+                        self.sink.stats.frames_skipped += 1;
                         self.last_skipped = Some(e.error);
                         self.rx.consume(e.consumed);
                         self.stepped_over();
@@ -834,12 +842,12 @@ where
     /// A lent-out frame is done with: consume it and apply what it caused.
     fn finish_frame(&mut self, frame: Frame, close: bool) {
         self.rx.consume(frame.consumed);
-        self.stats.frames_in += 1;
+        self.sink.stats.frames_in += 1;
         self.completed = true;
         self.spend();
         self.arm_stall();
-        if self.tx.len() >= self.high_water() {
-            self.paused = true;
+        if self.sink.tx.len() >= self.high_water() {
+            self.sink.paused = true;
             self.partial_running = false;
         }
         if close {
@@ -853,7 +861,7 @@ where
         if self.is_closed() {
             return (&[], &[]);
         }
-        self.tx.as_slices()
+        self.sink.tx.as_slices()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called,
@@ -889,10 +897,10 @@ where
                 capacity: 0,
             });
         }
-        enqueue(&self.encoder, &mut self.tx, payload)?;
-        self.stats.frames_out += 1;
-        if self.tx.len() >= self.high_water() {
-            self.paused = true;
+        enqueue(&self.sink.encoder, &mut self.sink.tx, payload)?;
+        self.sink.stats.frames_out += 1;
+        if self.sink.tx.len() >= self.high_water() {
+            self.sink.paused = true;
         }
         self.arm_stall();
         Ok(())
@@ -923,7 +931,7 @@ where
     /// Whether both buffers are empty: no partial frame, no queued reply.
     /// Only then can the storage be [parked](Self::park).
     pub fn is_quiescent(&self) -> bool {
-        self.rx.is_empty() && self.tx.is_empty()
+        self.rx.is_empty() && self.sink.tx.is_empty()
     }
 
     /// Whether the connection is parked (holds placeholder storage).
@@ -963,7 +971,7 @@ where
 
     fn swap_storage(&mut self, buffers: Buffers<R, T>) -> Buffers<R, T> {
         let rx = core::mem::replace(&mut self.rx, Buffer::new(buffers.rx));
-        let tx = core::mem::replace(&mut self.tx, Ring::new(buffers.tx));
+        let tx = core::mem::replace(&mut self.sink.tx, Ring::new(buffers.tx));
         Buffers {
             rx: rx.into_inner(),
             tx: tx.into_inner(),
@@ -974,7 +982,7 @@ where
     pub fn into_buffers(self) -> Buffers<R, T> {
         Buffers {
             rx: self.rx.into_inner(),
-            tx: self.tx.into_inner(),
+            tx: self.sink.tx.into_inner(),
         }
     }
 
@@ -1015,10 +1023,10 @@ where
     /// Starts the write-stall timer if bytes are queued and it is not
     /// running.
     fn arm_stall(&mut self) {
-        if !self.stall_running && !self.tx.is_empty() {
+        if !self.stall_running && !self.sink.tx.is_empty() {
             self.stall_at = self.clock;
             self.stall_running = true;
-            self.stall_owed = u32::try_from(self.tx.len()).unwrap_or(u32::MAX);
+            self.stall_owed = u32::try_from(self.sink.tx.len()).unwrap_or(u32::MAX);
         }
     }
 
@@ -1041,7 +1049,7 @@ where
 
     fn begin_close(&mut self, reason: CloseReason) {
         if self.state == State::Open {
-            self.state = if self.tx.is_empty() && !self.pushes_waiting {
+            self.state = if self.sink.tx.is_empty() && !self.sink.pushes_waiting {
                 State::Closed(reason)
             } else {
                 self.start_partial(self.clock);

@@ -292,7 +292,7 @@ fn frames(c: &mut Conn, reply: u8) -> usize {
 
 fn check(c: &Conn, limits: &Limits, work: u32) {
     assert!(c.rx_len() <= c.rx.capacity());
-    assert!(c.tx_len() <= c.tx.capacity());
+    assert!(c.tx_len() <= c.sink.tx.capacity());
     if let Some(max) = limits.max_bytes_in {
         assert!(c.stats().bytes_in <= max);
     }
