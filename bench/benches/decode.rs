@@ -74,6 +74,8 @@ fn check(case: &Case) {
             ("corncobs", corncobs_in_place(&mut copy())),
             ("cobs_stream", cobs_stream(&case.input, &mut out)),
             ("corncobs_buf", corncobs_buf(&case.input, &mut out)),
+            ("find_floor", cobs_find_floor(&mut copy())),
+            ("find_move_floor", cobs_find_move_floor(&mut copy())),
         ],
         Kind::CobsEncode { payload } => {
             let enc = CobsEncoder::new(MAX_FRAME).expect("COBS encoder");
@@ -195,6 +197,21 @@ fn decode(c: &mut Criterion) {
                 let mut out = vec![0u8; case.input.len()];
                 group.bench_function("corncobs_buf", |b| {
                     b.iter(|| corncobs_buf(&case.input, &mut out))
+                });
+                // Floors: what no decoder of this stream can go below.
+                group.bench_function("find_floor", |b| {
+                    b.iter_batched(
+                        copy,
+                        |mut buf| (cobs_find_floor(&mut buf), buf),
+                        BatchSize::LargeInput,
+                    )
+                });
+                group.bench_function("find_move_floor", |b| {
+                    b.iter_batched(
+                        copy,
+                        |mut buf| (cobs_find_move_floor(&mut buf), buf),
+                        BatchSize::LargeInput,
+                    )
                 });
             }
             Kind::CobsEncode { payload } => {

@@ -210,6 +210,23 @@ pub(crate) fn corncobs_in_place(buf: &mut [u8]) -> usize {
     })
 }
 
+/// The floor of any COBS decoder that finds its frames in a stream: each
+/// frame's `0x00` found with `memchr`, and nothing decoded.
+pub(crate) fn cobs_find_floor(buf: &mut [u8]) -> usize {
+    each_frame_in_place(buf, |frame| frame.len())
+}
+
+/// The floor of an in-place decoder whose frames each hold a full
+/// (254-byte) group, as random payloads of 256 bytes and more do: find the
+/// frame, then move the bytes one place back (here the whole frame, which
+/// bounds the move a decoder makes after its first full group).
+pub(crate) fn cobs_find_move_floor(buf: &mut [u8]) -> usize {
+    each_frame_in_place(buf, |frame| {
+        frame.copy_within(1.., 0);
+        frame.len().saturating_sub(1)
+    })
+}
+
 /// Room to encode `plain` as COBS frames of `payload` bytes each: the
 /// payload plus one code byte per started 254 bytes plus the `0x00`.
 pub(crate) fn cobs_out_len(plain: &[u8], payload: usize) -> usize {

@@ -107,7 +107,11 @@ pub struct Connection<D, E, R, T> {
     /// The reply side: what an [`Outbox`] writes to.
     sink: Sink<E, T>,
     limits: Kept,
-    state: State,
+    /// Why the connection is closing or closed (`Local`, unused, while
+    /// open); with `phase`, the [`State`], kept apart so that the phase
+    /// byte sits with the other flags instead of padding a 40-byte enum.
+    reason: CloseReason,
+    phase: Phase,
     /// The peer sent EOF; close once the buffered frames are processed.
     eof: bool,
     /// Over the byte limit; close once the frames within it are processed.
@@ -394,7 +398,8 @@ where
                 pushes_waiting: false,
             },
             limits,
-            state: State::Open,
+            reason: CloseReason::Local,
+            phase: Phase::Open,
             eof: false,
             over_byte_limit: false,
             parked: false,
@@ -419,7 +424,7 @@ where
         self.decoder.reset();
         self.rx.clear();
         self.sink.tx.clear();
-        self.state = State::Open;
+        self.set_state(State::Open);
         self.eof = false;
         self.over_byte_limit = false;
         self.sink.paused = false;
@@ -441,17 +446,21 @@ where
 
     /// The current state.
     pub fn state(&self) -> State {
-        self.state
+        match self.phase {
+            Phase::Open => State::Open,
+            Phase::Draining => State::Draining(self.reason),
+            Phase::Closed => State::Closed(self.reason),
+        }
     }
 
     /// Whether the connection is closed (the driver should drop the socket).
     pub fn is_closed(&self) -> bool {
-        matches!(self.state, State::Closed(_))
+        self.phase == Phase::Closed
     }
 
     /// Why the connection is closing or closed, if it is.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        match self.state {
+        match self.state() {
             State::Open => None,
             State::Draining(r) | State::Closed(r) => Some(r),
         }
@@ -460,7 +469,7 @@ where
     /// Whether the connection wants bytes from the socket: open, not at EOF,
     /// and not held back by unsent replies.
     pub fn wants_read(&self) -> bool {
-        matches!(self.state, State::Open) && !self.eof && !self.over_byte_limit && !self.sink.paused
+        self.phase == Phase::Open && !self.eof && !self.over_byte_limit && !self.sink.paused
     }
 
     /// Whether a [`poll_frames`](Self::poll_frames) /
@@ -469,7 +478,7 @@ where
     /// byte limit to act on, and replies are not holding frames back. False
     /// right after the decoder asked for more bytes, until some arrive.
     pub fn wants_poll(&self) -> bool {
-        self.state == State::Open
+        self.phase == Phase::Open
             && !self.sink.paused
             && !self.budget_spent()
             && (self.eof || self.over_byte_limit || (!self.rx.is_empty() && !self.needs_input))
@@ -624,7 +633,7 @@ where
     /// [`CloseReason::PeerClosed`].
     pub fn handle_eof(&mut self, now: Duration) {
         self.clock = Nanos::from(now);
-        if self.state == State::Open {
+        if self.phase == Phase::Open {
             self.eof = true;
             self.needs_input = false;
             self.last_activity = Nanos::from(now);
@@ -658,9 +667,9 @@ where
 
     /// Draining and nothing left to send: closed.
     fn settle_drain(&mut self) {
-        if let State::Draining(reason) = self.state {
+        if let State::Draining(reason) = self.state() {
             if self.sink.tx.is_empty() && !self.sink.pushes_waiting {
-                self.state = State::Closed(reason);
+                self.set_state(State::Closed(reason));
             }
         }
     }
@@ -675,10 +684,10 @@ where
         if self.is_closed() {
             return;
         }
-        if let (State::Draining(reason), Some(since)) = (self.state, self.partial_since()) {
+        if let (State::Draining(reason), Some(since)) = (self.state(), self.partial_since()) {
             if self.limits.drain.deadline(since).is_some_and(|d| now >= d) {
                 // The peer does not take what is queued: give up on it.
-                self.state = State::Closed(reason);
+                self.set_state(State::Closed(reason));
                 return;
             }
         }
@@ -695,10 +704,10 @@ where
             (None, None) => None,
         };
         if let Some(due) = due {
-            self.state = State::Closed(self.close_reason().unwrap_or(due));
+            self.set_state(State::Closed(self.close_reason().unwrap_or(due)));
             return;
         }
-        if let (State::Open, Some(since)) = (self.state, self.partial_since()) {
+        if let (State::Open, Some(since)) = (self.state(), self.partial_since()) {
             if self.limits.read.deadline(since).is_some_and(|d| now >= d) {
                 self.partial_running = false;
                 self.begin_close(CloseReason::ReadTimeout);
@@ -717,7 +726,7 @@ where
     /// already closed.
     pub fn handle_failure(&mut self, reason: CloseReason) {
         if !self.is_closed() {
-            self.state = State::Closed(reason);
+            self.set_state(State::Closed(reason));
         }
     }
 
@@ -805,7 +814,7 @@ where
 
     /// Decodes up to the next frame to hand out, acting on skips and errors.
     fn next_frame(&mut self) -> Option<Frame> {
-        while self.state == State::Open && !self.sink.paused && !self.budget_spent() {
+        while self.phase == Phase::Open && !self.sink.paused && !self.budget_spent() {
             match self.decoder.decode(self.rx.filled_mut()) {
                 Ok(Decoded::NeedMore { .. }) => {
                     self.needs_input = true;
@@ -871,7 +880,7 @@ where
             return None;
         }
         let idle = self.limits.idle.deadline(self.last_activity.get());
-        let timer = match self.state {
+        let timer = match self.state() {
             State::Open => self.limits.read,
             _ => self.limits.drain,
         };
@@ -888,7 +897,7 @@ where
     /// (server push). Fails if the connection is closing, the encoder
     /// refuses the payload, or the reply queue lacks room.
     pub fn send(&mut self, payload: &[u8]) -> Result<(), Error> {
-        if self.state != State::Open {
+        if self.phase != Phase::Open {
             return Err(Error::ConnectionClosed);
         }
         if self.parked {
@@ -917,7 +926,7 @@ where
     pub fn abort(&mut self) {
         if !self.is_closed() {
             let reason = self.close_reason().unwrap_or(CloseReason::Local);
-            self.state = State::Closed(reason);
+            self.set_state(State::Closed(reason));
         }
     }
 
@@ -1030,6 +1039,14 @@ where
         }
     }
 
+    fn set_state(&mut self, state: State) {
+        (self.phase, self.reason) = match state {
+            State::Open => (Phase::Open, CloseReason::Local),
+            State::Draining(r) => (Phase::Draining, r),
+            State::Closed(r) => (Phase::Closed, r),
+        };
+    }
+
     /// Starts the read (or drain) timer at `at`.
     fn start_partial(&mut self, at: Nanos) {
         self.partial_at = at;
@@ -1048,13 +1065,14 @@ where
     }
 
     fn begin_close(&mut self, reason: CloseReason) {
-        if self.state == State::Open {
-            self.state = if self.sink.tx.is_empty() && !self.sink.pushes_waiting {
+        if self.phase == Phase::Open {
+            let next = if self.sink.tx.is_empty() && !self.sink.pushes_waiting {
                 State::Closed(reason)
             } else {
                 self.start_partial(self.clock);
                 State::Draining(reason)
             };
+            self.set_state(next);
         }
     }
 
@@ -1085,6 +1103,14 @@ pub mod model;
 pub mod stress;
 #[cfg(test)]
 mod tests;
+
+/// [`State`] without its reason (see `Connection::reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Open,
+    Draining,
+    Closed,
+}
 
 /// A time (since the driver's epoch) in nanoseconds: half the size of a
 /// `Duration`, which matters for the three a connection keeps (idle
