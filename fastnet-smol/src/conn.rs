@@ -71,8 +71,8 @@ pub(crate) fn task<H: Handler, D: ServerDecoder, E: ServerEncoder>(
 ) -> Option<impl Future<Output = ()> + Send> {
     let mut driver = Driver::new(handler, stream, link, shared, state)?;
     Some(async move {
-        let shared = driver.shared.clone();
         let end = {
+            let shared = driver.shared.clone();
             let mut run = std::pin::pin!(driver.run());
             // Every poll registers the waker (a compare unless it changed)
             // before anything looks at the signal flags, so a signal is
