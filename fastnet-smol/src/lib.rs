@@ -97,10 +97,12 @@
 //! events with target `fastnet` (listed in `fastnet_driver::trace`); a
 //! subscriber decides what becomes of them.
 //!
-//! Timeouts (idle, read) come from [`fastnet_proto::Connection::poll_timeout`]
-//! and are waited for with one async-io `Timer` per connection, re-armed
+//! Timeouts (idle, read, write stall, drain) come from
+//! [`fastnet_proto::Connection::poll_timeout`] and are waited for with one
+//! timer per connection, kept by the thread's edge reactor (or, on
+//! async-io, an async-io `Timer` made the first time one is armed), re-armed
 //! only when the deadline moves earlier or fires, so traffic does not touch
-//! the reactor's timer set.
+//! the timer set.
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
