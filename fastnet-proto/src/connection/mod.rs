@@ -460,10 +460,7 @@ where
 
     /// Why the connection is closing or closed, if it is.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        match self.state() {
-            State::Open => None,
-            State::Draining(r) | State::Closed(r) => Some(r),
-        }
+        (self.phase != Phase::Open).then_some(self.reason)
     }
 
     /// Whether the connection wants bytes from the socket: open, not at EOF,

@@ -435,6 +435,12 @@ impl Reactor {
                 }
             }
         }
+        self.publish_next_timer(sources);
+    }
+
+    /// Makes the earliest armed deadline visible to the turn without the
+    /// lock (after every change of `sources.timers`).
+    fn publish_next_timer(&self, sources: &Sources) {
         self.next_timer
             .store(sources.next_timer(), Ordering::Relaxed);
     }
@@ -449,7 +455,7 @@ impl Reactor {
             slot.timer = at;
             s.timers.insert((at, key));
         }
-        self.next_timer.store(s.next_timer(), Ordering::Relaxed);
+        self.publish_next_timer(&s);
     }
 
     /// Records `addr` as memory to fetch ahead for the socket in slot `key`.
@@ -728,9 +734,7 @@ impl Drop for EdgeStream {
         let key = self.key as usize;
         let mut s = lock(&self.reactor.sources);
         s.disarm(self.key);
-        self.reactor
-            .next_timer
-            .store(s.next_timer(), Ordering::Relaxed);
+        self.reactor.publish_next_timer(&s);
         if let Some(slot) = s.slots.get_mut(key) {
             *slot = None;
             s.free.push(key);
