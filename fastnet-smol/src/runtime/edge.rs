@@ -47,7 +47,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
@@ -68,6 +68,28 @@ const EVENTS_PER_WAIT: usize = 256;
 /// tasks cannot starve input.
 const TASKS_PER_TURN: usize = 256;
 
+/// How long a reactor's thread must have been asleep before a sibling
+/// serves it (nanoseconds). Well above the time a woken thread on an idle
+/// core takes to run, so a sibling steps in only for a thread kept from
+/// its core, not for every wake-up (which would move connections' memory
+/// between cores and wake the owner for nothing).
+const STEAL_AFTER: u64 = 100_000;
+
+/// The most sockets a reactor may have for a sibling to serve it. With
+/// few connections on a thread, one round trip is short and a thread kept
+/// from its core for a scheduler tick (milliseconds) is what their tail
+/// latency is made of; with hundreds, a round trip takes that long anyway
+/// and serving them from another core only costs CPU (a third of all
+/// events moved between threads at 500 per thread, measured, for no
+/// better tail; BENCHMARKS.md).
+const STEAL_MAX_SOCKETS: usize = 128;
+
+/// A wait that returns at once.
+const ZERO: rustix::event::Timespec = rustix::event::Timespec {
+    tv_sec: 0,
+    tv_nsec: 0,
+};
+
 /// A socket's timer deadline when none is armed (also [`Reactor::next_timer`]
 /// when no socket has one).
 const NO_TIMER: u64 = u64::MAX;
@@ -86,6 +108,16 @@ pub(crate) struct Reactor {
     sleeping: AtomicBool,
     /// A task was woken since the last turn began.
     notified: AtomicBool,
+    /// A thread is running this reactor's turns and tasks: its own thread
+    /// (always, except while it waits in `epoll_wait`) or a sibling
+    /// serving it meanwhile (see [`Reactor::steal`]). Taken with acquire
+    /// and given back with release, so whichever thread holds it sees
+    /// everything the previous holder did to the sockets' flags.
+    owned: AtomicBool,
+    /// When the owner last went to sleep (nanoseconds since `epoch`).
+    asleep_since: AtomicU64,
+    /// Registered sockets, for siblings to read without the lock.
+    sockets: AtomicUsize,
     sources: Mutex<Sources>,
     /// Tasks woken from other threads, due to run.
     runnable: Mutex<VecDeque<Runnable>>,
@@ -231,6 +263,9 @@ impl Reactor {
             notify: File::from(notify),
             sleeping: AtomicBool::new(false),
             notified: AtomicBool::new(false),
+            owned: AtomicBool::new(false),
+            asleep_since: AtomicU64::new(0),
+            sockets: AtomicUsize::new(0),
             sources: Mutex::new(Sources::default()),
             runnable: Mutex::new(VecDeque::new()),
         }))
@@ -311,15 +346,23 @@ impl Reactor {
 
     /// Takes the events the kernel has (waiting for one if `may_block` and
     /// no task is due) and hands them to the sockets' flags and wakers.
-    fn turn(&self, may_block: bool, events: &mut Vec<epoll::Event>) -> io::Result<()> {
+    /// Before it would wait, it serves a sibling reactor whose thread is
+    /// not running (see [`Reactor::steal`]), and waits only if that found
+    /// nothing to do.
+    fn turn(
+        &self,
+        may_block: bool,
+        events: &mut Vec<epoll::Event>,
+        siblings: &Siblings<'_>,
+    ) -> io::Result<()> {
         // Wake-ups from here on make the wait below return at once; the
         // ones before left their tasks in the queue.
         self.notified.store(false, Ordering::SeqCst);
-        let block = may_block && self.idle();
-        let timeout = rustix::event::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
+        let mut block = may_block && self.idle();
+        if block && siblings.steal_one(events)? {
+            // Its tasks may have woken ours: look again before sleeping.
+            block = false;
+        }
         let next_timer = self.next_timer.load(Ordering::Relaxed);
         events.clear();
         if block {
@@ -328,16 +371,106 @@ impl Reactor {
             // instead of writing the eventfd: look once more.
             let until_timer = (next_timer != NO_TIMER).then(|| until(next_timer, self.now()));
             let wait = if self.notified.load(Ordering::SeqCst) {
-                Some(&timeout)
+                Some(&ZERO)
             } else {
                 until_timer.as_ref()
             };
+            // Asleep, the reactor is free for a sibling to serve.
+            self.asleep_since.store(self.now(), Ordering::Relaxed);
+            self.owned.store(false, Ordering::Release);
             let result = epoll::wait(&self.epoll, spare(events), wait);
+            self.own();
             self.sleeping.store(false, Ordering::SeqCst);
             retry_interrupted(result)?;
         } else {
-            retry_interrupted(epoll::wait(&self.epoll, spare(events), Some(&timeout)))?;
+            retry_interrupted(epoll::wait(&self.epoll, spare(events), Some(&ZERO)))?;
         }
+        self.dispatch(events, true, next_timer);
+        Ok(())
+    }
+
+    /// Takes the reactor for the calling thread, waiting out a sibling
+    /// that is serving it (for at most one turn of its tasks).
+    fn own(&self) {
+        let mut spins = 0u32;
+        while self
+            .owned
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            spins = spins.saturating_add(1);
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Serves this reactor on the calling thread if no thread runs it now:
+    /// its own thread is asleep in `epoll_wait`, or was woken and is still
+    /// waiting for a core (the kernel keeps the events until it runs, so
+    /// they are here to take). Takes the ready events, fires due timers,
+    /// and runs up to [`TASKS_PER_TURN`] tasks; tasks still due go to the
+    /// reactor's queue and its thread is woken for them. Returns whether
+    /// there was anything to do.
+    ///
+    /// Called only by an idle reactor's thread (its own queue empty), so
+    /// the thread-local queue holds this reactor's tasks alone meanwhile.
+    fn steal(&self, events: &mut Vec<epoll::Event>) -> io::Result<bool> {
+        // Looked at without a write first: a busy reactor's line stays
+        // with its thread, and a recent sleeper is left to wake by itself.
+        if self.owned.load(Ordering::Relaxed)
+            || self.sockets.load(Ordering::Relaxed) > STEAL_MAX_SOCKETS
+            || self
+                .now()
+                .saturating_sub(self.asleep_since.load(Ordering::Relaxed))
+                < STEAL_AFTER
+        {
+            return Ok(false);
+        }
+        if self
+            .owned
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Ok(false);
+        }
+        let next_timer = self.next_timer.load(Ordering::Relaxed);
+        events.clear();
+        let waited = retry_interrupted(epoll::wait(&self.epoll, spare(events), Some(&ZERO)));
+        // The eventfd alone is for the owner (its `block_on` future): it
+        // stays readable (level-triggered) until the owner drains it.
+        let work = waited.is_ok()
+            && (events.iter().any(|e| e.data.u64() != NOTIFY_KEY)
+                || (next_timer != NO_TIMER && next_timer <= self.now())
+                || !lock(&self.runnable).is_empty());
+        let mut wake_owner = false;
+        if work {
+            let previous = CURRENT.with(|c| c.replace(self as *const Reactor as usize));
+            self.dispatch(events, false, next_timer);
+            self.run_tasks();
+            CURRENT.with(|c| c.set(previous));
+            LOCAL.with(|q| {
+                let mut q = q.borrow_mut();
+                wake_owner = !q.is_empty();
+                lock(&self.runnable).extend(q.drain(..));
+            });
+            // A task armed a timer earlier than the owner's wait allows
+            // for: it must wake to shorten the wait.
+            wake_owner |= self.next_timer.load(Ordering::Relaxed) < next_timer;
+        }
+        self.owned.store(false, Ordering::Release);
+        if wake_owner {
+            self.wake();
+        }
+        waited.map(|()| work)
+    }
+
+    /// Hands `events` to the sockets' flags and wakers, and fires the due
+    /// timers if any was armed (`next_timer`). Only the owner (`own`)
+    /// drains the eventfd.
+    fn dispatch(&self, events: &[epoll::Event], own: bool, next_timer: u64) {
         HINTS.with(|h| h.borrow_mut().clear());
         let mut sources = lock(&self.sources);
         if next_timer != NO_TIMER {
@@ -347,7 +480,7 @@ impl Reactor {
         // task's other hot memory: the cache misses on a thousand
         // connections' memory then overlap instead of being taken one
         // after another (each behind a locked instruction).
-        for event in events.iter() {
+        for event in events {
             if let Some(slot) = sources.get(event.data.u64()) {
                 prefetch(Arc::as_ptr(&slot.source) as usize, 1);
                 if let Some(w) = &slot.waker {
@@ -358,11 +491,13 @@ impl Reactor {
                 }
             }
         }
-        for event in events.iter() {
+        for event in events {
             let key = event.data.u64();
             if key == NOTIFY_KEY {
-                let mut drain = [0u8; 8];
-                let _ = (&self.notify).read(&mut drain);
+                if own {
+                    let mut drain = [0u8; 8];
+                    let _ = (&self.notify).read(&mut drain);
+                }
                 continue;
             }
             let Some(slot) = sources.get(key) else {
@@ -402,7 +537,6 @@ impl Reactor {
                 }
             }
         }
-        Ok(())
     }
 
     /// Nanoseconds since the reactor's epoch (saturating below
@@ -522,14 +656,44 @@ impl Wake for MainWaker {
     }
 }
 
+/// The reactors of a thread's siblings, one of which is served each time
+/// the thread would otherwise sleep.
+struct Siblings<'a> {
+    all: &'a [Arc<Reactor>],
+    me: usize,
+    next: Cell<usize>,
+}
+
+impl Siblings<'_> {
+    /// Serves the next sibling reactor in turn if no thread runs it (see
+    /// [`Reactor::steal`]); whether that found anything to do.
+    fn steal_one(&self, events: &mut Vec<epoll::Event>) -> io::Result<bool> {
+        for _ in 0..self.all.len() {
+            let i = self.next.get() % self.all.len();
+            self.next.set(i + 1);
+            let r = &self.all[i];
+            if Arc::as_ptr(r) as usize != self.me {
+                return r.steal(events);
+            }
+        }
+        Ok(false)
+    }
+}
+
 /// Runs `future` on the calling thread together with the reactor's tasks,
 /// waiting in the reactor whenever nothing is runnable. The future is
 /// polled only when woken (its own wake-ups, not its tasks', so a future
 /// that accepts connections does not try `accept` on every turn). Tasks
 /// still queued when it finishes are dropped. Fails only if `epoll_wait`
 /// does (it cannot, short of a bad descriptor).
+///
+/// Before each sleep the thread serves one of `siblings` (other threads'
+/// reactors; `reactor` itself among them is skipped) if that one's thread
+/// is not running: a connection made ready while its own thread waits
+/// for a core is then served by the idle thread instead of waiting.
 pub(crate) fn block_on<T>(
     reactor: &Arc<Reactor>,
+    siblings: &[Arc<Reactor>],
     future: impl Future<Output = T>,
 ) -> io::Result<T> {
     let main = Arc::new(MainWaker {
@@ -540,6 +704,12 @@ pub(crate) fn block_on<T>(
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     let mut events = Vec::with_capacity(EVENTS_PER_WAIT);
+    let siblings = Siblings {
+        all: siblings,
+        me: Arc::as_ptr(reactor) as usize,
+        next: Cell::new(0),
+    };
+    reactor.own();
     let previous = CURRENT.with(|c| c.replace(Arc::as_ptr(reactor) as usize));
     let result = loop {
         if main.woken.swap(false, Ordering::SeqCst) {
@@ -549,7 +719,7 @@ pub(crate) fn block_on<T>(
         }
         reactor.run_tasks();
         let may_block = !main.woken.load(Ordering::SeqCst);
-        if let Err(e) = reactor.turn(may_block, &mut events) {
+        if let Err(e) = reactor.turn(may_block, &mut events, &siblings) {
             break Err(e);
         }
     };
@@ -559,6 +729,7 @@ pub(crate) fn block_on<T>(
     CURRENT.with(|c| c.set(previous));
     queued.extend(lock(&reactor.runnable).drain(..));
     drop(queued);
+    reactor.owned.store(false, Ordering::Release);
     result
 }
 
@@ -604,11 +775,15 @@ impl EdgeStream {
                     s.slots.len() - 1
                 }
             };
+            reactor
+                .sockets
+                .store(s.slots.len() - s.free.len(), Ordering::Relaxed);
             match u32::try_from(key) {
                 Ok(k) => k,
                 Err(_) => {
                     s.slots[key] = None;
                     s.free.push(key);
+                    reactor.sockets.fetch_sub(1, Ordering::Relaxed);
                     return Err(io::Error::other("edge reactor: too many sockets"));
                 }
             }
@@ -739,6 +914,9 @@ impl Drop for EdgeStream {
             *slot = None;
             s.free.push(key);
         }
+        self.reactor
+            .sockets
+            .store(s.slots.len() - s.free.len(), Ordering::Relaxed);
     }
 }
 
@@ -778,7 +956,7 @@ mod tests {
         let s = EdgeStream::new(server, &reactor).unwrap();
         for round in 0..50u8 {
             client.write_all(&[round; 100]).unwrap();
-            let got = block_on(&reactor, async {
+            let got = block_on(&reactor, &[], async {
                 std::future::poll_fn(|cx| s.poll_readable(cx)).await;
                 drain(&s)
             })
@@ -787,7 +965,7 @@ mod tests {
             // wait for the rest the same way.
             let mut total = got;
             while total < 100 {
-                total += block_on(&reactor, async {
+                total += block_on(&reactor, &[], async {
                     std::future::poll_fn(|cx| s.poll_readable(cx)).await;
                     drain(&s)
                 })
@@ -812,6 +990,7 @@ mod tests {
         };
         block_on(
             &reactor,
+            &[],
             std::future::poll_fn(|cx| {
                 waker.register(cx.waker());
                 if flag.load(Ordering::SeqCst) {
@@ -845,7 +1024,7 @@ mod tests {
                 }
             }
         });
-        let sum = block_on(&reactor, async { done_rx.recv().await.unwrap() }).unwrap();
+        let sum = block_on(&reactor, &[], async { done_rx.recv().await.unwrap() }).unwrap();
         feeder.join().unwrap();
         assert_eq!(sum, 5050);
     }
@@ -858,7 +1037,7 @@ mod tests {
         s.begin_read();
         s.begin_write();
         drop(client);
-        block_on(&reactor, async {
+        block_on(&reactor, &[], async {
             std::future::poll_fn(|cx| s.poll_readable(cx)).await;
             std::future::poll_fn(|cx| s.poll_writable(cx)).await;
         })
@@ -899,7 +1078,7 @@ mod tests {
         );
         // Nothing else wakes this thread: the turn's wait must end by
         // itself at a's deadline.
-        block_on(&reactor, std::future::poll_fn(|cx| a.poll_timer(cx))).unwrap();
+        block_on(&reactor, &[], std::future::poll_fn(|cx| a.poll_timer(cx))).unwrap();
         assert!(start.elapsed() >= Duration::from_millis(40), "not early");
         // Fired once: disarmed, and b's timer is the only one left.
         let waker = Waker::noop();
@@ -919,7 +1098,7 @@ mod tests {
         let a = EdgeStream::new(s, &reactor).unwrap();
         // Due the moment it is armed.
         a.set_timer(Instant::now());
-        block_on(&reactor, std::future::poll_fn(|cx| a.poll_timer(cx))).unwrap();
+        block_on(&reactor, &[], std::future::poll_fn(|cx| a.poll_timer(cx))).unwrap();
         assert_eq!(
             until(10, 20).tv_nsec,
             0,
@@ -938,10 +1117,111 @@ mod tests {
         let (_c1, s1) = pair();
         let a = EdgeStream::new(s1, &reactor).unwrap();
         let key = a.key;
+        assert_eq!(reactor.sockets.load(Ordering::Relaxed), 1);
         drop(a);
+        assert_eq!(reactor.sockets.load(Ordering::Relaxed), 0);
         let (_c2, s2) = pair();
         let b = EdgeStream::new(s2, &reactor).unwrap();
         assert_eq!(b.key, key);
         assert_eq!(lock(&reactor.sources).slots.len(), 1);
+        let (_c3, s3) = pair();
+        let _c = EdgeStream::new(s3, &reactor).unwrap();
+        assert_eq!(reactor.sockets.load(Ordering::Relaxed), 2, "counted");
+    }
+    /// Lets a reactor's owner count as asleep long enough to be served.
+    fn asleep_long_enough() {
+        std::thread::sleep(Duration::from_nanos(2 * STEAL_AFTER));
+    }
+
+    /// Events waiting in `r`'s epoll instance, taken without blocking.
+    fn pending(r: &Reactor) -> Vec<u64> {
+        let mut events = Vec::with_capacity(8);
+        epoll::wait(&r.epoll, spare(&mut events), Some(&ZERO)).unwrap();
+        events.iter().map(|e| e.data.u64()).collect()
+    }
+
+    #[test]
+    fn an_idle_thread_serves_a_sibling_whose_thread_is_not_running() {
+        // `a` has no thread at all: only its sibling can serve it.
+        let a = Reactor::new().unwrap();
+        let b = Reactor::new().unwrap();
+        let (mut client, server) = pair();
+        let s = EdgeStream::new(server, &a).unwrap();
+        client.write_all(&[7; 100]).unwrap();
+        let (tx, rx) = smol::channel::bounded::<(usize, std::thread::ThreadId)>(1);
+        a.spawn(async move {
+            let mut total = 0;
+            while total < 100 {
+                std::future::poll_fn(|cx| s.poll_readable(cx)).await;
+                total += drain(&s);
+            }
+            let _ = tx.send((total, std::thread::current().id())).await;
+        });
+        let both = [Arc::clone(&a), Arc::clone(&b)];
+        asleep_long_enough();
+        // Bounded: without a thief the task would never run.
+        let served = smol::future::or(async { rx.recv().await.ok() }, async {
+            smol::Timer::after(Duration::from_secs(10)).await;
+            None
+        });
+        let (got, on) = block_on(&b, &both, served)
+            .unwrap()
+            .expect("served within 10 s");
+        assert_eq!(got, 100);
+        assert_eq!(on, std::thread::current().id(), "run by b's thread");
+        assert!(!a.owned.load(Ordering::Relaxed), "given back");
+    }
+
+    #[test]
+    fn a_reactor_its_thread_runs_is_not_taken() {
+        let a = Reactor::new().unwrap();
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = Arc::clone(&ran);
+        a.spawn(async move { r.store(true, Ordering::SeqCst) });
+        let mut events = Vec::with_capacity(8);
+        asleep_long_enough();
+        a.owned.store(true, Ordering::Relaxed);
+        assert!(!a.steal(&mut events).unwrap(), "owned: left alone");
+        assert!(!ran.load(Ordering::SeqCst));
+        a.owned.store(false, Ordering::Relaxed);
+        a.asleep_since.store(a.now(), Ordering::Relaxed);
+        assert!(!a.steal(&mut events).unwrap(), "just asleep: left alone");
+        assert!(!ran.load(Ordering::SeqCst));
+        asleep_long_enough();
+        a.sockets.store(STEAL_MAX_SOCKETS + 1, Ordering::Relaxed);
+        assert!(!a.steal(&mut events).unwrap(), "many sockets: left alone");
+        assert!(!ran.load(Ordering::SeqCst));
+        a.sockets.store(0, Ordering::Relaxed);
+        assert!(a.steal(&mut events).unwrap(), "free: served");
+        assert!(ran.load(Ordering::SeqCst));
+        assert!(!a.steal(&mut events).unwrap(), "nothing left to do");
+    }
+
+    #[test]
+    fn a_thief_leaves_the_owners_wake_up_and_wakes_it_for_an_earlier_timer() {
+        let a = Reactor::new().unwrap();
+        let mut events = Vec::with_capacity(8);
+        asleep_long_enough();
+        // The owner is asleep and its `block_on` future is woken: the
+        // eventfd is for it, not for a sibling, and is no work to steal.
+        a.sleeping.store(true, Ordering::SeqCst);
+        a.wake();
+        assert!(!a.steal(&mut events).unwrap());
+        assert_eq!(pending(&a), vec![NOTIFY_KEY], "still there for the owner");
+        let mut drained = [0u8; 8];
+        (&a.notify).read_exact(&mut drained).unwrap();
+        a.notified.store(false, Ordering::SeqCst);
+        // A task served by the thief arms a timer the owner's wait does not
+        // allow for: the owner is woken to shorten its wait.
+        let (_c, s) = pair();
+        let s = EdgeStream::new(s, &a).unwrap();
+        let _ = pending(&a);
+        a.spawn(async move {
+            s.set_timer(Instant::now() + Duration::from_secs(3600));
+            std::future::pending::<()>().await;
+        });
+        assert!(a.steal(&mut events).unwrap());
+        assert_ne!(a.next_timer.load(Ordering::Relaxed), NO_TIMER);
+        assert_eq!(pending(&a), vec![NOTIFY_KEY], "owner woken");
     }
 }

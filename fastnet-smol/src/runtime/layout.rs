@@ -84,14 +84,16 @@ pub(crate) fn run<F: Future>(
         Executors::Shared => vec![Target::Executor(Arc::new(Executor::new()))],
         Executors::PerThread { own_reactor } => Target::per_thread(threads.max(1), own_reactor)?,
     };
+    let siblings = Target::reactors(&targets);
     let (stop, stopped) = smol::channel::bounded::<()>(1);
     let mut others = Vec::with_capacity(threads.saturating_sub(1));
     for i in 1..threads {
         let target = targets[i % targets.len()].clone();
         let stopped = stopped.clone();
+        let siblings = siblings.clone();
         let t = std::thread::Builder::new()
             .name(format!("fastnet-smol-{i}"))
-            .spawn(move || target.block_on(stopped.recv()))?;
+            .spawn(move || target.block_on(&siblings, stopped.recv()))?;
         others.push(t);
     }
     let main = targets[0].clone();
@@ -99,7 +101,7 @@ pub(crate) fn run<F: Future>(
         targets,
         next: AtomicUsize::new(0),
     };
-    let result = main.block_on(serve(spawn));
+    let result = main.block_on(&siblings, serve(spawn));
     // The other threads' futures end as the channel closes.
     drop(stop);
     for t in others {
@@ -107,6 +109,12 @@ pub(crate) fn run<F: Future>(
     }
     result
 }
+
+/// The reactors one of [`run`]'s threads may serve when idle.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+type Siblings = Vec<Arc<edge::Reactor>>;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+type Siblings = Vec<()>;
 
 /// What one or more of [`run`]'s threads run.
 #[derive(Clone)]
@@ -135,12 +143,31 @@ impl Target {
             .collect())
     }
 
-    /// Runs `future` on this thread together with the target's tasks.
-    fn block_on<T>(&self, future: impl Future<Output = T>) -> io::Result<T> {
+    /// The edge reactors among `targets`: each thread's siblings.
+    fn reactors(targets: &[Target]) -> Siblings {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        return targets
+            .iter()
+            .filter_map(|t| match t {
+                Target::Reactor(r) => Some(Arc::clone(r)),
+                Target::Executor(_) => None,
+            })
+            .collect();
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            let _ = targets;
+            Siblings::new()
+        }
+    }
+
+    /// Runs `future` on this thread together with the target's tasks; an
+    /// edge reactor serves its `siblings` while it has nothing to do.
+    fn block_on<T>(&self, siblings: &Siblings, future: impl Future<Output = T>) -> io::Result<T> {
+        let _ = siblings;
         match self {
             Target::Executor(ex) => Ok(smol::block_on(ex.run(future))),
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            Target::Reactor(r) => edge::block_on(r, future),
+            Target::Reactor(r) => edge::block_on(r, siblings, future),
         }
     }
 }
