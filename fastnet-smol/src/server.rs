@@ -49,8 +49,11 @@ pub enum Layout {
     /// state is, with no queue shared between threads. On Linux (plain
     /// TCP) each thread's executor is the driver's own, on an
     /// edge-triggered epoll reactor of the thread's own, so a socket is
-    /// registered once and never re-armed. A handler that computes for long
-    /// delays the other connections of its thread only.
+    /// registered once and never re-armed; and while a thread with at
+    /// most 128 connections is kept from its core (another process holds
+    /// it), an idle thread serves its ready connections, so their tail
+    /// latency does not wait for the scheduler. A handler that computes
+    /// for long delays the other connections of its thread only.
     #[default]
     PerThread,
     /// One `smol::Executor` run by every thread: any idle thread picks up

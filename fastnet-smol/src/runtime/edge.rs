@@ -21,7 +21,7 @@
 //! `ConnHandle`, a timer, shutdown) goes through a locked queue and writes
 //! the reactor's eventfd only if the thread is asleep in `epoll_wait`. So
 //! a request costs its read, its write and a share of one `epoll_wait`,
-//! and no executor state is shared between threads.
+//! and no executor state is shared between threads on that path.
 //!
 //! Each socket also has one timer, kept by the reactor as a deadline in
 //! the socket's slot and an ordered set of (deadline, key): the turn
@@ -31,13 +31,23 @@
 //! shared by all threads when armed). The driver re-arms a timer only when
 //! its deadline moves earlier or it fired, so timers are off the hot path.
 //!
+//! A thread with nothing to do serves a sibling's reactor before it
+//! sleeps, if that reactor's thread is asleep past [`STEAL_AFTER`] and has
+//! at most [`STEAL_MAX_SOCKETS`] sockets ([`Reactor::steal`]). The case it
+//! is for: a thread woken for ready sockets but kept from its core by
+//! another busy thread (a load generator, a build) for a scheduler tick;
+//! the kernel keeps the events until the thread runs, so the idle sibling
+//! takes them and runs the tasks instead. A reactor is run by one thread
+//! at a time (its `owned` flag, taken with acquire and given back with
+//! release), so the per-socket flags still need no read-modify-write.
+//!
 //! At a thousand busy connections the cost that is left in user space is
 //! mostly cache misses on per-connection memory, and locked instructions
 //! wait for them. So the per-event path takes no lock per socket and does
 //! no atomic read-modify-write: the socket's task waker is kept in the
 //! reactor's slot table (registered once, woken by reference) and the
 //! readiness flags are plain loads and stores, which is enough because a
-//! socket's flags are only touched on its reactor's thread.
+//! socket's flags are only touched by the thread running its reactor.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, VecDeque};
@@ -226,8 +236,9 @@ struct Slot {
 /// The readiness of one registered socket.
 ///
 /// Written by the reactor's turn and read and cleared by the socket's
-/// task, both on the reactor's thread; atomics only because the task's
-/// future is `Send`. Acquire and release orderings are plain moves on the
+/// task, both on the thread running the reactor (its own, or a sibling
+/// serving it, one at a time); atomics only because the task's future is
+/// `Send`. Acquire and release orderings are plain moves on the
 /// machines that matter here.
 #[derive(Default)]
 struct Source {
