@@ -57,6 +57,11 @@ pub enum Server {
     /// measured apart from framing; not in [`Server::ALL`], run only on
     /// request.
     FastnetSmolRaw,
+    /// `fastnet serve --driver std --codec raw`: fastnet-std echoing raw
+    /// bytes, the same work as [`Server::Std`], so the driver's cost is
+    /// measured apart from framing; not in [`Server::ALL`], run only on
+    /// request.
+    FastnetStdRaw,
 }
 
 impl Server {
@@ -88,6 +93,7 @@ impl Server {
             Server::Uring => "uring",
             Server::TokioFastnet => "tokio-fastnet",
             Server::FastnetSmolRaw => "fastnet-smol-raw",
+            Server::FastnetStdRaw => "fastnet-std-raw",
         }
     }
 
@@ -100,6 +106,7 @@ impl Server {
                 Server::Uring,
                 Server::TokioFastnet,
                 Server::FastnetSmolRaw,
+                Server::FastnetStdRaw,
             ])
             .chain(Server::TLS)
             .find(|s| s.name() == name)
@@ -120,6 +127,7 @@ impl Server {
             Server::Uring => "io_uring raw",
             Server::TokioFastnet => "tokio Framed, fastnet codec",
             Server::FastnetSmolRaw => "fastnet-smol raw",
+            Server::FastnetStdRaw => "fastnet-std raw",
         }
     }
 
@@ -163,6 +171,7 @@ impl Server {
                 | Server::FastnetSmolTls
                 | Server::TokioFastnet
                 | Server::FastnetSmolRaw
+                | Server::FastnetStdRaw
         )
     }
 
@@ -186,6 +195,7 @@ impl Server {
             Server::Uring => "`peer-uring`: io_uring, one ring per core with its own `SO_REUSEPORT` listener and a multishot accept (`SINGLE_ISSUER`, `DEFER_TASKRUN`); each connection has one multishot receive into the ring's pool of provided buffers (4096 × 8 KiB) and one send in flight, and each `io_uring_enter` submits every queued operation and reaps every completion",
             Server::TokioFastnet => "`peer-tokio-fastnet`: `peer-tokio-framed` with fastnet-tokio's `FastnetCodec` over fastnet's length field codec (u32 BE) in place of `LengthDelimitedCodec`",
             Server::FastnetSmolRaw => "`fastnet serve --driver smol --codec raw --max-conns 20000` (the default layout; each read's bytes are one frame, echoed as they came: the work of mio raw, without framing)",
+            Server::FastnetStdRaw => "`fastnet serve --driver std --codec raw --max-conns 20000` (a pooled thread per connection; each read's bytes are one frame, echoed as they came: the work of std thread/conn raw, without framing)",
             Server::TokioRustls => "`peer-tokio-rustls 0 server.pem server.key`: tokio multi-thread runtime, a `tokio_rustls::TlsAcceptor` handshake in each connection's task, then `Framed<TlsStream<TcpStream>, LengthDelimitedCodec>` (u32 BE), `stream.forward(sink)`",
         }
     }
@@ -200,9 +210,12 @@ impl Server {
             None => ("".as_ref(), "".as_ref()),
         };
         match self {
-            Server::FastnetSmol | Server::FastnetStd | Server::FastnetSmolRaw => {
+            Server::FastnetSmol
+            | Server::FastnetStd
+            | Server::FastnetSmolRaw
+            | Server::FastnetStdRaw => {
                 cmd = bins.server_command(&bins.fastnet);
-                let driver = if self == Server::FastnetStd {
+                let driver = if matches!(self, Server::FastnetStd | Server::FastnetStdRaw) {
                     "std"
                 } else {
                     "smol"

@@ -28,6 +28,7 @@ fn color(server: Server) -> &'static str {
         Server::Uring => "#93c47d",
         Server::TokioFastnet => "#b45f06",
         Server::FastnetSmolRaw => "#45818e",
+        Server::FastnetStdRaw => "#3d85c6",
         // Not charted (the TLS runs have a table of their own).
         Server::FastnetSmolTls => "#741b47",
         Server::TokioRustls => "#c27ba0",

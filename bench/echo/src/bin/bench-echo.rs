@@ -51,7 +51,8 @@ struct Args {
     /// Servers to run, comma-separated, from fastnet-smol, fastnet-std,
     /// tokio-framed, tokio-raw, mio, std, fastnet-smol-shared, uring (the
     /// io_uring peer), tokio-fastnet (Framed with fastnet's codec),
-    /// fastnet-smol-raw (fastnet-smol echoing raw bytes, as mio does) and
+    /// fastnet-smol-raw (fastnet-smol echoing raw bytes, as mio does),
+    /// fastnet-std-raw (fastnet-std echoing raw bytes, as std does) and
     /// the TLS ones fastnet-smol-tls, tokio-rustls
     /// [default: all but uring; fastnet-smol-shared only if fastnet-smol's
     /// bench_server example is built, the TLS ones as --tls says].
