@@ -489,7 +489,7 @@ fn log_run(prefix: &str, r: &Run, setup: bool) {
 /// the chart (or prints the section when not `write`); `Ok(false)` when a
 /// run failed.
 fn publish(results: &Results, args: &Args, write: bool) -> Result<bool, String> {
-    println!("\nTargets (issue 7):\n");
+    println!("\nTargets (issue 18):\n");
     println!("{}", results.targets_table());
     let failures = results.failures();
     for f in &failures {
