@@ -104,6 +104,10 @@ struct ServeArgs {
     /// How long a TLS handshake may take (like 10s).
     #[arg(long, value_parser = duration::parse, requires = "tls_cert")]
     tls_handshake_timeout: Option<Duration>,
+    /// Most TLS handshakes in progress at once; a connection accepted
+    /// beyond them is refused [default: 256].
+    #[arg(long, requires = "tls_cert", value_parser = clap::value_parser!(u32).range(1..))]
+    max_handshakes: Option<u32>,
     /// Bind with SO_REUSEPORT, so that several servers share the port and
     /// the kernel spreads connections over them (unix).
     #[arg(long)]
@@ -289,6 +293,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     if let Some(n) = args.workers {
         cfg.server.workers = n;
+    }
+    if let Some(n) = args.max_handshakes {
+        cfg.server.max_handshakes = n as usize;
     }
     if let Err(e) = load::ensure_fd_limit(cfg.server.max_connections.min(1 << 20), false) {
         eprintln!("fastnet serve: warning: {e}");

@@ -295,3 +295,56 @@ fn tls_usage_errors_exit_2() {
         assert!(err.contains(message), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn serve_max_handshakes_refuses_beyond_the_cap() {
+    let certs = Certs::new();
+    for driver in DRIVERS {
+        let serve = tls_serve(&certs, driver, &["--max-handshakes", "1"]);
+        let tls = client_config(&certs).build().unwrap();
+        // A peer that never speaks holds the only place.
+        let holder = TcpStream::connect(&serve.addr).unwrap();
+        let refused = Client::connect_tls(&serve.addr[..], CodecSpec::lines(1024), T, &tls);
+        assert!(refused.is_err(), "{driver}: a second handshake was let in");
+        // Its close gives the place back; a client then gets through.
+        drop(holder);
+        let deadline = std::time::Instant::now() + T;
+        let mut c = loop {
+            match Client::connect_tls(&serve.addr[..], CodecSpec::lines(1024), T, &tls) {
+                Ok(c) => break c,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("{driver}: the place was not given back: {e}"),
+            }
+        };
+        c.set_read_timeout(Some(T)).unwrap();
+        c.send(b"in").unwrap();
+        assert_eq!(c.recv().unwrap(), Some(&b"in"[..]));
+        drop(c);
+        let (code, out, err) = serve.terminate();
+        assert_eq!(code, 0, "{driver}: {err}");
+        assert!(
+            err.contains("rejected: TLS handshakes in progress at max_handshakes"),
+            "{driver}: the refusal is logged: {err}"
+        );
+        // Every refusal was for the cap (a retry may have come before
+        // the place was back).
+        let count = |key: &str| -> u64 {
+            let at = out
+                .find(key)
+                .unwrap_or_else(|| panic!("{driver}: no {key} in {out}"));
+            out[at + key.len()..]
+                .split(' ')
+                .next()
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{driver}: {key} in {out}"))
+        };
+        assert!(count(" rejected=") >= 1, "{driver}: {out}");
+        assert_eq!(
+            count(" rejected="),
+            count(" handshakes="),
+            "{driver}: {out}"
+        );
+    }
+}
