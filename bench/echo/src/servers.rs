@@ -191,7 +191,7 @@ impl Server {
             Server::Mio => "`peer-mio`: mio, edge-triggered, one event loop per core with its own `SO_REUSEPORT` listener, one shared read buffer per loop",
             Server::Std => "`peer-std`: std, a thread per connection, blocking `read` / `write_all` with an 8 KiB buffer",
             Server::FastnetSmolShared => "`examples/bench_server --layout shared` of fastnet-smol (`len=u32be`): one `smol::Executor` run by every thread, sockets on async-io",
-            Server::FastnetSmolTls => "`fastnet serve --driver smol --codec len=u32be --max-conns 20000 --tls-cert server.pem --tls-key server.key` (the default layout; fastnet-smol's `tls` feature: rustls as a byte transform in the driver, between the socket and the connection state machine)",
+            Server::FastnetSmolTls => "`fastnet serve --driver smol --codec len=u32be --max-conns 20000 --max-handshakes 20000 --tls-cert server.pem --tls-key server.key` (the load opens all its connections at once, more than the default 256 handshakes in progress; the default layout; fastnet-smol's `tls` feature: rustls as a byte transform in the driver, between the socket and the connection state machine)",
             Server::Uring => "`peer-uring`: io_uring, one ring per core with its own `SO_REUSEPORT` listener and a multishot accept (`SINGLE_ISSUER`, `DEFER_TASKRUN`); each connection has one multishot receive into the ring's pool of provided buffers (4096 × 8 KiB) and one send in flight, and each `io_uring_enter` submits every queued operation and reaps every completion",
             Server::TokioFastnet => "`peer-tokio-fastnet`: `peer-tokio-framed` with fastnet-tokio's `FastnetCodec` over fastnet's length field codec (u32 BE) in place of `LengthDelimitedCodec`",
             Server::FastnetSmolRaw => "`fastnet serve --driver smol --codec raw --max-conns 20000` (the default layout; each read's bytes are one frame, echoed as they came: the work of mio raw, without framing)",
@@ -248,6 +248,7 @@ impl Server {
                 cmd = bins.server_command(&bins.fastnet);
                 cmd.args(["serve", "--driver", "smol", "--addr", "127.0.0.1:0"])
                     .args(["--codec", "len=u32be", "--max-conns", "20000"])
+                    .args(["--max-handshakes", "20000"])
                     .arg("--tls-cert")
                     .arg(cert)
                     .arg("--tls-key")
