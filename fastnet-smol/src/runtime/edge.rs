@@ -370,7 +370,7 @@ impl Reactor {
         // ones before left their tasks in the queue.
         self.notified.store(false, Ordering::SeqCst);
         let mut block = may_block && self.idle();
-        if block && siblings.steal_one(events)? {
+        if block && siblings.steal_one(events) {
             // Its tasks may have woken ours: look again before sleeping.
             block = false;
         }
@@ -428,7 +428,9 @@ impl Reactor {
     ///
     /// Called only by an idle reactor's thread (its own queue empty), so
     /// the thread-local queue holds this reactor's tasks alone meanwhile.
-    fn steal(&self, events: &mut Vec<epoll::Event>) -> io::Result<bool> {
+    /// A failing `epoll_wait` here counts as nothing to do: it is the
+    /// owner's to report, on its own turn.
+    fn steal(&self, events: &mut Vec<epoll::Event>) -> bool {
         // Looked at without a write first: a busy reactor's line stays
         // with its thread, and a recent sleeper is left to wake by itself.
         if self.owned.load(Ordering::Relaxed)
@@ -438,14 +440,14 @@ impl Reactor {
                 .saturating_sub(self.asleep_since.load(Ordering::Relaxed))
                 < STEAL_AFTER
         {
-            return Ok(false);
+            return false;
         }
         if self
             .owned
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            return Ok(false);
+            return false;
         }
         let next_timer = self.next_timer.load(Ordering::Relaxed);
         events.clear();
@@ -475,7 +477,7 @@ impl Reactor {
         if wake_owner {
             self.wake();
         }
-        waited.map(|()| work)
+        work
     }
 
     /// Hands `events` to the sockets' flags and wakers, and fires the due
@@ -590,6 +592,13 @@ impl Reactor {
             .store(sources.next_timer(), Ordering::Relaxed);
     }
 
+    /// Makes the number of registered sockets visible to siblings without
+    /// the lock (after every registration and removal).
+    fn publish_sockets(&self, sources: &Sources) {
+        self.sockets
+            .store(sources.slots.len() - sources.free.len(), Ordering::Relaxed);
+    }
+
     /// Arms the timer of the socket in slot `key` for `at`, replacing the
     /// one armed.
     fn set_timer(&self, key: u32, at: Instant) {
@@ -678,7 +687,7 @@ struct Siblings<'a> {
 impl Siblings<'_> {
     /// Serves the next sibling reactor in turn if no thread runs it (see
     /// [`Reactor::steal`]); whether that found anything to do.
-    fn steal_one(&self, events: &mut Vec<epoll::Event>) -> io::Result<bool> {
+    fn steal_one(&self, events: &mut Vec<epoll::Event>) -> bool {
         for _ in 0..self.all.len() {
             let i = self.next.get() % self.all.len();
             self.next.set(i + 1);
@@ -687,7 +696,7 @@ impl Siblings<'_> {
                 return r.steal(events);
             }
         }
-        Ok(false)
+        false
     }
 }
 
@@ -786,15 +795,13 @@ impl EdgeStream {
                     s.slots.len() - 1
                 }
             };
-            reactor
-                .sockets
-                .store(s.slots.len() - s.free.len(), Ordering::Relaxed);
+            reactor.publish_sockets(&s);
             match u32::try_from(key) {
                 Ok(k) => k,
                 Err(_) => {
                     s.slots[key] = None;
                     s.free.push(key);
-                    reactor.sockets.fetch_sub(1, Ordering::Relaxed);
+                    reactor.publish_sockets(&s);
                     return Err(io::Error::other("edge reactor: too many sockets"));
                 }
             }
@@ -925,9 +932,7 @@ impl Drop for EdgeStream {
             *slot = None;
             s.free.push(key);
         }
-        self.reactor
-            .sockets
-            .store(s.slots.len() - s.free.len(), Ordering::Relaxed);
+        self.reactor.publish_sockets(&s);
     }
 }
 
@@ -1192,20 +1197,20 @@ mod tests {
         let mut events = Vec::with_capacity(8);
         asleep_long_enough();
         a.owned.store(true, Ordering::Relaxed);
-        assert!(!a.steal(&mut events).unwrap(), "owned: left alone");
+        assert!(!a.steal(&mut events), "owned: left alone");
         assert!(!ran.load(Ordering::SeqCst));
         a.owned.store(false, Ordering::Relaxed);
         a.asleep_since.store(a.now(), Ordering::Relaxed);
-        assert!(!a.steal(&mut events).unwrap(), "just asleep: left alone");
+        assert!(!a.steal(&mut events), "just asleep: left alone");
         assert!(!ran.load(Ordering::SeqCst));
         asleep_long_enough();
         a.sockets.store(STEAL_MAX_SOCKETS + 1, Ordering::Relaxed);
-        assert!(!a.steal(&mut events).unwrap(), "many sockets: left alone");
+        assert!(!a.steal(&mut events), "many sockets: left alone");
         assert!(!ran.load(Ordering::SeqCst));
         a.sockets.store(0, Ordering::Relaxed);
-        assert!(a.steal(&mut events).unwrap(), "free: served");
+        assert!(a.steal(&mut events), "free: served");
         assert!(ran.load(Ordering::SeqCst));
-        assert!(!a.steal(&mut events).unwrap(), "nothing left to do");
+        assert!(!a.steal(&mut events), "nothing left to do");
     }
 
     #[test]
@@ -1217,7 +1222,7 @@ mod tests {
         // eventfd is for it, not for a sibling, and is no work to steal.
         a.sleeping.store(true, Ordering::SeqCst);
         a.wake();
-        assert!(!a.steal(&mut events).unwrap());
+        assert!(!a.steal(&mut events));
         assert_eq!(pending(&a), vec![NOTIFY_KEY], "still there for the owner");
         let mut drained = [0u8; 8];
         (&a.notify).read_exact(&mut drained).unwrap();
@@ -1231,7 +1236,7 @@ mod tests {
             s.set_timer(Instant::now() + Duration::from_secs(3600));
             std::future::pending::<()>().await;
         });
-        assert!(a.steal(&mut events).unwrap());
+        assert!(a.steal(&mut events));
         assert_ne!(a.next_timer.load(Ordering::Relaxed), NO_TIMER);
         assert_eq!(pending(&a), vec![NOTIFY_KEY], "owner woken");
     }
