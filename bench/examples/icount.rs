@@ -67,6 +67,8 @@ fn measured(case: &Case, imp: &str, input: &mut Input, out: &mut [u8]) -> usize 
         (Kind::CobsDecode { .. }, "cobs_stream", Input::Slice(b)) => cobs_stream(b, out),
         (Kind::CobsDecode { .. }, "corncobs", Input::Slice(b)) => corncobs_in_place(b),
         (Kind::CobsDecode { .. }, "corncobs_buf", Input::Slice(b)) => corncobs_buf(b, out),
+        (Kind::CobsDecode { .. }, "find_floor", Input::Slice(b)) => cobs_find_floor(b),
+        (Kind::CobsDecode { .. }, "find_move_floor", Input::Slice(b)) => cobs_find_move_floor(b),
         (Kind::CobsEncode { .. }, "fastnet", Input::Slice(b)) => {
             let enc = CobsEncoder::new(MAX_FRAME).expect("COBS encoder");
             fastnet_cobs_encode(&enc, b, payload, out)

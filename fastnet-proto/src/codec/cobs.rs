@@ -10,9 +10,10 @@
 //! `03 11 22 02 33 00`, and an empty payload as `01 00`.
 //!
 //! This is a delimiter codec with delimiter `0x00` plus an in-place
-//! transform: the decoder scans for the `0x00` (resumably, each byte once),
-//! then undoes the stuffing inside the caller's buffer: the payload starts
-//! one byte into its frame. A decoded payload is never longer than its
+//! transform: the decoder finds the `0x00` (walking a new frame's code
+//! bytes, then searching resumably, each byte once or twice), then undoes
+//! the stuffing inside the caller's buffer: the payload starts one byte
+//! into its frame. A decoded payload is never longer than its
 //! encoding, so the rewrite only ever moves bytes backwards, and only after
 //! a full group (254 bytes without a zero).
 //!
@@ -96,8 +97,9 @@ fn unstuff_in_place(buf: &mut [u8]) -> Result<(usize, usize), Error> {
 ///
 /// The maximum frame length counts the frame on the wire: the encoded bytes
 /// plus the `0x00`. Oversize is reported as soon as `max_frame` bytes are
-/// buffered without a `0x00` among them. The search is resumable: each byte
-/// is examined once, then each frame's bytes once more to undo the stuffing.
+/// buffered without a `0x00` among them. The search is resumable: a byte is
+/// examined once (twice at most where a walk of the frame's code bytes
+/// stops short), then each frame's bytes once more to undo the stuffing.
 ///
 /// Payloads are delivered one byte into their frame (`start` is always 1,
 /// past the first code byte); the frame's bytes in the caller's buffer are
@@ -152,11 +154,22 @@ fn move_back_checked(buf: &mut [u8], from: core::ops::Range<usize>, shift: usize
     let region = buf.get_mut(from.start.checked_sub(shift)?..from.end)?;
     match len {
         0 => {}
-        1..=7 => {
-            for i in 0..len {
-                let b = *region.get(shift + i)?;
-                *region.get_mut(i)? = b;
-            }
+        1..=3 => {
+            // The first, middle and last byte: all of them, read first.
+            let (a, b, c) = (
+                *region.get(shift)?,
+                *region.get(shift + len / 2)?,
+                *region.get(shift + len - 1)?,
+            );
+            *region.get_mut(0)? = a;
+            *region.get_mut(len / 2)? = b;
+            *region.get_mut(len - 1)? = c;
+        }
+        4..=7 => {
+            let head = *region.get(shift..)?.first_chunk::<4>()?;
+            let tail = *region.get(shift + len - 4..)?.first_chunk::<4>()?;
+            *region.first_chunk_mut::<4>()? = head;
+            *region.get_mut(len - 4..)?.first_chunk_mut::<4>()? = tail;
         }
         8..=16 => {
             let head = *region.get(shift..)?.first_chunk::<8>()?;
@@ -180,20 +193,36 @@ impl Decoder for CobsDecoder {
     // `0x00` is within the maximum is answered here, with one search from
     // where the last stopped; everything else (nothing found yet, oversize,
     // discarding) in `CobsDecoder::decode_general`.
+    //
+    // A frame's code bytes say where its `0x00` must be, so a new frame is
+    // first walked group by group, checking only that each group's data
+    // hold no zero: no position to find, no search call per frame. Where
+    // the walk stops short (a partial or invalid frame, or a long one), the
+    // search takes over from there, and answers as if it had searched from
+    // the start: the walk has seen no zero before that point.
     #[inline(always)]
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
         if !self.discarding {
             let limit = src.len().min(self.max_frame);
-            let from = self.scanned;
-            if let Some(i) = src
-                .get(from..limit)
-                .and_then(|rest| super::find_byte(0, rest))
-            {
-                self.scanned = 0;
-                return unstuff_frame(src, from + i);
+            let mut from = self.scanned;
+            if from == 0 {
+                match walk_groups(src.get(..limit).unwrap_or(&[])) {
+                    // One group (the code byte at 0 points at the 0x00): the
+                    // payload is already in place.
+                    Ok(zero) if zero > 0 && src.first().map(|&c| usize::from(c)) == Some(zero) => {
+                        return Ok(Decoded::Frame(Frame {
+                            consumed: zero + 1,
+                            start: 1,
+                            end: zero,
+                        }))
+                    }
+                    Ok(zero) => return unstuff_frame(src, zero),
+                    Err(at) => from = at,
+                }
             }
-            // Searched up to `limit`: the general path does not search again.
-            self.scanned = from.max(limit);
+            if let Some(decoded) = self.search_from(src, from, limit) {
+                return decoded;
+            }
         }
         self.decode_general(src)
     }
@@ -210,6 +239,132 @@ impl Decoder for CobsDecoder {
     fn is_skipping(&self) -> bool {
         self.discarding
     }
+}
+
+impl CobsDecoder {
+    /// [`Decoder::decode`] without the walk: the search alone, from where
+    /// the last one stopped. The tests hold the walk to it.
+    #[cfg(test)]
+    fn decode_searching(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+        if !self.discarding {
+            let limit = src.len().min(self.max_frame);
+            if let Some(decoded) = self.search_from(src, self.scanned, limit) {
+                return decoded;
+            }
+        }
+        self.decode_general(src)
+    }
+
+    /// Searches `src[from..limit]` for the frame's `0x00` (none before
+    /// `from`) and answers for the frame it ends; else records the search
+    /// and leaves the answer to the general path.
+    #[inline(always)]
+    fn search_from(
+        &mut self,
+        src: &mut [u8],
+        from: usize,
+        limit: usize,
+    ) -> Option<Result<Decoded, DecodeError>> {
+        if let Some(i) = src
+            .get(from..limit)
+            .and_then(|rest| super::find_byte(0, rest))
+        {
+            self.scanned = 0;
+            return Some(unstuff_frame(src, from + i));
+        }
+        // Searched up to `limit`: the general path does not search again.
+        self.scanned = from.max(limit);
+        None
+    }
+}
+
+/// Bytes of a frame walked group by group before the search takes over:
+/// past them, `memchr`'s wider scan costs less than the checks per group.
+const WALK_MAX: usize = 256;
+
+/// Walks the groups of the frame at the front of `window`: `Ok` with the
+/// index of the `0x00` that ends it (0 for a lone `0x00`) once every group
+/// before it was seen whole, with no zero in its data; else `Err(at)`: no
+/// zero in `window[..at]` (`at <= window.len()`), and the group at `at`
+/// could not be checked whole (it runs past `window`, its data hold a zero,
+/// or the walk has gone [`WALK_MAX`] bytes).
+#[inline(always)]
+fn walk_groups(window: &[u8]) -> Result<usize, usize> {
+    let mut at = 0;
+    loop {
+        let Some(&code) = window.get(at) else {
+            return Err(at);
+        };
+        if code == 0 {
+            return Ok(at);
+        }
+        let next = at + usize::from(code);
+        match window.get(at + 1..next) {
+            Some(data) if at < WALK_MAX && !has_zero(data) => at = next,
+            _ => return Err(at),
+        }
+    }
+}
+
+/// Whether `data` holds a zero byte. Checking a run of known length needs
+/// no position, so whole chunks are checked at once (the last one
+/// overlapping the one before), with no early exit inside a chunk.
+#[inline(always)]
+fn has_zero(data: &[u8]) -> bool {
+    if data.len() >= 64 {
+        let mut rest = data;
+        while let Some((chunk, tail)) = rest.split_first_chunk::<64>() {
+            if zero_in(chunk) {
+                return true;
+            }
+            rest = tail;
+        }
+        return !rest.is_empty() && data.last_chunk::<64>().is_some_and(zero_in);
+    }
+    if data.len() >= 16 {
+        let mut rest = data;
+        while let Some((chunk, tail)) = rest.split_first_chunk::<16>() {
+            if zero_in(chunk) {
+                return true;
+            }
+            rest = tail;
+        }
+        return !rest.is_empty() && data.last_chunk::<16>().is_some_and(zero_in);
+    }
+    let word = |w: Option<&[u8; 8]>| w.map_or(0, |w| u64::from_le_bytes(*w));
+    if data.len() >= 8 {
+        return zero_in_word(word(data.first_chunk())) || zero_in_word(word(data.last_chunk()));
+    }
+    let (first, last) = (data.first_chunk::<4>(), data.last_chunk::<4>());
+    if let (Some(&first), Some(&last)) = (first, last) {
+        let both = u64::from(u32::from_le_bytes(first)) | u64::from(u32::from_le_bytes(last)) << 32;
+        return zero_in_word(both);
+    }
+    // Under 4 bytes: the first, middle and last cover them all.
+    let pick = |i: usize| data.get(i).map_or(1, |&b| b);
+    !data.is_empty() && (pick(0) == 0 || pick(data.len() / 2) == 0 || pick(data.len() - 1) == 0)
+}
+
+/// Whether a chunk of 16-byte lanes holds a zero: the lanes' bytewise
+/// minimum (vertical, one vector instruction per lane), then one compare of
+/// it with zero; no horizontal reduction per lane.
+#[inline(always)]
+fn zero_in<const N: usize>(chunk: &[u8; N]) -> bool {
+    let mut least = [u8::MAX; 16];
+    for lane in chunk.chunks_exact(16) {
+        for (m, &b) in least.iter_mut().zip(lane) {
+            *m = (*m).min(b);
+        }
+    }
+    least.iter().fold(false, |found, &b| found | (b == 0))
+}
+
+/// Whether a little-endian word holds a zero byte (the classic bit trick).
+#[inline(always)]
+fn zero_in_word(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    word.wrapping_sub(ONES) & !word & HIGHS != 0
 }
 
 /// The answer for the frame that ends with the `0x00` at `src[zero]`.
@@ -1056,6 +1211,66 @@ mod tests {
             let mut d = CobsDecoder::new(max).unwrap().oversize(Oversize::Skip);
             let out = decode_chunked(&mut d, &input, &chunks);
             prop_assert_eq!(out, reference_stream(&input, max));
+        }
+
+        #[test]
+        fn the_walk_answers_as_the_search_alone(
+                parts in proptest::collection::vec(prop_oneof![
+                    3 => payload().prop_map(|p| encode(&p)),
+                    // A frame cut short, or with a byte changed.
+                    1 => (payload(), any::<proptest::sample::Index>())
+                        .prop_map(|(p, i)| { let w = encode(&p); w[..i.index(w.len())].to_vec() }),
+                    1 => (payload(), any::<proptest::sample::Index>(), prop_oneof![Just(0u8), any::<u8>()])
+                        .prop_map(|(p, i, b)| { let mut w = encode(&p); let n = w.len(); w[i.index(n)] = b; w }),
+                    2 => wire_bytes(),
+                ], 0..6),
+                slack in 0usize..4, below in any::<bool>(), skip in any::<bool>(),
+                chunks in proptest::collection::vec(1usize..400, 1..6)) {
+            let input = parts.concat();
+            // The maximum near some frame's length: just above or below it.
+            let first = input.iter().position(|&b| b == 0).unwrap_or(input.len()) + 1;
+            let max = if below { first.saturating_sub(slack) } else { first + slack }.max(2);
+            let policy = if skip { Oversize::Skip } else { Oversize::Close };
+            let mut walking = CobsDecoder::new(max).unwrap().oversize(policy);
+            let mut searching = walking;
+            // The same buffer for both, fed in chunks; every answer, every
+            // rewrite and every state the same.
+            let (mut a, mut b): (Vec<u8>, Vec<u8>) = (Vec::new(), Vec::new());
+            let mut fed = 0;
+            for &step in chunks.iter().cycle() {
+                if fed >= input.len() {
+                    break;
+                }
+                let end = (fed + step).min(input.len());
+                a.extend_from_slice(&input[fed..end]);
+                b.extend_from_slice(&input[fed..end]);
+                fed = end;
+                loop {
+                    let got = walking.decode(&mut a);
+                    let want = searching.decode_searching(&mut b);
+                    prop_assert_eq!(&got, &want);
+                    prop_assert_eq!(&a, &b);
+                    prop_assert_eq!(walking, searching);
+                    let drop = match got {
+                        Ok(Decoded::Frame(f)) => f.consumed,
+                        Ok(Decoded::Skip(n)) => n,
+                        Ok(Decoded::NeedMore { .. }) => break,
+                        Err(e) if e.can_continue => e.consumed,
+                        Err(_) => return Ok(()),
+                    };
+                    a.drain(..drop);
+                    b.drain(..drop);
+                }
+            }
+        }
+
+        #[test]
+        fn has_zero_finds_any_zero(data in proptest::collection::vec(
+                prop_oneof![30 => 1u8..=255, 1 => Just(0u8)], 0..300)) {
+            prop_assert_eq!(has_zero(&data), data.contains(&0));
+            for len in 0..data.len().min(70) {
+                prop_assert_eq!(has_zero(&data[..len]), data[..len].contains(&0));
+            }
         }
 
         #[test]
