@@ -312,24 +312,10 @@ fn walk_groups(window: &[u8]) -> Result<usize, usize> {
 #[inline(always)]
 fn has_zero(data: &[u8]) -> bool {
     if data.len() >= 64 {
-        let mut rest = data;
-        while let Some((chunk, tail)) = rest.split_first_chunk::<64>() {
-            if zero_in(chunk) {
-                return true;
-            }
-            rest = tail;
-        }
-        return !rest.is_empty() && data.last_chunk::<64>().is_some_and(zero_in);
+        return zero_in_chunks::<64>(data);
     }
     if data.len() >= 16 {
-        let mut rest = data;
-        while let Some((chunk, tail)) = rest.split_first_chunk::<16>() {
-            if zero_in(chunk) {
-                return true;
-            }
-            rest = tail;
-        }
-        return !rest.is_empty() && data.last_chunk::<16>().is_some_and(zero_in);
+        return zero_in_chunks::<16>(data);
     }
     let word = |w: Option<&[u8; 8]>| w.map_or(0, |w| u64::from_le_bytes(*w));
     if data.len() >= 8 {
@@ -343,6 +329,20 @@ fn has_zero(data: &[u8]) -> bool {
     // Under 4 bytes: the first, middle and last cover them all.
     let pick = |i: usize| data.get(i).map_or(1, |&b| b);
     !data.is_empty() && (pick(0) == 0 || pick(data.len() / 2) == 0 || pick(data.len() - 1) == 0)
+}
+
+/// [`has_zero`] for `data` of at least `N` bytes: whole `N`-byte chunks,
+/// then the last `N` bytes for what is left.
+#[inline(always)]
+fn zero_in_chunks<const N: usize>(data: &[u8]) -> bool {
+    let mut rest = data;
+    while let Some((chunk, tail)) = rest.split_first_chunk::<N>() {
+        if zero_in(chunk) {
+            return true;
+        }
+        rest = tail;
+    }
+    !rest.is_empty() && data.last_chunk::<N>().is_some_and(zero_in)
 }
 
 /// Whether a chunk of 16-byte lanes holds a zero: the lanes' bytewise
