@@ -58,6 +58,11 @@ const fn check_cobs_max_frame(max_frame: usize) -> Result<(), Error> {
 #[inline(always)]
 fn unstuff_in_place(buf: &mut [u8]) -> Result<(usize, usize), Error> {
     let end = buf.len();
+    if buf.first().map(|&c| usize::from(c)) == Some(end) {
+        // One group (every frame of a payload under 254 bytes without a
+        // zero): the payload is in place already.
+        return Ok((1, end));
+    }
     // `buf[seg..at]` is still to move back by `shift`: nothing moves before
     // the first full group.
     let (mut seg, mut shift) = (1, 0);
@@ -207,15 +212,6 @@ impl Decoder for CobsDecoder {
             let mut from = self.scanned;
             if from == 0 {
                 match walk_groups(src.get(..limit).unwrap_or(&[])) {
-                    // One group (the code byte at 0 points at the 0x00): the
-                    // payload is already in place.
-                    Ok(zero) if zero > 0 && src.first().map(|&c| usize::from(c)) == Some(zero) => {
-                        return Ok(Decoded::Frame(Frame {
-                            consumed: zero + 1,
-                            start: 1,
-                            end: zero,
-                        }))
-                    }
                     Ok(zero) => return unstuff_frame(src, zero),
                     Err(at) => from = at,
                 }
