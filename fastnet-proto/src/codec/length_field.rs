@@ -475,6 +475,10 @@ impl LengthFieldDecoder {
                         end: frame_len,
                     }));
                 }
+            } else if src.is_empty() {
+                // The call after a wake-up's last frame: answered here as
+                // the general path would, without the call.
+                return Ok(Decoded::NeedMore { frame_len: None });
             }
         }
         self.decode_general(state, src)
@@ -677,6 +681,20 @@ mod tests {
 
     fn decodes_to(cfg: LengthFieldConfig, input: &[u8], expected: &[u8]) {
         assert_decodes_to(|| dec(cfg), input, expected);
+    }
+
+    /// The fast path answers an empty buffer itself (the call after a
+    /// wake-up's last frame); the general path must give the same answer.
+    #[test]
+    fn an_empty_buffer_needs_more_on_both_paths() {
+        for width in [1, 2, 3, 4, 8] {
+            for endian in [Endian::Big, Endian::Little] {
+                let mut d = dec(LengthFieldConfig::new(width, endian));
+                let general = d.decode_general(&mut FrameState::Header, &[]);
+                assert_eq!(general, Ok(Decoded::NeedMore { frame_len: None }));
+                assert_eq!(d.decode(&mut []), general, "width {width}");
+            }
+        }
     }
 
     // The seven examples of Netty's LengthFieldBasedFrameDecoder javadoc.

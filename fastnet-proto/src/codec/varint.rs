@@ -269,6 +269,10 @@ impl VarintDecoder {
                         }));
                     }
                 }
+            } else if src.is_empty() {
+                // The call after a wake-up's last frame: answered here as
+                // the general path would, without the call.
+                return Ok(Decoded::NeedMore { frame_len: None });
             }
         }
         self.decode_general(state, src)
@@ -422,6 +426,19 @@ mod tests {
 
     fn enc(cfg: VarintConfig) -> VarintEncoder {
         VarintEncoder::new(cfg).unwrap()
+    }
+
+    /// The fast path answers an empty buffer itself (the call after a
+    /// wake-up's last frame); the general path must give the same answer.
+    #[test]
+    fn an_empty_buffer_needs_more_on_both_paths() {
+        for max_frame in [10, 200, 20_000, DEFAULT_MAX_FRAME] {
+            let mut d = dec(VarintConfig::new().max_frame(max_frame));
+            assert!(d.fast > 0, "max_frame {max_frame}");
+            let general = d.decode_general(&mut FrameState::Header, &[]);
+            assert_eq!(general, Ok(Decoded::NeedMore { frame_len: None }));
+            assert_eq!(d.decode(&mut []), general, "max_frame {max_frame}");
+        }
     }
 
     #[test]
