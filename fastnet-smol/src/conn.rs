@@ -12,7 +12,7 @@
 //! Traffic is added to the server statistics once per wake-up.
 
 use std::future::Future;
-use std::io::{self, IoSlice, Read, Write};
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -25,6 +25,7 @@ use crate::handle::{forget, ConnShared, ServerShared, Shared, ABORT, CLOSE, PUSH
 use crate::runtime::{ReadWait, Socket};
 use crate::{Ctx, Handler};
 use fastnet_driver::server::{Conn, ServerDecoder, ServerEncoder};
+use fastnet_driver::socket;
 use fastnet_driver::sync::{guard, later};
 use fastnet_driver::tls::{Fault, Handshake, Input, Link, TlsError};
 
@@ -350,7 +351,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
                 return true;
             };
             let offered = buf.len();
-            match self.stream.get_ref().read(buf) {
+            match socket::read(self.stream.get_ref(), buf) {
                 Ok(0) => {
                     // Frames that arrived before the EOF are still handed
                     // out and answered; the connection closes after them.
@@ -407,12 +408,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         while self.conn.wants_write() {
             let (a, b) = self.conn.poll_transmit();
             let total = a.len() + b.len();
-            let mut sock = self.stream.get_ref();
-            let res = if b.is_empty() {
-                sock.write(a)
-            } else {
-                sock.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
-            };
+            let res = socket::write_slices(self.stream.get_ref(), a, b);
             match res {
                 Ok(0) => {
                     self.conn.handle_reset();

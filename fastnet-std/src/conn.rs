@@ -1,13 +1,14 @@
 //! One connection on its worker: the `Connection` driver loop over a
 //! blocking socket, plain or through a TLS session.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io;
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fastnet_driver::server::{Conn, ServerDecoder, ServerEncoder};
+use fastnet_driver::socket;
 use fastnet_driver::sync::{guard, later};
 use fastnet_driver::tls::{Fault, Handshake, Input, Link, TlsError};
 use fastnet_proto::connection::{Buffers, CloseReason, State};
@@ -230,7 +231,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         let Some(buf) = conn.read_buf() else {
             return Ok(Input::Full);
         };
-        match (&shared.stream).read(buf) {
+        match socket::read(&shared.stream, buf) {
             Ok(0) => Ok(Input::Eof),
             Ok(n) => {
                 conn.handle_read(n, now());
@@ -453,12 +454,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Inner<H, D, E> {
         let mut total = 0;
         while conn.wants_write() {
             let (a, b) = conn.poll_transmit();
-            // One slice (the usual case) takes the cheaper `write`.
-            let written = if b.is_empty() {
-                (&shared.stream).write(a)
-            } else {
-                (&shared.stream).write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
-            };
+            let written = socket::write_slices(&shared.stream, a, b);
             match written {
                 Ok(0) => conn.handle_reset(),
                 Ok(n) => {
