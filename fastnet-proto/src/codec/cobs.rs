@@ -511,6 +511,30 @@ impl CobsEncoder {
     }
 }
 
+impl CobsEncoder {
+    /// [`Encoder::encode`] for a payload that is one group (under
+    /// [`FULL_RUN`] bytes, no zero) and whose frame fits both the maximum
+    /// and `dst`; `None`, with nothing written, for anything else.
+    #[inline(always)]
+    fn encode_one_group(&self, payload: &[u8], dst: &mut [u8]) -> Option<usize> {
+        let len = payload.len();
+        if len >= FULL_RUN || has_zero(payload) {
+            return None;
+        }
+        let n = len + 2;
+        if n > self.max_frame {
+            return None;
+        }
+        let (code, rest) = dst.get_mut(..n)?.split_first_mut()?;
+        let (zero, data) = rest.split_last_mut()?;
+        // Under 254: the code byte is at most 254.
+        *code = len as u8 + 1;
+        copy_small(data, payload);
+        *zero = 0;
+        Some(n)
+    }
+}
+
 /// Payload plus one byte per group plus the `0x00`.
 fn encoded_frame_len(payload: &[u8]) -> usize {
     Groups::new(payload).fold(1usize, |n, (_, data)| n.saturating_add(1 + data.len()))
@@ -602,8 +626,15 @@ impl Encoder for CobsEncoder {
     /// within both the maximum and `dst`): then it cannot fail, so it is
     /// written straight away without measuring it first. Otherwise the
     /// exact length is checked before anything is written, as always.
+    ///
+    /// A payload under 254 bytes without a zero (most small frames) is one
+    /// group: checked with the decoder's chunked zero test and written as
+    /// code, payload, `0x00`, with no search for a position.
     #[inline]
     fn encode(&self, payload: &[u8], dst: &mut [u8]) -> Result<usize, Error> {
+        if let Some(n) = self.encode_one_group(payload, dst) {
+            return Ok(n);
+        }
         let bound = max_frame_len(payload.len());
         if bound > self.max_frame || bound > dst.len() {
             let len = self.check(payload)?;
@@ -915,6 +946,40 @@ mod tests {
     }
 
     #[test]
+    fn one_group_frames_at_their_limits() {
+        // 253 bytes without a zero: the longest one-group payload.
+        let long: Vec<u8> = (0..253).map(|i| (i % 255 + 1) as u8).collect();
+        for payload in [&b""[..], b"\x01", b"abc", &long[..], &long[..252]] {
+            let n = payload.len() + 2;
+            let want = encode(payload);
+            assert_eq!(want.len(), n);
+            assert_eq!(want[0] as usize, payload.len() + 1);
+            // The frame fits the maximum and the room exactly.
+            let enc = CobsEncoder::new(n).unwrap();
+            let mut buf = vec![0xA5; n];
+            assert_eq!(enc.encode(payload, &mut buf), Ok(n));
+            assert_eq!(buf, want);
+            // One byte short of either: refused, nothing written.
+            let mut short = vec![0xA5; n - 1];
+            assert_eq!(
+                enc.encode(payload, &mut short),
+                Err(Error::BufferTooSmall {
+                    needed: n,
+                    capacity: n - 1
+                })
+            );
+            assert!(short.iter().all(|&b| b == 0xA5));
+            if n > 2 {
+                let tight = CobsEncoder::new(n - 1).unwrap();
+                assert_eq!(
+                    tight.encode(payload, &mut buf),
+                    Err(Error::PayloadTooLarge { len: n, max: n - 1 })
+                );
+            }
+        }
+    }
+
+    #[test]
     fn encoder_refuses_over_max() {
         let e = CobsEncoder::new(6).unwrap();
         assert_eq!(e.encoded_len(&[1, 2, 3, 4]), Ok(6));
@@ -1133,38 +1198,77 @@ mod tests {
                 payload in proptest::collection::vec(
                     prop_oneof![4 => any::<u8>(), 1 => Just(0u8)], 0..700),
                 max in 2usize..800, room in 0usize..800, spare in 0usize..8) {
-            let enc = CobsEncoder::new(max).unwrap();
-            let streamed = match enc.encoded_len(&payload) {
-                Ok(_) => {
-                    let mut v = Vec::new();
-                    enc.encode_with(&payload, |p| v.extend_from_slice(p)).unwrap();
-                    Some(v)
+            encode_into_a_slice(&payload, max, room, spare)?;
+        }
+
+        /// Zero-free payloads around the one-group limit (253 bytes), with
+        /// maxima and room around their frame's length.
+        #[test]
+        fn one_group_payloads_encode_as_the_general_path_does(
+                payload in proptest::collection::vec(1u8..=255, 0..300),
+                max_off in 0usize..4, room in 0usize..300, spare in 0usize..4) {
+            let max = (payload.len() + 3).saturating_sub(max_off).max(2);
+            encode_into_a_slice(&payload, max, room, spare)?;
+        }
+    }
+
+    /// `encode` into slices of several sizes writes exactly what
+    /// `encode_with` streams, or fails as `encoded_len` and the room say,
+    /// writing nothing.
+    fn encode_into_a_slice(
+        payload: &[u8],
+        max: usize,
+        room: usize,
+        spare: usize,
+    ) -> Result<(), TestCaseError> {
+        let enc = CobsEncoder::new(max).unwrap();
+        let streamed = match enc.encoded_len(payload) {
+            Ok(_) => {
+                let mut v = Vec::new();
+                enc.encode_with(payload, |p| v.extend_from_slice(p))
+                    .unwrap();
+                Some(v)
+            }
+            Err(_) => None,
+        };
+        // Room enough for the longest frame, exactly the frame, or too
+        // little: the same bytes, the same error, nothing else written.
+        let exact = streamed.as_ref().map_or(0, Vec::len);
+        for cap in [
+            room,
+            exact,
+            exact + spare,
+            exact.saturating_sub(1),
+            payload.len() * 2 + 4,
+        ] {
+            let mut buf = vec![0xA5u8; cap];
+            let got = enc.encode(payload, &mut buf);
+            match (&streamed, got) {
+                (Some(w), Ok(n)) => {
+                    prop_assert_eq!(&buf[..n], &w[..]);
+                    prop_assert!(buf[n..].iter().all(|&b| b == 0xA5));
                 }
-                Err(_) => None,
-            };
-            // Room enough for the longest frame, exactly the frame, or too
-            // little: the same bytes, the same error, nothing else written.
-            let exact = streamed.as_ref().map_or(0, Vec::len);
-            for cap in [room, exact, exact + spare, exact.saturating_sub(1), payload.len() * 2 + 4] {
-                let mut buf = vec![0xA5u8; cap];
-                let got = enc.encode(&payload, &mut buf);
-                match (&streamed, got) {
-                    (Some(w), Ok(n)) => {
-                        prop_assert_eq!(&buf[..n], &w[..]);
-                        prop_assert!(buf[n..].iter().all(|&b| b == 0xA5));
-                    }
-                    (Some(w), Err(e)) => {
-                        prop_assert!(w.len() > cap);
-                        prop_assert_eq!(e, Error::BufferTooSmall { needed: w.len(), capacity: cap });
-                        prop_assert!(buf.iter().all(|&b| b == 0xA5));
-                    }
-                    (None, got) => {
-                        prop_assert_eq!(got, Err(enc.encoded_len(&payload).unwrap_err()));
-                        prop_assert!(buf.iter().all(|&b| b == 0xA5));
-                    }
+                (Some(w), Err(e)) => {
+                    prop_assert!(w.len() > cap);
+                    prop_assert_eq!(
+                        e,
+                        Error::BufferTooSmall {
+                            needed: w.len(),
+                            capacity: cap
+                        }
+                    );
+                    prop_assert!(buf.iter().all(|&b| b == 0xA5));
+                }
+                (None, got) => {
+                    prop_assert_eq!(got, Err(enc.encoded_len(payload).unwrap_err()));
+                    prop_assert!(buf.iter().all(|&b| b == 0xA5));
                 }
             }
         }
+        Ok(())
+    }
+
+    proptest! {
 
         #[test]
         fn roundtrip_in_any_chunking(payloads in proptest::collection::vec(payload(), 0..8),
