@@ -509,9 +509,7 @@ impl CobsEncoder {
         }
         Ok(len)
     }
-}
 
-impl CobsEncoder {
     /// [`Encoder::encode`] for a payload that is one group (under
     /// [`FULL_RUN`] bytes, no zero) and whose frame fits both the maximum
     /// and `dst`; `None`, with nothing written, for anything else.
@@ -1269,7 +1267,6 @@ mod tests {
     }
 
     proptest! {
-
         #[test]
         fn roundtrip_in_any_chunking(payloads in proptest::collection::vec(payload(), 0..8),
                                      chunks in proptest::collection::vec(1usize..700, 1..8)) {
