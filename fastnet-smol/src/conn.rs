@@ -142,7 +142,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         let server = &shared.server;
         // Made with pooled buffers, then parked at once: they go back to
         // the pool and come out again when bytes arrive.
-        let bufs = server.pool.take(shared.shard());
+        let bufs = server.pool.take_hot(shared.shard());
         let Ok(conn) = server.connection(bufs, server.now()) else {
             // Validated at bind; cannot happen. Close as reset.
             server.free_slot(&info);
@@ -568,7 +568,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
             tx: Vec::new(),
         };
         if let Ok(bufs) = self.conn.park(placeholder) {
-            self.server().pool.give(self.shared.shard(), bufs);
+            self.server().pool.give_hot(self.shared.shard(), bufs);
             // An idle connection keeps no push storage either.
             if self.pushed {
                 self.pushed = false;
@@ -582,7 +582,7 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
         if !self.conn.is_parked() {
             return;
         }
-        let bufs = self.server().pool.take(self.shared.shard());
+        let bufs = self.server().pool.take_hot(self.shared.shard());
         let _ = self.conn.unpark(bufs);
     }
 }
