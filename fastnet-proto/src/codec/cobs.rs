@@ -55,41 +55,64 @@ const fn check_cobs_max_frame(max_frame: usize) -> Result<(), Error> {
 /// per run rather than one per group. The write position never passes the
 /// read position, so the rewrite is safe in place; on error `buf` may be
 /// partly rewritten.
+///
+/// Whether a group is full is as random as the payload, so the walk does
+/// not branch on it: each code byte is masked to its zero (or kept, when
+/// dropped), and a drop's position is noted in a batch whose runs are
+/// moved after the walk has covered [`DROP_BATCH`] groups. The moves only
+/// write below the drop that ends their run, so code bytes further on are
+/// still as they came when the walk reads them.
 #[inline(always)]
 fn unstuff_in_place(buf: &mut [u8]) -> Result<(usize, usize), Error> {
     let end = buf.len();
-    if buf.first().map(|&c| usize::from(c)) == Some(end) {
+    let first = buf.first().map_or(0, |&c| usize::from(c));
+    if first == end {
         // One group (every frame of a payload under 254 bytes without a
         // zero): the payload is in place already.
         return Ok((1, end));
     }
-    // `buf[seg..at]` is still to move back by `shift`: nothing moves before
-    // the first full group.
+    // A zero code cannot occur (the scan stopped at the first 0x00), but
+    // it would never advance, so it is refused rather than trusted.
+    if first == 0 || first > end {
+        return Err(Error::InvalidCobs {
+            pos: 0,
+            code: first as u8,
+        });
+    }
+    // `buf[seg..]` is still to move back by `shift` up to the next drop:
+    // nothing moves before the first full group.
     let (mut seg, mut shift) = (1, 0);
-    let mut at = 0;
-    let mut after_full = false;
-    while let Some(&code) = buf.get(at) {
-        if at > 0 {
-            if after_full {
-                if shift > 0 {
-                    move_back(buf, seg..at, shift);
-                }
-                seg = at + 1;
-                shift += 1;
-            } else if let Some(slot) = buf.get_mut(at) {
-                // Read as a code above; now the zero it implies, to move
-                // with its run.
-                *slot = 0;
+    let mut at = first;
+    let mut after_full = first == usize::from(FULL_CODE);
+    let mut drops = [0usize; DROP_BATCH];
+    while at < end {
+        let mut noted = 0;
+        while noted < DROP_BATCH {
+            let Some(slot) = buf.get_mut(at) else {
+                break;
+            };
+            let code = *slot;
+            // Kept after a full group (the byte is dropped by the moves),
+            // else the zero it stands for.
+            *slot = code & 0u8.wrapping_sub(u8::from(after_full));
+            if let Some(note) = drops.get_mut(noted) {
+                *note = at;
             }
+            noted += usize::from(after_full);
+            let next = at + usize::from(code);
+            if code == 0 || next > end {
+                return Err(Error::InvalidCobs { pos: at, code });
+            }
+            after_full = code == FULL_CODE;
+            at = next;
         }
-        let next = at + usize::from(code);
-        // A zero code cannot occur (the scan stopped at the first 0x00), but
-        // it would never advance, so it is refused rather than trusted.
-        if code == 0 || next > end {
-            return Err(Error::InvalidCobs { pos: at, code });
+        for &drop in drops.get(..noted).unwrap_or(&[]) {
+            if shift > 0 {
+                move_back(buf, seg..drop, shift);
+            }
+            seg = drop + 1;
+            shift += 1;
         }
-        after_full = code == FULL_CODE;
-        at = next;
     }
     if shift > 0 {
         move_back(buf, seg..end, shift);
@@ -97,6 +120,9 @@ fn unstuff_in_place(buf: &mut [u8]) -> Result<(usize, usize), Error> {
     // `shift` counts code bytes after the first: at most `end - 1`.
     Ok((1, end.saturating_sub(shift).max(1)))
 }
+
+/// Drops noted by [`unstuff_in_place`]'s walk before their runs move.
+const DROP_BATCH: usize = 16;
 
 /// Decodes `0x00`-terminated COBS frames in place.
 ///
@@ -871,6 +897,59 @@ mod tests {
                 assert!(out.errors.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn many_full_groups_span_several_batches_of_drops() {
+        // Runs of full groups (each drops the code byte after it) longer
+        // than a batch of drops, between short groups and zeros, so that
+        // batches end on every kind of group.
+        let full = |n: usize| -> Vec<u8> { (0..254 * n).map(|i| (i % 251) as u8 + 1).collect() };
+        let mut payloads = Vec::new();
+        for n in [
+            DROP_BATCH - 1,
+            DROP_BATCH,
+            DROP_BATCH + 1,
+            2 * DROP_BATCH + 3,
+        ] {
+            payloads.push(full(n));
+            payloads.push(cat(&[&full(n), &[0], &[7, 8], &[0, 0], &full(n), &[9]]));
+            payloads.push(cat(&[&[1, 0], &full(n), &[0]]));
+        }
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        payloads.push(
+            (0..40_000)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    // Mostly non-zero, so most groups are full.
+                    if rng % 700 == 0 {
+                        0
+                    } else {
+                        (rng >> 8) as u8 | 1
+                    }
+                })
+                .collect(),
+        );
+        let stream: Vec<u8> = payloads.iter().flat_map(|p| encode(p)).collect();
+        for chunks in [&[stream.len()][..], &[4093], &[1]] {
+            let out = decode_chunked(&mut CobsDecoder::new(1 << 20).unwrap(), &stream, chunks);
+            assert!(out.errors.is_empty(), "{:?}", out.errors);
+            assert_eq!(out.frames, payloads);
+        }
+        // A bad code byte after several batches: the reference's error, and
+        // the next frame still decoded.
+        let mut bad = encode(&cat(&[&full(3 * DROP_BATCH), &[5]]));
+        let last_code = 255 * 3 * DROP_BATCH;
+        assert_eq!(bad[last_code..], [2, 5, 0]);
+        bad[last_code] = 9; // runs past the frame's end
+        let want = reference_decode(&bad[..bad.len() - 1]).unwrap_err();
+        assert!(matches!(want, Error::InvalidCobs { .. }));
+        bad.extend_from_slice(&encode(b"next"));
+        let out = decode_chunked(&mut CobsDecoder::new(1 << 20).unwrap(), &bad, &[bad.len()]);
+        assert_eq!(out.errors, [want]);
+        assert_eq!(out.frames, [b"next".to_vec()]);
     }
 
     #[test]
