@@ -924,7 +924,7 @@ mod tests {
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
                     // Mostly non-zero, so most groups are full.
-                    if rng % 700 == 0 {
+                    if rng.is_multiple_of(700) {
                         0
                     } else {
                         (rng >> 8) as u8 | 1
