@@ -225,21 +225,19 @@ impl Decoder for CobsDecoder {
     // where the last stopped; everything else (nothing found yet, oversize,
     // discarding) in `CobsDecoder::decode_general`.
     //
-    // A frame's code bytes say where its `0x00` must be, so a new frame is
-    // first walked group by group, checking only that each group's data
-    // hold no zero: no position to find, no search call per frame. Where
-    // the walk stops short (a partial or invalid frame, or a long one), the
-    // search takes over from there, and answers as if it had searched from
-    // the start: the walk has seen no zero before that point.
+    // A frame's code bytes say where its `0x00` must be, so a new frame's
+    // code bytes are followed to it first, and the frame then checked for
+    // a zero in one go: no position to find, no search call per frame.
+    // Where that fails (a partial, invalid or long frame), the search
+    // starts over from the frame's start.
     #[inline(always)]
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
         if !self.discarding {
             let limit = src.len().min(self.max_frame);
-            let mut from = self.scanned;
+            let from = self.scanned;
             if from == 0 {
-                match walk_groups(src.get(..limit).unwrap_or(&[])) {
-                    Ok(zero) => return unstuff_frame(src, zero),
-                    Err(at) => from = at,
+                if let Some(zero) = walk_groups(src.get(..limit).unwrap_or(&[])) {
+                    return unstuff_frame(src, zero);
                 }
             }
             if let Some(decoded) = self.search_from(src, from, limit) {
@@ -300,32 +298,35 @@ impl CobsDecoder {
     }
 }
 
-/// Bytes of a frame walked group by group before the search takes over:
-/// past them, `memchr`'s wider scan costs less than the checks per group.
+/// Bytes of a frame whose code bytes are followed before the search takes
+/// over: past them, `memchr`'s wider scan costs less than the walk.
 const WALK_MAX: usize = 256;
 
-/// Walks the groups of the frame at the front of `window`: `Ok` with the
-/// index of the `0x00` that ends it (0 for a lone `0x00`) once every group
-/// before it was seen whole, with no zero in its data; else `Err(at)`: no
-/// zero in `window[..at]` (`at <= window.len()`), and the group at `at`
-/// could not be checked whole (it runs past `window`, its data hold a zero,
-/// or the walk has gone [`WALK_MAX`] bytes).
+/// Follows the code bytes of the frame at the front of `window` to the
+/// `0x00` they lead to, then checks that no zero comes before it: the
+/// index of that `0x00` (0 for a lone `0x00`), the frame's end. `None`
+/// when the code bytes run past `window` or past [`WALK_MAX`] bytes, or a
+/// zero comes earlier (the frame is invalid, and the search finds where
+/// it ends).
+///
+/// The code bytes alone decide the walk, and the check is one pass over
+/// the frame: no branch on each group's length, which is as random as the
+/// payload.
 #[inline(always)]
-fn walk_groups(window: &[u8]) -> Result<usize, usize> {
+fn walk_groups(window: &[u8]) -> Option<usize> {
     let mut at = 0;
     loop {
-        let Some(&code) = window.get(at) else {
-            return Err(at);
-        };
+        let code = *window.get(at)?;
         if code == 0 {
-            return Ok(at);
+            break;
         }
-        let next = at + usize::from(code);
-        match window.get(at + 1..next) {
-            Some(data) if at < WALK_MAX && !has_zero(data) => at = next,
-            _ => return Err(at),
+        if at >= WALK_MAX {
+            return None;
         }
+        at += usize::from(code);
     }
+    let frame = window.get(..at)?;
+    (!has_zero(frame)).then_some(at)
 }
 
 /// Whether `data` holds a zero byte. Checking a run of known length needs
