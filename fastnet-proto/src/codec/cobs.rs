@@ -236,7 +236,7 @@ impl Decoder for CobsDecoder {
             let limit = src.len().min(self.max_frame);
             let from = self.scanned;
             if from == 0 {
-                if let Some(zero) = walk_groups(src.get(..limit).unwrap_or(&[])) {
+                if let Some(zero) = frame_end(src.get(..limit).unwrap_or(&[])) {
                     return unstuff_frame(src, zero);
                 }
             }
@@ -313,7 +313,7 @@ const WALK_MAX: usize = 256;
 /// the frame: no branch on each group's length, which is as random as the
 /// payload.
 #[inline(always)]
-fn walk_groups(window: &[u8]) -> Option<usize> {
+fn frame_end(window: &[u8]) -> Option<usize> {
     let mut at = 0;
     loop {
         let code = *window.get(at)?;
