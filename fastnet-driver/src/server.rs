@@ -82,7 +82,7 @@ impl<E: Encoder> Encoder for SharedEncoder<E> {
         self.0.envelope(payload)
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_with<F: FnMut(&[u8])>(
         &self,
         payload: &[u8],

@@ -67,26 +67,15 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Ring<S> {
     /// Appends all of `bytes`, or nothing if they do not fit.
     #[inline]
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        if bytes.len() > self.free() {
-            return Err(Error::BufferTooSmall {
+        let mut append = self.appender();
+        append.put(bytes);
+        match append.commit() {
+            true => Ok(()),
+            false => Err(Error::BufferTooSmall {
                 needed: bytes.len(),
                 capacity: self.free(),
-            });
+            }),
         }
-        let cap = self.capacity();
-        // `head < cap` and `len <= cap`, so one subtraction wraps the tail
-        // (no division on the reply path).
-        let mut tail = self.head + self.len;
-        if tail >= cap {
-            tail -= cap;
-        }
-        let buf = self.storage.as_mut();
-        match buf.get_mut(tail..tail + bytes.len()) {
-            Some(dst) => copy_bytes(dst, bytes),
-            None => push_wrapped(buf, tail, bytes),
-        }
-        self.len += bytes.len();
-        Ok(())
     }
 
     /// Drops `n` bytes from the front (at most [`len`](Self::len)). When the
@@ -106,12 +95,26 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Ring<S> {
         };
     }
 
-    /// Drops the newest bytes so that `len` remain (nothing if fewer are
-    /// waiting): takes back a push.
-    pub(crate) fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-        if self.len == 0 {
-            self.head = 0;
+    /// Appends several pieces as one: what [`Appender::put`] hands it lands
+    /// only when [`Appender::commit`] finds that every piece fit. One
+    /// reservation for a reply's header, payload and trailer, instead of
+    /// a check and a rewind per piece.
+    #[inline]
+    pub(crate) fn appender(&mut self) -> Appender<'_> {
+        let cap = self.capacity();
+        // `head < cap` and `len <= cap`, so one subtraction wraps the tail
+        // (no division on the reply path).
+        let mut tail = self.head + self.len;
+        if tail >= cap {
+            tail -= cap;
+        }
+        Appender {
+            room: cap - self.len,
+            buf: self.storage.as_mut(),
+            len: &mut self.len,
+            tail,
+            written: 0,
+            fits: true,
         }
     }
 
@@ -124,6 +127,50 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Ring<S> {
     /// Gives the storage back.
     pub fn into_inner(self) -> S {
         self.storage
+    }
+}
+
+/// Pieces appended to a [`Ring`] as one; see [`Ring::appender`].
+pub(crate) struct Appender<'a> {
+    buf: &'a mut [u8],
+    /// The ring's length, raised by [`commit`](Self::commit).
+    len: &'a mut usize,
+    /// Where the next piece goes.
+    tail: usize,
+    /// Free bytes after what was put.
+    room: usize,
+    written: usize,
+    fits: bool,
+}
+
+impl Appender<'_> {
+    /// Writes `bytes` after the pieces before them, if they fit.
+    #[inline]
+    pub(crate) fn put(&mut self, bytes: &[u8]) {
+        if !self.fits || bytes.len() > self.room {
+            self.fits = false;
+            return;
+        }
+        match self.buf.get_mut(self.tail..self.tail + bytes.len()) {
+            Some(dst) => copy_bytes(dst, bytes),
+            None => push_wrapped(self.buf, self.tail, bytes),
+        }
+        self.room -= bytes.len();
+        self.written += bytes.len();
+        self.tail += bytes.len();
+        if self.tail >= self.buf.len() {
+            self.tail -= self.buf.len();
+        }
+    }
+
+    /// Makes the pieces part of the ring if all of them fit; otherwise
+    /// the ring is as before. Returns whether they fit.
+    #[inline]
+    pub(crate) fn commit(self) -> bool {
+        if self.fits {
+            *self.len += self.written;
+        }
+        self.fits
     }
 }
 

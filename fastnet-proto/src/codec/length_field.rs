@@ -581,6 +581,14 @@ impl LengthFieldEncoder {
         Ok((field, len))
     }
 
+    /// [`check`](Self::check) for the replies off the common layout, kept
+    /// out of the inlined reply path.
+    #[cold]
+    #[inline(never)]
+    fn check_out_of_line(&self, payload: &[u8]) -> Result<(u64, usize), Error> {
+        self.check(payload)
+    }
+
     /// Hands `put` the field bytes for `field` (which fits the width).
     #[inline(always)]
     fn put_field<F: FnMut(&[u8])>(&self, field: u64, mut put: F) {
@@ -609,7 +617,7 @@ impl Encoder for LengthFieldEncoder {
         Ok(Some(envelope))
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_with<F: FnMut(&[u8])>(&self, payload: &[u8], mut put: F) -> Result<usize, Error> {
         let (field, len) = match self.plain_max {
             // The field is the payload's length, known to fit: every reply of
@@ -618,7 +626,7 @@ impl Encoder for LengthFieldEncoder {
                 payload.len() as u64,
                 payload.len() + usize::from(self.cfg.width),
             ),
-            _ => self.check(payload)?,
+            _ => self.check_out_of_line(payload)?,
         };
         self.put_field(field, &mut put);
         put(payload);

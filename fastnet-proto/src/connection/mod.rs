@@ -178,6 +178,7 @@ impl<E: Encoder, T: AsRef<[u8]> + AsMut<[u8]>> Outbox<'_, E, T> {
     /// Encodes `payload` into the reply queue. Fails, queuing nothing, if the
     /// encoder refuses the payload or the queue lacks room for the whole
     /// frame ([`Error::BufferTooSmall`] with the free space).
+    #[inline(always)]
     pub fn send(&mut self, payload: &[u8]) -> Result<(), Error> {
         enqueue(&self.sink.encoder, &mut self.sink.tx, payload)?;
         self.sink.stats.frames_out += 1;
@@ -257,21 +258,19 @@ where
     }
 }
 
+#[inline(always)]
 fn enqueue<E: Encoder, T: AsRef<[u8]> + AsMut<[u8]>>(
     encoder: &E,
     tx: &mut Ring<T>,
     payload: &[u8],
 ) -> Result<usize, Error> {
     // Validated once, inside `encode_with`, and written optimistically:
-    // a frame that does not fit is taken back, which costs a copy only on
-    // that (rare) error instead of a second validation on every reply.
-    let before = tx.len();
-    let mut fits = true;
-    let len = encoder.encode_with(payload, |piece| {
-        fits = fits && tx.push(piece).is_ok();
-    })?;
-    if !fits {
-        tx.truncate(before);
+    // a frame that does not fit is not committed, which costs the copy
+    // only on that (rare) error instead of a second validation on every
+    // reply.
+    let mut append = tx.appender();
+    let len = encoder.encode_with(payload, |piece| append.put(piece))?;
+    if !append.commit() {
         return Err(Error::BufferTooSmall {
             needed: len,
             capacity: tx.free(),
@@ -803,6 +802,7 @@ where
     /// until it returns `None`. Leaking a `FrameRef` (with `mem::forget`)
     /// leaves its frame in the buffer to be decoded again, which for COBS,
     /// decoded in place, yields garbage: don't.
+    #[inline(always)]
     pub fn poll_frame(&mut self) -> Option<FrameRef<'_, D, E, R, T>> {
         let frame = self.next_frame()?;
         self.sink.close = false;
@@ -810,6 +810,7 @@ where
     }
 
     /// Decodes up to the next frame to hand out, acting on skips and errors.
+    #[inline(always)]
     fn next_frame(&mut self) -> Option<Frame> {
         while self.phase == Phase::Open && !self.sink.paused && !self.budget_spent() {
             match self.decoder.decode(self.rx.filled_mut()) {
