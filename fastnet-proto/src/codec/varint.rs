@@ -334,6 +334,10 @@ fn write_varint(mut value: u64, out: &mut [u8; MAX_LEN]) -> usize {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VarintEncoder {
     cfg: VarintConfig,
+    /// With no adjustment, the longest payload that passes both checks of
+    /// [`VarintEncoder::check`]: one comparison instead of them on every
+    /// frame. `None` with an adjustment (the general path).
+    plain_max: Option<usize>,
 }
 
 impl VarintEncoder {
@@ -354,7 +358,23 @@ impl VarintEncoder {
                 reason: "a varint prefix whose decoder strips other than the prefix",
             });
         }
-        Ok(VarintEncoder { cfg })
+        // A payload no longer than `max_frame - L`, where `L` is the
+        // prefix length of `max_frame` itself, has a prefix of at most `L`
+        // bytes, so its frame fits; capped where the prefix would pass
+        // `max_prefix` bytes.
+        let plain_max = (cfg.adjust == 0).then(|| {
+            let frame_max = cfg
+                .max_frame
+                .saturating_sub(varint_len(cfg.max_frame as u64));
+            let bits = 7 * u32::from(cfg.max_prefix);
+            let prefix_max = if bits >= 64 {
+                u64::MAX
+            } else {
+                (1 << bits) - 1
+            };
+            usize::try_from(prefix_max).map_or(frame_max, |p| p.min(frame_max))
+        });
+        Ok(VarintEncoder { cfg, plain_max })
     }
 
     /// The configuration.
@@ -385,6 +405,14 @@ impl VarintEncoder {
         Ok((prefix, len))
     }
 
+    /// [`check`](Self::check) for the replies off the common layout, kept
+    /// out of the inlined reply path.
+    #[cold]
+    #[inline(never)]
+    fn check_out_of_line(&self, payload: &[u8]) -> Result<(u64, usize), Error> {
+        self.check(payload)
+    }
+
     fn header(value: u64) -> Envelope {
         let mut bytes = [0u8; MAX_LEN];
         let n = write_varint(value, &mut bytes);
@@ -402,11 +430,19 @@ impl Encoder for VarintEncoder {
         Ok(Some(Self::header(value)))
     }
 
+    #[inline(always)]
     fn encode_with<F: FnMut(&[u8])>(&self, payload: &[u8], mut put: F) -> Result<usize, Error> {
-        let (value, len) = self.check(payload)?;
-        put(Self::header(value).header());
+        let value = match self.plain_max {
+            // The prefix is the payload's length, known to fit: every reply
+            // of the common layout takes this path.
+            Some(max) if payload.len() <= max => payload.len() as u64,
+            _ => self.check_out_of_line(payload)?.0,
+        };
+        let mut prefix = [0u8; MAX_LEN];
+        let n = write_varint(value, &mut prefix);
+        put(prefix.get(..n).unwrap_or(&[]));
         put(payload);
-        Ok(len)
+        Ok(payload.len() + n)
     }
 }
 
@@ -1114,6 +1150,35 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn plain_encode_path_answers_as_the_general_check(
+                max_prefix in 1u8..=10,
+                len in prop_oneof![0usize..300, 16_370usize..16_400],
+                max_extra in prop_oneof![0usize..300, 16_370usize..16_400]) {
+            // Lengths and maxima around the 1-, 2- and 3-byte prefixes' limits.
+            let c = VarintConfig {
+                max_prefix,
+                max_frame: 1 + max_extra,
+                ..VarintConfig::new()
+            };
+            let enc = VarintEncoder::new(c).unwrap();
+            let payload = vec![0x5A; len];
+            let mut pieces = Vec::new();
+            let got = enc.encode_with(&payload, |p| pieces.extend_from_slice(p));
+            match enc.check(&payload) {
+                Ok((value, n)) => {
+                    prop_assert_eq!(got, Ok(n));
+                    let mut want = VarintEncoder::header(value).header().to_vec();
+                    want.extend_from_slice(&payload);
+                    prop_assert_eq!(pieces, want);
+                }
+                Err(e) => {
+                    prop_assert_eq!(got, Err(e));
+                    prop_assert!(pieces.is_empty());
+                }
+            }
+        }
+
         #[test]
         fn fast_path_answers_as_the_general_path(
                 max_prefix in 1u8..=10, max_frame in 1usize..400, skip in any::<bool>(),
