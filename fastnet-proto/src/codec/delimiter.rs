@@ -466,7 +466,25 @@ impl DelimiterEncoder {
 
     /// Validates `payload`; returns the frame length and the trailer to
     /// write after it (empty when the delimiter is kept).
+    #[inline(always)]
     fn check(&self, payload: &[u8]) -> Result<(usize, &[u8]), Error> {
+        // Lines: a payload without an LF takes the primary delimiter,
+        // unless it is `\n` after a final CR (which would read as `\r\n`);
+        // one search instead of the general path's trailer checks.
+        if self.delims.lines && !self.keep && memchr::memchr(b'\n', payload).is_none() {
+            let primary = self.delims.primary();
+            if primary.len() == 2 || payload.last() != Some(&b'\r') {
+                let len = self.check_len(payload.len().saturating_add(primary.len()))?;
+                return Ok((len, primary));
+            }
+        }
+        self.check_general(payload)
+    }
+
+    /// [`check`](Self::check) for every other set, kept delimiters, and
+    /// the payloads the lines path leaves.
+    #[inline(never)]
+    fn check_general(&self, payload: &[u8]) -> Result<(usize, &[u8]), Error> {
         if self.keep {
             self.check_len(payload.len())?;
             // The payload must be exactly one frame.
@@ -543,6 +561,7 @@ impl Encoder for DelimiterEncoder {
         Ok(Some(Envelope::with_trailer(trailer)))
     }
 
+    #[inline(always)]
     fn encode_with<F: FnMut(&[u8])>(&self, payload: &[u8], mut put: F) -> Result<usize, Error> {
         let (len, trailer) = self.check(payload)?;
         put(payload);
@@ -767,6 +786,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn lines_path_answers_as_the_general_check(
+                crlf_first in any::<bool>(), keep in any::<bool>(),
+                payload in proptest::collection::vec(
+                    prop_oneof![4 => Just(b'a'), 2 => Just(b'\r'), 1 => Just(b'\n')], 0..12),
+                max in 2usize..16) {
+            let set: &[&[u8]] = if crlf_first { &[b"\r\n", b"\n"] } else { &[b"\n", b"\r\n"] };
+            let enc = DelimiterEncoder::new(Delimiters::new(set).unwrap(), max)
+                .unwrap()
+                .keep_delimiter(keep);
+            prop_assert_eq!(enc.check(&payload), enc.check_general(&payload));
+        }
+
         #[test]
         fn whole_equals_bytewise(delims in delimiter_set(),
                                  input in proptest::collection::vec(0u8..5, 0..200),
