@@ -247,8 +247,13 @@ mod tests {
         // at every offset around the wrap of a 24-byte ring. One byte stays
         // queued ahead of the push, so the ring does not rewind.
         let src: Vec<u8> = (1..=23).collect();
+        // Under Miri, the offsets at and around the wrap only.
+        let starts: Vec<usize> = match cfg!(miri) {
+            true => std::vec![0, 1, 15, 16, 20, 22, 23],
+            false => (0..24).collect(),
+        };
         for n in 0..=src.len() {
-            for start in 0..24 {
+            for &start in &starts {
                 let mut r = Ring::new([0u8; 24]);
                 r.push(&[0xEE; 24][..=start]).unwrap();
                 r.consume(start);
