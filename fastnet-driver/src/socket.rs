@@ -18,26 +18,38 @@ use socket2::{SockRef, TcpKeepalive};
 /// On Unix the system call is made directly (rustix): libc's `recv` is a
 /// thread cancellation point, and entering and leaving that state cost
 /// more user-space instructions than the rest of a request's read (about
-/// 60 of a request's 1,800 in fastnet-smol's echo, callgrind).
+/// 60 of a request's 1,800 in fastnet-smol's echo, callgrind). The call is
+/// `recvfrom`, as std's is, not `read`: a socket's `read` goes through the
+/// file layer's checks and notifications first, kernel time on every
+/// request (BENCHMARKS.md, "Socket calls, not file calls").
 #[inline]
 pub fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     #[cfg(unix)]
-    return rustix::io::read(stream, buf).map_err(io::Error::from);
+    return rustix::net::recv(stream, buf, rustix::net::RecvFlags::empty())
+        .map(|(n, _)| n)
+        .map_err(io::Error::from);
     #[cfg(not(unix))]
     return io::Read::read(&mut &*stream, buf);
 }
 
-/// Writes `a` then `b` to `stream` in one system call: a plain `write`
+/// Writes `a` then `b` to `stream` in one system call: a plain `send`
 /// when `b` is empty (the usual case, and the cheaper call), a vectored
-/// one otherwise. Returns the bytes taken, as `Write::write` does; direct
-/// system calls on Unix, as for [`read`].
+/// `sendmsg` otherwise. Returns the bytes taken, as `Write::write` does;
+/// direct socket calls on Unix, as for [`read`], with `MSG_NOSIGNAL` as
+/// std's are: a peer that has gone is an `EPIPE` error, never a `SIGPIPE`
+/// that would end a program that did not ignore it.
 #[inline]
 pub fn write_slices(stream: &TcpStream, a: &[u8], b: &[u8]) -> io::Result<usize> {
     #[cfg(unix)]
     return if b.is_empty() {
-        rustix::io::write(stream, a)
+        rustix::net::send(stream, a, rustix::net::SendFlags::NOSIGNAL)
     } else {
-        rustix::io::writev(stream, &[io::IoSlice::new(a), io::IoSlice::new(b)])
+        rustix::net::sendmsg(
+            stream,
+            &[io::IoSlice::new(a), io::IoSlice::new(b)],
+            &mut rustix::net::SendAncillaryBuffer::default(),
+            rustix::net::SendFlags::NOSIGNAL,
+        )
     }
     .map_err(io::Error::from);
     #[cfg(not(unix))]
