@@ -258,10 +258,10 @@ where
     }
 }
 
-// Forced, as are `Outbox::send` and `next_frame`: once both drivers share
-// one codec type, each has two callers and the compiler stopped inlining
-// them, about 50 instructions a pipelined frame (BENCHMARKS.md, "The reply
-// path and a codec type per framing").
+// Forced, as are `Outbox::send`, `poll_frame` and `next_frame`: once both
+// drivers share one codec type, each has two callers and the compiler
+// stopped inlining them, about 50 instructions a pipelined frame
+// (BENCHMARKS.md, "The reply path and a codec type per framing").
 #[inline(always)]
 fn enqueue<E: Encoder, T: AsRef<[u8]> + AsMut<[u8]>>(
     encoder: &E,
