@@ -337,8 +337,11 @@ fn has_zero(data: &[u8]) -> bool {
     if data.len() >= 64 {
         return zero_in_chunks::<64>(data);
     }
+    if data.len() >= 32 {
+        return zero_in_ends::<32>(data);
+    }
     if data.len() >= 16 {
-        return zero_in_chunks::<16>(data);
+        return zero_in_ends::<16>(data);
     }
     let word = |w: Option<&[u8; 8]>| w.map_or(0, |w| u64::from_le_bytes(*w));
     if data.len() >= 8 {
@@ -366,6 +369,17 @@ fn zero_in_chunks<const N: usize>(data: &[u8]) -> bool {
         rest = tail;
     }
     !rest.is_empty() && data.last_chunk::<N>().is_some_and(zero_in)
+}
+
+/// [`has_zero`] for `data` of `N` to `2 * N` bytes: its first and last
+/// `N` bytes, both checked, with no loop.
+#[inline(always)]
+fn zero_in_ends<const N: usize>(data: &[u8]) -> bool {
+    match (data.first_chunk::<N>(), data.last_chunk::<N>()) {
+        (Some(first), Some(last)) => zero_in(first) | zero_in(last),
+        // Unreachable: `data` holds at least `N` bytes.
+        _ => data.contains(&0),
+    }
 }
 
 /// Whether a chunk of 16-byte lanes holds a zero: the lanes' bytewise
@@ -963,6 +977,23 @@ mod tests {
         let out = decode_chunked(&mut CobsDecoder::new(1 << 20).unwrap(), &bad, &[bad.len()]);
         assert_eq!(out.errors, [want]);
         assert_eq!(out.frames, [b"next".to_vec()]);
+    }
+
+    #[test]
+    fn has_zero_sees_a_lone_zero_at_every_position() {
+        // Every length through two 64-byte chunks and a tail, so each way
+        // of checking (words, two ends, chunks with an overlapping last
+        // one) meets a zero at each of its positions.
+        let max = if cfg!(miri) { 40 } else { 140 };
+        let mut data = vec![0x5a; max];
+        for len in 0..=max {
+            assert!(!has_zero(&data[..len]), "no zero in {len} bytes");
+            for at in 0..len {
+                data[at] = 0;
+                assert!(has_zero(&data[..len]), "zero at {at} of {len}");
+                data[at] = 0x5a;
+            }
+        }
     }
 
     #[test]
