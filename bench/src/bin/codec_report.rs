@@ -498,7 +498,8 @@ fn targets_table(dirs: &[PathBuf]) -> Result<String, String> {
                             frames_per_sec(&t.case, cm.ns) / 1e6,
                         ));
                         if floor_x < bound && ratio.x <= floor_x {
-                            below = Some(floor_x);
+                            // The highest such floor: the nearest the bound.
+                            below = Some(below.map_or(floor_x, |b: f64| b.max(floor_x)));
                         }
                     }
                 }
