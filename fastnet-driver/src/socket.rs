@@ -42,13 +42,13 @@ pub fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
 pub fn write_slices(stream: &TcpStream, a: &[u8], b: &[u8]) -> io::Result<usize> {
     #[cfg(unix)]
     return if b.is_empty() {
-        rustix::net::send(stream, a, rustix::net::SendFlags::NOSIGNAL)
+        rustix::net::send(stream, a, SEND_FLAGS)
     } else {
         rustix::net::sendmsg(
             stream,
             &[io::IoSlice::new(a), io::IoSlice::new(b)],
             &mut rustix::net::SendAncillaryBuffer::default(),
-            rustix::net::SendFlags::NOSIGNAL,
+            SEND_FLAGS,
         )
     }
     .map_err(io::Error::from);
@@ -60,14 +60,25 @@ pub fn write_slices(stream: &TcpStream, a: &[u8], b: &[u8]) -> io::Result<usize>
     };
 }
 
+/// The flags of [`write_slices`]' calls: `MSG_NOSIGNAL`, where there is
+/// one. Apple's systems have none; there the socket carries `SO_NOSIGPIPE`
+/// instead ([`tune_accepted`]).
+#[cfg(all(unix, not(target_vendor = "apple")))]
+const SEND_FLAGS: rustix::net::SendFlags = rustix::net::SendFlags::NOSIGNAL;
+#[cfg(target_vendor = "apple")]
+const SEND_FLAGS: rustix::net::SendFlags = rustix::net::SendFlags::empty();
+
 /// Sets the options `config` asks for on an accepted socket: `TCP_NODELAY`
-/// and TCP keepalive. Best effort: a socket that refuses an option is
-/// still served.
+/// and TCP keepalive; on Apple's systems also `SO_NOSIGPIPE`, which stands
+/// in for the `MSG_NOSIGNAL` of [`write_slices`]. Best effort: a socket
+/// that refuses an option is still served.
 pub fn tune_accepted(stream: &TcpStream, config: &ServerConfig) {
     if config.nodelay {
         let _ = stream.set_nodelay(true);
     }
     let _ = set_keepalive(stream, config.keepalive);
+    #[cfg(target_vendor = "apple")]
+    let _ = SockRef::from(stream).set_nosigpipe(true);
 }
 
 /// Turns TCP keepalive on, probing after `idle` of silence, or off
