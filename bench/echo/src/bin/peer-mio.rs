@@ -1,4 +1,4 @@
-//! Run: cargo run --release -p fastnet-bench-echo --bin peer-mio -- [PORT|ADDR] [--threads N]
+//! Run: cargo run --release -p fastnet-bench-echo --bin peer-mio -- [PORT|ADDR] [--threads N] [--max-frame N]
 //!
 //! The mio peer, the practical ceiling: raw echo on edge-triggered epoll,
 //! one event loop per core (N defaults to the number of cores), each with
@@ -13,6 +13,14 @@
 //! reported the peer's close; that saves the `WouldBlock` read per wake-up
 //! that a loop reading until `WouldBlock` pays. Prints `listening on ADDR`;
 //! exits on SIGTERM or SIGINT.
+//!
+//! With `--max-frame N` it is the framed floor instead: the least work any
+//! framed echo does on top of the raw one. Frames are 4-byte big-endian
+//! lengths before the payload (at most N bytes, else the connection
+//! closes); each read's complete frames are found and encoded, header and
+//! payload copied, into one reply buffer per loop, which is written; a
+//! frame cut by the read's end waits in the connection's own buffer for
+//! the rest. No handler, no limits beyond the length, no statistics.
 
 use std::io::{self, Read, Write};
 
@@ -26,15 +34,63 @@ const LISTENER: Token = Token(usize::MAX);
 /// Read buffer shared by all connections of one loop.
 const READ_BUF: usize = 64 * 1024;
 
-/// One connection: its socket and the bytes it would not take yet.
+/// One connection: its socket, the bytes it would not take yet, and
+/// (framed) the start of a frame the last read cut.
 struct Conn {
     stream: TcpStream,
     pending: Vec<u8>,
+    partial: Vec<u8>,
+}
+
+/// One loop's buffers: reads land in `read`; framed replies are encoded
+/// into `replies`, whose frames are at most `max_frame` bytes (`None`: raw).
+struct Buffers {
+    read: Vec<u8>,
+    replies: Vec<u8>,
+    max_frame: Option<usize>,
+}
+
+/// Encodes every complete frame at the start of `bytes` into `replies`;
+/// returns how many bytes they took, or `None` for a frame over `max`.
+fn encode_frames(bytes: &[u8], replies: &mut Vec<u8>, max: usize) -> Option<usize> {
+    let mut at = 0;
+    while let Some(head) = bytes.get(at..at + 4) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        if len > max {
+            return None;
+        }
+        let Some(payload) = bytes.get(at + 4..at + 4 + len) else {
+            break;
+        };
+        replies.extend_from_slice(&(len as u32).to_be_bytes());
+        replies.extend_from_slice(payload);
+        at += 4 + len;
+    }
+    Some(at)
 }
 
 impl Conn {
+    /// The reply to `n` bytes just read into `bufs.read`: those bytes
+    /// (raw), or the frames they complete, encoded; `None` on a bad frame.
+    fn reply<'b>(&mut self, bufs: &'b mut Buffers, n: usize) -> Option<&'b [u8]> {
+        let input = &bufs.read[..n];
+        let Some(max) = bufs.max_frame else {
+            return Some(input);
+        };
+        bufs.replies.clear();
+        if self.partial.is_empty() {
+            let used = encode_frames(input, &mut bufs.replies, max)?;
+            self.partial.extend_from_slice(&input[used..]);
+        } else {
+            self.partial.extend_from_slice(input);
+            let used = encode_frames(&self.partial, &mut bufs.replies, max)?;
+            self.partial.drain(..used);
+        }
+        Some(&bufs.replies)
+    }
+
     /// Handles a readiness event; `true` when the connection is done.
-    fn ready(&mut self, event: &Event, buf: &mut [u8]) -> bool {
+    fn ready(&mut self, event: &Event, bufs: &mut Buffers) -> bool {
         if self.pending.is_empty() {
             if !event.is_readable() && !event.is_read_closed() && !event.is_error() {
                 // Only "writable", with nothing to write.
@@ -54,18 +110,21 @@ impl Conn {
             }
         }
         loop {
-            match self.stream.read(buf) {
+            match self.stream.read(&mut bufs.read) {
                 Ok(0) => return true,
                 Ok(n) => {
-                    match write_some(&mut self.stream, &buf[..n]) {
-                        Ok(w) if w == n => {}
+                    let Some(reply) = self.reply(bufs, n) else {
+                        return true;
+                    };
+                    match write_some(&mut self.stream, reply) {
+                        Ok(w) if w == reply.len() => {}
                         Ok(w) => {
-                            self.pending.extend_from_slice(&buf[w..n]);
+                            self.pending.extend_from_slice(&reply[w..]);
                             return false;
                         }
                         Err(_) => return true,
                     }
-                    if n < buf.len() && !event.is_read_closed() {
+                    if n < bufs.read.len() && !event.is_read_closed() {
                         return false;
                     }
                 }
@@ -94,7 +153,7 @@ fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
 
 /// One event loop: accepts from its own listener and serves what it
 /// accepted, until the process exits.
-fn event_loop(listener: std::net::TcpListener) -> io::Result<()> {
+fn event_loop(listener: std::net::TcpListener, max_frame: Option<usize>) -> io::Result<()> {
     let mut listener = TcpListener::from_std(listener);
     let mut poll = Poll::new()?;
     poll.registry()
@@ -102,7 +161,11 @@ fn event_loop(listener: std::net::TcpListener) -> io::Result<()> {
     let mut events = Events::with_capacity(1024);
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
-    let mut buf = vec![0u8; READ_BUF];
+    let mut bufs = Buffers {
+        read: vec![0u8; READ_BUF],
+        replies: Vec::with_capacity(READ_BUF),
+        max_frame,
+    };
     loop {
         if let Err(e) = poll.poll(&mut events, None) {
             if e.kind() == io::ErrorKind::Interrupted {
@@ -139,13 +202,14 @@ fn event_loop(listener: std::net::TcpListener) -> io::Result<()> {
                     conns[slot] = Some(Conn {
                         stream,
                         pending: Vec::new(),
+                        partial: Vec::new(),
                     });
                 }
                 continue;
             }
             let slot = event.token().0;
             let done = match conns.get_mut(slot) {
-                Some(Some(conn)) => conn.ready(event, &mut buf),
+                Some(Some(conn)) => conn.ready(event, &mut bufs),
                 _ => false,
             };
             if done {
@@ -159,10 +223,10 @@ fn event_loop(listener: std::net::TcpListener) -> io::Result<()> {
 
 fn main() -> io::Result<()> {
     let addr = peer::addr_from_args()?;
-    let [threads] = peer::numeric_options(
-        "usage: peer-mio [PORT|ADDR] [--threads N]",
-        ["--threads"],
-        |_, n| n > 0,
+    let [threads, max_frame] = peer::numeric_options(
+        "usage: peer-mio [PORT|ADDR] [--threads N] [--max-frame N]",
+        ["--threads", "--max-frame"],
+        |name, n| n > 0 && (name != "--max-frame" || n <= u32::MAX as usize),
     );
     let (addr, listeners) = peer::loop_listeners(addr, threads)?;
     let mut handles = Vec::new();
@@ -170,7 +234,7 @@ fn main() -> io::Result<()> {
         handles.push(
             std::thread::Builder::new()
                 .name(format!("mio-loop-{i}"))
-                .spawn(move || event_loop(l))?,
+                .spawn(move || event_loop(l, max_frame))?,
         );
     }
     peer::announce(addr);
