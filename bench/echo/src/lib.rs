@@ -13,6 +13,10 @@
 //! - `peer-tokio-fastnet`: `peer-tokio-framed` with fastnet-tokio's codec
 //!   over fastnet's length field codec, run only when named
 //!   (`--servers tokio-framed,tokio-fastnet`), to compare the codecs alone;
+//! - `peer-mio --max-frame N`: the framed floor, mio raw plus the least
+//!   any framed echo does (`len=u32be`), run only when named
+//!   (`--servers mio,mio-framed,fastnet-smol`), to show what framing costs
+//!   at the least;
 //! - `bench-echo`: the harness. It starts every server in turn as a child
 //!   process, loads it with `fastnet bench --json`, reads the server's CPU
 //!   time and memory from `/proc`, measures memory per idle connection,

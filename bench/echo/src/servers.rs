@@ -62,6 +62,10 @@ pub enum Server {
     /// measured apart from framing; not in [`Server::ALL`], run only on
     /// request.
     FastnetStdRaw,
+    /// `peer-mio --max-frame 65536`: [`Server::Mio`] plus the least work
+    /// any framed echo does, the floor of framing on mio raw; not in
+    /// [`Server::ALL`], run only on request.
+    MioFramed,
 }
 
 impl Server {
@@ -94,6 +98,7 @@ impl Server {
             Server::TokioFastnet => "tokio-fastnet",
             Server::FastnetSmolRaw => "fastnet-smol-raw",
             Server::FastnetStdRaw => "fastnet-std-raw",
+            Server::MioFramed => "mio-framed",
         }
     }
 
@@ -107,6 +112,7 @@ impl Server {
                 Server::TokioFastnet,
                 Server::FastnetSmolRaw,
                 Server::FastnetStdRaw,
+                Server::MioFramed,
             ])
             .chain(Server::TLS)
             .find(|s| s.name() == name)
@@ -128,6 +134,7 @@ impl Server {
             Server::TokioFastnet => "tokio Framed, fastnet codec",
             Server::FastnetSmolRaw => "fastnet-smol raw",
             Server::FastnetStdRaw => "fastnet-std raw",
+            Server::MioFramed => "mio framed (floor)",
         }
     }
 
@@ -142,6 +149,7 @@ impl Server {
                 | Server::FastnetSmolTls
                 | Server::TokioRustls
                 | Server::TokioFastnet
+                | Server::MioFramed
         )
     }
 
@@ -196,6 +204,7 @@ impl Server {
             Server::TokioFastnet => "`peer-tokio-fastnet`: `peer-tokio-framed` with fastnet-tokio's `FastnetCodec` over fastnet's length field codec (u32 BE) in place of `LengthDelimitedCodec`",
             Server::FastnetSmolRaw => "`fastnet serve --driver smol --codec raw --max-conns 20000` (the default layout; each read's bytes are one frame, echoed as they came: the work of mio raw, without framing)",
             Server::FastnetStdRaw => "`fastnet serve --driver std --codec raw --max-conns 20000` (a pooled thread per connection; each read's bytes are one frame, echoed as they came: the work of std thread/conn raw, without framing)",
+            Server::MioFramed => "`peer-mio --max-frame 65536`: mio raw (the same event loops and shared read buffer) plus the least a framed echo does on top of it: each read's complete `len=u32be` frames found and encoded, header and payload copied, into one reply buffer per loop, and a frame cut by the read's end kept in the connection's own buffer until the rest comes; no handler, no limit but the frame's length, no statistics (the floor of any framed echo)",
             Server::TokioRustls => "`peer-tokio-rustls 0 server.pem server.key`: tokio multi-thread runtime, a `tokio_rustls::TlsAcceptor` handshake in each connection's task, then `Framed<TlsStream<TcpStream>, LengthDelimitedCodec>` (u32 BE), `stream.forward(sink)`",
         }
     }
@@ -239,6 +248,12 @@ impl Server {
                 };
                 cmd = bins.server_command(&bins.peer(peer));
                 cmd.arg("0");
+            }
+            Server::MioFramed => {
+                // The framed peers' largest frame, as `fastnet serve`'s default.
+                cmd = bins.server_command(&bins.peer("peer-mio"));
+                cmd.args(["0", "--max-frame"])
+                    .arg(crate::peer::MAX_FRAME.to_string());
             }
             Server::FastnetSmolShared => {
                 cmd = bins.server_command(&bins.bench_server());
@@ -541,5 +556,64 @@ impl TryFrom<String> for Server {
     type Error = String;
     fn try_from(name: String) -> Result<Server, String> {
         Server::from_name(&name).ok_or_else(|| format!("no server is named {name:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every server, each once.
+    const EVERY: [Server; 14] = [
+        Server::FastnetSmol,
+        Server::FastnetStd,
+        Server::TokioFramed,
+        Server::TokioRaw,
+        Server::Mio,
+        Server::Std,
+        Server::FastnetSmolShared,
+        Server::FastnetSmolTls,
+        Server::TokioRustls,
+        Server::Uring,
+        Server::TokioFastnet,
+        Server::FastnetSmolRaw,
+        Server::FastnetStdRaw,
+        Server::MioFramed,
+    ];
+
+    #[test]
+    fn every_name_round_trips() {
+        for s in EVERY {
+            assert_eq!(Server::from_name(s.name()), Some(s), "{}", s.name());
+            let json = serde_json::to_value(s).unwrap();
+            assert_eq!(json, serde_json::json!(s.name()));
+            assert_eq!(serde_json::from_value::<Server>(json).unwrap(), s);
+        }
+        let mut names: Vec<&str> = EVERY.iter().map(|s| s.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EVERY.len(), "names are distinct");
+        assert_eq!(Server::from_name("mio-framed"), Some(Server::MioFramed));
+        assert!(serde_json::from_value::<Server>(serde_json::json!("mio framed")).is_err());
+    }
+
+    #[test]
+    fn mio_framed_is_the_framed_floor_run_on_request() {
+        let s = Server::MioFramed;
+        assert_eq!((s.name(), s.label()), ("mio-framed", "mio framed (floor)"));
+        assert!(!Server::ALL.contains(&s) && !s.tls());
+        assert!(s.framed() && !s.is_fastnet() && s.exits_cleanly());
+        assert_eq!(s.codec(), "len=u32be");
+        assert!(s.describe().starts_with("`peer-mio --max-frame 65536`: "));
+        let bins = Binaries {
+            fastnet: PathBuf::from("/bin/fastnet"),
+            peer_dir: PathBuf::from("/peers"),
+            tls: None,
+            pin: None,
+        };
+        let cmd = s.command(&bins);
+        assert_eq!(cmd.get_program(), "/peers/peer-mio");
+        let args: Vec<_> = cmd.get_args().collect();
+        assert_eq!(args, ["0", "--max-frame", "65536"]);
     }
 }

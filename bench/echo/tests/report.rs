@@ -185,6 +185,150 @@ fn targets_are_judged_on_medians() {
     assert!(r.failures().is_empty());
 }
 
+/// [`results`] with mio framed (the floor) at 8.4 µs a request, 1.05× mio
+/// raw's 8, and fastnet-smol raw at 8.08 µs (1.01×), at every load; and
+/// fastnet-smol at `fastnet_pipelined` µs a request under the pipelined
+/// load, where its target is ≤ 1.0× mio raw.
+fn results_with_floor(fastnet_pipelined: f64) -> Results {
+    let mut r = results();
+    let k = |rep| if rep == 2 { 3.0 } else { 1.0 };
+    for run in &mut r.runs {
+        if run.server == Server::FastnetSmol && run.shape.pipeline > 1 {
+            run.cpu_us = (fastnet_pipelined * k(run.rep) * run.requests as f64).round() as u64;
+        }
+    }
+    for rep in 0..3 {
+        for &shape in &Shape::STANDARD {
+            for (server, cpu) in [(Server::MioFramed, 8.4), (Server::FastnetSmolRaw, 8.08)] {
+                r.runs
+                    .push(run(server, shape, rep, 100_000.0 * k(rep), cpu * k(rep)));
+            }
+        }
+    }
+    r.servers
+        .extend([Server::FastnetSmolRaw, Server::MioFramed]);
+    r
+}
+
+/// The pipelined CPU target of `r`, and its row of the targets table.
+fn pipelined_cpu_target(r: &Results) -> (fastnet_bench_echo::report::Target, String) {
+    let goal = "fastnet-smol CPU/request ≤ 1.0× mio raw, 1000 conns, pipeline 16";
+    let target = r
+        .targets()
+        .into_iter()
+        .find(|t| t.goal == goal)
+        .expect("the pipelined CPU target");
+    let row = r
+        .targets_table()
+        .lines()
+        .find(|l| l.starts_with(&format!("| {goal} |")))
+        .expect("its row")
+        .to_string();
+    (target, row)
+}
+
+#[test]
+fn a_miss_past_a_floor_that_misses_too_is_below_the_floor() {
+    // 8.8 / 8 = 1.10: over the bound of 1.0, and over the floor's 1.05,
+    // which fastnet has not beaten: the bound is out of reach.
+    let r = results_with_floor(8.8);
+    let (target, row) = pipelined_cpu_target(&r);
+    assert_eq!(target.met, Some(false));
+    let floor = target.below_floor.expect("below the floor");
+    assert!((floor - 1.05).abs() < 1e-9, "{floor}");
+    assert!(
+        target.measured.starts_with("1.10× (8.80 µs vs 8.00 µs"),
+        "{}",
+        target.measured
+    );
+    // Both the server without framing and the floor are named beside it.
+    assert!(
+        target.measured.ends_with(
+            "; without framing: fastnet-smol raw 1.01× mio raw (ceiling) in this run\
+             ; floor: mio framed (floor) 1.05× mio raw (ceiling) in this run"
+        ),
+        "{}",
+        target.measured
+    );
+    assert!(
+        row.ends_with(" | **missed**: below the floor (1.05×) |"),
+        "{row}"
+    );
+    // At the floor exactly, still below it.
+    let (at, row) = pipelined_cpu_target(&results_with_floor(8.4));
+    assert_eq!(at.met, Some(false));
+    assert!(at.below_floor.is_some(), "{}", at.measured);
+    assert!(
+        row.ends_with(" | **missed**: below the floor (1.05×) |"),
+        "{row}"
+    );
+    // The target at 1000 conns allows 1.05×, which the floor meets: 7 / 8
+    // is met, with the floor beside it all the same.
+    let plain = r
+        .targets()
+        .into_iter()
+        .find(|t| t.goal == "fastnet-smol CPU/request ≤ 1.05× mio raw, 1000 conns")
+        .expect("the 1000 conns CPU target");
+    assert_eq!((plain.met, plain.below_floor), (Some(true), None));
+    assert!(
+        plain
+            .measured
+            .contains("; floor: mio framed (floor) 1.05× mio raw (ceiling) in this run"),
+        "{}",
+        plain.measured
+    );
+    // The JSON carries the floor's ratio for readers, and renders the same.
+    let json = r.to_json();
+    let written = json["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["goal"] == target.goal)
+        .unwrap();
+    assert!((written["below_floor"].as_f64().unwrap() - 1.05).abs() < 1e-9);
+    assert!(json["targets"][0].get("below_floor").is_none());
+    let back = Results::from_json(&json).unwrap();
+    assert_eq!(back.targets_table(), r.targets_table());
+}
+
+#[test]
+fn a_miss_under_the_floor_is_plainly_missed_and_under_the_bound_met() {
+    // 8.16 / 8 = 1.02: fastnet beat the floor's 1.05, so that floor does
+    // not put the bound out of reach.
+    let (beaten, row) = pipelined_cpu_target(&results_with_floor(8.16));
+    assert_eq!((beaten.met, beaten.below_floor), (Some(false), None));
+    assert!(beaten.measured.starts_with("1.02×"), "{}", beaten.measured);
+    assert!(row.ends_with(" | **missed** |"), "{row}");
+    // 7.6 / 8 = 0.95 ≤ 1.0.
+    let (under, row) = pipelined_cpu_target(&results_with_floor(7.6));
+    assert_eq!((under.met, under.below_floor), (Some(true), None));
+    assert!(row.ends_with(" | **met** |"), "{row}");
+    // A floor that meets the bound itself excuses no miss: mio framed at
+    // 7.6 µs (0.95×), fastnet-smol at 1.10×.
+    let mut r = results_with_floor(8.8);
+    for run in &mut r.runs {
+        if run.server == Server::MioFramed {
+            run.cpu_us = run.cpu_us * 76 / 84;
+        }
+    }
+    let (missed, row) = pipelined_cpu_target(&r);
+    assert!(
+        missed.measured.contains("floor: mio framed (floor) 0.95×"),
+        "{}",
+        missed.measured
+    );
+    assert_eq!((missed.met, missed.below_floor), (Some(false), None));
+    assert!(row.ends_with(" | **missed** |"), "{row}");
+    // Without mio framed in the run, the miss is plain and no floor is named.
+    let (alone, _) = pipelined_cpu_target(&{
+        let mut r = results_with_floor(8.8);
+        r.runs.retain(|run| run.server != Server::MioFramed);
+        r
+    });
+    assert_eq!((alone.met, alone.below_floor), (Some(false), None));
+    assert!(!alone.measured.contains("floor:"), "{}", alone.measured);
+}
+
 #[test]
 fn a_failed_run_is_reported_and_left_out() {
     let mut r = results();

@@ -6,7 +6,8 @@
 //! pair (fastnet-smol with TLS and the tokio-rustls peer) is loaded over
 //! TLS, with its setup load. Every echo must be correct and every server
 //! must exit cleanly on SIGTERM. The tokio-rustls peer also echoes frames
-//! from empty to larger than a TLS record to a rustls client. All on
+//! from empty to larger than a TLS record to a rustls client, and the
+//! framed floor (peer-mio --max-frame) echoes frames cut anywhere. All on
 //! loopback; not a performance test: no figure is compared.
 
 use std::io::{Read, Write};
@@ -344,4 +345,44 @@ fn io_uring_peer_echoes_and_a_dropped_server_exits() {
     let addr =
         parse_listening(&line).unwrap_or_else(|| panic!("no `listening on ADDR` line: {line:?}"));
     echo_concurrently(addr);
+}
+
+/// The framed floor (`peer-mio --max-frame`, run on request) echoes
+/// `len=u32be` frames, also empty ones and ones cut across writes, and
+/// closes a connection whose frame is over its 64 KiB.
+#[test]
+fn mio_framed_peer_echoes_frames() {
+    let bins = binaries(None, None);
+    let running = Running::start(Server::MioFramed, &bins).expect("start peer-mio --max-frame");
+    let mut s = TcpStream::connect(running.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let payloads: Vec<Vec<u8>> = vec![
+        b"one".to_vec(),
+        Vec::new(),
+        vec![7u8; 60_000],
+        b"last".to_vec(),
+    ];
+    let mut wire = Vec::new();
+    for p in &payloads {
+        wire.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        wire.extend_from_slice(p);
+    }
+    // Cut everywhere, headers included.
+    for piece in wire.chunks(3001) {
+        s.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for p in &payloads {
+        assert_eq!(&read_frame(&mut s), p);
+    }
+    let mut over = TcpStream::connect(running.addr).expect("connect");
+    over.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    over.write_all(&(64 * 1024 + 1u32).to_be_bytes()).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(over.read(&mut byte), Ok(0) | Err(_)),
+        "a frame over 64 KiB closes the connection"
+    );
+    assert!(running.stop(), "peer-mio exits cleanly on SIGTERM");
 }
