@@ -232,19 +232,28 @@ impl Decoder for CobsDecoder {
     // starts over from the frame's start.
     #[inline(always)]
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
-        if !self.discarding {
-            let limit = src.len().min(self.max_frame);
-            let from = self.scanned;
-            if from == 0 {
-                if let Some(zero) = frame_end(src.get(..limit).unwrap_or(&[])) {
-                    return unstuff_frame(src, zero);
+        let zero = 'found: {
+            if !self.discarding {
+                let limit = src.len().min(self.max_frame);
+                let from = self.scanned;
+                if from == 0 {
+                    match frame_end(src.get(..limit).unwrap_or(&[])) {
+                        // One group: nothing to rewrite.
+                        Some((zero, true)) => return Ok(one_group_frame(zero)),
+                        Some((zero, false)) => break 'found zero,
+                        None => {}
+                    }
+                }
+                if let Some(zero) = self.search_from(src, from, limit) {
+                    break 'found zero;
                 }
             }
-            if let Some(decoded) = self.search_from(src, from, limit) {
-                return decoded;
+            match self.decode_general(src) {
+                Ok(zero) => zero,
+                Err(step) => return step.answer(self.max_frame),
             }
-        }
-        self.decode_general(src)
+        };
+        unstuff_frame(src, zero)
     }
 
     fn reset(&mut self) {
@@ -268,33 +277,66 @@ impl CobsDecoder {
     fn decode_searching(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
         if !self.discarding {
             let limit = src.len().min(self.max_frame);
-            if let Some(decoded) = self.search_from(src, self.scanned, limit) {
-                return decoded;
+            if let Some(zero) = self.search_from(src, self.scanned, limit) {
+                return unstuff_frame(src, zero);
             }
         }
-        self.decode_general(src)
+        match self.decode_general(src) {
+            Ok(zero) => unstuff_frame(src, zero),
+            Err(step) => step.answer(self.max_frame),
+        }
     }
 
     /// Searches `src[from..limit]` for the frame's `0x00` (none before
-    /// `from`) and answers for the frame it ends; else records the search
-    /// and leaves the answer to the general path.
+    /// `from`): its index; else records the search and leaves the answer
+    /// to the general path.
     #[inline(always)]
-    fn search_from(
-        &mut self,
-        src: &mut [u8],
-        from: usize,
-        limit: usize,
-    ) -> Option<Result<Decoded, DecodeError>> {
+    fn search_from(&mut self, src: &[u8], from: usize, limit: usize) -> Option<usize> {
         if let Some(i) = src
             .get(from..limit)
             .and_then(|rest| super::find_byte(0, rest))
         {
             self.scanned = 0;
-            return Some(unstuff_frame(src, from + i));
+            return Some(from + i);
         }
         // Searched up to `limit`: the general path does not search again.
         self.scanned = from.max(limit);
         None
+    }
+}
+
+/// What [`CobsDecoder::decode_general`] answers when it finds no frame.
+/// With the index of a frame's `0x00` it is small enough to come back in
+/// registers, and the decoder's answer is built where `decode` is inlined:
+/// a caller's frame loop then keeps every path's answer out of memory.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// Bytes dropped (a discarded frame's, up to and with its `0x00`).
+    Skip(usize),
+    /// No `0x00` yet, within the maximum.
+    NeedMore,
+    /// `max_frame` bytes without a `0x00`, and the connection closes.
+    TooLarge,
+    /// As `TooLarge`, and the frame is discarded: this many bytes now.
+    TooLargeSkipped(usize),
+}
+
+impl Step {
+    /// The decoder's answer.
+    #[inline(always)]
+    fn answer(self, max_frame: usize) -> Result<Decoded, DecodeError> {
+        // `max_frame` bytes and no 0x00 among them: the frame is at least
+        // one byte too long.
+        let too_large = Error::FrameTooLarge {
+            len: (max_frame as u64).saturating_add(1),
+            max: max_frame,
+        };
+        match self {
+            Step::Skip(n) => Ok(Decoded::Skip(n)),
+            Step::NeedMore => Ok(Decoded::NeedMore { frame_len: None }),
+            Step::TooLarge => Err(DecodeError::fatal(too_large)),
+            Step::TooLargeSkipped(consumed) => Err(DecodeError::recoverable(too_large, consumed)),
+        }
     }
 }
 
@@ -304,29 +346,50 @@ const WALK_MAX: usize = 256;
 
 /// Follows the code bytes of the frame at the front of `window` to the
 /// `0x00` they lead to, then checks that no zero comes before it: the
-/// index of that `0x00` (0 for a lone `0x00`), the frame's end. `None`
-/// when the code bytes run past `window` or past [`WALK_MAX`] bytes, or a
-/// zero comes earlier (the frame is invalid, and the search finds where
-/// it ends).
+/// index of that `0x00` (0 for a lone `0x00`), the frame's end, and
+/// whether the frame is one group (its first code byte leads to the
+/// `0x00`). `None` when the code bytes run past `window` or past
+/// [`WALK_MAX`] bytes, or a zero comes earlier (the frame is invalid, and
+/// the search finds where it ends).
 ///
 /// The code bytes alone decide the walk, and the check is one pass over
 /// the frame: no branch on each group's length, which is as random as the
-/// payload.
+/// payload. The first step is taken before the loop, so a one-group frame
+/// (a short payload without a zero) costs two loads and no loop.
 #[inline(always)]
-fn frame_end(window: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    loop {
-        let code = *window.get(at)?;
-        if code == 0 {
-            break;
-        }
+fn frame_end(window: &[u8]) -> Option<(usize, bool)> {
+    let mut at = usize::from(*window.first()?);
+    if at == 0 {
+        return Some((0, true));
+    }
+    let mut code = *window.get(at)?;
+    let one_group = code == 0;
+    while code != 0 {
         if at >= WALK_MAX {
             return None;
         }
         at += usize::from(code);
+        code = *window.get(at)?;
     }
-    let frame = window.get(..at)?;
-    (!has_zero(frame)).then_some(at)
+    // Past the first code byte, which is not zero: checking it again
+    // would have the compiler splice the value it loaded into the chunk.
+    let rest = window.get(1..at)?;
+    (!has_zero(rest)).then_some((at, one_group))
+}
+
+/// The answer for a frame of one group whose `0x00` is at `zero`: its
+/// payload is the group's data, in place after the code byte.
+#[inline(always)]
+fn one_group_frame(zero: usize) -> Decoded {
+    if zero == 0 {
+        // A lone 0x00: an empty encoding, not a frame.
+        return Decoded::Skip(1);
+    }
+    Decoded::Frame(Frame {
+        consumed: zero + 1,
+        start: 1,
+        end: zero,
+    })
 }
 
 /// Whether `data` holds a zero byte. Checking a run of known length needs
@@ -334,14 +397,15 @@ fn frame_end(window: &[u8]) -> Option<usize> {
 /// overlapping the one before), with no early exit inside a chunk.
 #[inline(always)]
 fn has_zero(data: &[u8]) -> bool {
-    if data.len() >= 64 {
-        return zero_in_chunks::<64>(data);
-    }
-    if data.len() >= 32 {
-        return zero_in_ends::<32>(data);
-    }
+    // Short frames first: they are the ones whose dispatch shows.
     if data.len() >= 16 {
-        return zero_in_ends::<16>(data);
+        if data.len() < 32 {
+            return zero_in_ends::<16>(data);
+        }
+        if data.len() < 64 {
+            return zero_in_ends::<32>(data);
+        }
+        return zero_in_chunks::<64>(data);
     }
     let word = |w: Option<&[u8; 8]>| w.map_or(0, |w| u64::from_le_bytes(*w));
     if data.len() >= 8 {
@@ -427,21 +491,23 @@ fn unstuff_frame(src: &mut [u8], zero: usize) -> Result<Decoded, DecodeError> {
 }
 
 impl CobsDecoder {
-    /// Every frame, every state, every error.
+    /// Every frame, every state, every error: the search where the fast
+    /// paths left it, and discarding. `Ok` holds the index of the `0x00`
+    /// that ends the frame found.
     #[inline(never)]
-    fn decode_general(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
+    fn decode_general(&mut self, src: &[u8]) -> Result<usize, Step> {
         if self.discarding {
             // Everything before `src` was dropped, so nothing here was
             // searched yet; bytes without a 0x00 are dropped as they come.
-            return Ok(match memchr::memchr(0, src) {
+            return match memchr::memchr(0, src) {
                 Some(i) => {
                     self.discarding = false;
                     self.scanned = 0;
-                    Decoded::Skip(i + 1)
+                    Err(Step::Skip(i + 1))
                 }
-                None if src.is_empty() => Decoded::NeedMore { frame_len: None },
-                None => Decoded::Skip(src.len()),
-            });
+                None if src.is_empty() => Err(Step::NeedMore),
+                None => Err(Step::Skip(src.len())),
+            };
         }
         let limit = src.len().min(self.max_frame);
         let found = src
@@ -450,27 +516,21 @@ impl CobsDecoder {
             .map(|i| self.scanned + i);
         if let Some(zero) = found {
             self.scanned = 0;
-            return unstuff_frame(src, zero);
+            return Ok(zero);
         }
         self.scanned = self.scanned.max(limit);
         if src.len() < self.max_frame {
-            return Ok(Decoded::NeedMore { frame_len: None });
+            return Err(Step::NeedMore);
         }
-        // `max_frame` bytes and no 0x00 among them: the frame is at least
-        // one byte too long.
-        let error = Error::FrameTooLarge {
-            len: (self.max_frame as u64).saturating_add(1),
-            max: self.max_frame,
-        };
-        match self.oversize {
-            Oversize::Close => Err(DecodeError::fatal(error)),
+        Err(match self.oversize {
+            Oversize::Close => Step::TooLarge,
             Oversize::Skip => {
                 self.discarding = true;
                 let consumed = self.scanned;
                 self.scanned = 0;
-                Err(DecodeError::recoverable(error, consumed))
+                Step::TooLargeSkipped(consumed)
             }
-        }
+        })
     }
 }
 
@@ -1240,6 +1300,16 @@ mod tests {
         d.reset();
         assert_eq!(d, CobsDecoder::new(3).unwrap().oversize(Oversize::Skip));
         assert_eq!(d.max_frame(), 3);
+    }
+
+    #[test]
+    fn the_general_path_answers_in_two_words() {
+        // Two words come back in registers; a larger answer would go
+        // through memory, and with it every fast path's answer too.
+        assert_eq!(
+            core::mem::size_of::<Result<usize, Step>>(),
+            2 * core::mem::size_of::<usize>()
+        );
     }
 
     #[test]
