@@ -139,11 +139,16 @@ const DROP_BATCH: usize = 16;
 pub struct CobsDecoder {
     max_frame: usize,
     oversize: Oversize,
-    /// Bytes at the front of the buffer already searched for a `0x00`.
+    /// Bytes at the front of the buffer already searched for a `0x00`, or
+    /// [`DISCARDING`]. One field for both, so a frame loop's fast path
+    /// tests one word (0: a new frame at the front) to take a frame.
     scanned: usize,
-    /// Discarding an oversized frame up to its `0x00`.
-    discarding: bool,
 }
+
+/// [`CobsDecoder::scanned`] while an oversized frame is discarded up to its
+/// `0x00`; never a count of bytes searched, which is at most a slice's
+/// length.
+const DISCARDING: usize = usize::MAX;
 
 impl CobsDecoder {
     /// A decoder that closes on oversize.
@@ -155,7 +160,6 @@ impl CobsDecoder {
             max_frame,
             oversize: Oversize::Close,
             scanned: 0,
-            discarding: false,
         })
     }
 
@@ -233,9 +237,9 @@ impl Decoder for CobsDecoder {
     #[inline(always)]
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
         let zero = 'found: {
-            if !self.discarding {
+            let from = self.scanned;
+            if from != DISCARDING {
                 let limit = src.len().min(self.max_frame);
-                let from = self.scanned;
                 if from == 0 {
                     match frame_end(src.get(..limit).unwrap_or(&[])) {
                         // One group: nothing to rewrite.
@@ -258,7 +262,6 @@ impl Decoder for CobsDecoder {
 
     fn reset(&mut self) {
         self.scanned = 0;
-        self.discarding = false;
     }
 
     fn max_frame(&self) -> usize {
@@ -266,7 +269,7 @@ impl Decoder for CobsDecoder {
     }
 
     fn is_skipping(&self) -> bool {
-        self.discarding
+        self.scanned == DISCARDING
     }
 }
 
@@ -275,7 +278,7 @@ impl CobsDecoder {
     /// the last one stopped. The tests hold the walk to it.
     #[cfg(test)]
     fn decode_searching(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
-        if !self.discarding {
+        if self.scanned != DISCARDING {
             let limit = src.len().min(self.max_frame);
             if let Some(zero) = self.search_from(src, self.scanned, limit) {
                 return unstuff_frame(src, zero);
@@ -496,12 +499,11 @@ impl CobsDecoder {
     /// that ends the frame found.
     #[inline(never)]
     fn decode_general(&mut self, src: &[u8]) -> Result<usize, Step> {
-        if self.discarding {
+        if self.scanned == DISCARDING {
             // Everything before `src` was dropped, so nothing here was
             // searched yet; bytes without a 0x00 are dropped as they come.
             return match memchr::memchr(0, src) {
                 Some(i) => {
-                    self.discarding = false;
                     self.scanned = 0;
                     Err(Step::Skip(i + 1))
                 }
@@ -525,9 +527,8 @@ impl CobsDecoder {
         Err(match self.oversize {
             Oversize::Close => Step::TooLarge,
             Oversize::Skip => {
-                self.discarding = true;
                 let consumed = self.scanned;
-                self.scanned = 0;
+                self.scanned = DISCARDING;
                 Step::TooLargeSkipped(consumed)
             }
         })
@@ -1257,9 +1258,12 @@ mod tests {
                 3
             ))
         );
+        assert!(d.is_skipping());
         assert_eq!(d.decode(&mut []), Ok(Decoded::NeedMore { frame_len: None }));
         assert_eq!(d.decode(&mut [9, 9]), Ok(Decoded::Skip(2)));
+        assert!(d.is_skipping());
         assert_eq!(d.decode(&mut [9, 0, 2, 7, 0]), Ok(Decoded::Skip(2)));
+        assert!(!d.is_skipping());
         assert_eq!(
             d.decode(&mut [2, 7, 0]),
             Ok(Decoded::Frame(Frame {
