@@ -238,16 +238,17 @@ impl Decoder for CobsDecoder {
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
         let zero = 'found: {
             let from = self.scanned;
-            if from != DISCARDING {
-                let limit = src.len().min(self.max_frame);
-                if from == 0 {
-                    match frame_end(src.get(..limit).unwrap_or(&[])) {
-                        // One group: nothing to rewrite.
-                        Some((zero, true)) => return Ok(one_group_frame(zero)),
-                        Some((zero, false)) => break 'found zero,
-                        None => {}
-                    }
+            let limit = src.len().min(self.max_frame);
+            // A new frame at the front (never while discarding).
+            if from == 0 {
+                match frame_end(src.get(..limit).unwrap_or(&[])) {
+                    // One group: nothing to rewrite.
+                    Some((zero, true)) => return Ok(one_group_frame(zero)),
+                    Some((zero, false)) => break 'found zero,
+                    None => {}
                 }
+            }
+            if from != DISCARDING {
                 if let Some(zero) = self.search_from(src, from, limit) {
                     break 'found zero;
                 }
@@ -366,7 +367,10 @@ fn frame_end(window: &[u8]) -> Option<(usize, bool)> {
         return Some((0, true));
     }
     let mut code = *window.get(at)?;
-    let one_group = code == 0;
+    if code == 0 {
+        let data = window.get(1..at)?;
+        return (!has_zero(data)).then_some((at, true));
+    }
     while code != 0 {
         if at >= WALK_MAX {
             return None;
@@ -377,7 +381,7 @@ fn frame_end(window: &[u8]) -> Option<(usize, bool)> {
     // Past the first code byte, which is not zero: checking it again
     // would have the compiler splice the value it loaded into the chunk.
     let rest = window.get(1..at)?;
-    (!has_zero(rest)).then_some((at, one_group))
+    (!has_zero(rest)).then_some((at, false))
 }
 
 /// The answer for a frame of one group whose `0x00` is at `zero`: its
@@ -400,11 +404,12 @@ fn one_group_frame(zero: usize) -> Decoded {
 /// overlapping the one before), with no early exit inside a chunk.
 #[inline(always)]
 fn has_zero(data: &[u8]) -> bool {
-    // Short frames first: they are the ones whose dispatch shows.
-    if data.len() >= 16 {
-        if data.len() < 32 {
-            return zero_in_ends::<16>(data);
-        }
+    // Short frames first, with one compare: they are the ones whose
+    // dispatch shows.
+    if (16..32).contains(&data.len()) {
+        return zero_in_ends::<16>(data);
+    }
+    if data.len() >= 32 {
         if data.len() < 64 {
             return zero_in_ends::<32>(data);
         }
