@@ -234,6 +234,10 @@ impl Decoder for CobsDecoder {
     // a zero in one go: no position to find, no search call per frame.
     // Where that fails (a partial, invalid or long frame), the search
     // starts over from the frame's start.
+    //
+    // Every path's answer is built here, the general path's from a
+    // two-word `Step`: inlined into a frame loop, the answer then stays in
+    // registers instead of being stored and loaded back for each frame.
     #[inline(always)]
     fn decode(&mut self, src: &mut [u8]) -> Result<Decoded, DecodeError> {
         let zero = 'found: {
@@ -366,8 +370,13 @@ fn frame_end(window: &[u8]) -> Option<(usize, bool)> {
     if at == 0 {
         return Some((0, true));
     }
+    // The data is checked from past the first code byte, which is not
+    // zero: checking it again would have the compiler splice the value it
+    // loaded into the first chunk.
     let mut code = *window.get(at)?;
     if code == 0 {
+        // One group, checked on a path of its own: with the walk's, it
+        // would take a second test of which way it came.
         let data = window.get(1..at)?;
         return (!has_zero(data)).then_some((at, true));
     }
@@ -378,8 +387,6 @@ fn frame_end(window: &[u8]) -> Option<(usize, bool)> {
         at += usize::from(code);
         code = *window.get(at)?;
     }
-    // Past the first code byte, which is not zero: checking it again
-    // would have the compiler splice the value it loaded into the chunk.
     let rest = window.get(1..at)?;
     (!has_zero(rest)).then_some((at, false))
 }
