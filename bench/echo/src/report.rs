@@ -114,9 +114,30 @@ pub struct Target {
     pub below_floor: Option<f64>,
 }
 
-/// The role of a server named beside a target's figure whose ratio also
-/// judges the verdict (see [`Target::below_floor`]).
-const FLOOR: &str = "floor";
+/// Why a server's ratio is named beside a target's figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The same server's work without framing.
+    WithoutFraming,
+    /// The least work of the kind (mio framed): its ratio also judges a
+    /// missed target (see [`Target::below_floor`]).
+    Floor,
+    /// The most any server here reaches (mio raw).
+    Ceiling,
+    /// A server built the same way as fastnet's (mio raw, for tails).
+    BuiltTheSameWay,
+}
+
+impl Role {
+    fn label(self) -> &'static str {
+        match self {
+            Role::WithoutFraming => "without framing",
+            Role::Floor => "floor",
+            Role::Ceiling => "ceiling",
+            Role::BuiltTheSameWay => "built the same way",
+        }
+    }
+}
 
 impl Results {
     /// Runs of `server` under `shape` that answered every request correctly.
@@ -274,13 +295,14 @@ impl Results {
         };
         // One target: `a ÷ b` of `metric` under `shape` against `bound`;
         // `beside` are the same ratios for other servers, each named with
-        // its role, for those that ran; a [`FLOOR`]'s also judges a miss.
+        // its role, for those that ran; a [`Role::Floor`]'s also judges a
+        // miss.
         let mut ratio_target = |goal: String,
                                 (a, b): (Server, Server),
                                 shape: Option<Shape>,
                                 metric: Metric,
                                 (bound, at_most): (f64, bool),
-                                beside: &[(Server, &str)]| {
+                                beside: &[(Server, Role)]| {
             // `x` within `limit`: at most it for an upper bound, at least
             // it for a lower one.
             let within = |x: f64, limit: f64| if at_most { x <= limit } else { x >= limit };
@@ -306,7 +328,7 @@ impl Results {
                     let range = range
                         .map(|(lo, hi)| format!("; same-repetition pairs {lo:.2}×–{hi:.2}×"))
                         .unwrap_or_default();
-                    let beside: Vec<(Server, &str, f64)> = beside
+                    let beside: Vec<(Server, Role, f64)> = beside
                         .iter()
                         .filter_map(|&(c, role)| {
                             Some((c, role, self.ratio(c, b, shape, metric)?.0))
@@ -319,12 +341,13 @@ impl Results {
                     let below_floor = beside
                         .iter()
                         .find(|&&(_, role, f)| {
-                            role == FLOOR && !met && !within(f, bound) && within(f, ratio)
+                            role == Role::Floor && !met && !within(f, bound) && within(f, ratio)
                         })
                         .map(|&(_, _, f)| f);
                     let beside: String = beside
                         .iter()
                         .map(|(c, role, r)| {
+                            let role = role.label();
                             format!("; {role}: {} {r:.2}× {} in this run", c.label(), b.label())
                         })
                         .collect();
@@ -348,7 +371,7 @@ impl Results {
                 Some(shape),
                 Metric::P99,
                 (1.0, true),
-                &[(Mio, "built the same way")],
+                &[(Mio, Role::BuiltTheSameWay)],
             );
         }
         ratio_target(
@@ -357,7 +380,10 @@ impl Results {
             find(1000, 1),
             Metric::CpuPerRequest,
             (1.05, true),
-            &[(FastnetSmolRaw, "without framing"), (MioFramed, FLOOR)],
+            &[
+                (FastnetSmolRaw, Role::WithoutFraming),
+                (MioFramed, Role::Floor),
+            ],
         );
         ratio_target(
             "fastnet-smol requests/s ≥ 1.5× tokio-util Framed, 1000 conns, pipeline 16".into(),
@@ -365,7 +391,11 @@ impl Results {
             find(1000, 16),
             Metric::Rps,
             (1.5, false),
-            &[(Mio, "ceiling")],
+            &[
+                (Mio, Role::Ceiling),
+                (FastnetSmolRaw, Role::WithoutFraming),
+                (MioFramed, Role::Floor),
+            ],
         );
         ratio_target(
             "fastnet-smol CPU/request ≤ 1.0× mio raw, 1000 conns, pipeline 16".into(),
@@ -373,7 +403,10 @@ impl Results {
             find(1000, 16),
             Metric::CpuPerRequest,
             (1.0, true),
-            &[(FastnetSmolRaw, "without framing"), (MioFramed, FLOOR)],
+            &[
+                (FastnetSmolRaw, Role::WithoutFraming),
+                (MioFramed, Role::Floor),
+            ],
         );
         ratio_target(
             "fastnet-std CPU/request ≤ 1.05× std thread/conn raw, 1000 conns".into(),
@@ -381,7 +414,7 @@ impl Results {
             find(1000, 1),
             Metric::CpuPerRequest,
             (1.05, true),
-            &[(FastnetStdRaw, "without framing")],
+            &[(FastnetStdRaw, Role::WithoutFraming)],
         );
         let conns = thousands(self.idle_conns as u64);
         let mut idle_target = |goal: String, server: Server, bound: Option<f64>| {
