@@ -210,14 +210,14 @@ fn results_with_floor(fastnet_pipelined: f64) -> Results {
     r
 }
 
-/// The pipelined CPU target of `r`, and its row of the targets table.
-fn pipelined_cpu_target(r: &Results) -> (fastnet_bench_echo::report::Target, String) {
-    let goal = "fastnet-smol CPU/request ≤ 1.0× mio raw, 1000 conns, pipeline 16";
+/// The target of `r` whose goal is `goal`, and its row of the targets
+/// table.
+fn target_and_row(r: &Results, goal: &str) -> (fastnet_bench_echo::report::Target, String) {
     let target = r
         .targets()
         .into_iter()
         .find(|t| t.goal == goal)
-        .expect("the pipelined CPU target");
+        .unwrap_or_else(|| panic!("no target {goal}"));
     let row = r
         .targets_table()
         .lines()
@@ -225,6 +225,14 @@ fn pipelined_cpu_target(r: &Results) -> (fastnet_bench_echo::report::Target, Str
         .expect("its row")
         .to_string();
     (target, row)
+}
+
+/// The pipelined CPU target of `r`, and its row of the targets table.
+fn pipelined_cpu_target(r: &Results) -> (fastnet_bench_echo::report::Target, String) {
+    target_and_row(
+        r,
+        "fastnet-smol CPU/request ≤ 1.0× mio raw, 1000 conns, pipeline 16",
+    )
 }
 
 #[test]
@@ -460,19 +468,10 @@ fn pipelined_rps_target(floor: f64) -> (fastnet_bench_echo::report::Target, Stri
             run.rps = floor * 1000.0 * k;
         }
     }
-    let goal = "fastnet-smol requests/s ≥ 1.5× tokio-util Framed, 1000 conns, pipeline 16";
-    let target = r
-        .targets()
-        .into_iter()
-        .find(|t| t.goal == goal)
-        .expect("the pipelined requests/s target");
-    let row = r
-        .targets_table()
-        .lines()
-        .find(|l| l.starts_with(&format!("| {goal} |")))
-        .expect("its row")
-        .to_string();
-    (target, row)
+    target_and_row(
+        &r,
+        "fastnet-smol requests/s ≥ 1.5× tokio-util Framed, 1000 conns, pipeline 16",
+    )
 }
 
 #[test]
