@@ -112,6 +112,10 @@ pub struct Target {
     /// the floor. Absent from results written before floors were judged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub below_floor: Option<f64>,
+    /// The same-repetition ratios fell on both sides of the bound: the
+    /// verdict is the medians', and the next run may well give the other.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_the_bound: bool,
 }
 
 /// Why a server's ratio is named beside a target's figure.
@@ -313,6 +317,7 @@ impl Results {
                     measured: "not measured in this run".into(),
                     met: None,
                     below_floor: None,
+                    on_the_bound: false,
                 },
                 Some((shape, (ratio, range))) => {
                     let (ma, mb) = (
@@ -325,6 +330,8 @@ impl Results {
                         Metric::P99 => " µs",
                         Metric::PeakRss => " MiB",
                     };
+                    let on_the_bound =
+                        range.is_some_and(|(lo, hi)| within(lo, bound) != within(hi, bound));
                     let range = range
                         .map(|(lo, hi)| format!("; same-repetition pairs {lo:.2}×–{hi:.2}×"))
                         .unwrap_or_default();
@@ -360,6 +367,7 @@ impl Results {
                         ),
                         met: Some(met),
                         below_floor,
+                        on_the_bound,
                     }
                 }
             });
@@ -431,12 +439,14 @@ impl Results {
                     ),
                     met: Some(b <= bound),
                     below_floor: None,
+                    on_the_bound: false,
                 },
                 _ => Target {
                     goal,
                     measured: "not measured in this run".into(),
                     met: None,
                     below_floor: None,
+                    on_the_bound: false,
                 },
             });
         };
@@ -730,12 +740,15 @@ impl Results {
     pub fn targets_table(&self) -> String {
         let mut t = String::from("| target | measured (medians) | met? |\n|---|---|---|\n");
         for target in self.targets() {
-            let verdict = match (target.met, target.below_floor) {
+            let mut verdict = match (target.met, target.below_floor) {
                 (Some(true), _) => "**met**".to_string(),
                 (Some(false), Some(floor)) => format!("**missed**: below the floor ({floor:.2}×)"),
                 (Some(false), None) => "**missed**".to_string(),
                 (None, _) => "–".to_string(),
             };
+            if target.on_the_bound {
+                verdict.push_str("; on the bound (same-repetition pairs on both sides)");
+            }
             let _ = writeln!(t, "| {} | {} | {verdict} |", target.goal, target.measured);
         }
         t

@@ -515,3 +515,33 @@ fn a_throughput_miss_is_judged_against_the_floor_too() {
         assert!(row.ends_with(" | **missed** |"), "{row}");
     }
 }
+
+#[test]
+fn a_verdict_whose_pairs_fall_on_both_sides_of_the_bound_says_so() {
+    // fastnet-smol pipelined at 7.6, 8.0 and 8.4 µs (the last in the
+    // outlier repetition, × 3 as mio raw's there) against mio raw's 8:
+    // pairs 0.95×, 1.00×, 1.05×; median 8.0 µs, 1.00×, which meets the
+    // bound of 1.0; the pairs straddle it.
+    let mut r = results_with_floor(8.0);
+    for run in &mut r.runs {
+        if run.server == Server::FastnetSmol && run.shape.pipeline > 1 {
+            let cpu = [7.6, 8.0, 8.4 * 3.0][run.rep];
+            run.cpu_us = (cpu * run.requests as f64).round() as u64;
+        }
+    }
+    let (target, row) = pipelined_cpu_target(&r);
+    assert!(target.on_the_bound, "{}", target.measured);
+    assert!(
+        row.ends_with(" | **met**; on the bound (same-repetition pairs on both sides) |"),
+        "{row}"
+    );
+    // Every pair on one side: no such note (the other tests' rows end
+    // with the verdict alone).
+    let (clear, row) = pipelined_cpu_target(&results_with_floor(8.8));
+    assert!(!clear.on_the_bound, "{}", clear.measured);
+    assert!(!row.contains("on the bound"), "{row}");
+    // The JSON carries it, and renders the same.
+    let json = r.to_json();
+    let back = Results::from_json(&json).unwrap();
+    assert_eq!(back.targets_table(), r.targets_table());
+}
