@@ -119,7 +119,8 @@ struct Args {
     #[arg(long)]
     json_out: Option<PathBuf>,
     /// Measure nothing: render the report (Markdown section and chart) from
-    /// the JSON an earlier run wrote.
+    /// the JSON an earlier run wrote; with `--json-out`, also that JSON
+    /// again, its targets judged by this version of the report.
     #[arg(long, value_name = "JSON")]
     render: Option<PathBuf>,
 }
@@ -175,6 +176,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes every run's figures, and the targets judged from them, to `out`.
+fn write_json(results: &Results, out: &Path) -> Result<(), String> {
+    if let Some(dir) = out.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let json = serde_json::to_string_pretty(&results.to_json()).map_err(|e| e.to_string())?;
+    std::fs::write(out, json).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    eprintln!("bench-echo: every run's figures in {}", out.display());
+    Ok(())
+}
+
 /// Runs everything; `Ok(false)` when some server answered wrongly.
 fn run(args: Args) -> Result<bool, String> {
     if let Some(path) = &args.render {
@@ -185,6 +197,9 @@ fn run(args: Args) -> Result<bool, String> {
         let mut results = Results::from_json(&json)
             .map_err(|e| format!("{} is not a bench-echo results file: {e}", path.display()))?;
         results.chart = Some(relative_link(&args.markdown, &args.svg));
+        if let Some(out) = &args.json_out {
+            write_json(&results, out)?;
+        }
         return publish(&results, &args, !args.no_write);
     }
     let started = Instant::now();
@@ -432,13 +447,7 @@ fn run(args: Args) -> Result<bool, String> {
         tls_setup,
     };
 
-    if let Some(dir) = json_out.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let json = serde_json::to_string_pretty(&results.to_json()).map_err(|e| e.to_string())?;
-    std::fs::write(&json_out, json)
-        .map_err(|e| format!("cannot write {}: {e}", json_out.display()))?;
-    eprintln!("bench-echo: every run's figures in {}", json_out.display());
+    write_json(&results, &json_out)?;
     let ok = publish(&results, &args, write)?;
     eprintln!(
         "bench-echo: done in {:.1} minutes",
