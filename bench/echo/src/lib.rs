@@ -16,7 +16,8 @@
 //! - `peer-mio --max-frame N`: the framed floor, mio raw plus the least
 //!   any framed echo does (`len=u32be`), run only when named
 //!   (`--servers mio,mio-framed,fastnet-smol`), to show what framing costs
-//!   at the least;
+//!   at the least; `peer-std --max-frame N`, the same floor on a thread
+//!   per connection (`--servers std,std-framed,fastnet-std`);
 //! - `bench-echo`: the harness. It starts every server in turn as a child
 //!   process, loads it with `fastnet bench --json`, reads the server's CPU
 //!   time and memory from `/proc`, measures memory per idle connection,

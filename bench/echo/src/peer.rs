@@ -12,6 +12,62 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// requests fit in one read.
 pub const RAW_BUF: usize = 8 * 1024;
 
+/// The least a framed echo does on top of a raw one (the framed peers,
+/// the floor of any framed echo): each read's complete `len=u32be` frames
+/// are found and encoded, header and payload copied, into a reply
+/// buffer; a frame cut by the read's end waits here for the rest.
+#[derive(Debug, Default)]
+pub struct FramedEcho {
+    partial: Vec<u8>,
+}
+
+impl FramedEcho {
+    /// Clears `replies` and encodes into it the frames that `input` (the
+    /// bytes just read) completes; `None` for a frame over `max` bytes,
+    /// which ends the connection.
+    ///
+    /// ```
+    /// use fastnet_bench_echo::peer::FramedEcho;
+    /// let (mut echo, mut replies) = (FramedEcho::default(), Vec::new());
+    /// echo.replies(b"\0\0\0\x02hi\0\0", &mut replies, 16).unwrap();
+    /// assert_eq!(replies, b"\0\0\0\x02hi");
+    /// echo.replies(b"\0\x01!", &mut replies, 16).unwrap();
+    /// assert_eq!(replies, b"\0\0\0\x01!");
+    /// assert!(echo.replies(b"\0\0\0\x11", &mut replies, 16).is_none());
+    /// ```
+    pub fn replies(&mut self, input: &[u8], replies: &mut Vec<u8>, max: usize) -> Option<()> {
+        replies.clear();
+        if self.partial.is_empty() {
+            let used = encode_frames(input, replies, max)?;
+            self.partial.extend_from_slice(&input[used..]);
+        } else {
+            self.partial.extend_from_slice(input);
+            let used = encode_frames(&self.partial, replies, max)?;
+            self.partial.drain(..used);
+        }
+        Some(())
+    }
+}
+
+/// Encodes every complete frame at the start of `bytes` into `replies`;
+/// returns how many bytes they took, or `None` for a frame over `max`.
+fn encode_frames(bytes: &[u8], replies: &mut Vec<u8>, max: usize) -> Option<usize> {
+    let mut at = 0;
+    while let Some(head) = bytes.get(at..at + 4) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        if len > max {
+            return None;
+        }
+        let Some(payload) = bytes.get(at + 4..at + 4 + len) else {
+            break;
+        };
+        replies.extend_from_slice(&(len as u32).to_be_bytes());
+        replies.extend_from_slice(payload);
+        at += 4 + len;
+    }
+    Some(at)
+}
+
 /// The address to bind: the first argument, either a port (bound on
 /// 127.0.0.1) or `HOST:PORT`; without one, a free port on 127.0.0.1.
 pub fn addr_from_args() -> io::Result<SocketAddr> {

@@ -287,7 +287,7 @@ impl Results {
     /// [below the floor](Target::below_floor).
     pub fn targets(&self) -> Vec<Target> {
         use Server::{
-            FastnetSmol, FastnetSmolRaw, FastnetStd, FastnetStdRaw, Mio, MioFramed, Std,
+            FastnetSmol, FastnetSmolRaw, FastnetStd, FastnetStdRaw, Mio, MioFramed, Std, StdFramed,
             TokioFramed,
         };
         let mut out = Vec::new();
@@ -422,7 +422,10 @@ impl Results {
             find(1000, 1),
             Metric::CpuPerRequest,
             (1.05, true),
-            &[(FastnetStdRaw, Role::WithoutFraming)],
+            &[
+                (FastnetStdRaw, Role::WithoutFraming),
+                (StdFramed, Role::Floor),
+            ],
         );
         let conns = thousands(self.idle_conns as u64);
         let mut idle_target = |goal: String, server: Server, bound: Option<f64>| {

@@ -66,6 +66,10 @@ pub enum Server {
     /// any framed echo does, the floor of framing on mio raw; not in
     /// [`Server::ALL`], run only on request.
     MioFramed,
+    /// `peer-std --max-frame 65536`: [`Server::Std`] plus the least work
+    /// any framed echo does, the floor of framing on a thread per
+    /// connection; not in [`Server::ALL`], run only on request.
+    StdFramed,
 }
 
 impl Server {
@@ -99,6 +103,7 @@ impl Server {
             Server::FastnetSmolRaw => "fastnet-smol-raw",
             Server::FastnetStdRaw => "fastnet-std-raw",
             Server::MioFramed => "mio-framed",
+            Server::StdFramed => "std-framed",
         }
     }
 
@@ -113,6 +118,7 @@ impl Server {
                 Server::FastnetSmolRaw,
                 Server::FastnetStdRaw,
                 Server::MioFramed,
+                Server::StdFramed,
             ])
             .chain(Server::TLS)
             .find(|s| s.name() == name)
@@ -135,6 +141,7 @@ impl Server {
             Server::FastnetSmolRaw => "fastnet-smol raw",
             Server::FastnetStdRaw => "fastnet-std raw",
             Server::MioFramed => "mio framed (floor)",
+            Server::StdFramed => "std framed (floor)",
         }
     }
 
@@ -150,6 +157,7 @@ impl Server {
                 | Server::TokioRustls
                 | Server::TokioFastnet
                 | Server::MioFramed
+                | Server::StdFramed
         )
     }
 
@@ -205,6 +213,7 @@ impl Server {
             Server::FastnetSmolRaw => "`fastnet serve --driver smol --codec raw --max-conns 20000` (the default layout; each read's bytes are one frame, echoed as they came: the work of mio raw, without framing)",
             Server::FastnetStdRaw => "`fastnet serve --driver std --codec raw --max-conns 20000` (a pooled thread per connection; each read's bytes are one frame, echoed as they came: the work of std thread/conn raw, without framing)",
             Server::MioFramed => "`peer-mio --max-frame 65536`: mio raw (the same event loops and shared read buffer) plus the least a framed echo does on top of it: each read's complete `len=u32be` frames found and encoded, header and payload copied, into one reply buffer per loop, and a frame cut by the read's end kept in the connection's own buffer until the rest comes; no handler, no limit but the frame's length, no statistics (the floor of any framed echo)",
+            Server::StdFramed => "`peer-std --max-frame 65536`: std thread/conn raw (the same thread per connection and 8 KiB read buffer) plus the least a framed echo does on top of it: each read's complete `len=u32be` frames found and encoded, header and payload copied, into the thread's reply buffer, and a frame cut by the read's end kept until the rest comes; no handler, no limit but the frame's length, no statistics (the floor of any framed echo with a thread per connection)",
             Server::TokioRustls => "`peer-tokio-rustls 0 server.pem server.key`: tokio multi-thread runtime, a `tokio_rustls::TlsAcceptor` handshake in each connection's task, then `Framed<TlsStream<TcpStream>, LengthDelimitedCodec>` (u32 BE), `stream.forward(sink)`",
         }
     }
@@ -249,9 +258,13 @@ impl Server {
                 cmd = bins.server_command(&bins.peer(peer));
                 cmd.arg("0");
             }
-            Server::MioFramed => {
+            Server::MioFramed | Server::StdFramed => {
+                let peer = match self {
+                    Server::MioFramed => "peer-mio",
+                    _ => "peer-std",
+                };
                 // The framed peers' largest frame, as `fastnet serve`'s default.
-                cmd = bins.server_command(&bins.peer("peer-mio"));
+                cmd = bins.server_command(&bins.peer(peer));
                 cmd.args(["0", "--max-frame"])
                     .arg(crate::peer::MAX_FRAME.to_string());
             }
@@ -576,6 +589,7 @@ mod tests {
             Server::FastnetSmolRaw,
             Server::FastnetStdRaw,
             Server::MioFramed,
+            Server::StdFramed,
         ]);
         all
     }
@@ -613,6 +627,26 @@ mod tests {
         };
         let cmd = s.command(&bins);
         assert_eq!(cmd.get_program(), "/peers/peer-mio");
+        let args: Vec<_> = cmd.get_args().collect();
+        assert_eq!(args, ["0", "--max-frame", "65536"]);
+    }
+
+    #[test]
+    fn std_framed_is_the_thread_per_connection_floor_run_on_request() {
+        let s = Server::StdFramed;
+        assert_eq!((s.name(), s.label()), ("std-framed", "std framed (floor)"));
+        assert!(!Server::ALL.contains(&s) && !s.tls());
+        assert!(s.framed() && !s.is_fastnet() && s.exits_cleanly());
+        assert_eq!(s.codec(), "len=u32be");
+        assert!(s.describe().starts_with("`peer-std --max-frame 65536`: "));
+        let bins = Binaries {
+            fastnet: PathBuf::from("/bin/fastnet"),
+            peer_dir: PathBuf::from("/peers"),
+            tls: None,
+            pin: None,
+        };
+        let cmd = s.command(&bins);
+        assert_eq!(cmd.get_program(), "/peers/peer-std");
         let args: Vec<_> = cmd.get_args().collect();
         assert_eq!(args, ["0", "--max-frame", "65536"]);
     }

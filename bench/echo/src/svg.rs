@@ -30,6 +30,7 @@ fn color(server: Server) -> &'static str {
         Server::FastnetSmolRaw => "#45818e",
         Server::FastnetStdRaw => "#3d85c6",
         Server::MioFramed => "#6aa84f",
+        Server::StdFramed => "#b7b7b7",
         // Not charted (the TLS runs have a table of their own).
         Server::FastnetSmolTls => "#741b47",
         Server::TokioRustls => "#c27ba0",

@@ -347,13 +347,23 @@ fn io_uring_peer_echoes_and_a_dropped_server_exits() {
     echo_concurrently(addr);
 }
 
-/// The framed floor (`peer-mio --max-frame`, run on request) echoes
-/// `len=u32be` frames, also empty ones and ones cut across writes, and
-/// closes a connection whose frame is over its 64 KiB.
+/// The framed floors (`peer-mio --max-frame` and `peer-std --max-frame`,
+/// run on request) echo `len=u32be` frames, also empty ones and ones cut
+/// across writes, and close a connection whose frame is over its 64 KiB.
 #[test]
 fn mio_framed_peer_echoes_frames() {
+    framed_peer_echoes_frames(Server::MioFramed);
+}
+
+#[test]
+fn std_framed_peer_echoes_frames() {
+    framed_peer_echoes_frames(Server::StdFramed);
+}
+
+fn framed_peer_echoes_frames(server: Server) {
     let bins = binaries(None, None);
-    let running = Running::start(Server::MioFramed, &bins).expect("start peer-mio --max-frame");
+    let running =
+        Running::start(server, &bins).unwrap_or_else(|e| panic!("start {}: {e}", server.name()));
     let mut s = TcpStream::connect(running.addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let payloads: Vec<Vec<u8>> = vec![
@@ -394,5 +404,5 @@ fn mio_framed_peer_echoes_frames() {
         matches!(over.read(&mut byte), Ok(0) | Err(_)),
         "a frame over 64 KiB closes the connection"
     );
-    assert!(running.stop(), "peer-mio exits cleanly on SIGTERM");
+    assert!(running.stop(), "{} exits cleanly on SIGTERM", server.name());
 }

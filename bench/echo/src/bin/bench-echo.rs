@@ -53,11 +53,12 @@ struct Args {
     /// io_uring peer), tokio-fastnet (Framed with fastnet's codec),
     /// fastnet-smol-raw (fastnet-smol echoing raw bytes, as mio does),
     /// fastnet-std-raw (fastnet-std echoing raw bytes, as std does),
-    /// mio-framed (mio plus the least a framed echo does: the floor) and
-    /// the TLS ones fastnet-smol-tls, tokio-rustls
+    /// mio-framed (mio plus the least a framed echo does: the floor),
+    /// std-framed (std plus the same: the floor of a thread per
+    /// connection) and the TLS ones fastnet-smol-tls, tokio-rustls
     /// [default: all but uring, tokio-fastnet, the raw fastnet ones and
-    /// mio-framed; fastnet-smol-shared only if fastnet-smol's bench_server
-    /// example is built, the TLS ones as --tls says].
+    /// the framed floors; fastnet-smol-shared only if fastnet-smol's
+    /// bench_server example is built, the TLS ones as --tls says].
     #[arg(long, value_delimiter = ',')]
     servers: Vec<String>,
     /// Run the TLS comparison (fastnet-smol-tls and tokio-rustls under

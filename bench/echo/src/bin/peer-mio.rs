@@ -39,7 +39,7 @@ const READ_BUF: usize = 64 * 1024;
 struct Conn {
     stream: TcpStream,
     pending: Vec<u8>,
-    partial: Vec<u8>,
+    framed: peer::FramedEcho,
 }
 
 /// One loop's buffers: reads land in `read`; framed replies are encoded
@@ -50,25 +50,6 @@ struct Buffers {
     max_frame: Option<usize>,
 }
 
-/// Encodes every complete frame at the start of `bytes` into `replies`;
-/// returns how many bytes they took, or `None` for a frame over `max`.
-fn encode_frames(bytes: &[u8], replies: &mut Vec<u8>, max: usize) -> Option<usize> {
-    let mut at = 0;
-    while let Some(head) = bytes.get(at..at + 4) {
-        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        if len > max {
-            return None;
-        }
-        let Some(payload) = bytes.get(at + 4..at + 4 + len) else {
-            break;
-        };
-        replies.extend_from_slice(&(len as u32).to_be_bytes());
-        replies.extend_from_slice(payload);
-        at += 4 + len;
-    }
-    Some(at)
-}
-
 impl Conn {
     /// The reply to `n` bytes just read into `bufs.read`: those bytes
     /// (raw), or the frames they complete, encoded; `None` on a bad frame.
@@ -77,15 +58,7 @@ impl Conn {
         let Some(max) = bufs.max_frame else {
             return Some(input);
         };
-        bufs.replies.clear();
-        if self.partial.is_empty() {
-            let used = encode_frames(input, &mut bufs.replies, max)?;
-            self.partial.extend_from_slice(&input[used..]);
-        } else {
-            self.partial.extend_from_slice(input);
-            let used = encode_frames(&self.partial, &mut bufs.replies, max)?;
-            self.partial.drain(..used);
-        }
+        self.framed.replies(input, &mut bufs.replies, max)?;
         Some(&bufs.replies)
     }
 
@@ -202,7 +175,7 @@ fn event_loop(listener: std::net::TcpListener, max_frame: Option<usize>) -> io::
                     conns[slot] = Some(Conn {
                         stream,
                         pending: Vec::new(),
-                        partial: Vec::new(),
+                        framed: peer::FramedEcho::default(),
                     });
                 }
                 continue;

@@ -1,23 +1,39 @@
-//! Run: cargo run --release -p fastnet-bench-echo --bin peer-std -- [PORT|ADDR]
+//! Run: cargo run --release -p fastnet-bench-echo --bin peer-std -- [PORT|ADDR] [--max-frame N]
 //!
 //! The std peer: thread-per-connection raw echo with blocking
 //! `std::net` sockets, as the standard library's documentation shows a
 //! server (`for stream in listener.incoming()`, a thread per stream). Each
 //! thread reads into an 8 KiB buffer and writes back what it read. No
 //! framing. Prints `listening on ADDR`; exits on SIGTERM or SIGINT.
+//!
+//! With `--max-frame N` it is the framed floor of a thread per
+//! connection instead, as `peer-mio --max-frame N` is of an event loop:
+//! each read's complete `len=u32be` frames (at most N bytes, else the
+//! connection closes) are encoded, header and payload copied, into the
+//! thread's reply buffer, which is written; a frame cut by the read's end
+//! waits for the rest. No handler, no limits beyond the length, no
+//! statistics.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 
 use fastnet_bench_echo::peer;
 
-fn echo(mut stream: TcpStream) {
+fn echo(mut stream: TcpStream, max_frame: Option<usize>) {
     let mut buf = [0u8; peer::RAW_BUF];
+    let (mut framed, mut replies) = (peer::FramedEcho::default(), Vec::new());
     loop {
         match stream.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => {
-                if stream.write_all(&buf[..n]).is_err() {
+                let reply = match max_frame {
+                    None => &buf[..n],
+                    Some(max) => match framed.replies(&buf[..n], &mut replies, max) {
+                        Some(()) => &replies[..],
+                        None => return,
+                    },
+                };
+                if stream.write_all(reply).is_err() {
                     return;
                 }
             }
@@ -29,6 +45,11 @@ fn echo(mut stream: TcpStream) {
 
 fn main() -> io::Result<()> {
     let addr = peer::addr_from_args()?;
+    let [max_frame] = peer::numeric_options(
+        "usage: peer-std [PORT|ADDR] [--max-frame N]",
+        ["--max-frame"],
+        |_, n| n > 0 && n <= u32::MAX as usize,
+    );
     peer::raise_fd_limit()?;
     peer::exit_on_signal()?;
     let listener = TcpListener::bind(addr)?;
@@ -41,7 +62,7 @@ fn main() -> io::Result<()> {
         };
         stream.set_nodelay(true)?;
         // A thread that cannot be created drops (closes) its connection.
-        let _ = std::thread::Builder::new().spawn(move || echo(stream));
+        let _ = std::thread::Builder::new().spawn(move || echo(stream, max_frame));
     }
     Ok(())
 }
