@@ -612,42 +612,37 @@ mod tests {
     }
 
     #[test]
-    fn mio_framed_is_the_framed_floor_run_on_request() {
-        let s = Server::MioFramed;
-        assert_eq!((s.name(), s.label()), ("mio-framed", "mio framed (floor)"));
-        assert!(!Server::ALL.contains(&s) && !s.tls());
-        assert!(s.framed() && !s.is_fastnet() && s.exits_cleanly());
-        assert_eq!(s.codec(), "len=u32be");
-        assert!(s.describe().starts_with("`peer-mio --max-frame 65536`: "));
+    fn the_framed_floors_are_run_on_request() {
         let bins = Binaries {
             fastnet: PathBuf::from("/bin/fastnet"),
             peer_dir: PathBuf::from("/peers"),
             tls: None,
             pin: None,
         };
-        let cmd = s.command(&bins);
-        assert_eq!(cmd.get_program(), "/peers/peer-mio");
-        let args: Vec<_> = cmd.get_args().collect();
-        assert_eq!(args, ["0", "--max-frame", "65536"]);
-    }
-
-    #[test]
-    fn std_framed_is_the_thread_per_connection_floor_run_on_request() {
-        let s = Server::StdFramed;
-        assert_eq!((s.name(), s.label()), ("std-framed", "std framed (floor)"));
-        assert!(!Server::ALL.contains(&s) && !s.tls());
-        assert!(s.framed() && !s.is_fastnet() && s.exits_cleanly());
-        assert_eq!(s.codec(), "len=u32be");
-        assert!(s.describe().starts_with("`peer-std --max-frame 65536`: "));
-        let bins = Binaries {
-            fastnet: PathBuf::from("/bin/fastnet"),
-            peer_dir: PathBuf::from("/peers"),
-            tls: None,
-            pin: None,
-        };
-        let cmd = s.command(&bins);
-        assert_eq!(cmd.get_program(), "/peers/peer-std");
-        let args: Vec<_> = cmd.get_args().collect();
-        assert_eq!(args, ["0", "--max-frame", "65536"]);
+        for (s, name, label, peer) in [
+            (
+                Server::MioFramed,
+                "mio-framed",
+                "mio framed (floor)",
+                "peer-mio",
+            ),
+            (
+                Server::StdFramed,
+                "std-framed",
+                "std framed (floor)",
+                "peer-std",
+            ),
+        ] {
+            assert_eq!((s.name(), s.label()), (name, label));
+            assert!(!Server::ALL.contains(&s) && !s.tls());
+            assert!(s.framed() && !s.is_fastnet() && s.exits_cleanly());
+            assert_eq!(s.codec(), "len=u32be");
+            let describe = format!("`{peer} --max-frame 65536`: ");
+            assert!(s.describe().starts_with(&describe), "{name}");
+            let cmd = s.command(&bins);
+            assert_eq!(cmd.get_program(), format!("/peers/{peer}").as_str());
+            let args: Vec<_> = cmd.get_args().collect();
+            assert_eq!(args, ["0", "--max-frame", "65536"]);
+        }
     }
 }
