@@ -123,8 +123,8 @@ pub struct Target {
 enum Role {
     /// The same server's work without framing.
     WithoutFraming,
-    /// The least work of the kind (mio framed): its ratio also judges a
-    /// missed target (see [`Target::below_floor`]).
+    /// The least work of the kind (mio framed, std framed): its ratio also
+    /// judges a missed target (see [`Target::below_floor`]).
     Floor,
     /// The most any server here reaches (mio raw).
     Ceiling,
@@ -280,11 +280,14 @@ impl Results {
     /// The targets of the performance issue (issue 18), each checked
     /// against this run. Where a target has a floor or a ceiling that this
     /// run also measured (a server doing the same work without framing,
-    /// mio framed as the least any framed echo does, or mio raw as the
-    /// ceiling), its ratio is given beside the figure, so a target below
-    /// what is physically reachable says so; a missed bound that mio
-    /// framed misses too, where fastnet has not beaten mio framed, is
-    /// [below the floor](Target::below_floor).
+    /// mio framed or std framed as the least any framed echo does on an
+    /// event loop or a thread per connection, or mio raw as the ceiling),
+    /// its ratio is given beside the figure, so a target below what is
+    /// physically reachable says so; a missed bound that the floor misses
+    /// too, where fastnet has not beaten the floor, is [below the
+    /// floor](Target::below_floor). A verdict whose same-repetition pairs
+    /// fall on both sides of the bound is [on the
+    /// bound](Target::on_the_bound).
     pub fn targets(&self) -> Vec<Target> {
         use Server::{
             FastnetSmol, FastnetSmolRaw, FastnetStd, FastnetStdRaw, Mio, MioFramed, Std, StdFramed,
