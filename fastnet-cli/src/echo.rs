@@ -103,17 +103,32 @@ impl RunningEcho {
 struct Echo;
 
 impl Echo {
+    // Inlined into each driver's frame loop, where the reply sink behind
+    // `Ctx` is known: `send` is then called directly, not through the
+    // sink's vtable.
+    #[inline(always)]
     fn frame(&self, ctx: &mut fastnet_std::Ctx<'_, ()>, frame: &[u8]) {
         if let Err(e) = ctx.send(frame) {
-            // In the connection's span, which names it.
-            tracing::warn!(
-                target: "fastnet",
-                "cannot echo a {}-byte frame: {e}; closing",
-                frame.len()
-            );
-            ctx.close();
+            refused(ctx, frame.len(), e);
         }
     }
+}
+
+/// A frame that could not be echoed: said, and the connection closed.
+#[cold]
+#[inline(never)]
+fn refused(ctx: &mut fastnet_std::Ctx<'_, ()>, len: usize, e: fastnet_proto::Error) {
+    // Named here, not by the connection's span: that span is DEBUG, so a
+    // server at the default level would print the warning without it.
+    let info = ctx.info();
+    tracing::warn!(
+        target: "fastnet",
+        parent: None,
+        id = info.id(),
+        peer = %info.peer_addr(),
+        "cannot echo a {len}-byte frame: {e}; closing"
+    );
+    ctx.close();
 }
 
 impl fastnet_std::Handler for Echo {

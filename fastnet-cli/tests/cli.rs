@@ -61,6 +61,36 @@ fn reply_codec_translates() {
 }
 
 #[test]
+fn a_frame_the_reply_codec_refuses_closes_only_that_connection_and_is_logged() {
+    // A line cannot hold a newline: the echo of "a\nb" is refused.
+    for driver in ["smol", "std"] {
+        let serve = Serve::start(&[
+            "--driver",
+            driver,
+            "--codec",
+            "len=u16be",
+            "--reply-codec",
+            "lines",
+        ]);
+        let mut bad = serve.connect();
+        bad.write_all(b"\x00\x03a\nb").unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(
+            bad.read(&mut buf).unwrap(),
+            0,
+            "{driver}: closed by the server"
+        );
+        roundtrip(&serve, b"\x00\x02ok", b"ok\n");
+        let (code, _, err) = serve.terminate();
+        assert_eq!(code, 0, "{driver}");
+        assert!(
+            err.contains("127.0.0.1:") && err.contains("cannot echo a 3-byte frame"),
+            "{driver}: {err}"
+        );
+    }
+}
+
+#[test]
 fn oversize_closes_only_that_connection_and_is_logged() {
     let serve = Serve::start(&["--codec", "lines", "--max-frame", "8"]);
     let mut bad = serve.connect();
