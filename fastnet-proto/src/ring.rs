@@ -298,5 +298,44 @@ mod tests {
                 prop_assert_eq!(r.free(), cap - model.len());
             }
         }
+
+        /// Pieces appended together land together or not at all, wherever
+        /// the tail is: in the run after it, across the end of the
+        /// storage, or past a piece that did not fit.
+        #[test]
+        fn pieces_land_all_or_none(
+            ops in proptest::collection::vec(
+                (any::<bool>(), proptest::collection::vec(0usize..9, 0..4)), 0..100),
+            cap in 1usize..16,
+        ) {
+            let mut r = Ring::new(std::vec![0u8; cap]);
+            let mut model = VecDeque::new();
+            let mut next = 0u8;
+            for (append, sizes) in ops {
+                if append {
+                    let pieces: Vec<Vec<u8>> = sizes
+                        .iter()
+                        .map(|&n| (0..n).map(|_| { next = next.wrapping_add(1); next }).collect())
+                        .collect();
+                    let total: usize = sizes.iter().sum();
+                    let mut a = r.appender();
+                    for piece in &pieces {
+                        a.put(piece);
+                    }
+                    let ok = a.commit();
+                    prop_assert_eq!(ok, model.len() + total <= cap);
+                    if ok {
+                        model.extend(pieces.concat());
+                    }
+                } else {
+                    let n = sizes.first().copied().unwrap_or(0);
+                    r.consume(n);
+                    for _ in 0..n.min(model.len()) { model.pop_front(); }
+                }
+                let (a, b) = r.as_slices();
+                let got: Vec<u8> = a.iter().chain(b).copied().collect();
+                prop_assert_eq!(got, model.iter().copied().collect::<Vec<u8>>());
+            }
+        }
     }
 }
