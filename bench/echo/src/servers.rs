@@ -246,27 +246,24 @@ impl Server {
             | Server::Mio
             | Server::Std
             | Server::Uring
-            | Server::TokioFastnet => {
+            | Server::TokioFastnet
+            | Server::MioFramed
+            | Server::StdFramed => {
                 let peer = match self {
                     Server::TokioFramed => "peer-tokio-framed",
                     Server::TokioFastnet => "peer-tokio-fastnet",
                     Server::TokioRaw => "peer-tokio-raw",
-                    Server::Mio => "peer-mio",
-                    Server::Std => "peer-std",
+                    Server::Mio | Server::MioFramed => "peer-mio",
+                    Server::Std | Server::StdFramed => "peer-std",
                     _ => "peer-uring",
                 };
                 cmd = bins.server_command(&bins.peer(peer));
                 cmd.arg("0");
-            }
-            Server::MioFramed | Server::StdFramed => {
-                let peer = match self {
-                    Server::MioFramed => "peer-mio",
-                    _ => "peer-std",
-                };
-                // The framed peers' largest frame, as `fastnet serve`'s default.
-                cmd = bins.server_command(&bins.peer(peer));
-                cmd.args(["0", "--max-frame"])
-                    .arg(crate::peer::MAX_FRAME.to_string());
+                if matches!(self, Server::MioFramed | Server::StdFramed) {
+                    // The framed peers' largest frame, as `fastnet serve`'s default.
+                    cmd.arg("--max-frame")
+                        .arg(crate::peer::MAX_FRAME.to_string());
+                }
             }
             Server::FastnetSmolShared => {
                 cmd = bins.server_command(&bins.bench_server());
