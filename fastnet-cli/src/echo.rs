@@ -150,6 +150,12 @@ impl fastnet_smol::Handler for Echo {
         Some(())
     }
 
+    // Every echo is answered at once, here; `on_frame` is never called.
+    fn on_frame_now(&self, ctx: &mut fastnet_smol::Ctx<'_, ()>, frame: &[u8]) -> bool {
+        self.frame(ctx, frame);
+        true
+    }
+
     async fn on_frame(&self, ctx: &mut fastnet_smol::Ctx<'_, ()>, frame: &[u8]) {
         self.frame(ctx, frame);
     }

@@ -172,6 +172,12 @@ pub trait Replies {
 }
 
 impl<E: Encoder, T: AsRef<[u8]> + AsMut<[u8]>> Replies for Outbox<'_, E, T> {
+    // Forced: where the driver calls a handler as a plain function (every
+    // fastnet-std frame, fastnet-smol's `on_frame_now`), the call through
+    // `Ctx` resolves to this and the reply's encoding then inlines into
+    // the frame loop (17 and 22 instructions a pipelined frame,
+    // BENCHMARKS.md).
+    #[inline(always)]
     fn send(&mut self, payload: &[u8]) -> Result<(), Error> {
         Outbox::send(self, payload)
     }

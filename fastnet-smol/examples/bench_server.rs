@@ -8,8 +8,6 @@
 //! executor layout, so layouts can be compared on the same load. Prints
 //! its pid and address and serves until killed.
 
-use std::future::{ready, Future};
-
 use fastnet_proto::codec::{Endian, LengthFieldConfig};
 use fastnet_smol::{CodecSpec, ConnInfo, Ctx, Handler, Layout, Server};
 
@@ -23,9 +21,16 @@ impl Handler for Echo {
         Some(())
     }
 
-    fn on_frame(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) -> impl Future<Output = ()> + Send {
+    // Answered at once, in a plain call: no future is made, and the
+    // reply is encoded inline.
+    fn on_frame_now(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) -> bool {
         let _ = ctx.send(frame);
-        ready(())
+        true
+    }
+
+    // Never called: `on_frame_now` declines no frame.
+    async fn on_frame(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) {
+        let _ = ctx.send(frame);
     }
 }
 

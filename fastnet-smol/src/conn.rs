@@ -6,7 +6,8 @@
 //! fills less than the buffer ends it, so no read is wasted on
 //! `WouldBlock`), lends every complete frame to the handler straight from
 //! the receive buffer ([`Conn::poll_frame`]: no copy, replies encoded into
-//! the reply ring through the frame's outbox), and writes all replies with
+//! the reply ring through the frame's outbox; `on_frame_now` first, then
+//! `on_frame` if it declined), and writes all replies with
 //! one vectored write. Only if the replies reach the high-water mark does
 //! the connection stop handing out frames and write before the next one.
 //! Traffic is added to the server statistics once per wake-up.
@@ -226,6 +227,17 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
                         break;
                     };
                     let (payload, mut out) = frame.parts();
+                    // A plain call first: a frame answered there costs no
+                    // future, and its replies no dynamic call. In a block,
+                    // so its `Ctx` is not kept across the `.await` below.
+                    let answered = {
+                        let mut now =
+                            Ctx::new(&self.shared, &mut *state, &mut out).with_tls(&self.link);
+                        self.handler.on_frame_now(&mut now, payload)
+                    };
+                    if answered {
+                        continue;
+                    }
                     let mut ctx = Ctx::new(&self.shared, state, &mut out).with_tls(&self.link);
                     self.handler.on_frame(&mut ctx, payload).await;
                 }

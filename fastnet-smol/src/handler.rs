@@ -62,6 +62,45 @@ pub trait Handler: Send + Sync + 'static {
         frame: &[u8],
     ) -> impl Future<Output = ()> + Send;
 
+    /// Answers a frame at once, without awaiting, if the handler can, and
+    /// returns whether it did. A frame answered here does not go to
+    /// [`on_frame`](Self::on_frame); a frame declined (`false`, what the
+    /// default does) goes there next, so decline before acting on it.
+    ///
+    /// A handler that answers some or all frames without awaiting
+    /// anything implements this beside `on_frame`: the driver calls it as
+    /// a plain function in its frame loop, where the handler's [`Ctx`]
+    /// stays in registers and each reply's encoding is inlined, instead of
+    /// building a future and reaching the reply buffer through a dynamic
+    /// call (on a 512-byte pipelined echo about a tenth of the
+    /// instructions a request, BENCHMARKS.md). Frames are handled one at a
+    /// time and in order whichever of the two takes them.
+    ///
+    /// ```
+    /// use fastnet_smol::{Ctx, ConnInfo, Handler};
+    ///
+    /// /// Answers `ping` at once; other frames wait for a slower answer.
+    /// struct Pinger;
+    ///
+    /// impl Handler for Pinger {
+    ///     type State = ();
+    ///     fn on_connect(&self, _info: &ConnInfo) -> Option<()> {
+    ///         Some(())
+    ///     }
+    ///     fn on_frame_now(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) -> bool {
+    ///         frame == b"ping" && ctx.send(b"pong").is_ok()
+    ///     }
+    ///     async fn on_frame(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) {
+    ///         smol::Timer::after(std::time::Duration::from_millis(1)).await;
+    ///         let _ = ctx.send(frame);
+    ///     }
+    /// }
+    /// ```
+    fn on_frame_now(&self, ctx: &mut Ctx<'_, Self::State>, frame: &[u8]) -> bool {
+        let _ = (ctx, frame);
+        false
+    }
+
     /// The connection closed, for `reason`. Called exactly once per
     /// connection that `on_connect` accepted.
     fn on_close(&self, info: &ConnInfo, state: Self::State, reason: CloseReason) {

@@ -43,11 +43,13 @@
 //!
 //! Each connection is one task. Per wake-up it reads until the socket is
 //! drained (a read that fills less than the buffer ends it, so no read is
-//! spent on `WouldBlock`), lends every complete frame to
-//! [`Handler::on_frame`] straight from the receive buffer (no copy; the
-//! frame stays valid across the handler's `.await`s), and writes the
-//! replies to all of them with one vectored write (`TCP_NODELAY` is on by
-//! default); only replies reaching the high-water mark make it write
+//! spent on `WouldBlock`), lends every complete frame to the handler
+//! straight from the receive buffer (no copy), first as a plain call to
+//! [`Handler::on_frame_now`], then, if the handler declines it there, to
+//! [`Handler::on_frame`] (the frame stays valid across its `.await`s),
+//! and writes the replies to all of them with one vectored write
+//! (`TCP_NODELAY` is on by default); only replies reaching the high-water
+//! mark make it write
 //! between frames. Frames that arrive together with EOF, or within the
 //! per-connection byte limit, are answered before the connection closes.
 //! Traffic is added to [`ServerStats`] once per wake-up.

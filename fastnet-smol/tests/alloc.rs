@@ -85,6 +85,24 @@ impl Handler for Echo {
     }
 }
 
+/// Echo answering every frame at once (`on_frame_now`), the path that
+/// inlines the reply's encoding.
+struct EchoAtOnce;
+
+impl Handler for EchoAtOnce {
+    type State = ();
+    fn on_connect(&self, _: &ConnInfo) -> Option<()> {
+        Some(())
+    }
+    fn on_frame_now(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) -> bool {
+        let _ = ctx.send(frame);
+        true
+    }
+    async fn on_frame(&self, _: &mut Ctx<'_, ()>, _: &[u8]) {
+        unreachable!("every frame is answered at once");
+    }
+}
+
 /// Allocations while each client does `rounds` round trips of `out`.
 fn count(clients: &mut [TcpStream], rounds: usize, out: &[u8]) -> u64 {
     let mut back = vec![0u8; out.len()];
@@ -112,8 +130,17 @@ fn lines(n: usize) -> Vec<u8> {
 
 #[test]
 fn no_allocation_per_frame_in_steady_state() {
+    steady_state(Echo);
+}
+
+#[test]
+fn no_allocation_per_frame_answered_at_once() {
+    steady_state(EchoAtOnce);
+}
+
+fn steady_state(handler: impl Handler) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let srv = start(Server::builder(CodecSpec::lines(1024)), Echo);
+    let srv = start(Server::builder(CodecSpec::lines(1024)), handler);
     let mut clients: Vec<TcpStream> = (0..4)
         .map(|_| {
             let s = TcpStream::connect(srv.addr).unwrap();

@@ -369,3 +369,67 @@ fn malformed_frames_skipped_with_skip_malformed_else_closed() {
         }
     }
 }
+
+/// Answers frames at once but `slow` ones (declined, then awaited in
+/// `on_frame`) and closes at once on `bye`; counts each path's calls.
+#[derive(Clone, Default)]
+struct AtOnce {
+    now: Arc<AtomicUsize>,
+    later: Arc<AtomicUsize>,
+}
+
+impl Handler for AtOnce {
+    type State = u32;
+    fn on_connect(&self, _: &ConnInfo) -> Option<u32> {
+        Some(0)
+    }
+    fn on_frame_now(&self, ctx: &mut Ctx<'_, u32>, frame: &[u8]) -> bool {
+        self.now.fetch_add(1, Ordering::SeqCst);
+        if frame == b"slow" {
+            return false;
+        }
+        // The state is the connection's: frames of both paths count here.
+        *ctx.state_mut() += 1;
+        let _ = ctx.send(format!("{}:{}", ctx.state(), String::from_utf8_lossy(frame)).as_bytes());
+        if frame == b"bye" {
+            ctx.close();
+        }
+        true
+    }
+    async fn on_frame(&self, ctx: &mut Ctx<'_, u32>, frame: &[u8]) {
+        self.later.fetch_add(1, Ordering::SeqCst);
+        smol::Timer::after(Duration::from_millis(50)).await;
+        *ctx.state_mut() += 1;
+        let _ = ctx
+            .send(format!("{}:later {}", ctx.state(), String::from_utf8_lossy(frame)).as_bytes());
+    }
+}
+
+#[test]
+fn frames_answered_at_once_and_awaited_interleave_in_order() {
+    let handler = AtOnce::default();
+    let srv = start(Server::builder(CodecSpec::lines(64)), handler.clone());
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    // One write: the declined frames wait 50 ms each, and the frames after
+    // them are not answered before them; `bye` closes after its reply and
+    // the frame behind it is never handed out.
+    s.write_all(b"a\nslow\nb\nc\nslow\nbye\nlost\n").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&read_until_closed(&mut s)),
+        "1:a\n2:later slow\n3:b\n4:c\n5:later slow\n6:bye\n"
+    );
+    let stats = srv.stop(Duration::from_secs(1));
+    assert_eq!(stats.closed(CloseReason::Local), 1);
+    assert_eq!(stats.frames_in, 6);
+    assert_eq!(
+        handler.now.load(Ordering::SeqCst),
+        6,
+        "every frame is offered at once first"
+    );
+    assert_eq!(
+        handler.later.load(Ordering::SeqCst),
+        2,
+        "only the declined ones are awaited"
+    );
+}

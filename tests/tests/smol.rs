@@ -4,6 +4,9 @@
 //! The suite's `before_echo` sleeps the thread; on an executor that would
 //! stall every connection of the worker, so this echo handler awaits an
 //! async-io timer for [`SLEEP_TAG`] frames instead (same wire behaviour).
+//! In the default layout the handler answers every other frame at once
+//! (`Handler::on_frame_now`), in the shared one through `on_frame`, so the
+//! suite holds both of the driver's ways of handing out a frame.
 
 use std::io;
 use std::net::SocketAddr;
@@ -32,9 +35,26 @@ impl PushHandle for Handle {
     }
 }
 
-/// Echoes every frame; records what happened.
+/// Echoes every frame; records what happened. With `at_once` (the default
+/// layout's runs) it answers frames in `on_frame_now` and declines only
+/// the sleep-tagged ones, which `on_frame` awaits, so one connection's
+/// frames alternate between the two; without (the shared executor's
+/// runs), every frame goes through `on_frame`.
 struct Echo {
     events: Arc<Events>,
+    at_once: bool,
+}
+
+impl Echo {
+    fn echo(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) {
+        fastnet_tests::panic_if_tagged(frame);
+        if wants_handle(frame) {
+            self.events.record_handle(frame, Handle(ctx.handle()));
+        }
+        if ctx.send(frame).is_err() {
+            ctx.close();
+        }
+    }
 }
 
 impl Handler for Echo {
@@ -45,18 +65,20 @@ impl Handler for Echo {
         Some(())
     }
 
+    fn on_frame_now(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) -> bool {
+        if !self.at_once || frame.starts_with(SLEEP_TAG) {
+            return false;
+        }
+        self.echo(ctx, frame);
+        true
+    }
+
     async fn on_frame(&self, ctx: &mut Ctx<'_, ()>, frame: &[u8]) {
         if let Some([hi, lo, ..]) = frame.strip_prefix(SLEEP_TAG) {
             let ms = u64::from(u16::from_be_bytes([*hi, *lo]));
             smol::Timer::after(Duration::from_millis(ms)).await;
         }
-        fastnet_tests::panic_if_tagged(frame);
-        if wants_handle(frame) {
-            self.events.record_handle(frame, Handle(ctx.handle()));
-        }
-        if ctx.send(frame).is_err() {
-            ctx.close();
-        }
+        self.echo(ctx, frame);
     }
 
     fn on_close(&self, _info: &ConnInfo, _state: (), reason: CloseReason) {
@@ -95,7 +117,7 @@ fn start_echo_on(
         .workers(2)
         .layout(layout)
         .bind()?;
-    Ok(run(server))
+    Ok(run(server, layout))
 }
 
 /// Starts the echo server with a codec of the user's own, with `layout` on
@@ -116,12 +138,12 @@ where
         .layout(layout)
         .bind()
         .expect("bind");
-    run(server)
+    run(server, layout)
 }
 
 /// Runs the echo handler on the server's own threads, from a background
 /// thread.
-fn run<D, E>(server: Server<D, E>) -> RunningServer
+fn run<D, E>(server: Server<D, E>, layout: Layout) -> RunningServer
 where
     D: Decoder + Clone + Send + Sync + 'static,
     E: Encoder + Send + Sync + 'static,
@@ -132,6 +154,7 @@ where
     let events = Events::new();
     let handler = Echo {
         events: Arc::clone(&events),
+        at_once: matches!(layout, Layout::PerThread),
     };
     let serving = thread::spawn(move || server.run(handler));
     RunningServer::new(
@@ -259,7 +282,7 @@ impl<const SHARED: bool> TestDriver for SmolWith<SHARED> {
             .tls(tls)
             .bind()
             .expect("bind");
-        Some(run(server))
+        Some(run(server, Self::LAYOUT))
     }
 
     fn echo_through_client<D, E>(
