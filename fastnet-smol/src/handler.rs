@@ -69,10 +69,10 @@ pub trait Handler: Send + Sync + 'static {
     ///
     /// A handler that answers some or all frames without awaiting
     /// anything implements this beside `on_frame`: the driver calls it as
-    /// a plain function in its frame loop, where the handler's [`Ctx`]
-    /// stays in registers and each reply's encoding is inlined, instead of
-    /// building a future and reaching the reply buffer through a dynamic
-    /// call (on a 512-byte pipelined echo about a tenth of the
+    /// a plain function in its frame loop, where the compiler sees which
+    /// reply buffer the [`Ctx`] holds and inlines each reply's encoding,
+    /// instead of building a future and reaching the reply buffer through
+    /// a dynamic call (on a 512-byte pipelined echo about a tenth of the
     /// instructions a request, BENCHMARKS.md). Frames are handled one at a
     /// time and in order whichever of the two takes them.
     ///

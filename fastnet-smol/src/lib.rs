@@ -49,10 +49,10 @@
 //! [`Handler::on_frame`] (the frame stays valid across its `.await`s),
 //! and writes the replies to all of them with one vectored write
 //! (`TCP_NODELAY` is on by default); only replies reaching the high-water
-//! mark make it write
-//! between frames. Frames that arrive together with EOF, or within the
-//! per-connection byte limit, are answered before the connection closes.
-//! Traffic is added to [`ServerStats`] once per wake-up.
+//! mark make it write between frames. Frames that arrive together with
+//! EOF, or within the per-connection byte limit, are answered before the
+//! connection closes. Traffic is added to [`ServerStats`] once per
+//! wake-up.
 //!
 //! On Linux, [`Server::run`] with the default [`Layout::PerThread`] gives
 //! each thread an edge-triggered epoll reactor of its own, which is also

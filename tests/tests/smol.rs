@@ -4,7 +4,7 @@
 //! The suite's `before_echo` sleeps the thread; on an executor that would
 //! stall every connection of the worker, so this echo handler awaits an
 //! async-io timer for [`SLEEP_TAG`] frames instead (same wire behaviour).
-//! In the default layout the handler answers every other frame at once
+//! In the default layout the handler answers all other frames at once
 //! (`Handler::on_frame_now`), in the shared one through `on_frame`, so the
 //! suite holds both of the driver's ways of handing out a frame.
 
