@@ -229,7 +229,8 @@ impl<H: Handler, D: ServerDecoder, E: ServerEncoder> Driver<H, D, E> {
                     let (payload, mut out) = frame.parts();
                     // A plain call first: a frame answered there costs no
                     // future, and its replies no dynamic call. In a block,
-                    // so its `Ctx` is not kept across the `.await` below.
+                    // so its `Ctx` is not kept across the `.await` below
+                    // (that would add 48 bytes to every connection's task).
                     let answered = {
                         let mut now =
                             Ctx::new(&self.shared, &mut *state, &mut out).with_tls(&self.link);
